@@ -1,0 +1,78 @@
+// Package runners defines what a runner is to the agent. Its words:
+//
+//   - Runner: one app's workload manager (a server process, static files, containers).
+//   - Deployment: one release made ready on disk (or an image reference) for a runner.
+//   - Activate: the atomic switch of the app's `current` link to a deployment.
+//
+// This package holds the interface; it imports none of the implementations.
+package runners
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Deployment is one release handed to a runner.
+type Deployment struct {
+	// Version is the tag as published ("v1.2.3").
+	Version string
+	// Dir is the extracted release directory (file runners). Empty for image runners.
+	Dir string
+	// Image is the reference to run, pinned by digest (image runners).
+	Image string
+	// Activate atomically points the app's `current` link at Dir. A runner calls it
+	// once the new release is ready to be the current one (assets: at once; server:
+	// after the new generation is healthy). Nil on Resume.
+	Activate func() error
+	// Rollback points `current` back at the release that was current before
+	// Activate. A runner whose deploy fails after Activate calls it. Nil on Resume.
+	Rollback func() error
+}
+
+// StopReason says why a runner is being stopped; runners may treat them differently.
+type StopReason string
+
+const (
+	// AppRemoved: the app was removed from the config file (or changed and is
+	// being restarted with new settings). Its workload is stopped.
+	AppRemoved StopReason = "app-removed"
+	// AgentShutdown: the agent process is stopping (SIGINT/SIGTERM).
+	AgentShutdown StopReason = "agent-shutdown"
+)
+
+// Runner manages one app's workload.
+//
+// Contract:
+//   - Constructors do no I/O.
+//   - The agent calls Resume once, then Deploy any number of times, then Stop once,
+//     all from the app's goroutine: never two at once.
+//   - Resume brings up the workload of the deployment already current after an agent
+//     restart (Dir points at `current`'s target); it downloads nothing.
+//   - Deploy makes d the running release. If it returns an error, `current` and the
+//     previous workload must be as they were before the call (a runner that already
+//     called Activate calls Rollback).
+//   - Stop ends the workload for the given reason and returns when it has ended or
+//     ctx is done.
+type Runner interface {
+	Resume(ctx context.Context, d Deployment) error
+	Deploy(ctx context.Context, d Deployment) error
+	Stop(ctx context.Context, why StopReason) error
+}
+
+// Input says what a runner needs from a release.
+type Input string
+
+const (
+	// Files: the artifact is downloaded, verified and extracted into a release directory.
+	Files Input = "files"
+	// Image: the release is an image reference; nothing is downloaded by the agent.
+	Image Input = "image"
+)
+
+// Options are the per-app things a runner is built with.
+type Options struct {
+	// Logger is already tagged with the app and runner.
+	Logger *slog.Logger
+	// AppDir is <state_dir>/apps/<app>.
+	AppDir string
+}

@@ -1,0 +1,75 @@
+// Package sources defines what a registry is to the agent. Its words:
+//
+//   - Source: one app's view of one registry URL. It lists releases and opens assets.
+//   - Scheme: the URL scheme that picks the implementation ("ghr", "file", ...).
+//
+// This package holds the interface and the table of schemes; it imports none of the
+// implementations (the agent wires them in).
+package sources
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// Source is one app's view of one registry.
+//
+// Contract:
+//   - New* constructors do no I/O; connections are made by the first call.
+//   - Methods may be called from one goroutine at a time per Source (the app's
+//     loop); two apps never share a Source value.
+//   - Every method returns promptly with ctx.Err() (possibly wrapped) once ctx is
+//     cancelled.
+//   - Releases returns every release the registry holds, newest first or in any
+//     order: the version engine sorts and filters. A registry that answers "not
+//     modified" returns the list it returned last time, not an error.
+//   - Open streams one asset; the caller closes the reader. A source must not
+//     buffer the whole asset in memory.
+type Source interface {
+	Releases(ctx context.Context) ([]version.Release, error)
+	Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error)
+}
+
+// Deciding is implemented by sources whose server chooses the version (grpc). The
+// agent calls Decide instead of Releases and the version engine.
+type Deciding interface {
+	Decide(ctx context.Context, p version.Policy) (*version.Candidate, error)
+}
+
+// Stateful is implemented by sources that keep state worth persisting across agent
+// restarts (ETags and the list they validate). The agent stores the bytes in the
+// app's state.json and hands them back to a new Source on start.
+type Stateful interface {
+	SaveState() ([]byte, error)
+	LoadState([]byte) error
+}
+
+// Options are the per-app things a source is built with.
+type Options struct {
+	// Logger is already tagged with the app and source.
+	Logger *slog.Logger
+	// HTTPClient is the client for registry traffic. Never nil.
+	HTTPClient *http.Client
+	// Now returns the current time; tests set it.
+	Now func() time.Time
+}
+
+// RateLimitedError is returned when a registry asks the agent to wait. The agent
+// waits until Until before the next poll of this app.
+type RateLimitedError struct {
+	Until  time.Time
+	Reason string
+}
+
+func (e *RateLimitedError) Error() string {
+	return "rate limited until " + e.Until.UTC().Format(time.RFC3339) + ": " + e.Reason
+}
+
+// ErrNotFound is wrapped by sources when the repository, bucket or folder does not exist.
+var ErrNotFound = errors.New("not found")
