@@ -1,0 +1,116 @@
+// Package config is the HCL file's schema: parsing, defaults, validation and
+// diagnostics. Its words:
+//
+//   - File: one decoded config file: the agent block and the apps.
+//   - App: one `app "name" {}` block, with its registry and exactly one runner.
+//   - Registry: the parsed registry URL with its query options folded into the app.
+//
+// Every error is an hcl.Diagnostic that points at the source range, and every
+// error in a file is reported at once. The decoded values are plain comparable
+// data: "changed" is reflect.DeepEqual (App.Equal).
+//
+// Decoding runs in four steps: hclsyntax parses the text; gohcl checks the
+// structure into private raw structs that keep each attribute's expression;
+// the expressions are evaluated (env("NAME") is the only function, and there
+// are no variables) into settings that know whether they were written;
+// applyDefaults fills the rest, and validation turns them into a File.
+package config
+
+import (
+	"reflect"
+	"time"
+)
+
+// Defaults, applied in one place (applyDefaults) before validation.
+// Interval and KeepReleases also have lower bounds (MinInterval, 1).
+const (
+	DefaultStateDir     = "/var/lib/dewy-agent"
+	DefaultLogLevel     = "info"
+	DefaultLogFormat    = "text"
+	DefaultAdmin        = "127.0.0.1:17539"
+	DefaultInterval     = 30 * time.Second
+	DefaultKeepReleases = 7
+
+	// MinInterval is the shortest poll interval an app may ask for.
+	MinInterval = time.Second
+)
+
+// File is one decoded config file.
+type File struct {
+	// Path is the file the config was read from.
+	Path  string
+	Agent Agent
+	// Apps in the order they appear in the file. Names are unique.
+	Apps []App
+}
+
+// Agent is the `agent {}` block.
+type Agent struct {
+	StateDir  string // state_dir, always absolute (a relative one is resolved against the file's folder)
+	LogLevel  string // log_level: debug | info | warn | error
+	LogFormat string // log_format: text | json
+	Admin     string // admin: host:port of the status API; "" turns it off
+}
+
+// App is one `app "name" {}` block.
+type App struct {
+	Name         string
+	Registry     Registry
+	PreRelease   bool          // pre_release, or ?pre-release=true
+	Artifact     string        // artifact, or ?artifact=; "" picks by OS and architecture
+	Interval     time.Duration // interval
+	KeepReleases int           // keep_releases
+	Report       bool          // report
+	Runner       Runner
+}
+
+// Registry is a parsed registry URL. Query options that map to app attributes
+// (pre-release, artifact) are folded into App and removed from Options.
+type Registry struct {
+	// URL is the registry as written, with any credentials removed.
+	URL string
+	// Scheme is "ghr" or "file" in this build ("s3", "gs", "img" and "grpc"
+	// are known to the product and rejected with a clear diagnostic).
+	Scheme string
+	// Host is the URL's host part: the owner (ghr), region (s3), bucket (gs),
+	// registry host (img), host:port (grpc); empty for file.
+	Host string
+	// Path is the rest without the leading slash: repo (ghr), bucket/prefix (s3),
+	// prefix (gs), repository (img); for file, the absolute folder path.
+	Path string
+	// Options are the scheme-specific query options left after folding (for
+	// example no-tls for grpc, endpoint for s3), already checked against the
+	// scheme's allowed set. Nil when none are left.
+	Options map[string]string
+}
+
+// Runner is the app's one `runner "<kind>" {}` block. Exactly one of the kind
+// fields is set, matching Kind. This build knows one kind, "assets"; a new kind
+// is a new field here, a struct for its settings and a case in the decoder.
+type Runner struct {
+	Kind   string // "assets"
+	Assets *AssetsRunner
+}
+
+// AssetsRunner is `runner "assets" {}`.
+type AssetsRunner struct {
+	// Link, when set, is an absolute path kept as a symlink pointing at the
+	// current release. Empty means no link.
+	Link string
+}
+
+// App returns the app named name, and whether the file has one.
+func (f *File) App(name string) (App, bool) {
+	for _, a := range f.Apps {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return App{}, false
+}
+
+// Equal reports whether a and b are the same app with the same settings. The
+// agent's reload restarts an app only when its old and new App are not Equal.
+func (a App) Equal(b App) bool {
+	return reflect.DeepEqual(a, b)
+}

@@ -1,0 +1,681 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// render loads a fixture and returns its diagnostics as the user sees them.
+func render(t *testing.T, path string) (*File, hcl.Diagnostics, string) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, diags := Parse(path, src)
+	var buf bytes.Buffer
+	if err := WriteDiagnostics(&buf, path, src, diags, false); err != nil {
+		t.Fatalf("WriteDiagnostics: %v", err)
+	}
+	return f, diags, buf.String()
+}
+
+func TestBadFixtures(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want []string
+	}{
+		{
+			name: "unknown attribute",
+			file: "unknown_attribute.bad.hcl",
+			want: []string{"unknown_attribute.bad.hcl:3,3:", "Unsupported argument", `"intervall"`, `Did you mean "interval"?`, `   3:   intervall = "30s"`},
+		},
+		{
+			name: "unknown block",
+			file: "unknown_block.bad.hcl",
+			want: []string{"unknown_block.bad.hcl:6,1:", "Unsupported block type", `"hooks"`},
+		},
+		{
+			name: "unknown scheme",
+			file: "unknown_scheme.bad.hcl",
+			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr)`},
+		},
+		{
+			name: "unsupported scheme",
+			file: "unsupported_scheme.bad.hcl",
+			want: []string{"unsupported_scheme.bad.hcl:2,14:", `registry scheme "s3" is not supported by this build (supported: file, ghr)`},
+		},
+		{
+			name: "unknown query option",
+			file: "bad_query_option.bad.hcl",
+			want: []string{"bad_query_option.bad.hcl:2,14:", "Unknown registry option", `"prerelease"`, "pre-release, artifact"},
+		},
+		{
+			name: "repeated query option",
+			file: "repeated_option.bad.hcl",
+			want: []string{"repeated_option.bad.hcl:2,14:", "Repeated registry option", `"artifact" appears 2 times`},
+		},
+		{
+			name: "pre-release option not a bool",
+			file: "bad_pre_release_option.bad.hcl",
+			want: []string{"bad_pre_release_option.bad.hcl:2,14:", "?pre-release=yes must be true or false"},
+		},
+		{
+			name: "conflicting pre_release",
+			file: "conflicting_pre_release.bad.hcl",
+			want: []string{"conflicting_pre_release.bad.hcl:3,17:", "Conflicting pre_release", "?pre-release=true", "both are set"},
+		},
+		{
+			name: "conflicting artifact",
+			file: "conflicting_artifact.bad.hcl",
+			want: []string{"conflicting_artifact.bad.hcl:3,14:", "Conflicting artifact", `artifact = "b.tar.gz"`, "?artifact=a.tar.gz", "both are set"},
+		},
+		{
+			name: "missing runner",
+			file: "missing_runner.bad.hcl",
+			want: []string{"missing_runner.bad.hcl:1,1:", `app "api" has no runner block; add runner "assets" {...}`},
+		},
+		{
+			name: "two runners",
+			file: "two_runners.bad.hcl",
+			want: []string{"two_runners.bad.hcl:4,3:", "Duplicate runner block", "runner block at line 3"},
+		},
+		{
+			name: "unknown runner kind",
+			file: "unknown_runner_kind.bad.hcl",
+			want: []string{"unknown_runner_kind.bad.hcl:3,10:", `unknown runner kind "static" (supported: assets)`},
+		},
+		{
+			name: "runner kind of a later build",
+			file: "unsupported_runner_kind.bad.hcl",
+			want: []string{"unsupported_runner_kind.bad.hcl:3,10:", `runner kind "server" is not supported by this build (supported: assets)`},
+		},
+		{
+			name: "duplicate app",
+			file: "duplicate_app.bad.hcl",
+			want: []string{"duplicate_app.bad.hcl:6,1:", "Duplicate app", `"api" is already defined at line 1`},
+		},
+		{
+			name: "bad duration",
+			file: "bad_duration.bad.hcl",
+			want: []string{"bad_duration.bad.hcl:3,14:", `interval: "5 minutes" is not a duration; use e.g. "30s", "5m"`},
+		},
+		{
+			name: "interval too short",
+			file: "short_interval.bad.hcl",
+			want: []string{"short_interval.bad.hcl:3,14:", `"500ms" is shorter than "1s"`},
+		},
+		{
+			name: "keep_releases zero",
+			file: "bad_keep_releases.bad.hcl",
+			want: []string{"bad_keep_releases.bad.hcl:3,19:", "keep_releases is 0; it must be at least 1"},
+		},
+		{
+			name: "bad app name",
+			file: "bad_name.bad.hcl",
+			want: []string{"bad_name.bad.hcl:1,5:", "Invalid app name", `"../etc"`},
+		},
+		{
+			name: "bad log level",
+			file: "bad_log_level.bad.hcl",
+			want: []string{"bad_log_level.bad.hcl:2,15:", `log_level "verbose" is not one of "debug", "info", "warn", "error"`},
+		},
+		{
+			name: "bad log format",
+			file: "bad_log_format.bad.hcl",
+			want: []string{"bad_log_format.bad.hcl:2,16:", `log_format "yaml" is not one of "text", "json"`},
+		},
+		{
+			name: "admin without port",
+			file: "bad_admin.bad.hcl",
+			want: []string{"bad_admin.bad.hcl:2,11:", `admin "localhost" is not host:port`},
+		},
+		{
+			name: "admin with a named port",
+			file: "bad_admin_port.bad.hcl",
+			want: []string{"bad_admin_port.bad.hcl:2,11:", `has port "http", which is not a number`},
+		},
+		{
+			name: "syntax error",
+			file: "syntax_error.bad.hcl",
+			want: []string{"syntax_error.bad.hcl:1,11:", "Unclosed configuration block"},
+		},
+		{
+			name: "file registry with two slashes",
+			file: "file_relative.bad.hcl",
+			want: []string{"file_relative.bad.hcl:2,14:", `"releases" after "file://" is read as a host name`, "three slashes", `"file:///srv/releases/myapp"`},
+		},
+		{
+			name: "ghr without repository",
+			file: "ghr_missing_repo.bad.hcl",
+			want: []string{"ghr_missing_repo.bad.hcl:2,14:", `"ghr://<owner>/<repo>" with exactly two non-empty parts`},
+		},
+		{
+			name: "two agent blocks",
+			file: "two_agents.bad.hcl",
+			want: []string{"two_agents.bad.hcl:5,1:", "Duplicate agent block", "the first is at line 1"},
+		},
+		{
+			name: "registry without scheme",
+			file: "missing_scheme.bad.hcl",
+			want: []string{"missing_scheme.bad.hcl:2,14:", "registry has no scheme", `"ghr://owner/repo"`},
+		},
+		{
+			name: "no registry",
+			file: "missing_registry.bad.hcl",
+			want: []string{"missing_registry.bad.hcl:1,1:", `app "api" has no registry`},
+		},
+		{
+			name: "credentials in the URL",
+			file: "credentials.bad.hcl",
+			want: []string{"credentials.bad.hcl:2,14:", "credentials do not belong in the URL; use GITHUB_TOKEN"},
+		},
+		{
+			name: "relative link",
+			file: "relative_link.bad.hcl",
+			want: []string{"relative_link.bad.hcl:4,12:", `link "www" is relative`},
+		},
+		{
+			name: "unknown function",
+			file: "unknown_function.bad.hcl",
+			want: []string{"unknown_function.bad.hcl:2,14:", "Call to unknown function", `"getenv"`},
+		},
+		{
+			name: "variable reference",
+			file: "variable.bad.hcl",
+			want: []string{"variable.bad.hcl:2,14:", "Variables not allowed"},
+		},
+		{
+			name: "value of the wrong type",
+			file: "wrong_type.bad.hcl",
+			want: []string{"wrong_type.bad.hcl:3,17:", "pre_release must be true or false"},
+		},
+		{
+			name: "every error in the file",
+			file: "many_errors.bad.hcl",
+			want: []string{
+				"many_errors.bad.hcl:3,15:", `log_level "loud"`,
+				"many_errors.bad.hcl:4,3:", `"colour"`,
+				"many_errors.bad.hcl:8,14:", `scheme "s3" is not supported`,
+				"many_errors.bad.hcl:9,14:", `"often" is not a duration`,
+				"many_errors.bad.hcl:13,1:", `app "web" has no runner block`,
+				"many_errors.bad.hcl:14,19:", "?pre-release=maybe",
+				"many_errors.bad.hcl:15,19:", "keep_releases is 0",
+				"many_errors.bad.hcl:18,1:", `"api" is already defined at line 7`,
+				"many_errors.bad.hcl:19,14:", `"relative" after "file://"`,
+				"many_errors.bad.hcl:20,10:", `runner kind "container" is not supported`,
+			},
+		},
+	}
+
+	// Every bad fixture on disk is in the table, so none is left untested.
+	onDisk, err := filepath.Glob("testdata/*.bad.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inTable []string
+	for _, tt := range tests {
+		inTable = append(inTable, filepath.Join("testdata", tt.file))
+	}
+	slices.Sort(inTable)
+	if !slices.Equal(onDisk, inTable) {
+		t.Errorf("bad fixtures on disk %v\ndo not match the table %v", onDisk, inTable)
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags, out := render(t, filepath.Join("testdata", tt.file))
+			if !diags.HasErrors() {
+				t.Fatalf("no error; diagnostics:\n%s", out)
+			}
+			if f != nil {
+				t.Errorf("File = %+v, want nil with errors", f)
+			}
+			for _, d := range diags {
+				if d.Severity == hcl.DiagError && d.Subject == nil {
+					t.Errorf("error %q has no source range", d.Summary)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("diagnostics lack %q; got:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestGoodFixtures(t *testing.T) {
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghr := func(url, owner, repo string) Registry {
+		return Registry{URL: url, Scheme: "ghr", Host: owner, Path: repo}
+	}
+	assets := func(link string) Runner {
+		return Runner{Kind: "assets", Assets: &AssetsRunner{Link: link}}
+	}
+	defaultAgent := Agent{StateDir: DefaultStateDir, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat, Admin: DefaultAdmin}
+
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want File
+	}{
+		{
+			name: "minimal file gets every default",
+			file: "minimal.good.hcl",
+			want: File{
+				Agent: defaultAgent,
+				Apps: []App{{
+					Name:         "api",
+					Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
+					Interval:     30 * time.Second,
+					KeepReleases: 7,
+					Runner:       assets(""),
+				}},
+			},
+		},
+		{
+			name: "every option set",
+			file: "full.good.hcl",
+			want: File{
+				Agent: Agent{StateDir: "/srv/dewy", LogLevel: "debug", LogFormat: "json", Admin: "0.0.0.0:9000"},
+				Apps: []App{{
+					Name:         "api",
+					Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
+					PreRelease:   true,
+					Artifact:     "myapp_linux_amd64.tar.gz",
+					Interval:     5 * time.Minute,
+					KeepReleases: 3,
+					Report:       true,
+					Runner:       assets("/var/www/html"),
+				}},
+			},
+		},
+		{
+			name: "several apps, URL options folded, relative state_dir",
+			file: "multi.good.hcl",
+			want: File{
+				Agent: Agent{StateDir: filepath.Join(testdata, "state"), LogLevel: "info", LogFormat: "text", Admin: ""},
+				Apps: []App{
+					{
+						Name:         "api",
+						Registry:     ghr("ghr://linyows/myapp?pre-release=true&artifact=myapp_linux_amd64.tar.gz", "linyows", "myapp"),
+						PreRelease:   true,
+						Artifact:     "myapp_linux_amd64.tar.gz",
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner:       assets(""),
+					},
+					{
+						Name:         "site.v2",
+						Registry:     Registry{URL: "file:///srv/releases//site/", Scheme: "file", Path: "/srv/releases/site"},
+						Artifact:     "site.tar.gz",
+						Interval:     time.Second,
+						KeepReleases: 7,
+						Runner:       assets("/var/www/site"),
+					},
+					{
+						Name:         "docs_1-x",
+						Registry:     ghr("ghr://dewy-agent/docs.site?artifact=docs.zip&pre-release=false", "dewy-agent", "docs.site"),
+						Artifact:     "docs.zip",
+						Interval:     90 * time.Minute,
+						KeepReleases: 1,
+						Runner:       assets(""),
+					},
+				},
+			},
+		},
+		{
+			name: "env() in strings and templates",
+			file: "env.good.hcl",
+			env: map[string]string{
+				"DEWY_TEST_ROOT":      "/opt/dewy",
+				"DEWY_TEST_LOG_LEVEL": "warn",
+				"DEWY_TEST_OWNER":     "octo-org",
+				"DEWY_TEST_INTERVAL":  "2m",
+			},
+			want: File{
+				Agent: Agent{StateDir: "/opt/dewy/state", LogLevel: "warn", LogFormat: "text", Admin: DefaultAdmin},
+				Apps: []App{{
+					Name:         "api",
+					Registry:     ghr("ghr://octo-org/myapp", "octo-org", "myapp"),
+					Interval:     2 * time.Minute,
+					KeepReleases: 7,
+					Runner:       assets("/opt/dewy/www"),
+				}},
+			},
+		},
+	}
+
+	onDisk, err := filepath.Glob("testdata/*.good.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inTable []string
+	for _, tt := range tests {
+		inTable = append(inTable, filepath.Join("testdata", tt.file))
+	}
+	slices.Sort(inTable)
+	if !slices.Equal(onDisk, inTable) {
+		t.Errorf("good fixtures on disk %v\ndo not match the table %v", onDisk, inTable)
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			unsetEnv(t, "DEWY_TEST_UNSET")
+			path := filepath.Join("testdata", tt.file)
+			f, diags, out := render(t, path)
+			if len(diags) != 0 {
+				t.Fatalf("want no diagnostics, got:\n%s", out)
+			}
+			want := tt.want
+			want.Path = path
+			if !reflect.DeepEqual(*f, want) {
+				t.Errorf("decoded\n%#v\nwant\n%#v", *f, want)
+			}
+		})
+	}
+}
+
+// unsetEnv removes name from the environment for the test, restoring it after.
+func unsetEnv(t *testing.T, name string) {
+	t.Helper()
+	t.Setenv(name, "") // registers the restore
+	if err := os.Unsetenv(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnvFunction(t *testing.T) {
+	const src = `
+agent {
+  admin = env("DEWY_TEST_ADMIN")
+}
+app "api" {
+  registry = "ghr://${env("DEWY_TEST_OWNER")}/${env("DEWY_TEST_REPO")}"
+  artifact = env("DEWY_TEST_NOT_SET")
+  runner "assets" {}
+}
+`
+	t.Setenv("DEWY_TEST_ADMIN", "127.0.0.1:0")
+	t.Setenv("DEWY_TEST_OWNER", "someone")
+	t.Setenv("DEWY_TEST_REPO", "something")
+	unsetEnv(t, "DEWY_TEST_NOT_SET")
+
+	f, diags := Parse("env.hcl", []byte(src))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if f.Agent.Admin != "127.0.0.1:0" {
+		t.Errorf("admin = %q, want the environment's value", f.Agent.Admin)
+	}
+	app, ok := f.App("api")
+	if !ok {
+		t.Fatal(`no app "api"`)
+	}
+	if app.Registry.Host != "someone" || app.Registry.Path != "something" {
+		t.Errorf("registry = %+v, want someone/something", app.Registry)
+	}
+	if app.Artifact != "" {
+		t.Errorf("artifact = %q, want empty for an unset variable", app.Artifact)
+	}
+
+	// The environment is read at parse time: a new value means a new File.
+	t.Setenv("DEWY_TEST_REPO", "other")
+	f2, diags := Parse("env.hcl", []byte(src))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if got, _ := f2.App("api"); got.Registry.Path != "other" {
+		t.Errorf("after the change, path = %q, want %q", got.Registry.Path, "other")
+	}
+}
+
+func TestEnvFunctionMisuse(t *testing.T) {
+	tests := []struct {
+		name string
+		expr string
+		want string
+	}{
+		{name: "no argument", expr: `env()`, want: "Not enough function arguments"},
+		{name: "two arguments", expr: `env("A", "B")`, want: "Too many function arguments"},
+		{name: "null argument", expr: `env(null)`, want: "Invalid function argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "app \"api\" {\n  registry = " + tt.expr + "\n  runner \"assets\" {}\n}\n"
+			_, diags := Parse("misuse.hcl", []byte(src))
+			if !diags.HasErrors() {
+				t.Fatal("no error")
+			}
+			var buf bytes.Buffer
+			if err := WriteDiagnostics(&buf, "misuse.hcl", []byte(src), diags, false); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range []string{"misuse.hcl:2,", tt.want} {
+				if !strings.Contains(buf.String(), w) {
+					t.Errorf("diagnostics lack %q:\n%s", w, buf.String())
+				}
+			}
+			if strings.Contains(buf.String(), "no registry") {
+				t.Errorf("a failed expression is reported twice:\n%s", buf.String())
+			}
+		})
+	}
+}
+
+func TestParseIsDeterministic(t *testing.T) {
+	const src = `
+app "a" {
+  registry = "ghr://owner/a"
+  runner "assets" {}
+}
+app "b" {
+  registry = "file:///srv/b?artifact=b.tar.gz"
+  interval = "1m"
+  runner "assets" {
+    link = "/var/www/b"
+  }
+}
+`
+	f1, diags := Parse("same.hcl", []byte(src))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	f2, _ := Parse("same.hcl", []byte(src))
+	if !reflect.DeepEqual(f1, f2) {
+		t.Fatalf("two parses of one source differ:\n%#v\n%#v", f1, f2)
+	}
+
+	changed := strings.Replace(src, `interval = "1m"`, `interval = "2m"`, 1)
+	f3, diags := Parse("same.hcl", []byte(changed))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	for _, name := range []string{"a", "b"} {
+		before, _ := f1.App(name)
+		after, ok := f3.App(name)
+		if !ok {
+			t.Fatalf("app %q missing after the change", name)
+		}
+		if wantEqual := name == "a"; before.Equal(after) != wantEqual {
+			t.Errorf("app %q: Equal = %v, want %v", name, !wantEqual, wantEqual)
+		}
+	}
+	if _, ok := f3.App("c"); ok {
+		t.Error(`App("c") found an app that does not exist`)
+	}
+}
+
+func TestDiagnosticsOrderIsStable(t *testing.T) {
+	// gohcl and hclsyntax report unknown attributes in map order; the output
+	// must not depend on it.
+	_, _, first := render(t, "testdata/many_errors.bad.hcl")
+	for range 20 {
+		if _, _, again := render(t, "testdata/many_errors.bad.hcl"); again != first {
+			t.Fatalf("diagnostics changed between runs:\n%s\n---\n%s", first, again)
+		}
+	}
+	src := []byte("app \"x\" {\n  zz = 1\n  aa = 2\n  mm = 3\n  registry = \"ghr://o/r\"\n  runner \"assets\" {}\n}\n")
+	for range 20 {
+		_, diags := Parse("order.hcl", src)
+		var lines []int
+		for _, d := range diags {
+			lines = append(lines, d.Subject.Start.Line)
+		}
+		if !slices.Equal(lines, []int{2, 3, 4}) {
+			t.Fatalf("diagnostic lines = %v, want [2 3 4]", lines)
+		}
+	}
+}
+
+func TestNullMeansDefault(t *testing.T) {
+	const src = `
+agent {
+  log_level = null
+}
+app "api" {
+  registry      = "ghr://o/r"
+  interval      = null
+  keep_releases = null
+  runner "assets" {
+    link = null
+  }
+}
+`
+	f, diags := Parse("null.hcl", []byte(src))
+	if len(diags) != 0 {
+		t.Fatal(diags.Error())
+	}
+	app, _ := f.App("api")
+	if f.Agent.LogLevel != DefaultLogLevel || app.Interval != DefaultInterval || app.KeepReleases != DefaultKeepReleases || app.Runner.Assets.Link != "" {
+		t.Errorf("null did not give the defaults: %+v %+v", f.Agent, app)
+	}
+}
+
+func TestNoApps(t *testing.T) {
+	f, diags := Parse("empty.hcl", []byte("agent {\n  admin = \"\"\n}\n"))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if f == nil || len(f.Apps) != 0 {
+		t.Fatalf("File = %+v, want one with no apps", f)
+	}
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Subject == nil {
+		t.Fatalf("want one warning with a range, got %v", diags)
+	}
+	if f.Agent.Admin != "" {
+		t.Errorf(`admin = %q, want "" (turned off)`, f.Agent.Admin)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dewy.hcl")
+	src := "agent {\n  state_dir = \"state\"\n}\napp \"api\" {\n  registry = \"ghr://o/r\"\n  interval = \"soon\"\n  runner \"assets\" {}\n}\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	_, diags := Load(path)
+	var buf bytes.Buffer
+	// nil source: WriteDiagnostics reads the file to show the line.
+	if err := WriteDiagnostics(&buf, path, nil, diags, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{path + ":6,14:", `   6:   interval = "soon"`} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("diagnostics lack %q:\n%s", w, buf.String())
+		}
+	}
+
+	if err := os.WriteFile(path, []byte(strings.Replace(src, "soon", "10s", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, diags := Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if want := filepath.Join(dir, "state"); f.Agent.StateDir != want {
+		t.Errorf("state_dir = %q, want %q (relative to the file's folder)", f.Agent.StateDir, want)
+	}
+	if f.Path != path {
+		t.Errorf("Path = %q, want %q", f.Path, path)
+	}
+
+	missing := filepath.Join(dir, "nope.hcl")
+	f, diags = Load(missing)
+	if f != nil || !diags.HasErrors() {
+		t.Fatalf("Load of a missing file: File %v, diagnostics %v", f, diags)
+	}
+	buf.Reset()
+	if err := WriteDiagnostics(&buf, missing, nil, diags, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := missing + ": Error: Cannot read config file"; !strings.Contains(buf.String(), want) {
+		t.Errorf("diagnostics lack %q:\n%s", want, buf.String())
+	}
+}
+
+func TestWriteDiagnosticsColor(t *testing.T) {
+	src := []byte("app \"api\" {\n  registry = \"x://y\"\n  runner \"assets\" {}\n}\n")
+	_, diags := Parse("c.hcl", src)
+	var plain, color bytes.Buffer
+	if err := WriteDiagnostics(&plain, "c.hcl", src, diags, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteDiagnostics(&color, "c.hcl", src, diags, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "\x1b[") {
+		t.Errorf("plain output has escape codes:\n%q", plain.String())
+	}
+	if !strings.Contains(color.String(), "\x1b[") || !strings.HasPrefix(color.String(), "c.hcl:2,14: ") {
+		t.Errorf("color output lacks escape codes or position:\n%q", color.String())
+	}
+}
+
+func TestValidAppName(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{name: "letters", in: "api", want: true},
+		{name: "all allowed characters", in: "Api_2.v-1", want: true},
+		{name: "digit first", in: "9lives", want: true},
+		{name: "63 characters", in: strings.Repeat("a", 63), want: true},
+		{name: "64 characters", in: strings.Repeat("a", 64), want: false},
+		{name: "empty", in: "", want: false},
+		{name: "dot", in: ".", want: false},
+		{name: "dot dot", in: "..", want: false},
+		{name: "leading dot", in: ".hidden", want: false},
+		{name: "leading dash", in: "-x", want: false},
+		{name: "slash", in: "a/b", want: false},
+		{name: "space", in: "a b", want: false},
+		{name: "non-ASCII", in: "café", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := validAppName(tt.in); got != tt.want {
+				t.Errorf("validAppName(%q) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,353 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/gocty"
+)
+
+// Load reads the config file at path and parses it. A file that cannot be read
+// is reported as an error diagnostic (without a source range). When the
+// diagnostics hold an error the returned File is nil.
+func Load(path string) (*File, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read config file",
+			Detail:   fmt.Sprintf("%v. Check the path given with -config and the file's permissions.", err),
+		}}
+	}
+	return Parse(path, src)
+}
+
+// Parse decodes src, the text of the config file filename, into a File. The
+// filename names the file in diagnostics and anchors a relative state_dir. Every
+// problem found is returned, sorted by position; when the diagnostics hold an
+// error the returned File is nil. Warnings (such as a file with no apps) come
+// with a usable File.
+//
+// Expressions may call env("NAME"), which reads the agent's environment (an
+// unset variable is the empty string). No variables are defined.
+func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
+	hf, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, sortDiagnostics(diags)
+	}
+
+	// Attributes are decoded as expressions and evaluated below, so gohcl
+	// needs no EvalContext here; it checks the structure (unknown attributes
+	// and blocks, labels) and records the ranges.
+	var raw rawFile
+	diags = append(diags, gohcl.DecodeBody(hf.Body, nil, &raw)...)
+
+	d := &decoder{ctx: newEvalContext(os.Getenv)}
+	in := d.read(filename, &raw)
+	applyDefaults(&in)
+	f := d.build(&in)
+
+	diags = sortDiagnostics(append(diags, d.diags...))
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return f, diags
+}
+
+// The raw structs mirror the HCL schema. gohcl rejects anything they do not
+// name (none of them has a "remain" field except rawRunner, whose body is
+// decoded strictly once its kind is known).
+type rawFile struct {
+	Agents []rawAgent `hcl:"agent,block"`
+	Apps   []rawApp   `hcl:"app,block"`
+}
+
+type rawAgent struct {
+	StateDir  hcl.Expression `hcl:"state_dir,optional"`
+	LogLevel  hcl.Expression `hcl:"log_level,optional"`
+	LogFormat hcl.Expression `hcl:"log_format,optional"`
+	Admin     hcl.Expression `hcl:"admin,optional"`
+	DefRange  hcl.Range      `hcl:",def_range"`
+}
+
+type rawApp struct {
+	Name         string         `hcl:"name,label"`
+	NameRange    hcl.Range      `hcl:"name,label_range"`
+	Registry     hcl.Expression `hcl:"registry,optional"` // required; checked with a better message than gohcl's
+	PreRelease   hcl.Expression `hcl:"pre_release,optional"`
+	Artifact     hcl.Expression `hcl:"artifact,optional"`
+	Interval     hcl.Expression `hcl:"interval,optional"`
+	KeepReleases hcl.Expression `hcl:"keep_releases,optional"`
+	Report       hcl.Expression `hcl:"report,optional"`
+	Runners      []rawRunner    `hcl:"runner,block"`
+	DefRange     hcl.Range      `hcl:",def_range"`
+}
+
+type rawRunner struct {
+	Kind      string    `hcl:"kind,label"`
+	KindRange hcl.Range `hcl:"kind,label_range"`
+	Body      hcl.Body  `hcl:",remain"`
+	DefRange  hcl.Range `hcl:",def_range"`
+}
+
+type rawAssets struct {
+	Link hcl.Expression `hcl:"link,optional"`
+}
+
+// newEvalContext is the only context expressions see: the env function and no
+// variables, so a reference to a variable or another function is an error.
+func newEvalContext(getenv func(string) string) *hcl.EvalContext {
+	return &hcl.EvalContext{
+		Functions: map[string]function.Function{
+			"env": envFunction(getenv),
+		},
+	}
+}
+
+// envFunction is env("NAME"): the agent's environment variable NAME, or "" when
+// it is not set.
+func envFunction(getenv func(string) string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Returns the value of an environment variable of the agent, or an empty string when it is not set.",
+		Params: []function.Parameter{{
+			Name: "name",
+			Type: cty.String,
+		}},
+		Type: function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(getenv(args[0].AsString())), nil
+		},
+	})
+}
+
+// setting is one attribute after evaluation.
+type setting[T any] struct {
+	val T
+	// set: the file gives the attribute a non-null value.
+	set bool
+	// bad: the expression could not be evaluated or converted; that is already
+	// reported, and validation skips the setting.
+	bad bool
+	// rng is the expression's range, or the enclosing block's when the
+	// attribute is not written.
+	rng hcl.Range
+}
+
+// orDefault gives an unset setting its default value.
+func (s *setting[T]) orDefault(v T) {
+	if !s.set {
+		s.val = v
+	}
+}
+
+// The inputs are the file's values before defaults and validation.
+type fileInput struct {
+	filename string
+	agent    agentInput
+	apps     []appInput
+}
+
+type agentInput struct {
+	stateDir, logLevel, logFormat, admin setting[string]
+}
+
+type appInput struct {
+	name                string
+	nameRange, defRange hcl.Range
+	registry            setting[string]
+	preRelease          setting[bool]
+	artifact            setting[string]
+	interval            setting[string]
+	keepReleases        setting[int]
+	report              setting[bool]
+	// runner is nil when the app has no usable runner block (reported).
+	runner *runnerInput
+}
+
+// runnerInput holds exactly one kind's settings, matching kind.
+type runnerInput struct {
+	kind   string
+	assets *assetsInput
+}
+
+type assetsInput struct {
+	link setting[string]
+}
+
+// runnerKinds are the runner kinds of this build, for messages.
+func runnerKinds() []string { return []string{"assets"} }
+
+// plannedRunnerKinds are kinds the product has that this build does not.
+func plannedRunnerKinds() []string { return []string{"server", "container"} }
+
+// applyDefaults gives every unset setting its default. It is the only place
+// defaults live, and it runs before validation.
+func applyDefaults(in *fileInput) {
+	in.agent.stateDir.orDefault(DefaultStateDir)
+	in.agent.logLevel.orDefault(DefaultLogLevel)
+	in.agent.logFormat.orDefault(DefaultLogFormat)
+	in.agent.admin.orDefault(DefaultAdmin)
+	for i := range in.apps {
+		app := &in.apps[i]
+		app.preRelease.orDefault(false)
+		app.artifact.orDefault("")
+		app.interval.orDefault(DefaultInterval.String())
+		app.keepReleases.orDefault(DefaultKeepReleases)
+		app.report.orDefault(false)
+		// The assets runner has no defaults (no link unless one is given).
+	}
+}
+
+// decoder evaluates expressions and collects diagnostics; it never stops at
+// the first problem.
+type decoder struct {
+	ctx   *hcl.EvalContext
+	diags hcl.Diagnostics
+}
+
+// fail records an error at rng.
+func (d *decoder) fail(rng hcl.Range, summary, detail string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detail, args...),
+		Subject:  rng.Ptr(),
+	})
+}
+
+// eval evaluates expr, the attribute name of the block at block, into a T.
+// want says in words what T is, for the message when the value does not fit.
+// A missing attribute and an explicit null are both "not set".
+func eval[T any](d *decoder, expr hcl.Expression, name, want string, block hcl.Range) setting[T] {
+	s := setting[T]{rng: block}
+	if expr == nil {
+		return s
+	}
+	val, diags := expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() || !val.IsWhollyKnown() {
+		s.bad = true
+		s.rng = expr.Range()
+		return s
+	}
+	if val.IsNull() {
+		// Not written (gohcl's stand-in is a null), or written as null.
+		return s
+	}
+	s.rng = expr.Range()
+	ty, err := gocty.ImpliedType(&s.val)
+	if err != nil {
+		panic(fmt.Sprintf("config: no cty type for %T: %v", s.val, err)) // a bug in this package
+	}
+	conv, err := convert.Convert(val, ty)
+	if err == nil {
+		err = gocty.FromCtyValue(conv, &s.val)
+	}
+	if err != nil {
+		s.bad = true
+		d.fail(s.rng, "Invalid "+name, "%s must be %s.", name, want)
+		return s
+	}
+	s.set = true
+	return s
+}
+
+// read evaluates the raw file into inputs, checking block counts and runner
+// kinds on the way.
+func (d *decoder) read(filename string, raw *rawFile) fileInput {
+	in := fileInput{filename: filename}
+
+	if len(raw.Agents) > 0 {
+		a := raw.Agents[0]
+		in.agent = agentInput{
+			stateDir:  eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
+			logLevel:  eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
+			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
+			admin:     eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+		}
+		for _, extra := range raw.Agents[1:] {
+			d.fail(extra.DefRange, "Duplicate agent block",
+				"a config file has at most one agent block and the first is at line %d; merge the settings into it.",
+				a.DefRange.Start.Line)
+		}
+	}
+
+	for _, ra := range raw.Apps {
+		app := appInput{
+			name:         ra.Name,
+			nameRange:    ra.NameRange,
+			defRange:     ra.DefRange,
+			registry:     eval[string](d, ra.Registry, "registry", "a string", ra.DefRange),
+			preRelease:   eval[bool](d, ra.PreRelease, "pre_release", "true or false", ra.DefRange),
+			artifact:     eval[string](d, ra.Artifact, "artifact", "a string", ra.DefRange),
+			interval:     eval[string](d, ra.Interval, "interval", `a duration string such as "30s"`, ra.DefRange),
+			keepReleases: eval[int](d, ra.KeepReleases, "keep_releases", "a whole number", ra.DefRange),
+			report:       eval[bool](d, ra.Report, "report", "true or false", ra.DefRange),
+		}
+		app.runner = d.readRunners(ra)
+		in.apps = append(in.apps, app)
+	}
+	return in
+}
+
+// readRunners checks that the app has exactly one runner block and decodes it.
+func (d *decoder) readRunners(ra rawApp) *runnerInput {
+	if len(ra.Runners) == 0 {
+		d.fail(ra.DefRange, "Missing runner block",
+			`app %q has no runner block; add runner "assets" {...} inside it (runner kinds in this build: %s).`,
+			ra.Name, quoteList(runnerKinds()))
+		return nil
+	}
+	first := ra.Runners[0]
+	for _, extra := range ra.Runners[1:] {
+		d.fail(extra.DefRange, "Duplicate runner block",
+			"app %q already has a runner block at line %d and an app has exactly one runner; remove one of them.",
+			ra.Name, first.DefRange.Start.Line)
+	}
+	return d.readRunner(first)
+}
+
+// readRunner decodes one runner block by its kind. Adding a kind is a case
+// here, a struct for its settings, and a name in runnerKinds.
+func (d *decoder) readRunner(r rawRunner) *runnerInput {
+	switch r.Kind {
+	case "assets":
+		var ra rawAssets
+		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &ra)...)
+		return &runnerInput{kind: r.Kind, assets: &assetsInput{
+			link: eval[string](d, ra.Link, "link", "a string", r.DefRange),
+		}}
+	}
+	for _, k := range plannedRunnerKinds() {
+		if r.Kind == k {
+			d.fail(r.KindRange, "Unsupported runner kind",
+				"runner kind %q is not supported by this build (supported: %s).",
+				r.Kind, joinList(runnerKinds()))
+			return nil
+		}
+	}
+	d.fail(r.KindRange, "Unknown runner kind",
+		"unknown runner kind %q (supported: %s); write for example runner \"assets\" {...}.", r.Kind, joinList(runnerKinds()))
+	return nil
+}
+
+// baseDir is the folder a relative state_dir is resolved against: the config
+// file's own folder, made absolute.
+func baseDir(filename string) (string, error) {
+	dir := filepath.Dir(filename)
+	if filepath.IsAbs(dir) {
+		return dir, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", dir, err)
+	}
+	return abs, nil
+}

@@ -1,0 +1,235 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// problem is one thing wrong with a registry URL; the caller turns it into a
+// diagnostic on the registry attribute. Messages never repeat the URL itself
+// or the values of unknown options, which may carry secrets.
+type problem struct {
+	summary, detail string
+}
+
+// parsedRegistry is a registry URL with the options that map to app
+// attributes taken out. preRelease and artifact are nil when the URL does not
+// set them.
+type parsedRegistry struct {
+	registry   Registry
+	preRelease *bool
+	artifact   *string
+}
+
+// Registry query options shared by every scheme of this build; they are folded
+// into App.PreRelease and App.Artifact.
+const (
+	optPreRelease = "pre-release"
+	optArtifact   = "artifact"
+)
+
+// supportedSchemes are the registry schemes this build can use.
+func supportedSchemes() []string { return []string{"file", "ghr"} }
+
+// plannedSchemes are schemes of the product that this build does not include.
+func plannedSchemes() []string { return []string{"s3", "gs", "img", "grpc"} }
+
+// schemeOptions are the query options each supported scheme accepts. A new
+// scheme is a case here and in parseRegistry.
+func schemeOptions(scheme string) []string {
+	switch scheme {
+	case "ghr", "file":
+		return []string{optPreRelease, optArtifact}
+	}
+	return nil
+}
+
+const registryExample = `for example "ghr://owner/repo" or "file:///srv/releases/myapp"`
+
+// parseRegistry parses the seed's registry URL syntax. Every problem found is
+// returned; the Registry is filled as far as the URL allows, and its URL never
+// carries credentials.
+func parseRegistry(raw string) (parsedRegistry, []problem) {
+	var p parsedRegistry
+	if raw == "" {
+		return p, []problem{{"Empty registry", "registry is empty; write the registry as a URL, " + registryExample + "."}}
+	}
+	if strings.TrimSpace(raw) != raw {
+		return p, []problem{{"Invalid registry URL", "registry starts or ends with white space; remove it."}}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the whole URL, credentials included: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return p, []problem{{"Invalid registry URL", fmt.Sprintf("registry is not a valid URL (%v); write it "+registryExample+".", err)}}
+	}
+
+	var probs []problem
+	p.registry.URL = withoutCredentials(raw, u)
+	p.registry.Scheme = u.Scheme
+
+	switch u.Scheme {
+	case "":
+		return p, []problem{{"Missing registry scheme", "registry has no scheme; write it as a URL, " + registryExample + "."}}
+	case "ghr":
+		probs = checkGHR(u, &p.registry)
+	case "file":
+		probs = checkFileURL(u, &p.registry)
+	default:
+		if slices.Contains(plannedSchemes(), u.Scheme) {
+			return p, []problem{{"Unsupported registry scheme", fmt.Sprintf(
+				"registry scheme %q is not supported by this build (supported: %s).", u.Scheme, joinList(supportedSchemes()))}}
+		}
+		return p, []problem{{"Unknown registry scheme", fmt.Sprintf(
+			"unknown registry scheme %q (supported: %s); write the registry %s.", u.Scheme, joinList(supportedSchemes()), registryExample)}}
+	}
+
+	if u.User != nil {
+		probs = append(probs, credentialsProblem(u.Scheme))
+	}
+	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
+		probs = append(probs, problem{"Invalid registry URL", "registry has a #fragment, which means nothing to a registry; remove it."})
+	}
+	probs = append(probs, parseOptions(u, &p)...)
+	return p, probs
+}
+
+// withoutCredentials returns the URL as written, or, when it has user info,
+// the URL rebuilt without it.
+func withoutCredentials(raw string, u *url.URL) string {
+	if u.User == nil {
+		return raw
+	}
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+func credentialsProblem(scheme string) problem {
+	detail := "credentials do not belong in the URL; remove the user:password@ part."
+	switch scheme {
+	case "ghr":
+		detail = "credentials do not belong in the URL; use GITHUB_TOKEN (or GH_TOKEN) in the agent's environment and remove the user:password@ part."
+	case "file":
+		detail = "credentials do not belong in the URL, and a file registry takes none; remove the user:password@ part."
+	}
+	return problem{"Credentials in registry URL", detail}
+}
+
+// checkGHR checks ghr://<owner>/<repo>: the owner is the URL host, the
+// repository the one path segment.
+func checkGHR(u *url.URL, reg *Registry) []problem {
+	const form = `a GitHub registry is "ghr://<owner>/<repo>"`
+	if u.Opaque != "" {
+		return []problem{{"Invalid ghr registry", form + ` with two slashes after "ghr:"; fix the URL.`}}
+	}
+	owner, repo := u.Host, strings.TrimPrefix(u.Path, "/")
+	if owner == "" || repo == "" || strings.Contains(repo, "/") {
+		return []problem{{"Invalid ghr registry", form + " with exactly two non-empty parts, the owner and the repository; fix the URL."}}
+	}
+	reg.Host, reg.Path = owner, repo
+	var probs []problem
+	if !onlyChars(owner, "-") {
+		probs = append(probs, problem{"Invalid GitHub owner", fmt.Sprintf(
+			"owner %q is not a GitHub user or organization name (letters, digits and \"-\"); fix the URL.", owner)})
+	}
+	if !onlyChars(repo, "-_.") {
+		probs = append(probs, problem{"Invalid GitHub repository", fmt.Sprintf(
+			"repository %q is not a GitHub repository name (letters, digits, \"-\", \"_\" and \".\"); fix the URL.", repo)})
+	}
+	return probs
+}
+
+// onlyChars reports whether s holds only ASCII letters, digits and the runes
+// of extra.
+func onlyChars(s, extra string) bool {
+	for _, c := range s {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && !strings.ContainsRune(extra, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkFileURL checks file:///abs/path: an empty host and an absolute path.
+func checkFileURL(u *url.URL, reg *Registry) []problem {
+	const form = `a file registry is "file://" followed by an absolute folder path, which makes three slashes: "file:///srv/releases/myapp"`
+	switch {
+	case u.Opaque != "":
+		return []problem{{"Relative file registry", form + "; relative paths are not allowed."}}
+	case u.Host != "":
+		return []problem{{"Invalid file registry", fmt.Sprintf(
+			"%q after \"file://\" is read as a host name, not a folder; %s.", u.Host, form)}}
+	case u.Path == "":
+		return []problem{{"Invalid file registry", "the URL has no folder path; " + form + "."}}
+	}
+	reg.Path = filepath.Clean(u.Path)
+	return nil
+}
+
+// parseOptions checks the query options against the scheme's allowed set and
+// takes out pre-release and artifact.
+func parseOptions(u *url.URL, p *parsedRegistry) []problem {
+	allowed := schemeOptions(u.Scheme)
+	values, err := url.ParseQuery(u.RawQuery)
+	var probs []problem
+	if err != nil {
+		probs = append(probs, problem{"Invalid registry options", fmt.Sprintf(
+			"the URL's query cannot be read (%v); write options as ?name=value&name=value.", err)})
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		vs := values[k]
+		if !slices.Contains(allowed, k) {
+			probs = append(probs, problem{"Unknown registry option", fmt.Sprintf(
+				"%s registries do not take the option %q; the options are: %s.", u.Scheme, k, joinList(allowed))})
+			continue
+		}
+		if len(vs) > 1 {
+			probs = append(probs, problem{"Repeated registry option", fmt.Sprintf(
+				"the option %q appears %d times; give it once.", k, len(vs))})
+			continue
+		}
+		v := vs[0]
+		switch k {
+		case optPreRelease:
+			switch v {
+			case "true", "false":
+				b := v == "true"
+				p.preRelease = &b
+			default:
+				probs = append(probs, problem{"Invalid pre-release option", fmt.Sprintf(
+					"?pre-release=%s must be true or false.", v)})
+			}
+		case optArtifact:
+			switch {
+			case v == "":
+				probs = append(probs, problem{"Empty artifact option",
+					"?artifact= is empty; name the release asset, or remove the option to choose by OS and architecture."})
+			case strings.ContainsAny(v, `/\`):
+				probs = append(probs, problem{"Invalid artifact option", fmt.Sprintf(
+					"?artifact=%s is a path; give the file name of the release asset only.", v)})
+			default:
+				p.artifact = &v
+			}
+		default:
+			if p.registry.Options == nil {
+				p.registry.Options = map[string]string{}
+			}
+			p.registry.Options[k] = v
+		}
+	}
+	return probs
+}

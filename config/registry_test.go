@@ -1,0 +1,247 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseRegistry(t *testing.T) {
+	yes, no := true, false
+	str := func(s string) *string { return &s }
+	tests := []struct {
+		name         string
+		in           string
+		want         Registry
+		wantPre      *bool
+		wantArtifact *string
+		// wantProblems are the summaries, in order.
+		wantProblems []string
+	}{
+		{
+			name: "ghr",
+			in:   "ghr://linyows/myapp",
+			want: Registry{URL: "ghr://linyows/myapp", Scheme: "ghr", Host: "linyows", Path: "myapp"},
+		},
+		{
+			name:         "ghr with both options",
+			in:           "ghr://linyows/myapp?pre-release=true&artifact=myapp_linux_amd64.tar.gz",
+			want:         Registry{URL: "ghr://linyows/myapp?pre-release=true&artifact=myapp_linux_amd64.tar.gz", Scheme: "ghr", Host: "linyows", Path: "myapp"},
+			wantPre:      &yes,
+			wantArtifact: str("myapp_linux_amd64.tar.gz"),
+		},
+		{
+			name:    "pre-release false",
+			in:      "ghr://o/r?pre-release=false",
+			want:    Registry{URL: "ghr://o/r?pre-release=false", Scheme: "ghr", Host: "o", Path: "r"},
+			wantPre: &no,
+		},
+		{
+			name: "upper-case scheme",
+			in:   "GHR://o/r",
+			want: Registry{URL: "GHR://o/r", Scheme: "ghr", Host: "o", Path: "r"},
+		},
+		{
+			name: "file",
+			in:   "file:///srv/releases/site",
+			want: Registry{URL: "file:///srv/releases/site", Scheme: "file", Path: "/srv/releases/site"},
+		},
+		{
+			name: "file path is cleaned and unescaped",
+			in:   "file:///srv/my%20releases/./site/",
+			want: Registry{URL: "file:///srv/my%20releases/./site/", Scheme: "file", Path: "/srv/my releases/site"},
+		},
+		{
+			name:         "file with options",
+			in:           "file:///srv/site?artifact=site.zip",
+			want:         Registry{URL: "file:///srv/site?artifact=site.zip", Scheme: "file", Path: "/srv/site"},
+			wantArtifact: str("site.zip"),
+		},
+		{
+			name:         "empty",
+			in:           "",
+			wantProblems: []string{"Empty registry"},
+		},
+		{
+			name:         "white space",
+			in:           " ghr://o/r",
+			wantProblems: []string{"Invalid registry URL"},
+		},
+		{
+			name:         "not a URL",
+			in:           "ghr://o/r%zz",
+			wantProblems: []string{"Invalid registry URL"},
+		},
+		{
+			name:         "no scheme",
+			in:           "linyows/myapp",
+			want:         Registry{URL: "linyows/myapp"},
+			wantProblems: []string{"Missing registry scheme"},
+		},
+		{
+			name:         "unknown scheme",
+			in:           "ftp://host/path",
+			want:         Registry{URL: "ftp://host/path", Scheme: "ftp"},
+			wantProblems: []string{"Unknown registry scheme"},
+		},
+		{
+			name:         "scheme of a later build",
+			in:           "grpc://localhost:9000?no-tls=true",
+			want:         Registry{URL: "grpc://localhost:9000?no-tls=true", Scheme: "grpc"},
+			wantProblems: []string{"Unsupported registry scheme"},
+		},
+		{
+			name:         "ghr with one part",
+			in:           "ghr://linyows",
+			want:         Registry{URL: "ghr://linyows", Scheme: "ghr"},
+			wantProblems: []string{"Invalid ghr registry"},
+		},
+		{
+			name:         "ghr with three parts",
+			in:           "ghr://linyows/myapp/extra",
+			want:         Registry{URL: "ghr://linyows/myapp/extra", Scheme: "ghr"},
+			wantProblems: []string{"Invalid ghr registry"},
+		},
+		{
+			name:         "ghr with an empty owner",
+			in:           "ghr:///myapp",
+			want:         Registry{URL: "ghr:///myapp", Scheme: "ghr"},
+			wantProblems: []string{"Invalid ghr registry"},
+		},
+		{
+			name:         "ghr without slashes",
+			in:           "ghr:linyows/myapp",
+			want:         Registry{URL: "ghr:linyows/myapp", Scheme: "ghr"},
+			wantProblems: []string{"Invalid ghr registry"},
+		},
+		{
+			name:         "ghr owner with a port",
+			in:           "ghr://owner:8080/repo",
+			want:         Registry{URL: "ghr://owner:8080/repo", Scheme: "ghr", Host: "owner:8080", Path: "repo"},
+			wantProblems: []string{"Invalid GitHub owner"},
+		},
+		{
+			name:         "file with a host",
+			in:           "file://releases/site",
+			want:         Registry{URL: "file://releases/site", Scheme: "file"},
+			wantProblems: []string{"Invalid file registry"},
+		},
+		{
+			name:         "file relative",
+			in:           "file:releases/site",
+			want:         Registry{URL: "file:releases/site", Scheme: "file"},
+			wantProblems: []string{"Relative file registry"},
+		},
+		{
+			name:         "file without a path",
+			in:           "file://",
+			want:         Registry{URL: "file://", Scheme: "file"},
+			wantProblems: []string{"Invalid file registry"},
+		},
+		{
+			name:         "unknown and repeated options, all reported in key order",
+			in:           "ghr://o/r?zeta=1&artifact=a&artifact=b&alpha=2",
+			want:         Registry{URL: "ghr://o/r?zeta=1&artifact=a&artifact=b&alpha=2", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Unknown registry option", "Repeated registry option", "Unknown registry option"},
+		},
+		{
+			name:         "pre-release not a bool",
+			in:           "ghr://o/r?pre-release=1",
+			want:         Registry{URL: "ghr://o/r?pre-release=1", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Invalid pre-release option"},
+		},
+		{
+			name:         "pre-release without value",
+			in:           "ghr://o/r?pre-release",
+			want:         Registry{URL: "ghr://o/r?pre-release", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Invalid pre-release option"},
+		},
+		{
+			name:         "empty artifact",
+			in:           "ghr://o/r?artifact=",
+			want:         Registry{URL: "ghr://o/r?artifact=", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Empty artifact option"},
+		},
+		{
+			name:         "artifact is a path",
+			in:           "ghr://o/r?artifact=dist/app.tar.gz",
+			want:         Registry{URL: "ghr://o/r?artifact=dist/app.tar.gz", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Invalid artifact option"},
+		},
+		{
+			name:         "bad query encoding",
+			in:           "ghr://o/r?artifact=a;b",
+			want:         Registry{URL: "ghr://o/r?artifact=a;b", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Invalid registry options"},
+		},
+		{
+			name:         "fragment",
+			in:           "ghr://o/r#main",
+			want:         Registry{URL: "ghr://o/r#main", Scheme: "ghr", Host: "o", Path: "r"},
+			wantProblems: []string{"Invalid registry URL"},
+		},
+		{
+			name:         "credentials are reported and stripped from URL",
+			in:           "ghr://octocat:s3cr3t@linyows/myapp?pre-release=true",
+			want:         Registry{URL: "ghr://linyows/myapp?pre-release=true", Scheme: "ghr", Host: "linyows", Path: "myapp"},
+			wantPre:      &yes,
+			wantProblems: []string{"Credentials in registry URL"},
+		},
+		{
+			name:         "user name alone is stripped too",
+			in:           "file://s3cr3t@/srv/site",
+			want:         Registry{URL: "file:///srv/site", Scheme: "file", Path: "/srv/site"},
+			wantProblems: []string{"Credentials in registry URL"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, probs := parseRegistry(tt.in)
+			if !reflect.DeepEqual(got.registry, tt.want) {
+				t.Errorf("registry = %#v, want %#v", got.registry, tt.want)
+			}
+			if !reflect.DeepEqual(got.preRelease, tt.wantPre) {
+				t.Errorf("pre-release = %v, want %v", deref(got.preRelease), deref(tt.wantPre))
+			}
+			if !reflect.DeepEqual(got.artifact, tt.wantArtifact) {
+				t.Errorf("artifact = %v, want %v", deref(got.artifact), deref(tt.wantArtifact))
+			}
+			var summaries []string
+			for _, p := range probs {
+				summaries = append(summaries, p.summary)
+				if p.detail == "" {
+					t.Errorf("problem %q has no detail", p.summary)
+				}
+				// Secrets never reach a message.
+				if strings.Contains(p.summary+p.detail, "s3cr3t") {
+					t.Errorf("problem repeats the credentials: %s: %s", p.summary, p.detail)
+				}
+			}
+			if !reflect.DeepEqual(summaries, tt.wantProblems) {
+				t.Errorf("problems = %q, want %q", summaries, tt.wantProblems)
+			}
+		})
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func TestCredentialsNeverInDiagnostics(t *testing.T) {
+	src := []byte("app \"api\" {\n  registry = \"ghr://octocat:s3cr3t@linyows/myapp?token=hunter2\"\n  runner \"assets\" {}\n}\n")
+	_, diags := Parse("creds.hcl", src)
+	if !diags.HasErrors() {
+		t.Fatal("credentials in the URL were accepted")
+	}
+	for _, d := range diags {
+		for _, secret := range []string{"s3cr3t", "hunter2"} {
+			if strings.Contains(d.Summary+d.Detail, secret) {
+				t.Errorf("diagnostic repeats a secret: %s: %s", d.Summary, d.Detail)
+			}
+		}
+	}
+}

@@ -1,0 +1,3 @@
+agent {
+  admin = "127.0.0.1:http"
+}

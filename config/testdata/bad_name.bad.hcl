@@ -1,0 +1,4 @@
+app "../etc" {
+  registry = "ghr://linyows/myapp"
+  runner "assets" {}
+}

@@ -1,0 +1,4 @@
+app "api" {
+  registry = "ghr://linyows/myapp?prerelease=true"
+  runner "assets" {}
+}

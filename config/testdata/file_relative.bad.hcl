@@ -1,0 +1,4 @@
+app "site" {
+  registry = "file://releases/site"
+  runner "assets" {}
+}

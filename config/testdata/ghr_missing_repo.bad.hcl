@@ -1,0 +1,4 @@
+app "api" {
+  registry = "ghr://linyows"
+  runner "assets" {}
+}

@@ -1,0 +1,4 @@
+app "api" {
+  artifact = "myapp.tar.gz"
+  runner "assets" {}
+}

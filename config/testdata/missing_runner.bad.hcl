@@ -1,0 +1,3 @@
+app "api" {
+  registry = "ghr://linyows/myapp"
+}

@@ -1,0 +1,4 @@
+app "api" {
+  registry = "linyows/myapp"
+  runner "assets" {}
+}

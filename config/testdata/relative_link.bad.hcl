@@ -1,0 +1,6 @@
+app "site" {
+  registry = "file:///srv/releases/site"
+  runner "assets" {
+    link = "www"
+  }
+}

@@ -1,0 +1,5 @@
+app "api" {
+  registry = "ghr://linyows/myapp"
+  interval = "500ms"
+  runner "assets" {}
+}

@@ -1,0 +1,7 @@
+agent {
+  log_level = "info"
+}
+
+agent {
+  log_level = "debug"
+}

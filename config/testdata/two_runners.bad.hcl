@@ -1,0 +1,7 @@
+app "api" {
+  registry = "ghr://linyows/myapp"
+  runner "assets" {}
+  runner "assets" {
+    link = "/var/www/html"
+  }
+}

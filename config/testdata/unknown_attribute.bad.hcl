@@ -1,0 +1,5 @@
+app "api" {
+  registry = "ghr://linyows/myapp"
+  intervall = "30s"
+  runner "assets" {}
+}

@@ -1,0 +1,8 @@
+app "api" {
+  registry = "ghr://linyows/myapp"
+  runner "assets" {}
+}
+
+hooks {
+  after_deploy = "true"
+}

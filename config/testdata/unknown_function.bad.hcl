@@ -1,0 +1,4 @@
+app "api" {
+  registry = getenv("REGISTRY")
+  runner "assets" {}
+}

@@ -1,0 +1,4 @@
+app "api" {
+  registry = "ftp://example.com/releases"
+  runner "assets" {}
+}

@@ -1,0 +1,6 @@
+app "api" {
+  registry = "ghr://linyows/myapp"
+  runner "server" {
+    command = ["./myapp"]
+  }
+}

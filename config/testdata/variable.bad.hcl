@@ -1,0 +1,4 @@
+app "api" {
+  registry = var.registry
+  runner "assets" {}
+}

@@ -1,0 +1,5 @@
+app "api" {
+  registry    = "ghr://linyows/myapp"
+  pre_release = "sometimes"
+  runner "assets" {}
+}

@@ -1,0 +1,263 @@
+package config
+
+import (
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// build validates the inputs (defaults already applied) and turns them into a
+// File. Problems are recorded on d; the File is only meaningful without them.
+func (d *decoder) build(in *fileInput) *File {
+	f := &File{
+		Path:  in.filename,
+		Agent: d.buildAgent(in.filename, in.agent),
+	}
+	if len(in.apps) == 0 {
+		start := hcl.Range{Filename: in.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "No apps",
+			Detail:   `the file declares no app blocks, so the agent has nothing to deploy; add app "name" { registry = "ghr://owner/repo" runner "assets" {} }.`,
+			Subject:  &start,
+		})
+	}
+	seen := map[string]hcl.Range{}
+	for _, a := range in.apps {
+		if first, ok := seen[a.name]; ok {
+			d.fail(a.defRange, "Duplicate app",
+				"an app named %q is already defined at line %d; app names must be unique, so rename or remove one of them.",
+				a.name, first.Start.Line)
+		} else {
+			seen[a.name] = a.defRange
+		}
+		f.Apps = append(f.Apps, d.buildApp(a))
+	}
+	return f
+}
+
+func (d *decoder) buildAgent(filename string, in agentInput) Agent {
+	a := Agent{
+		StateDir:  in.stateDir.val,
+		LogLevel:  in.logLevel.val,
+		LogFormat: in.logFormat.val,
+		Admin:     in.admin.val,
+	}
+	a.StateDir = d.checkStateDir(filename, in.stateDir)
+	d.checkEnum(in.logLevel, "log_level", []string{"debug", "info", "warn", "error"})
+	d.checkEnum(in.logFormat, "log_format", []string{"text", "json"})
+	d.checkAdmin(in.admin)
+	return a
+}
+
+// checkStateDir returns state_dir made absolute. A relative state_dir is taken
+// relative to the folder of the config file (not the agent's working
+// directory), so the same file means the same place however it is started.
+func (d *decoder) checkStateDir(filename string, s setting[string]) string {
+	if s.bad {
+		return ""
+	}
+	if s.val == "" {
+		d.fail(s.rng, "Empty state_dir",
+			"state_dir is empty; give a folder such as %q, or remove the attribute to use that default.", DefaultStateDir)
+		return ""
+	}
+	if filepath.IsAbs(s.val) {
+		return filepath.Clean(s.val)
+	}
+	base, err := baseDir(filename)
+	if err != nil {
+		d.fail(s.rng, "Relative state_dir",
+			"state_dir %q is relative and the config file's folder could not be found (%v); give an absolute path.", s.val, err)
+		return ""
+	}
+	return filepath.Join(base, s.val)
+}
+
+func (d *decoder) checkEnum(s setting[string], name string, allowed []string) {
+	if s.bad || slices.Contains(allowed, s.val) {
+		return
+	}
+	d.fail(s.rng, "Invalid "+name,
+		"%s %q is not one of %s; use one of them.", name, s.val, quoteList(allowed))
+}
+
+// checkAdmin accepts "" (admin API off) or host:port with a numeric port; port
+// 0 asks the system for a free port. The host may be empty (all interfaces).
+func (d *decoder) checkAdmin(s setting[string]) {
+	if s.bad || s.val == "" {
+		return
+	}
+	const advice = `use host:port such as "127.0.0.1:17539", or "" to turn the admin API off`
+	_, port, err := net.SplitHostPort(s.val)
+	if err != nil {
+		d.fail(s.rng, "Invalid admin address", "admin %q is not host:port; %s.", s.val, advice)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		d.fail(s.rng, "Invalid admin address", "admin %q has port %q, which is not a number from 0 to 65535; %s.", s.val, port, advice)
+	}
+}
+
+func (d *decoder) buildApp(in appInput) App {
+	app := App{
+		Name:         in.name,
+		PreRelease:   in.preRelease.val,
+		Artifact:     in.artifact.val,
+		KeepReleases: in.keepReleases.val,
+		Report:       in.report.val,
+	}
+	d.checkName(in)
+	d.buildRegistry(in, &app)
+	app.Interval = d.checkInterval(in.interval)
+	if !in.keepReleases.bad && in.keepReleases.val < 1 {
+		d.fail(in.keepReleases.rng, "Invalid keep_releases",
+			"keep_releases is %d; it must be at least 1 (the current release is always kept).", in.keepReleases.val)
+	}
+	d.checkArtifactName(in.artifact, "artifact")
+	if in.runner != nil {
+		app.Runner = d.buildRunner(*in.runner)
+	}
+	return app
+}
+
+// checkName makes sure the app name is safe as a directory name.
+func (d *decoder) checkName(in appInput) {
+	if validAppName(in.name) {
+		return
+	}
+	d.fail(in.nameRange, "Invalid app name",
+		`app name %q cannot be used; the name becomes a folder name, so use 1 to 63 letters, digits, "_", "." or "-", starting with a letter or digit.`,
+		in.name)
+}
+
+// validAppName reports whether name matches ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$
+// and is not "." or "..".
+func validAppName(name string) bool {
+	if name == "" || len(name) > 63 || name == "." || name == ".." {
+		return false
+	}
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '_' && c != '.' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) checkInterval(s setting[string]) time.Duration {
+	if s.bad {
+		return 0
+	}
+	iv, err := time.ParseDuration(s.val)
+	if err != nil {
+		d.fail(s.rng, "Invalid interval", `interval: %q is not a duration; use e.g. "30s", "5m".`, s.val)
+		return 0
+	}
+	if iv < MinInterval {
+		d.fail(s.rng, "Interval too short", `interval: %q is shorter than %q; use at least %q.`, s.val, MinInterval, MinInterval)
+	}
+	return iv
+}
+
+// checkArtifactName rejects artifact names that are paths: an artifact is a
+// file name inside a release.
+func (d *decoder) checkArtifactName(s setting[string], name string) {
+	if s.bad || !strings.ContainsAny(s.val, `/\`) {
+		return
+	}
+	d.fail(s.rng, "Invalid "+name, "%s %q is a path; give the file name of the release asset only.", name, s.val)
+}
+
+// buildRegistry parses the registry URL and folds its pre-release and
+// artifact options into app, reporting a conflict with the attributes.
+func (d *decoder) buildRegistry(in appInput, app *App) {
+	if in.registry.bad {
+		return
+	}
+	if !in.registry.set {
+		d.fail(in.defRange, "Missing registry",
+			`app %q has no registry; add registry = "ghr://owner/repo" (or "file:///path/to/releases").`, in.name)
+		return
+	}
+	p, problems := parseRegistry(in.registry.val)
+	for _, pr := range problems {
+		d.fail(in.registry.rng, pr.summary, "%s", pr.detail)
+	}
+	app.Registry = p.registry
+
+	if p.preRelease != nil {
+		if in.preRelease.set && !in.preRelease.bad && in.preRelease.val != *p.preRelease {
+			d.fail(in.preRelease.rng, "Conflicting pre_release",
+				"pre_release = %t here, but the registry URL has ?pre-release=%t; both are set, so keep only one of them.",
+				in.preRelease.val, *p.preRelease)
+		}
+		app.PreRelease = *p.preRelease
+	}
+	if p.artifact != nil {
+		if in.artifact.set && !in.artifact.bad && in.artifact.val != *p.artifact {
+			d.fail(in.artifact.rng, "Conflicting artifact",
+				"artifact = %q here, but the registry URL has ?artifact=%s; both are set, so keep only one of them.",
+				in.artifact.val, *p.artifact)
+		}
+		app.Artifact = *p.artifact
+	}
+}
+
+// buildRunner validates one runner's settings by kind.
+func (d *decoder) buildRunner(in runnerInput) Runner {
+	r := Runner{Kind: in.kind}
+	switch in.kind {
+	case "assets":
+		link := in.assets.link
+		a := &AssetsRunner{Link: link.val}
+		if !link.bad && link.val != "" {
+			if filepath.IsAbs(link.val) {
+				a.Link = filepath.Clean(link.val)
+			} else {
+				d.fail(link.rng, "Relative link",
+					"link %q is relative; give an absolute path such as \"/var/www/html\".", link.val)
+			}
+		}
+		r.Assets = a
+	}
+	return r
+}
+
+// quoteList renders ["a", "b"] as `"a", "b"`.
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// joinList renders ["a", "b"] as "a, b".
+func joinList(items []string) string { return strings.Join(items, ", ") }
+
+// sortDiagnostics orders diagnostics by file and position (those without a
+// range first), so output is stable and reads top to bottom.
+func sortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+	slices.SortStableFunc(diags, func(a, b *hcl.Diagnostic) int {
+		switch {
+		case a.Subject == nil && b.Subject == nil:
+			return 0
+		case a.Subject == nil:
+			return -1
+		case b.Subject == nil:
+			return 1
+		}
+		if c := strings.Compare(a.Subject.Filename, b.Subject.Filename); c != 0 {
+			return c
+		}
+		return a.Subject.Start.Byte - b.Subject.Start.Byte
+	})
+	return diags
+}
