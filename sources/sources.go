@@ -73,3 +73,26 @@ func (e *RateLimitedError) Error() string {
 
 // ErrNotFound is wrapped by sources when the repository, bucket or folder does not exist.
 var ErrNotFound = errors.New("not found")
+
+// Report is one deployment outcome, written back to the registry when the app
+// asks for it (report = true): the seed's audit tracking.
+type Report struct {
+	// App is the app's name in the config file; Host is this machine's host name.
+	App, Host string
+	// Release is the release that was deployed (or failed to deploy); Artifact
+	// the asset that was fetched (zero for image releases).
+	Release  version.Release
+	Artifact version.Asset
+	// Time is when the deploy ended.
+	Time time.Time
+	// Err is the failure, or nil for a successful deploy.
+	Err error
+}
+
+// Reporter is implemented by sources that can record deployments in the registry
+// (gRPC Report, a release asset on GitHub, an object in S3 or GCS). OCI registries
+// have none. Report must not include secrets, and is best effort: the agent logs
+// its error and goes on.
+type Reporter interface {
+	Report(ctx context.Context, r Report) error
+}
