@@ -1,0 +1,89 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// copyBufferSize is the buffer of the download and extraction copies.
+const copyBufferSize = 256 << 10
+
+// download streams the artifact from open into dst while hashing it, checks its
+// length and digest, and flushes dst to disk. It returns the digest and length.
+func (s *Store) download(ctx context.Context, dst *os.File, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error)) (string, int64, error) {
+	if err := ctx.Err(); err != nil {
+		return "", 0, fmt.Errorf("download %s: %w", artifact, err)
+	}
+	body, err := open(ctx)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return "", 0, fmt.Errorf("download %s: %w", artifact, cerr)
+		}
+		return "", 0, fmt.Errorf("download %s: %w", artifact, err)
+	}
+	var once sync.Once
+	closeBody := func() { once.Do(func() { _ = body.Close() }) }
+	// A Read blocked on a stalled peer returns once the body is closed.
+	stop := context.AfterFunc(ctx, closeBody)
+	defer func() {
+		stop()
+		closeBody()
+	}()
+
+	limit := s.maxBytes()
+	if size >= 0 {
+		limit = size
+	}
+	h := sha256.New()
+	// Read one byte more than allowed to tell "exactly" from "too long".
+	src := io.LimitReader(&ctxReader{ctx: ctx, r: body}, limit+1)
+	n, err := io.CopyBuffer(io.MultiWriter(dst, h), src, make([]byte, copyBufferSize))
+	if cerr := ctx.Err(); cerr != nil {
+		return "", n, fmt.Errorf("download %s: %w", artifact, cerr)
+	}
+	if err != nil {
+		return "", n, fmt.Errorf("download %s: after %d bytes: %w", artifact, n, err)
+	}
+	switch {
+	case size >= 0 && n < size:
+		return "", n, fmt.Errorf("download %s: short download: got %d of %d bytes", artifact, n, size)
+	case size >= 0 && n > size:
+		return "", n, fmt.Errorf("download %s: longer than the announced %d bytes", artifact, size)
+	case n > limit:
+		return "", n, bad("download %s: larger than the limit of %d bytes", artifact, limit)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && sum != want {
+		return "", n, bad("checksum mismatch for %s: want %s, got %s", artifact, want, sum)
+	}
+	if err := dst.Sync(); err != nil {
+		return "", n, fmt.Errorf("download %s: %w", artifact, err)
+	}
+	return sum, n, nil
+}
+
+// ctxReader fails every Read once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// isNotEmpty reports whether err says a directory is not empty (rename(2) over a
+// non-empty directory).
+func isNotEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY)
+}
