@@ -1,0 +1,121 @@
+// Package file is the local-folder source, `file:///path/prefix`. The folder has
+// the same layout as an S3 registry in the seed: one sub-folder per version, each
+// holding that version's artifacts:
+//
+//	/srv/releases/myapp/v1.2.4/myapp_linux_amd64.tar.gz
+//	/srv/releases/myapp/v1.2.3/myapp_linux_amd64.tar.gz
+//
+// It serves air-gapped hosts, shared mounts, the demo and tests. Files whose names
+// start with "." or end in ".tmp" or ".part" are taken to be still being written
+// and are ignored; publishers should write under such a name and rename.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// Folder is a local-folder registry.
+type Folder struct {
+	root string
+}
+
+// New returns the source for the folder root (an absolute path). It does no I/O.
+func New(root string, _ sources.Options) (*Folder, error) {
+	if !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("file registry: %q is not an absolute path", root)
+	}
+	return &Folder{root: filepath.Clean(root)}, nil
+}
+
+// Releases lists one release per sub-folder of the root. A release's time is the
+// newest modification time among its folder and files, so a folder that is still
+// receiving artifacts counts as new for the grace period.
+func (f *Folder) Releases(ctx context.Context) ([]version.Release, error) {
+	entries, err := os.ReadDir(f.root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("file registry %s: %w", f.root, sources.ErrNotFound)
+		}
+		return nil, fmt.Errorf("file registry %s: %w", f.root, err)
+	}
+	var rels []version.Release
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !e.IsDir() || hidden(e.Name()) {
+			continue
+		}
+		rel, err := f.release(e)
+		if err != nil {
+			return nil, err
+		}
+		rels = append(rels, rel)
+	}
+	return rels, nil
+}
+
+func (f *Folder) release(dir fs.DirEntry) (version.Release, error) {
+	rel := version.Release{Tag: dir.Name()}
+	info, err := dir.Info()
+	if err != nil {
+		return rel, fmt.Errorf("file registry %s: %w", f.root, err)
+	}
+	rel.Created = info.ModTime()
+	files, err := os.ReadDir(filepath.Join(f.root, dir.Name()))
+	if err != nil {
+		return rel, fmt.Errorf("file registry %s: %w", f.root, err)
+	}
+	for _, fe := range files {
+		if !fe.Type().IsRegular() || hidden(fe.Name()) {
+			continue
+		}
+		fi, err := fe.Info()
+		if err != nil {
+			continue // removed while listing
+		}
+		if fi.ModTime().After(rel.Created) {
+			rel.Created = fi.ModTime()
+		}
+		rel.Assets = append(rel.Assets, version.Asset{
+			Name:    fe.Name(),
+			Ref:     filepath.Join(dir.Name(), fe.Name()),
+			Size:    fi.Size(),
+			Created: fi.ModTime(),
+		})
+	}
+	return rel, nil
+}
+
+// Open opens an asset listed by Releases. The reference is resolved inside the
+// root; anything pointing elsewhere is refused.
+func (f *Folder) Open(ctx context.Context, _ version.Release, asset version.Asset) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !filepath.IsLocal(asset.Ref) {
+		return nil, fmt.Errorf("file registry %s: asset %q is outside the registry", f.root, asset.Ref)
+	}
+	r, err := os.Open(filepath.Join(f.root, asset.Ref))
+	if err != nil {
+		return nil, fmt.Errorf("file registry %s: %w", f.root, err)
+	}
+	return r, nil
+}
+
+// hidden reports names that are skipped: dot files and files still being written.
+func hidden(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".part")
+}
+
+var _ sources.Source = (*Folder)(nil)
