@@ -1,0 +1,178 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// StatusReport is the body of GET /status.
+type StatusReport struct {
+	Agent AgentStatus `json:"agent"`
+	Apps  []Status    `json:"apps"`
+}
+
+// AgentStatus is the agent part of GET /status.
+type AgentStatus struct {
+	Version    string       `json:"version"`
+	Config     string       `json:"config"`
+	StateDir   string       `json:"state_dir"`
+	StartedAt  time.Time    `json:"started_at"`
+	LastReload ReloadStatus `json:"last_reload"`
+}
+
+// Report returns what GET /status shows.
+func (a *Agent) Report() StatusReport {
+	a.mu.Lock()
+	ag := AgentStatus{
+		Version:    a.opts.Version,
+		Config:     a.cfg.Path,
+		StateDir:   a.cfg.Agent.StateDir,
+		StartedAt:  a.started,
+		LastReload: a.lastReload,
+	}
+	a.mu.Unlock()
+	return StatusReport{Agent: ag, Apps: a.Statuses()}
+}
+
+// Handler is the admin API:
+//
+//	GET  /status   JSON: every app's state and the agent's (StatusReport)
+//	GET  /healthz  200 "ok" while the agent runs
+//	GET  /metrics  Prometheus metrics
+//	POST /reload   reload the config file now; 200 with the ReloadStatus, or 422
+//	               with the diagnostics when the file has errors (nothing changed)
+//	POST /apps/{name}/retry
+//	               forget the app's bad versions and poll at once (202)
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Report())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		st, err := a.Reload(true)
+		switch {
+		case errors.Is(err, ErrReloadFailed):
+			writeJSON(w, http.StatusUnprocessableEntity, st)
+		case err != nil:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, st)
+		}
+	})
+	mux.HandleFunc("POST /apps/{name}/retry", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.Retry(r.PathValue("name")); err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]string{"result": "retry requested"})
+	})
+	return mux
+}
+
+// Retry makes an app forget its bad versions and poll at once.
+func (a *Agent) Retry(app string) error {
+	a.mu.Lock()
+	w := a.workers[app]
+	a.mu.Unlock()
+	if w == nil {
+		return fmt.Errorf("no app %q is running", app)
+	}
+	w.requestRetry()
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// adminServer is the running admin API.
+type adminServer struct {
+	srv  *http.Server
+	addr string
+	done chan struct{}
+}
+
+// startAdmin binds addr and serves the admin API on it.
+func (a *Agent) startAdmin(addr string) (*adminServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin API on %s: %w (is another dewy-agent running? set admin = \"\" in the agent block to turn the API off)", addr, err)
+	}
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+		a.opts.Logger.Warn("admin API listens beyond loopback; anyone who can reach it can read status and trigger reloads", "admin", addr)
+	}
+	s := &adminServer{
+		srv:  &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		addr: ln.Addr().String(),
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.opts.Logger.Error("admin API stopped", "err", err)
+		}
+	}()
+	a.opts.Logger.Info("admin API listening", "addr", s.addr)
+	return s, nil
+}
+
+func (s *adminServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+}
+
+// moveAdmin replaces the admin server with one on addr ("" turns it off). The new
+// address is bound before the old server is closed; on failure the old one stays.
+func (a *Agent) moveAdmin(addr string) error {
+	var next *adminServer
+	if addr != "" {
+		var err error
+		if next, err = a.startAdmin(addr); err != nil {
+			return err
+		}
+	}
+	a.mu.Lock()
+	prev := a.admin
+	a.admin = next
+	a.mu.Unlock()
+	if prev != nil {
+		prev.close()
+	}
+	return nil
+}
+
+// AdminAddr returns the address the admin API listens on, or "" when it is off.
+func (a *Agent) AdminAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.admin == nil {
+		return ""
+	}
+	return a.admin.addr
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dewy-agent/dewy-agent/config"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// env is a test world: a local folder registry with one release and a config file.
+type env struct {
+	t     *testing.T
+	dir   string
+	reg   string
+	state string
+	cfg   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, reg: filepath.Join(dir, "registry"), state: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "dewy.hcl")}
+	e.publish("v1.0.0")
+	return e
+}
+
+func (e *env) publish(v string) {
+	e.t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	body := v + "\n"
+	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(body))})
+	tw.Write([]byte(body))
+	tw.Close()
+	gz.Close()
+	d := filepath.Join(e.reg, v)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "site.tar.gz"), buf.Bytes(), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// config returns a config file text with the named apps, each with interval.
+func (e *env) config(interval string, apps ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "agent {\n  state_dir = %q\n  admin = \"\"\n}\n", e.state)
+	for _, a := range apps {
+		fmt.Fprintf(&b, "app %q {\n  registry = \"file://%s\"\n  artifact = \"site.tar.gz\"\n  interval = %q\n  runner \"assets\" {}\n}\n", a, e.reg, interval)
+	}
+	return b.String()
+}
+
+func (e *env) write(text string) {
+	e.t.Helper()
+	if err := os.WriteFile(e.cfg, []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// start runs an agent on the config file until the test ends.
+func (e *env) start(opts Options) *Agent {
+	e.t.Helper()
+	cfg, diags := config.Load(e.cfg)
+	if diags.HasErrors() {
+		e.t.Fatalf("config: %v", diags)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a := New(cfg, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("Run: %v", err)
+		}
+	})
+	return a
+}
+
+// waitFor polls cond until it holds or 10s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (a *Agent) worker(name string) *worker {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.workers[name]
+}
+
+func deployed(a *Agent, name string) func() bool {
+	return func() bool {
+		w := a.worker(name)
+		return w != nil && w.snapshot().Deployed != ""
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}

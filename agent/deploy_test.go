@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadReleasesNeverReplaceAGoodOne publishes releases that must be refused (a
+// checksum mismatch, an archive escaping its folder) after a good one: each leaves
+// the good release current, is recorded as bad and is not retried until asked.
+func TestBadReleasesNeverReplaceAGoodOne(t *testing.T) {
+	cases := []struct {
+		name    string
+		publish func(e *env, v string)
+		reason  string
+	}{
+		{"checksum mismatch", func(e *env, v string) {
+			e.publish(v)
+			os.WriteFile(filepath.Join(e.reg, v, "SHA256SUMS"), []byte(fmt.Sprintf("%x  site.tar.gz\n", sha256.Sum256([]byte("other")))), 0o644)
+		}, "checksum mismatch"},
+		{"zip-slip archive", func(e *env, v string) {
+			writeTarGz(t, filepath.Join(e.reg, v, "site.tar.gz"), "../../../../evil.html", "owned")
+		}, ".."},
+		{"absolute path archive", func(e *env, v string) {
+			writeTarGz(t, filepath.Join(e.reg, v, "site.tar.gz"), filepath.Join(e.dir, "abs-evil.html"), "owned")
+		}, "absolute"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.write(e.config("1s", "site"))
+			a := e.start(Options{})
+			waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
+			c.publish(e, "v1.1.0")
+
+			var w *worker
+			waitFor(t, "v1.1.0 marked bad", func() bool {
+				w = a.worker("site")
+				st, _ := loadState(w.dir)
+				_, bad := st.isBad("v1.1.0")
+				return bad
+			})
+			st, _ := loadState(w.dir)
+			if st.Version != "v1.0.0" || !strings.Contains(st.Bad[0].Reason, c.reason) {
+				t.Fatalf("state = %+v, want v1.0.0 deployed and a reason with %q", st, c.reason)
+			}
+			body, _ := os.ReadFile(filepath.Join(w.dir, "current", "index.html"))
+			if string(body) != "v1.0.0\n" {
+				t.Fatalf("current serves %q", body)
+			}
+			entries, _ := os.ReadDir(filepath.Join(w.dir, "releases"))
+			tmp, _ := os.ReadDir(filepath.Join(w.dir, "tmp"))
+			if len(entries) != 1 || len(tmp) != 0 {
+				t.Fatalf("releases %d, tmp %d: want 1 and 0", len(entries), len(tmp))
+			}
+			for _, p := range []string{filepath.Join(e.dir, "evil.html"), filepath.Join(e.dir, "abs-evil.html"), "/evil.html"} {
+				if _, err := os.Stat(p); err == nil {
+					t.Fatalf("%s was written", p)
+				}
+			}
+
+			// Not retried: polls go on, no new attempt is recorded.
+			time.Sleep(2500 * time.Millisecond)
+			if st, _ := loadState(w.dir); len(st.Bad) != 1 {
+				t.Fatalf("bad version retried: %+v", st.Bad)
+			}
+			if s := w.snapshot(); !strings.Contains(s.LastError, "marked bad") || s.Deployed != "v1.0.0" {
+				t.Fatalf("status = %+v", s)
+			}
+
+			// A retry forgets it and tries again (and fails again).
+			before := w.polls.Load()
+			if err := a.Retry("site"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "a retry", func() bool {
+				st, _ := loadState(w.dir)
+				return w.polls.Load() > before && len(st.Bad) == 1 && st.Bad[0].At.After(st.DeployedAt.Add(time.Second))
+			})
+
+			// A newer good release is deployed.
+			e.publish("v1.2.0")
+			waitFor(t, "v1.2.0 deployed", func() bool { return w.snapshot().Deployed == "v1.2.0" })
+		})
+	}
+}
+
+func writeTarGz(t *testing.T, path, name, body string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: 3})
+	tw.Write([]byte("ok\n"))
+	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
+	tw.Write([]byte(body))
+	tw.Close()
+	gz.Close()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the agent's Prometheus metrics, on a registry of its own (never the
+// global one), labelled by app.
+type metrics struct {
+	reg *prometheus.Registry
+
+	polls            *prometheus.CounterVec
+	deploys          *prometheus.CounterVec
+	deployDuration   *prometheus.HistogramVec
+	versionInfo      *prometheus.GaugeVec
+	lastDeploy       *prometheus.GaugeVec
+	registryRequests *prometheus.CounterVec
+	reloads          *prometheus.CounterVec
+	lastReloadOK     prometheus.Gauge
+	lastReloadTime   prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dewy_polls_total", Help: "Registry polls by app and result (ok, error).",
+		}, []string{"app", "result"}),
+		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dewy_deploys_total", Help: "Deploys by app and result (success, failure).",
+		}, []string{"app", "result"}),
+		deployDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dewy_deploy_duration_seconds",
+			Help:    "Time from deciding to deploy to the runner reporting done (download included).",
+			Buckets: []float64{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		}, []string{"app"}),
+		versionInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dewy_deployed_version_info", Help: "1 for the version each app has deployed.",
+		}, []string{"app", "version"}),
+		lastDeploy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dewy_last_successful_deploy_timestamp_seconds", Help: "Unix time of each app's last successful deploy.",
+		}, []string{"app"}),
+		registryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dewy_registry_requests_total", Help: "HTTP requests to registries by app and status code (304 = not modified; 0 = no response).",
+		}, []string{"app", "code"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dewy_config_reloads_total", Help: "Config reloads by result (success, failure).",
+		}, []string{"result"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dewy_config_last_reload_successful", Help: "1 if the last config reload succeeded, else 0.",
+		}),
+		lastReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dewy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful config load.",
+		}),
+	}
+	m.reg.MustRegister(m.polls, m.deploys, m.deployDuration, m.versionInfo, m.lastDeploy,
+		m.registryRequests, m.reloads, m.lastReloadOK, m.lastReloadTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// forget removes an app's series once it is removed from the file.
+func (m *metrics) forget(app string) {
+	l := prometheus.Labels{"app": app}
+	m.polls.DeletePartialMatch(l)
+	m.deploys.DeletePartialMatch(l)
+	m.deployDuration.DeletePartialMatch(l)
+	m.versionInfo.DeletePartialMatch(l)
+	m.lastDeploy.DeletePartialMatch(l)
+	m.registryRequests.DeletePartialMatch(l)
+}
+
+// setVersion makes version the only deployed_version_info series of app.
+func (m *metrics) setVersion(app, version string) {
+	m.versionInfo.DeletePartialMatch(prometheus.Labels{"app": app})
+	if version != "" {
+		m.versionInfo.WithLabelValues(app, version).Set(1)
+	}
+}
+
+// countingTransport counts an app's registry requests by status code.
+type countingTransport struct {
+	next    http.RoundTripper
+	counter *prometheus.CounterVec
+	app     string
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	code := "0"
+	if resp != nil {
+		code = strconv.Itoa(resp.StatusCode)
+	}
+	t.counter.WithLabelValues(t.app, code).Inc()
+	return resp, err
+}
+
+// appClient returns an HTTP client for one app that shares base's transport and
+// counts requests by status code.
+func (m *metrics) appClient(base *http.Client, app string) *http.Client {
+	c := *base
+	next := base.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c.Transport = &countingTransport{next: next, counter: m.registryRequests, app: app}
+	return &c
+}

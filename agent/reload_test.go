@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReloadWriteStyles checks that every way tools write a file triggers exactly
+// one reload: in place, a temp file renamed over it, delete and recreate, and a
+// symlink whose target is swapped.
+func TestReloadWriteStyles(t *testing.T) {
+	e := newEnv(t)
+	// The config file is a symlink into a versions folder, as mounted config
+	// volumes and some deploy tools keep it.
+	versions := filepath.Join(e.dir, "versions")
+	os.MkdirAll(versions, 0o755)
+	target := filepath.Join(versions, "v0.hcl")
+	os.WriteFile(target, []byte(e.config("1h", "a")), 0o644)
+	if err := os.Symlink(target, e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	a := e.start(Options{Watch: true, Debounce: 100 * time.Millisecond})
+	waitFor(t, "first deploy", deployed(a, "a"))
+
+	styles := []struct {
+		name  string
+		write func(text string)
+	}{
+		{"in place through the link", func(text string) {
+			f, err := os.OpenFile(e.cfg, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(text)
+			f.Close()
+		}},
+		{"symlink swapped to a new target", func(text string) {
+			next := filepath.Join(versions, "v2.hcl")
+			os.WriteFile(next, []byte(text), 0o644)
+			tmp := e.cfg + ".tmp-link"
+			os.Symlink(next, tmp)
+			if err := os.Rename(tmp, e.cfg); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"temp file renamed over", func(text string) {
+			tmp := filepath.Join(e.dir, ".dewy.hcl.ansible-tmp")
+			os.WriteFile(tmp, []byte(text), 0o644)
+			if err := os.Rename(tmp, e.cfg); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"deleted and recreated", func(text string) {
+			os.Remove(e.cfg)
+			time.Sleep(20 * time.Millisecond)
+			os.WriteFile(e.cfg, []byte(text), 0o644)
+		}},
+		{"in place", func(text string) {
+			os.WriteFile(e.cfg, []byte(text), 0o644)
+		}},
+	}
+	for i, s := range styles {
+		before := a.reloads.Load()
+		// Each write changes the app's interval, so its content differs.
+		s.write(e.config(fmt.Sprintf("%dh", i+2), "a"))
+		waitFor(t, s.name+": a reload", func() bool { return a.reloads.Load() > before })
+		time.Sleep(400 * time.Millisecond) // room for a second, unwanted reload
+		if got := a.reloads.Load() - before; got != 1 {
+			t.Errorf("%s: %d reloads, want 1", s.name, got)
+		}
+		if r := a.Report().Agent.LastReload; r.Result != "success" || r.Restarted != 1 {
+			t.Errorf("%s: last reload %+v", s.name, r)
+		}
+	}
+
+	// Writing the same content again reloads nothing.
+	before := a.reloads.Load()
+	src, _ := os.ReadFile(e.cfg)
+	os.WriteFile(e.cfg, src, 0o644)
+	time.Sleep(400 * time.Millisecond)
+	if got := a.reloads.Load() - before; got != 0 {
+		t.Errorf("unchanged content: %d reloads, want 0", got)
+	}
+}
+
+// TestReloadAppliesOnlyTheDifference runs three apps, edits one, adds and removes
+// apps, and feeds broken files; only what changed may be touched.
+func TestReloadAppliesOnlyTheDifference(t *testing.T) {
+	e := newEnv(t)
+	e.write(e.config("1h", "a", "b", "c"))
+	a := e.start(Options{Debounce: 50 * time.Millisecond})
+	for _, n := range []string{"a", "b", "c"} {
+		waitFor(t, n+" deployed", deployed(a, n))
+	}
+	wa, wb, wc := a.worker("a"), a.worker("b"), a.worker("c")
+
+	// Edit c only: a and b keep their goroutine (same worker) and start no poll.
+	text := e.config("1h", "a", "b") + "app \"c\" {\n  registry = \"file://" + e.reg + "\"\n  artifact = \"site.tar.gz\"\n  interval = \"2h\"\n  runner \"assets\" {}\n}\n"
+	e.write(text)
+	st, err := a.Reload(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Restarted != 1 || st.Unchanged != 2 || st.Added != 0 || st.Removed != 0 {
+		t.Fatalf("reload = %+v, want 1 restarted, 2 unchanged", st)
+	}
+	if a.worker("a") != wa || a.worker("b") != wb {
+		t.Fatal("unchanged apps got new workers")
+	}
+	if a.worker("c") == wc {
+		t.Fatal("the edited app kept its old worker")
+	}
+	select {
+	case <-wc.done:
+	default:
+		t.Fatal("the edited app's old loop still runs")
+	}
+	for _, w := range []*worker{wa, wb} {
+		if n := w.polls.Load(); n != 1 {
+			t.Errorf("%s polled %d times, want 1 (no poll started by the reload)", w.app.Name, n)
+		}
+		select {
+		case <-w.done:
+			t.Errorf("%s's loop ended", w.app.Name)
+		default:
+		}
+	}
+	waitFor(t, "c redeployed from state", deployed(a, "c"))
+	if got := a.worker("c").snapshot().Deploys; got != 1 {
+		t.Errorf("restarted c deployed again: deploys = %d, want 1 (the release is already current)", got)
+	}
+
+	// Add d, remove a.
+	e.write(e.config("1h", "b", "d") + text[strings.Index(text, "app \"c\""):])
+	st, err = a.Reload(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Added != 1 || st.Removed != 1 || st.Unchanged != 2 {
+		t.Fatalf("reload = %+v, want 1 added, 1 removed, 2 unchanged", st)
+	}
+	if a.worker("a") != nil {
+		t.Fatal("removed app still has a worker")
+	}
+	waitFor(t, "d deployed", deployed(a, "d"))
+
+	// Broken files change nothing and are reported.
+	good := a.worker("b")
+	bad := []struct{ name, text, want string }{
+		{"syntax error", "app \"b\" {\n  registry = \n}\n", "dewy.hcl:2"},
+		{"duplicate app", e.config("1h", "b", "b"), "Duplicate app"},
+		{"bad duration", strings.Replace(e.config("1h", "b"), `"1h"`, `"soon"`, 1), "interval"},
+		{"unknown scheme", strings.Replace(e.config("1h", "b"), "file://", "ftp://", 1), "ftp"},
+		{"empty file", "", "empty"},
+	}
+	for _, c := range bad {
+		e.write(c.text)
+		if _, err := a.Reload(false); err == nil {
+			t.Errorf("%s: reload succeeded", c.name)
+			continue
+		}
+		r := a.Report()
+		if r.Agent.LastReload.Result != "failure" || !strings.Contains(r.Agent.LastReload.Error, c.want) {
+			t.Errorf("%s: status shows %+v, want failure mentioning %q", c.name, r.Agent.LastReload, c.want)
+		}
+		if len(r.Apps) != 3 || a.worker("b") != good {
+			t.Errorf("%s: apps changed: %d apps", c.name, len(r.Apps))
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// State is one app's state.json: what is deployed and what the agent remembers
+// between restarts. It is written atomically (temp file, fsync, rename).
+type State struct {
+	// Version is the deployed tag ("v1.2.3"); empty before the first deploy.
+	Version string `json:"version,omitempty"`
+	// Artifact is the deployed artifact's name and SHA256 its digest.
+	Artifact string `json:"artifact,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	// Release is the deployed release directory, relative to the app directory.
+	Release string `json:"release,omitempty"`
+	// DeployedAt is when Version was made current.
+	DeployedAt time.Time `json:"deployed_at,omitzero"`
+	// Deploys counts successful deploys over the app's life.
+	Deploys int `json:"deploys,omitempty"`
+	// LastError is the last poll or deploy error, cleared by a good poll.
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Bad lists versions whose deploy failed in a way a retry cannot fix (a
+	// checksum mismatch, an unsafe archive, a release that failed its health
+	// check). They are not tried again until a newer version appears or the
+	// operator clears them (dewy-agent retry).
+	Bad []BadVersion `json:"bad,omitempty"`
+	// Source is the registry source's own persisted state (ETags and the list
+	// they validate), opaque to the agent.
+	Source json.RawMessage `json:"source,omitempty"`
+}
+
+// BadVersion is one version that will not be deployed again.
+type BadVersion struct {
+	Version string    `json:"version"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// isBad reports whether version is recorded as bad.
+func (st *State) isBad(version string) (BadVersion, bool) {
+	for _, b := range st.Bad {
+		if b.Version == version {
+			return b, true
+		}
+	}
+	return BadVersion{}, false
+}
+
+const stateFile = "state.json"
+
+// loadState reads the state in dir. A missing file is the zero State.
+func loadState(dir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read state: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, fmt.Errorf("read state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return st, nil
+}
+
+// save writes the state in dir atomically.
+func (st State) save(dir string) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'))
+}
+
+// writeFileAtomic writes data to a temp file beside path, syncs it and renames it
+// over path, so readers see the old or the new content, never a part.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,429 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/runners/release"
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// worker is one app's loop: poll the registry, pick the newest allowed release,
+// deploy it through the runner. It is owned by the Agent: started with start,
+// ended with stop.
+type worker struct {
+	app    config.App
+	dir    string
+	logger *slog.Logger
+	src    sources.Source
+	runner runners.Runner
+	input  runners.Input
+	store  *release.Store
+	policy version.Policy
+	now    func() time.Time
+
+	metrics *metrics
+	polls   atomic.Int64 // polls started, for tests and benchmarks
+
+	st State // touched only by the loop goroutine
+
+	mu     sync.Mutex
+	status Status // guarded by mu; read by the admin API
+
+	retry chan struct{} // a request to forget bad versions and poll now
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Status is what the agent tells about one app.
+type Status struct {
+	Name       string    `json:"name"`
+	Registry   string    `json:"registry"`
+	Runner     string    `json:"runner"`
+	Deployed   string    `json:"deployed_version,omitempty"`
+	Newest     string    `json:"newest_version,omitempty"`
+	State      string    `json:"state"`
+	LastCheck  time.Time `json:"last_check,omitzero"`
+	NextCheck  time.Time `json:"next_check,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	DeployedAt time.Time `json:"deployed_at,omitzero"`
+	Deploys    int       `json:"deploys"`
+}
+
+// App states shown in Status.State.
+const (
+	StateStarting  = "starting"
+	StateIdle      = "idle"
+	StateChecking  = "checking"
+	StateDeploying = "deploying"
+	StateFailed    = "failed"
+	StateStopped   = "stopped"
+)
+
+// start launches the loop. The loop ends when ctx is cancelled or stop is called.
+func (w *worker) start(ctx context.Context) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		w.loop(ctx)
+	}()
+}
+
+// stop ends the loop and then the workload, for the given reason. An app removed
+// from the file has its workload stopped; on agent shutdown each runner decides
+// (see runners.StopReason).
+func (w *worker) stop(ctx context.Context, why runners.StopReason) {
+	w.cancel()
+	<-w.done
+	if err := w.runner.Stop(ctx, why); err != nil {
+		w.logger.Error("stop runner", "reason", string(why), "err", err)
+	}
+	w.setStatus(func(s *Status) { s.State = StateStopped; s.NextCheck = time.Time{} })
+}
+
+func (w *worker) loop(ctx context.Context) {
+	if err := w.resume(ctx); err != nil {
+		w.logger.Error("resume", "err", err)
+		w.recordError(err)
+	}
+	failures := 0
+	for {
+		wait := jitter(w.app.Interval)
+		err := w.poll(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			wait = backoff(failures, w.app.Interval)
+			var rl *sources.RateLimitedError
+			if errors.As(err, &rl) {
+				if d := rl.Until.Sub(w.now()); d > wait {
+					wait = d
+				}
+			}
+			w.logger.Error("poll failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			w.recordError(err)
+		default:
+			failures = 0
+		}
+		next := w.now().Add(wait)
+		w.setStatus(func(s *Status) {
+			s.NextCheck = next
+			if err == nil {
+				s.State = StateIdle
+			}
+		})
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-w.retry:
+			t.Stop()
+			w.logger.Info("retry requested; bad versions forgotten", "bad", len(w.st.Bad))
+			w.st.Bad = nil
+			if err := w.st.save(w.dir); err != nil {
+				w.logger.Warn("save state", "err", err)
+			}
+			failures = 0
+		}
+	}
+}
+
+// resume reads state.json and brings up the workload of the deployed release,
+// downloading nothing.
+func (w *worker) resume(ctx context.Context) error {
+	st, err := loadState(w.dir)
+	if err != nil {
+		return err
+	}
+	w.st = st
+	if s, ok := w.src.(sources.Stateful); ok && len(st.Source) > 0 {
+		if err := s.LoadState(st.Source); err != nil {
+			w.logger.Warn("ignoring saved registry state", "err", err)
+		}
+	}
+	w.setStatus(func(s *Status) {
+		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = st.Version, st.DeployedAt, st.Deploys, st.LastError
+	})
+	w.metrics.setVersion(w.app.Name, st.Version)
+	if !st.DeployedAt.IsZero() {
+		w.metrics.lastDeploy.WithLabelValues(w.app.Name).Set(float64(st.DeployedAt.Unix()))
+	}
+	if st.Version == "" {
+		return nil
+	}
+	d := runners.Deployment{Version: st.Version}
+	if w.input == runners.Files {
+		cur, err := w.store.Current()
+		if err != nil {
+			return err
+		}
+		if cur == "" {
+			// The release was removed by hand: deploy again from the registry.
+			w.logger.Warn("deployed release is missing on disk; it will be deployed again", "version", st.Version)
+			w.st.Version = ""
+			return nil
+		}
+		d.Dir = cur
+	}
+	w.logger.Info("resuming", "version", st.Version)
+	return w.runner.Resume(ctx, d)
+}
+
+// poll checks the registry once and deploys the chosen release when it differs from
+// the deployed one.
+func (w *worker) poll(ctx context.Context) error {
+	w.polls.Add(1)
+	w.setStatus(func(s *Status) { s.State = StateChecking; s.LastCheck = w.now() })
+	cand, err := check(ctx, w.src, w.policy, w.now(), w.logger)
+	w.saveSourceState()
+	if err != nil {
+		if ctx.Err() == nil {
+			w.metrics.polls.WithLabelValues(w.app.Name, "error").Inc()
+		}
+		return err
+	}
+	w.metrics.polls.WithLabelValues(w.app.Name, "ok").Inc()
+	if cand == nil {
+		return nil // the newest release is still waiting for its artifact
+	}
+	tag := cand.Version.Original()
+	w.setStatus(func(s *Status) { s.Newest = tag; s.LastError = "" })
+	if tag == w.st.Version {
+		w.logger.Debug("up to date", "version", tag)
+		w.clearError()
+		return nil
+	}
+	if bad, ok := w.st.isBad(tag); ok {
+		w.logger.Debug("newest version is marked bad; staying on the deployed one", "version", tag, "deployed", w.st.Version)
+		msg := fmt.Sprintf("%s is marked bad (%s); it is not retried until a newer version appears or `dewy-agent retry -app %s` clears it", tag, bad.Reason, w.app.Name)
+		w.setStatus(func(s *Status) { s.LastError = msg })
+		return nil
+	}
+	w.setStatus(func(s *Status) { s.State = StateDeploying })
+	prev := w.st.Version
+	start := time.Now()
+	err = w.deploy(ctx, cand)
+	w.metrics.deployDuration.WithLabelValues(w.app.Name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() == nil {
+			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
+			if errors.Is(err, errBadRelease) || errors.Is(err, release.ErrBadArtifact) {
+				w.markBad(tag, err)
+			}
+		}
+		return fmt.Errorf("deploy %s: %w", tag, err)
+	}
+	w.metrics.deploys.WithLabelValues(w.app.Name, "success").Inc()
+	w.logger.Info("deployed", "version", tag, "previous", prev, "artifact", cand.Artifact.Name,
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// check asks the source for the newest release allowed by the policy. It returns a
+// nil candidate when the newest release is within its artifact grace period.
+func check(ctx context.Context, src sources.Source, p version.Policy, now time.Time, logger *slog.Logger) (*version.Candidate, error) {
+	if d, ok := src.(sources.Deciding); ok {
+		return d.Decide(ctx, p)
+	}
+	rels, err := src.Releases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := version.Select(rels, p, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sel.Skipped {
+		if s.Waiting {
+			logger.Debug("release has no matching artifact yet; waiting", "tag", s.Tag, "reason", s.Reason)
+		} else {
+			logger.Warn("release skipped", "tag", s.Tag, "reason", s.Reason)
+		}
+	}
+	return sel.Candidate, nil
+}
+
+// deploy fetches, verifies and extracts the candidate and hands it to the runner.
+// On failure the new release directory is removed and `current` is as before.
+func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
+	tag := c.Version.Original()
+	d := runners.Deployment{Version: tag, Image: c.Release.Image}
+	var prepared release.Prepared
+	if w.input == runners.Files {
+		sum, err := w.checksum(ctx, c)
+		if err != nil {
+			return err
+		}
+		open := func(ctx context.Context) (io.ReadCloser, error) { return w.src.Open(ctx, c.Release, c.Artifact) }
+		prepared, err = w.store.Prepare(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open)
+		if err != nil {
+			return err
+		}
+		d.Dir = prepared.Dir
+		d.Activate, d.Rollback, err = w.store.Activation(prepared.Dir)
+		if err != nil {
+			w.store.Remove(prepared.Dir)
+			return err
+		}
+	}
+	if err := w.runner.Deploy(ctx, d); err != nil {
+		if d.Dir != "" {
+			if rerr := w.store.Remove(d.Dir); rerr != nil {
+				w.logger.Warn("remove failed release", "dir", d.Dir, "err", rerr)
+			}
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errBadRelease, err)
+	}
+	w.st.Version = tag
+	w.st.Artifact = c.Artifact.Name
+	w.st.SHA256 = prepared.SHA256
+	w.st.Release = ""
+	if d.Dir != "" {
+		if rel, err := filepath.Rel(w.dir, d.Dir); err == nil {
+			w.st.Release = rel
+		}
+	}
+	w.st.DeployedAt = w.now()
+	w.st.Deploys++
+	w.st.LastError, w.st.LastErrorAt = "", time.Time{}
+	if err := w.st.save(w.dir); err != nil {
+		// The release is current; only the record failed. Say so loudly.
+		w.logger.Error("deployed but could not record it", "err", err)
+	}
+	w.setStatus(func(s *Status) {
+		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = tag, w.st.DeployedAt, w.st.Deploys, ""
+	})
+	w.metrics.setVersion(w.app.Name, tag)
+	w.metrics.lastDeploy.WithLabelValues(w.app.Name).Set(float64(w.st.DeployedAt.Unix()))
+	if w.input == runners.Files {
+		if err := w.store.Prune(); err != nil {
+			w.logger.Warn("prune old releases", "err", err)
+		}
+	}
+	return nil
+}
+
+// checksum returns the SHA-256 the release publishes for the artifact, or "" when
+// it publishes none.
+func (w *worker) checksum(ctx context.Context, c *version.Candidate) (string, error) {
+	if c.Checksum == nil {
+		return "", nil
+	}
+	r, err := w.src.Open(ctx, c.Release, *c.Checksum)
+	if err != nil {
+		return "", fmt.Errorf("fetch checksum file %s: %w", c.Checksum.Name, err)
+	}
+	defer r.Close()
+	sum, err := version.ParseChecksums(r, c.Artifact.Name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: checksum file %s: %w", errBadRelease, c.Checksum.Name, err)
+	}
+	return sum, nil
+}
+
+// maxBad bounds the bad versions remembered per app.
+const maxBad = 20
+
+// requestRetry asks the loop to forget bad versions and poll at once.
+func (w *worker) requestRetry() {
+	select {
+	case w.retry <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+// errBadRelease marks deploy failures that retrying the same release cannot fix.
+var errBadRelease = errors.New("bad release")
+
+// markBad records version as bad in state.json.
+func (w *worker) markBad(version string, err error) {
+	w.st.Bad = append(w.st.Bad, BadVersion{Version: version, Reason: err.Error(), At: w.now()})
+	if len(w.st.Bad) > maxBad {
+		w.st.Bad = w.st.Bad[len(w.st.Bad)-maxBad:]
+	}
+	w.logger.Error("version marked bad; it will not be retried until a newer version appears", "version", version, "err", err)
+	if err := w.st.save(w.dir); err != nil {
+		w.logger.Warn("save state", "err", err)
+	}
+}
+
+func (w *worker) saveSourceState() {
+	s, ok := w.src.(sources.Stateful)
+	if !ok {
+		return
+	}
+	b, err := s.SaveState()
+	if err != nil || string(b) == string(w.st.Source) {
+		return
+	}
+	w.st.Source = b
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return
+	}
+	if err := w.st.save(w.dir); err != nil {
+		w.logger.Warn("save registry state", "err", err)
+	}
+}
+
+func (w *worker) recordError(err error) {
+	msg := err.Error()
+	w.st.LastError, w.st.LastErrorAt = msg, w.now()
+	w.setStatus(func(s *Status) { s.State = StateFailed; s.LastError = msg })
+	if err := os.MkdirAll(w.dir, 0o755); err == nil {
+		if err := w.st.save(w.dir); err != nil {
+			w.logger.Warn("save state", "err", err)
+		}
+	}
+}
+
+func (w *worker) clearError() {
+	w.st.LastError, w.st.LastErrorAt = "", time.Time{}
+	w.setStatus(func(s *Status) { s.LastError = "" })
+}
+
+func (w *worker) setStatus(f func(*Status)) {
+	w.mu.Lock()
+	f(&w.status)
+	w.mu.Unlock()
+}
+
+func (w *worker) snapshot() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.status
+}
+
+// jitter spreads polls of many apps: d ± 10%.
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + rand.N(d/5+1)
+}
+
+// backoff is the wait after n consecutive failures: 1s, 2s, 4s, ... capped at max.
+func backoff(n int, max time.Duration) time.Duration {
+	d := time.Second << min(n-1, 20)
+	return min(d, max)
+}

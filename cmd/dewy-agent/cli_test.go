@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestValidateBadFixtures runs validate on every bad fixture of the config
+// package: each exits 1 and prints a diagnostic with the file and a line.
+func TestValidateBadFixtures(t *testing.T) {
+	files, _ := filepath.Glob("../../config/testdata/*.bad.hcl")
+	if len(files) < 20 {
+		t.Fatalf("found %d bad fixtures", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, _, stderr := runCLI("validate", "-config", f)
+			if code != exitError {
+				t.Fatalf("exit %d, want %d", code, exitError)
+			}
+			re := regexp.MustCompile(regexp.QuoteMeta(filepath.Base(f)) + `:\d+,\d+: Error`)
+			if !re.MatchString(stderr) {
+				t.Fatalf("no file:line,col diagnostic in:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestDocumentedConfigsValidate keeps the docs honest: dewy.hcl.example and every
+// example config pass validate.
+func TestDocumentedConfigsValidate(t *testing.T) {
+	t.Setenv("DEMO_DIR", t.TempDir())
+	files, _ := filepath.Glob("../../examples/*.hcl")
+	files = append(files, "../../dewy.hcl.example")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, stdout, stderr := runCLI("validate", "-config", f)
+			if code != exitOK || !strings.Contains(stdout, "ok") {
+				t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+			}
+			if stderr != "" {
+				t.Fatalf("warnings:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{name: "unknown command", args: []string{"deploy"}, code: exitUsage, want: `unknown command "deploy"`},
+		{name: "no config", args: []string{"validate"}, code: exitUsage, want: "-config is required"},
+		{name: "run without config", args: nil, code: exitUsage, want: "-config is required"},
+		{name: "unknown flag", args: []string{"plan", "-verbose"}, code: exitUsage, want: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"validate", "-config", "x.hcl", "extra"}, code: exitUsage, want: `unexpected argument "extra"`},
+		{name: "missing file", args: []string{"validate", "-config", "/nonexistent/dewy.hcl"}, code: exitError, want: "no such file"},
+		{name: "status unreachable", args: []string{"status", "-addr", "127.0.0.1:1"}, code: exitError, want: "cannot reach the agent"},
+		{name: "help", args: []string{"help"}, code: exitOK},
+		{name: "version", args: []string{"version"}, code: exitOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout+stderr, c.want) {
+				t.Fatalf("output lacks %q:\n%s%s", c.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestPlan shows the deployed and newest versions and deploys nothing.
+func TestPlan(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "registry")
+	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "1"}))
+	writeFile(t, filepath.Join(reg, "v1.2.0", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "2"}))
+	writeFile(t, filepath.Join(reg, "v2.0.0-rc.1", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "3"}))
+	state := filepath.Join(dir, "state")
+	// The stable app has v1.0.0 deployed, as an earlier run would have left it.
+	writeFile(t, filepath.Join(state, "apps", "stable", "state.json"), []byte(`{"version":"v1.0.0"}`))
+	cfg := filepath.Join(dir, "dewy.hcl")
+	writeFile(t, cfg, []byte(fmt.Sprintf(`
+agent { state_dir = %q }
+app "stable" {
+  registry = "file://%s?artifact=site.tar.gz"
+  runner "assets" {}
+}
+app "staging" {
+  registry = "file://%s?artifact=site.tar.gz&pre-release=true"
+  runner "assets" {}
+}
+app "missing" {
+  registry = "file://%s/nope"
+  runner "assets" {}
+}
+`, state, reg, reg, dir)))
+	code, stdout, stderr := runCLI("plan", "-config", cfg)
+	if code != exitError { // the missing registry is an error
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`stable\s+assets\s+v1.0.0\s+v1.2.0\s+site.tar.gz\s+deploy`),
+		regexp.MustCompile(`staging\s+assets\s+-\s+v2.0.0-rc.1\s+site.tar.gz\s+deploy`),
+		regexp.MustCompile(`missing\s+assets\s+-\s+-\s+-\s+error`),
+	}
+	for _, re := range want {
+		if !re.MatchString(stdout) {
+			t.Errorf("plan lacks %s:\n%s", re, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "missing:") {
+		t.Errorf("no error for the missing registry:\n%s", stderr)
+	}
+	// Nothing was deployed or written.
+	if _, err := os.Stat(filepath.Join(state, "apps", "staging")); !os.IsNotExist(err) {
+		t.Errorf("plan created the staging app's directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(state, "apps", "stable", "current")); !os.IsNotExist(err) {
+		t.Errorf("plan deployed: %v", err)
+	}
+}

@@ -1,0 +1,244 @@
+// Command dewy-agent is a pull-based continuous-deployment agent: it reads an HCL
+// file declaring apps, watches each app's registry and deploys new releases.
+//
+// main only wires: flags, logger, signals, agent.Run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/dewy-agent/dewy-agent/agent"
+	"github.com/dewy-agent/dewy-agent/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // runtime or config error
+	exitUsage = 2 // bad command line
+)
+
+const usage = `dewy-agent: pull-based continuous deployment for hosts without Kubernetes
+
+Usage:
+  dewy-agent -config dewy.hcl             run the agent (the default command)
+  dewy-agent validate -config dewy.hcl    check the file; exit 1 on any error
+  dewy-agent plan -config dewy.hcl        show what would be deployed; deploys nothing
+  dewy-agent status [-addr host:port]     ask a running agent for each app's state
+  dewy-agent retry -app NAME              make a running agent retry an app's bad versions
+  dewy-agent version                      print the version
+
+Run 'dewy-agent <command> -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(args, stderr)
+	case "validate":
+		return cmdValidate(args, stdout, stderr)
+	case "plan":
+		return cmdPlan(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "retry":
+		return cmdRetry(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "dewy-agent", agentVersion())
+		return exitOK
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "dewy-agent: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// configFlags parses the flags every config-reading command shares.
+func configFlags(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "path of the HCL config file (required)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: dewy-agent %s -config FILE\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "dewy-agent %s: unexpected argument %q\n", name, fs.Arg(0))
+		fs.Usage()
+		return "", false
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "dewy-agent %s: -config is required, e.g. -config /etc/dewy-agent/dewy.hcl\n", name)
+		return "", false
+	}
+	return *path, true
+}
+
+// load reads and validates the config file, printing diagnostics (warnings too).
+func load(path string, stderr io.Writer) (*config.File, bool) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "dewy-agent: %v\n", err)
+		return nil, false
+	}
+	cfg, diags := config.Parse(path, src)
+	if len(diags) > 0 {
+		config.WriteDiagnostics(stderr, path, src, diags, isTerminal(stderr))
+	}
+	return cfg, !diags.HasErrors()
+}
+
+// isTerminal reports whether w is a terminal, for coloured diagnostics.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("NO_COLOR") == ""
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlags("validate", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		return exitError
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", path, len(cfg.Apps))
+	return exitOK
+}
+
+func cmdPlan(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlags("plan", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		return exitError
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	items := agent.Plan(ctx, cfg, agent.Options{Logger: newLogger(cfg.Agent, new(slog.LevelVar), stderr)})
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tRUNNER\tDEPLOYED\tNEWEST\tARTIFACT\tACTION")
+	failed := false
+	for _, it := range items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.App, it.Runner, dash(it.Deployed), dash(it.Newest), dash(it.Artifact), it.Action)
+	}
+	tw.Flush()
+	for _, it := range items {
+		if it.Err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", it.App, it.Err)
+			failed = failed || it.Action == "error"
+		}
+	}
+	if failed {
+		return exitError
+	}
+	return exitOK
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	path, ok := configFlags("run", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		return exitError
+	}
+	level := new(slog.LevelVar)
+	logger := newLogger(cfg.Agent, level, stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := agent.New(cfg, agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion()})
+
+	stopSigs := make(chan os.Signal, 2)
+	signal.Notify(stopSigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-stopSigs
+		logger.Info("signal received; stopping", "signal", s.String())
+		cancel()
+		s = <-stopSigs
+		logger.Error("second signal; exiting at once", "signal", s.String())
+		os.Exit(exitError)
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP received; reloading the config file")
+				a.Reload(true) // the outcome is logged and shown in status
+			}
+		}
+	}()
+
+	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("agent failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// newLogger builds the agent's logger from the agent block. level is set from
+// log_level; a reload may change it later.
+func newLogger(a config.Agent, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(a.LogLevel)) // validated by config
+	level.Set(l)
+	opts := &slog.HandlerOptions{Level: level}
+	if a.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func agentVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
