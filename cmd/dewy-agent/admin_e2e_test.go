@@ -82,9 +82,9 @@ app "site" {
 	// Metrics parse and carry the app's series.
 	families := scrape(t, addr)
 	checks := map[string]func(*model.Sample) bool{
-		"dewy_deploys_total":                func(s *model.Sample) bool { return s.Metric["result"] == "success" && s.Value == 1 },
-		"dewy_polls_total":                  func(s *model.Sample) bool { return s.Metric["result"] == "ok" && s.Value >= 1 },
-		"dewy_deployed_version_info":        func(s *model.Sample) bool { return s.Metric["version"] == "v1.0.0" },
+		"dewy_deploys_total":                 func(s *model.Sample) bool { return s.Metric["result"] == "success" && s.Value == 1 },
+		"dewy_polls_total":                   func(s *model.Sample) bool { return s.Metric["result"] == "ok" && s.Value >= 1 },
+		"dewy_deployed_version_info":         func(s *model.Sample) bool { return s.Metric["version"] == "v1.0.0" },
 		"dewy_config_last_reload_successful": func(s *model.Sample) bool { return s.Value == 1 },
 	}
 	for name, ok := range checks {
