@@ -47,12 +47,17 @@ func TestBadFixtures(t *testing.T) {
 		{
 			name: "unknown scheme",
 			file: "unknown_scheme.bad.hcl",
-			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr)`},
+			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, s3)`},
+		},
+		{
+			name: "pre_release and artifact with grpc",
+			file: "grpc_options.bad.hcl",
+			want: []string{"grpc_options.bad.hcl:3,17:", "pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "artifact cannot be used with a grpc:// registry"},
 		},
 		{
 			name: "unsupported scheme",
 			file: "unsupported_scheme.bad.hcl",
-			want: []string{"unsupported_scheme.bad.hcl:2,14:", `registry scheme "s3" is not supported by this build (supported: file, ghr)`},
+			want: []string{"unsupported_scheme.bad.hcl:2,14:", `registry scheme "img" is not supported by this build (supported: file, ghr, gs, grpc, s3)`},
 		},
 		{
 			name: "unknown query option",
@@ -205,7 +210,7 @@ func TestBadFixtures(t *testing.T) {
 			want: []string{
 				"many_errors.bad.hcl:3,15:", `log_level "loud"`,
 				"many_errors.bad.hcl:4,3:", `"colour"`,
-				"many_errors.bad.hcl:8,14:", `scheme "s3" is not supported`,
+				"many_errors.bad.hcl:8,14:", `scheme "img" is not supported`,
 				"many_errors.bad.hcl:9,14:", `"often" is not a duration`,
 				"many_errors.bad.hcl:13,1:", `app "web" has no runner block`,
 				"many_errors.bad.hcl:14,19:", "?pre-release=maybe",

@@ -30,20 +30,26 @@ type parsedRegistry struct {
 const (
 	optPreRelease = "pre-release"
 	optArtifact   = "artifact"
+	optEndpoint   = "endpoint" // s3: an S3-compatible service's URL
+	optNoTLS      = "no-tls"   // grpc: plaintext instead of TLS
 )
 
 // supportedSchemes are the registry schemes this build can use.
-func supportedSchemes() []string { return []string{"file", "ghr"} }
+func supportedSchemes() []string { return []string{"file", "ghr", "gs", "grpc", "s3"} }
 
 // plannedSchemes are schemes of the product that this build does not include.
-func plannedSchemes() []string { return []string{"s3", "gs", "img", "grpc"} }
+func plannedSchemes() []string { return []string{"img"} }
 
 // schemeOptions are the query options each supported scheme accepts. A new
 // scheme is a case here and in parseRegistry.
 func schemeOptions(scheme string) []string {
 	switch scheme {
-	case "ghr", "file":
+	case "ghr", "file", "gs":
 		return []string{optPreRelease, optArtifact}
+	case "s3":
+		return []string{optPreRelease, optArtifact, optEndpoint}
+	case "grpc":
+		return []string{optNoTLS}
 	}
 	return nil
 }
@@ -82,6 +88,12 @@ func parseRegistry(raw string) (parsedRegistry, []problem) {
 		probs = checkGHR(u, &p.registry)
 	case "file":
 		probs = checkFileURL(u, &p.registry)
+	case "s3":
+		probs = checkS3(u, &p.registry)
+	case "gs":
+		probs = checkGS(u, &p.registry)
+	case "grpc":
+		probs = checkGRPC(u, &p.registry)
 	default:
 		if slices.Contains(plannedSchemes(), u.Scheme) {
 			return p, []problem{{"Unsupported registry scheme", fmt.Sprintf(
@@ -119,6 +131,10 @@ func credentialsProblem(scheme string) problem {
 		detail = "credentials do not belong in the URL; use GITHUB_TOKEN (or GH_TOKEN) in the agent's environment and remove the user:password@ part."
 	case "file":
 		detail = "credentials do not belong in the URL, and a file registry takes none; remove the user:password@ part."
+	case "s3":
+		detail = "credentials do not belong in the URL; the AWS default chain supplies them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, instance roles). Remove the user:password@ part."
+	case "gs":
+		detail = "credentials do not belong in the URL; Google application default credentials supply them (GOOGLE_APPLICATION_CREDENTIALS, workload identity). Remove the user:password@ part."
 	}
 	return problem{"Credentials in registry URL", detail}
 }
@@ -145,6 +161,52 @@ func checkGHR(u *url.URL, reg *Registry) []problem {
 			"repository %q is not a GitHub repository name (letters, digits, \"-\", \"_\" and \".\"); fix the URL.", repo)})
 	}
 	return probs
+}
+
+// checkS3 checks s3://<region>/<bucket>/<path-prefix>; Path becomes
+// "<bucket>/<path-prefix>" (the prefix may be empty).
+func checkS3(u *url.URL, reg *Registry) []problem {
+	const form = `an S3 registry is "s3://<region>/<bucket>/<path-prefix>", e.g. "s3://ap-northeast-1/my-releases/myapp"`
+	region, rest := u.Host, strings.Trim(u.Path, "/")
+	bucket, _, _ := strings.Cut(rest, "/")
+	if u.Opaque != "" || region == "" || bucket == "" {
+		return []problem{{"Invalid s3 registry", form + "; fix the URL."}}
+	}
+	if !onlyChars(region, "-") {
+		return []problem{{"Invalid S3 region", fmt.Sprintf("region %q is not an AWS region name such as \"us-east-1\"; %s.", region, form)}}
+	}
+	if strings.Contains(rest, "//") {
+		return []problem{{"Invalid s3 registry", "the path has an empty folder (\"//\"); " + form + "."}}
+	}
+	reg.Host, reg.Path = region, rest
+	return nil
+}
+
+// checkGS checks gs://<bucket>/<path-prefix>; Path is the prefix (may be empty).
+func checkGS(u *url.URL, reg *Registry) []problem {
+	const form = `a Google Cloud Storage registry is "gs://<bucket>/<path-prefix>", e.g. "gs://my-releases/myapp"`
+	if u.Opaque != "" || u.Host == "" {
+		return []problem{{"Invalid gs registry", form + "; fix the URL."}}
+	}
+	prefix := strings.Trim(u.Path, "/")
+	if strings.Contains(prefix, "//") {
+		return []problem{{"Invalid gs registry", "the path has an empty folder (\"//\"); " + form + "."}}
+	}
+	reg.Host, reg.Path = u.Host, prefix
+	return nil
+}
+
+// checkGRPC checks grpc://<host>[:port], which has no path.
+func checkGRPC(u *url.URL, reg *Registry) []problem {
+	const form = `a gRPC registry is "grpc://<host>[:port]", e.g. "grpc://registry.example.com:9000" (add ?no-tls=true for plaintext)`
+	if u.Opaque != "" || u.Host == "" {
+		return []problem{{"Invalid grpc registry", form + "; fix the URL."}}
+	}
+	if strings.Trim(u.Path, "/") != "" {
+		return []problem{{"Invalid grpc registry", "a gRPC registry URL has no path; " + form + "."}}
+	}
+	reg.Host = u.Host
+	return nil
 }
 
 // onlyChars reports whether s holds only ASCII letters, digits and the runes
@@ -193,8 +255,11 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 	for _, k := range keys {
 		vs := values[k]
 		if !slices.Contains(allowed, k) {
-			probs = append(probs, problem{"Unknown registry option", fmt.Sprintf(
-				"%s registries do not take the option %q; the options are: %s.", u.Scheme, k, joinList(allowed))})
+			detail := fmt.Sprintf("%s registries do not take the option %q; the options are: %s.", u.Scheme, k, joinList(allowed))
+			if u.Scheme == "grpc" && (k == optPreRelease || k == optArtifact) {
+				detail = fmt.Sprintf("a gRPC registry server chooses the version and the artifact itself, so %q cannot be used with grpc://; remove it.", k)
+			}
+			probs = append(probs, problem{"Unknown registry option", detail})
 			continue
 		}
 		if len(vs) > 1 {
@@ -224,7 +289,20 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 			default:
 				p.artifact = &v
 			}
+		case optNoTLS:
+			if v != "true" && v != "false" {
+				probs = append(probs, problem{"Invalid no-tls option", fmt.Sprintf("?no-tls=%s must be true or false.", v)})
+				continue
+			}
+			fallthrough
 		default:
+			if k == optEndpoint {
+				if eu, err := url.Parse(v); err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" || eu.User != nil {
+					probs = append(probs, problem{"Invalid endpoint option",
+						"?endpoint= must be the http(s) URL of an S3-compatible service without credentials, e.g. https://s3.example.com."})
+					continue
+				}
+			}
 			if p.registry.Options == nil {
 				p.registry.Options = map[string]string{}
 			}

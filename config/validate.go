@@ -191,6 +191,16 @@ func (d *decoder) buildRegistry(in appInput, app *App) {
 		d.fail(in.registry.rng, pr.summary, "%s", pr.detail)
 	}
 	app.Registry = p.registry
+	if p.registry.Scheme == "grpc" {
+		// The seed: a gRPC server chooses the version and the artifact itself.
+		const detail = "%s cannot be used with a grpc:// registry: its server chooses the version and the artifact; remove it."
+		if in.preRelease.set {
+			d.fail(in.preRelease.rng, "Not available with grpc", detail, "pre_release")
+		}
+		if in.artifact.set {
+			d.fail(in.artifact.rng, "Not available with grpc", detail, "artifact")
+		}
+	}
 
 	if p.preRelease != nil {
 		if in.preRelease.set && !in.preRelease.bad && in.preRelease.val != *p.preRelease {

@@ -5,7 +5,7 @@ agent {
 }
 
 app "api" {
-  registry = "s3://ap-northeast-1/bucket/api"
+  registry = "img://ghcr.io/acme/api"
   interval = "often"
   runner "assets" {}
 }

@@ -1,4 +1,4 @@
 app "site" {
-  registry = "s3://ap-northeast-1/my-releases/site"
+  registry = "img://ghcr.io/acme/site"
   runner "assets" {}
 }

@@ -1,0 +1,6 @@
+app "api" {
+  registry    = "grpc://registry.example.com:9000"
+  pre_release = true
+  artifact    = "api_linux_amd64.tar.gz"
+  runner "assets" {}
+}
