@@ -1,0 +1,402 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	// maxLine bounds one logged line of a child's output; longer lines are logged
+	// in pieces marked partial.
+	maxLine = 4096
+	// logDrain is how long a finished generation's output may take to reach EOF
+	// before its pipes are closed.
+	logDrain = time.Second
+	// pollEvery is the health-check and stop polling interval.
+	pollEvery = 100 * time.Millisecond
+	// shim sets LISTEN_PID to the shell's own pid, then execs the app, which keeps
+	// the pid: the only way to give a child its own pid in its environment with
+	// os/exec.
+	shim = `export LISTEN_PID=$$; exec "$@"`
+)
+
+// generation is one started process of a release.
+type generation struct {
+	version string
+	dir     string
+	pid     int
+	started time.Time
+	// healthURL is the private health endpoint; "" without Config.HealthPath.
+	healthURL string
+	logger    *slog.Logger
+
+	cmd   *exec.Cmd
+	done  chan struct{}    // closed once the process is reaped
+	state *os.ProcessState // set before done is closed; nil if wait failed
+
+	pipes    []*os.File // read ends of stdout and stderr
+	logs     sync.WaitGroup
+	finished sync.Once
+}
+
+// exited reports whether the process has been reaped.
+func (g *generation) exited() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitString describes how the process ended ("exit status 3", "signal: killed").
+func (g *generation) exitString() string {
+	if g.state == nil {
+		return "unknown exit"
+	}
+	return g.state.String()
+}
+
+// exitAttrs are the log attributes of how the process ended.
+func (g *generation) exitAttrs() []any {
+	if g.state == nil {
+		return []any{"exit", "unknown"}
+	}
+	if ws, ok := g.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return []any{"signal", ws.Signal().String()}
+	}
+	return []any{"code", g.state.ExitCode()}
+}
+
+// failed reports whether the exit counts as a failure for Restart "on-failure":
+// a non-zero code or a signal.
+func (g *generation) failed() bool {
+	return g.state == nil || !g.state.Success()
+}
+
+// start starts a generation of the release in dir. The process runs in its own
+// process group with the runner's sockets at fd 3 onwards, plus a private health
+// socket when Config.HealthPath is set.
+func (s *Server) start(dir, version string) (*generation, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("release dir: %w", err)
+	}
+	prog, err := resolveProgram(s.cfg.Command[0], dir)
+	if err != nil {
+		return nil, err
+	}
+	workdir := dir
+	if s.cfg.Dir != "" {
+		workdir = s.cfg.Dir
+		if !filepath.IsAbs(workdir) {
+			workdir = filepath.Join(dir, workdir)
+		}
+	}
+
+	var files []*os.File
+	var names, starter []string
+	s.mu.Lock()
+	pl := s.ports
+	s.mu.Unlock()
+	if pl != nil {
+		for i, f := range pl.files {
+			port := pl.port(i)
+			files = append(files, f)
+			names = append(names, "port"+strconv.Itoa(port))
+			starter = append(starter, fmt.Sprintf("%d=%d", port, 3+i))
+		}
+	}
+	healthURL := ""
+	if s.cfg.HealthPath != "" {
+		hf, addr, err := listenFile("127.0.0.1:0", "health")
+		if err != nil {
+			return nil, fmt.Errorf("health listener: %w", err)
+		}
+		defer hf.Close() // the child holds its own copy once started
+		files = append(files, hf)
+		names = append(names, "health")
+		starter = append(starter, fmt.Sprintf("%s=%d", addr, 3+len(files)-1))
+		healthURL = "http://" + addr.String() + s.cfg.HealthPath
+	}
+
+	cmd := &exec.Cmd{
+		Path:        prog,
+		Args:        append([]string{prog}, s.cfg.Command[1:]...),
+		Dir:         workdir,
+		Env:         s.environ(len(files), names, starter),
+		ExtraFiles:  files,
+		SysProcAttr: sysProcAttr(s.cfg.StopSignal),
+	}
+	if len(files) > 0 {
+		cmd.Path = "/bin/sh"
+		cmd.Args = append([]string{"sh", "-c", shim, "sh", prog}, s.cfg.Command[1:]...)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start %s: %w", prog, err)
+	}
+
+	g := &generation{
+		version:   version,
+		dir:       dir,
+		pid:       cmd.Process.Pid,
+		started:   time.Now(),
+		healthURL: healthURL,
+		logger:    s.logger.With("version", version, "pid", cmd.Process.Pid),
+		cmd:       cmd,
+		done:      make(chan struct{}),
+		pipes:     []*os.File{outR, errR},
+	}
+	g.logs.Add(2)
+	go g.copyLines(outR, "stdout")
+	go g.copyLines(errR, "stderr")
+	go func() {
+		_ = cmd.Wait() // the exit is in ProcessState
+		g.state = cmd.ProcessState
+		close(g.done)
+	}()
+	g.logger.Info("generation started", "dir", dir)
+	return g, nil
+}
+
+// resolveProgram finds the program: a relative path with a slash resolves inside the
+// release dir, a bare name through PATH.
+func resolveProgram(prog, dir string) (string, error) {
+	switch {
+	case filepath.IsAbs(prog):
+	case strings.ContainsRune(prog, '/'):
+		prog = filepath.Join(dir, prog)
+	default:
+		p, err := exec.LookPath(prog)
+		if err != nil {
+			return "", fmt.Errorf("find %s: %w", prog, err)
+		}
+		return p, nil
+	}
+	if _, err := os.Stat(prog); err != nil {
+		return "", fmt.Errorf("command: %w", err)
+	}
+	return prog, nil
+}
+
+// environ is the agent's environment without any socket variables of its own, plus
+// Config.Env, plus the socket variables of this generation. LISTEN_PID is set by the
+// shim.
+func (s *Server) environ(nfiles int, names, starter []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "SERVER_STARTER_PORT":
+			continue
+		}
+		env = append(env, kv)
+	}
+	for _, k := range s.envKeys {
+		env = append(env, k+"="+s.cfg.Env[k]) // exec keeps the last of duplicate keys
+	}
+	if nfiles > 0 {
+		env = append(env,
+			"LISTEN_FDS="+strconv.Itoa(nfiles),
+			"LISTEN_FDNAMES="+strings.Join(names, ":"),
+			"SERVER_STARTER_PORT="+strings.Join(starter, ";"),
+		)
+	}
+	return env
+}
+
+// copyLines logs each line of one output stream at info, in pieces of at most
+// maxLine bytes.
+func (g *generation) copyLines(r io.Reader, stream string) {
+	defer g.logs.Done()
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		partial := errors.Is(err, bufio.ErrBufferFull)
+		if text := strings.TrimRight(string(line), "\r\n"); text != "" {
+			attrs := []any{"stream", stream}
+			if partial {
+				attrs = append(attrs, "partial", true)
+			}
+			g.logger.Info(text, attrs...)
+		}
+		if err != nil && !partial {
+			return
+		}
+	}
+}
+
+// finish cleans up after the process was reaped: it kills what is left of its
+// process group (children of a crashed app would otherwise keep the sockets) and
+// ends the output copying. Safe to call more than once.
+//
+// The group id is the reaped leader's pid; it cannot belong to anyone else while a
+// member of the group is alive, and an empty group answers ESRCH.
+func (g *generation) finish() {
+	g.finished.Do(func() {
+		_ = syscall.Kill(-g.pid, syscall.SIGKILL)
+		drained := make(chan struct{})
+		go func() {
+			g.logs.Wait()
+			close(drained)
+		}()
+		t := time.NewTimer(logDrain)
+		defer t.Stop()
+		select {
+		case <-drained:
+		case <-t.C: // a descendant outside the group still holds the pipe
+		}
+		for _, p := range g.pipes {
+			p.Close()
+		}
+		<-drained
+	})
+}
+
+// stopGeneration stops g: StopSignal to its process group, up to StopTimeout (or
+// until ctx is done) for the whole group to exit, then SIGKILL. It returns once the
+// process is reaped and the group is gone.
+func (s *Server) stopGeneration(ctx context.Context, g *generation) {
+	running := !g.exited()
+	if running {
+		g.logger.Info("stopping generation", "signal", s.cfg.StopSignal.String())
+	}
+	_ = syscall.Kill(-g.pid, s.cfg.StopSignal)
+	timeout := time.NewTimer(s.cfg.StopTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(pollEvery / 2)
+	defer tick.Stop()
+wait:
+	for !g.exited() || groupAlive(g.pid) {
+		select {
+		case <-g.done:
+		case <-tick.C:
+		case <-timeout.C:
+			g.logger.Warn("generation did not stop in time; killing it", "stop_timeout", s.cfg.StopTimeout)
+			break wait
+		case <-ctx.Done():
+			g.logger.Warn("stop cut short; killing generation", "reason", context.Cause(ctx))
+			break wait
+		}
+	}
+	_ = syscall.Kill(-g.pid, syscall.SIGKILL)
+	<-g.done
+	g.finish()
+	if running {
+		g.logger.Info("generation stopped", g.exitAttrs()...)
+	}
+}
+
+// errExited is returned when a generation exits while the runner waits for it to
+// become healthy.
+var errExited = errors.New("exited before it was healthy")
+
+// waitHealthy waits until g is healthy: its health endpoint answers 2xx within
+// HealthTimeout, or, without HealthPath, it is still running after SettleTime.
+func (s *Server) waitHealthy(ctx context.Context, g *generation) error {
+	if g.healthURL == "" {
+		t := time.NewTimer(s.cfg.SettleTime)
+		defer t.Stop()
+		select {
+		case <-g.done:
+			return fmt.Errorf("%w (%s)", errExited, g.exitString())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if g.exited() {
+				return fmt.Errorf("%w (%s)", errExited, g.exitString())
+			}
+			return nil
+		}
+	}
+	deadline := time.NewTimer(s.cfg.HealthTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	var last error
+	for {
+		if last = s.probe(ctx, g.healthURL); last == nil {
+			if g.exited() {
+				return fmt.Errorf("%w (%s)", errExited, g.exitString())
+			}
+			return nil
+		}
+		select {
+		case <-g.done:
+			return fmt.Errorf("%w (%s)", errExited, g.exitString())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("not healthy within %s: %w", s.cfg.HealthTimeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// probe makes one health request; nil means a 2xx answer.
+func (s *Server) probe(ctx context.Context, target string) error {
+	ctx, cancel := context.WithTimeout(ctx, min(time.Second, s.cfg.HealthTimeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.health.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // drop the URL: the private port means nothing to the reader
+		}
+		return fmt.Errorf("health check %s: %w", s.cfg.HealthPath, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("health check %s: status %s", s.cfg.HealthPath, resp.Status)
+	}
+	return nil
+}
+
+// newHealthClient is the client of the health checks: no proxy, no keep-alive (each
+// generation has its own port), no redirects (a 3xx is not healthy).
+func newHealthClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:             nil,
+			DisableKeepAlives: true,
+			DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

@@ -1,0 +1,226 @@
+// Command testapp is the HTTP app the server runner's tests and benchmark run as real
+// child processes. It serves every listener it inherits, by the systemd convention
+// (LISTEN_FDS, checked against LISTEN_PID) or the server-starter one
+// (SERVER_STARTER_PORT), and shuts down gracefully on SIGTERM.
+//
+// Endpoints: /version (the -version flag or TESTAPP_VERSION), /health (200, or 503
+// with -unhealthy), /conventions (JSON: which convention was used and what it said),
+// /pid, /children (pids of the -spawn children).
+//
+// Misbehaviour on demand, for the tests: -exit-at-start, -crash-after, -ignore-term,
+// -spawn (start a child in the same process group), -long-line.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// conventions is what /conventions reports.
+type conventions struct {
+	Convention       string   `json:"convention"` // "systemd" or "server-starter"
+	ListenPIDMatched bool     `json:"listen_pid_matched"`
+	Names            []string `json:"names"`
+	Addrs            []string `json:"addrs"`
+	ServerStarter    string   `json:"server_starter_port"`
+	ListenFDs        string   `json:"listen_fds"`
+	ListenFDNames    string   `json:"listen_fdnames"`
+}
+
+func main() {
+	version := flag.String("version", os.Getenv("TESTAPP_VERSION"), "version reported at /version")
+	convention := flag.String("convention", "auto", "auto | systemd | server-starter")
+	unhealthy := flag.Bool("unhealthy", os.Getenv("TESTAPP_UNHEALTHY") != "", "answer /health with 503")
+	exitAtStart := flag.Int("exit-at-start", -1, "exit at once with this code (-1: do not)")
+	crashAfter := flag.Duration("crash-after", 0, "exit with -crash-code after this long (0: never)")
+	crashCode := flag.Int("crash-code", 3, "exit code for -crash-after")
+	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
+	spawn := flag.String("spawn", "", "a shell command started as a child in the same process group")
+	delay := flag.Duration("delay", 0, "time each request takes")
+	longLine := flag.Int("long-line", 0, "print a line of this many bytes at start")
+	flag.Parse()
+
+	if *exitAtStart >= 0 {
+		fmt.Fprintln(os.Stderr, "testapp: exiting at start as told")
+		os.Exit(*exitAtStart)
+	}
+	if *longLine > 0 {
+		fmt.Println(strings.Repeat("x", *longLine))
+	}
+
+	pid := os.Getpid()
+	conv, listeners, err := inherit(*convention, pid)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(1)
+	}
+
+	var children []int
+	if *spawn != "" {
+		c := exec.Command("/bin/sh", "-c", *spawn)
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "testapp: spawn:", err)
+			os.Exit(1)
+		}
+		children = append(children, c.Process.Pid)
+		go c.Wait()
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(*delay)
+		fmt.Fprint(w, *version)
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		if *unhealthy {
+			http.Error(w, "unhealthy as told", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("/conventions", func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(conv)
+	})
+	mux.HandleFunc("/pid", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, pid)
+	})
+	mux.HandleFunc("/children", func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(children)
+	})
+	// open counts the connections not yet closed, for the drain on SIGTERM.
+	var open atomic.Int64
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		},
+	}
+
+	sigs := make(chan os.Signal, 1)
+	if *ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
+	if *crashAfter > 0 {
+		time.AfterFunc(*crashAfter, func() {
+			fmt.Fprintf(os.Stderr, "testapp: crashing with code %d as told\n", *crashCode)
+			os.Exit(*crashCode)
+		})
+	}
+
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Go(func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				fmt.Fprintln(os.Stderr, "testapp: serve:", err)
+				os.Exit(1)
+			}
+		})
+	}
+	fmt.Printf("testapp %s serving on %d listeners (%s)\n", *version, len(listeners), conv.Convention)
+
+	<-sigs
+	// Drain before Shutdown: http.Server drops a request read after Shutdown began,
+	// even on a connection accepted before (golang/go#75591). So: stop accepting,
+	// wait for the accept loops (every accepted connection is then tracked), answer
+	// what is in flight with "Connection: close", and only then shut down.
+	for _, l := range listeners {
+		l.Close()
+	}
+	wg.Wait()
+	srv.SetKeepAlivesEnabled(false) // also closes the idle connections
+	for deadline := time.Now().Add(20 * time.Second); open.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "testapp: shutdown:", err)
+	}
+	fmt.Println("testapp: stopped")
+}
+
+// inherit turns the inherited descriptors into listeners by the chosen convention.
+func inherit(convention string, pid int) (conventions, []net.Listener, error) {
+	c := conventions{
+		ServerStarter: os.Getenv("SERVER_STARTER_PORT"),
+		ListenFDs:     os.Getenv("LISTEN_FDS"),
+		ListenFDNames: os.Getenv("LISTEN_FDNAMES"),
+	}
+	lp, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	c.ListenPIDMatched = lp == pid
+	if convention == "auto" {
+		convention = "server-starter"
+		if c.ListenFDs != "" && c.ListenPIDMatched {
+			convention = "systemd"
+		}
+	}
+	c.Convention = convention
+	var fds []int
+	switch convention {
+	case "systemd":
+		if !c.ListenPIDMatched {
+			return c, nil, fmt.Errorf("LISTEN_PID %q is not my pid %d", os.Getenv("LISTEN_PID"), pid)
+		}
+		n, err := strconv.Atoi(c.ListenFDs)
+		if err != nil {
+			return c, nil, fmt.Errorf("LISTEN_FDS %q: %w", c.ListenFDs, err)
+		}
+		names := strings.Split(c.ListenFDNames, ":")
+		for i := range n {
+			fds = append(fds, 3+i)
+			if i < len(names) {
+				c.Names = append(c.Names, names[i])
+			}
+		}
+	case "server-starter":
+		for _, kv := range strings.Split(c.ServerStarter, ";") {
+			addr, fd, ok := strings.Cut(kv, "=")
+			n, err := strconv.Atoi(fd)
+			if !ok || err != nil {
+				return c, nil, fmt.Errorf("SERVER_STARTER_PORT entry %q", kv)
+			}
+			fds = append(fds, n)
+			c.Names = append(c.Names, addr)
+		}
+	default:
+		return c, nil, fmt.Errorf("unknown convention %q", convention)
+	}
+	// What systemd's sd_listen_fds(unset_environment=1) does.
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDNAMES")
+	var ls []net.Listener
+	for _, fd := range fds {
+		f := os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd))
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return c, nil, fmt.Errorf("fd %d: %w", fd, err)
+		}
+		c.Addrs = append(c.Addrs, l.Addr().String())
+		ls = append(ls, l)
+	}
+	return c, ls, nil
+}
