@@ -1,0 +1,419 @@
+// Package gs is the Google Cloud Storage source (scheme "gs"). Its words:
+//
+//   - URL: gs://<bucket>/<path-prefix>. The path prefix may be empty or several
+//     levels deep.
+//   - Folder: the name prefix "<path-prefix>/<version>/" of one release; its
+//     name ("v1.2.4") is the release's tag.
+//   - Artifact: an object directly inside a folder,
+//     "<path-prefix>/<version>/<artifact>". Objects in deeper sub-folders are not
+//     artifacts; that is where Report writes (".dewy-reports/").
+//
+// Layout, as in the seed:
+//
+//	myapp/v1.2.4/myapp_linux_amd64.tar.gz
+//	myapp/v1.2.3/myapp_linux_amd64.tar.gz
+//
+// Credentials are Google's application default credentials:
+// GOOGLE_APPLICATION_CREDENTIALS (a service account key or any ADC file), the
+// file `gcloud auth application-default login` writes, then the metadata
+// server's service account on Google Cloud (Workload Identity included). The
+// token is added to requests sent through the agent's HTTP client
+// (sources.Options.HTTPClient). STORAGE_EMULATOR_HOST ("host:port" or a URL)
+// points the source at an emulator such as fake-gcs-server; then no
+// credentials are used and objects are read through the JSON API.
+//
+// Objects are read as stored (ReadCompressed): an artifact uploaded with
+// Content-Encoding: gzip is not decompressed on the way, so its checksum
+// holds. (Not with an emulator: the library cannot combine that with JSON
+// reads.) A failing request is tried at most 3 times.
+//
+// Cost of a poll: one objects.list with delimiter "/" per 1000 folders, then
+// one per folder whose contents are not cached. A folder's listing is kept
+// while the folder is quiet: its newest object was already an hour old when it
+// was listed. Re-listed on every poll are new folders, folders that are not
+// quiet yet, and the folders of the highest version and of the highest
+// version without a pre-release part (a late upload to them decides what is
+// deployed); every other folder is re-listed once a day. In the steady state
+// a poll is 1 request plus 2, plus 1 per folder changed in the last hour. The
+// cache lives in memory: the first poll after a start lists every version
+// folder once. Folders whose names are not versions are listed as releases
+// without assets and never opened.
+package gs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/Masterminds/semver/v3"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
+
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+const (
+	// quietAge is how old a folder's newest object must be, when the folder is
+	// listed, for the listing to be cached.
+	quietAge = time.Hour
+	// maxCacheAge is how long a cached folder listing is used at most.
+	maxCacheAge = 24 * time.Hour
+	// reportDir is the sub-folder of a version folder that holds reports.
+	reportDir = ".dewy-reports"
+	// maxAttempts bounds the storage library's retries, which are otherwise
+	// endless until ctx ends.
+	maxAttempts = 3
+	userAgent   = "dewy-agent"
+)
+
+// ErrAccessDenied is wrapped by errors for requests GCS refused (HTTP 401 or
+// 403), and when no application default credentials were found.
+var ErrAccessDenied = errors.New("access denied")
+
+// credentialsHint names the places application default credentials come from.
+const credentialsHint = "GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or the service account of the machine on Google Cloud"
+
+// Config is where the registry is: the parts of gs://<bucket>/<prefix>.
+type Config struct {
+	// Bucket is the bucket name.
+	Bucket string
+	// Prefix is the path prefix, "" or "a/b" (slashes at either end are ignored).
+	Prefix string
+}
+
+// GCS is the source for one Google Cloud Storage registry.
+type GCS struct {
+	cfg    Config
+	prefix string // the path prefix with a trailing slash, or ""
+	where  string // gs://bucket/prefix, for messages
+	log    *slog.Logger
+	now    func() time.Time
+	hc     *http.Client
+	// pageSize is the page size of every list; 0 leaves the service's
+	// default (1000). Tests make it small to force paging.
+	pageSize int
+	// endpoint overrides the JSON API root when not using an emulator. Only
+	// tests set it, to run the authenticated path against a fake.
+	endpoint string
+
+	mu       sync.Mutex
+	client   *storage.Client
+	emulator bool              // the client talks to STORAGE_EMULATOR_HOST
+	folders  map[string]folder // cached folder listings by folder name
+}
+
+// folder is one cached folder listing.
+type folder struct {
+	assets []version.Asset
+	newest time.Time // newest object time among the assets; zero when none
+	listed time.Time // when the listing was made
+}
+
+// New returns the source for cfg. It validates cfg and does no I/O: the
+// storage client (which looks for credentials) is made by the first call.
+func New(cfg Config, opts sources.Options) (*GCS, error) {
+	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
+	where := "gs://" + path.Join(cfg.Bucket, cfg.Prefix)
+	if err := validate(cfg); err != nil {
+		return nil, fmt.Errorf("gs %s: %w", where, err)
+	}
+	g := &GCS{cfg: cfg, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
+	if cfg.Prefix != "" {
+		g.prefix = cfg.Prefix + "/"
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.hc == nil {
+		g.hc = &http.Client{}
+	}
+	return g, nil
+}
+
+// validate checks the parts of the URL.
+func validate(cfg Config) error {
+	switch {
+	case cfg.Bucket == "":
+		return errors.New("bucket is empty: want gs://<bucket>/<path-prefix>")
+	case strings.ContainsFunc(cfg.Bucket, func(r rune) bool {
+		return r == '/' || r == '?' || r == '#' || r <= ' ' || r == 0x7f
+	}):
+		return fmt.Errorf("bucket %q is not a bucket name", cfg.Bucket)
+	}
+	if cfg.Prefix != "" {
+		for seg := range strings.SplitSeq(cfg.Prefix, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return fmt.Errorf("path prefix %q has an empty, \".\" or \"..\" element", cfg.Prefix)
+			}
+		}
+	}
+	return nil
+}
+
+// gcsClient returns the client, making it on the first call. A failure is not
+// remembered: the next call tries again.
+func (g *GCS) gcsClient(ctx context.Context) (*storage.Client, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.client != nil {
+		return g.client, nil
+	}
+	// The client outlives this call: what it keeps (the token source) must
+	// not end with this poll's ctx.
+	ctx = context.WithoutCancel(ctx)
+	var opts []option.ClientOption
+	emulator := os.Getenv("STORAGE_EMULATOR_HOST") != ""
+	if emulator {
+		// The library points itself at the emulator and sends no credentials.
+		// Emulators serve the JSON API more faithfully than the XML one.
+		opts = append(opts, option.WithHTTPClient(g.hc), storage.WithJSONReads())
+	} else {
+		// option.WithHTTPClient alone would send requests unauthenticated:
+		// put the credentials on top of the agent's transport instead.
+		base := g.hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		tr, err := htransport.NewTransport(ctx, base,
+			option.WithScopes(storage.ScopeReadWrite),
+			option.WithUserAgent(userAgent),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("gs %s: %w: no usable Google application default credentials (looked in %s; for an emulator set STORAGE_EMULATOR_HOST): %w",
+				g.where, ErrAccessDenied, credentialsHint, err)
+		}
+		hc := *g.hc
+		hc.Transport = tr
+		opts = append(opts, option.WithHTTPClient(&hc))
+		if g.endpoint != "" {
+			opts = append(opts, option.WithEndpoint(g.endpoint))
+		}
+	}
+	c, err := storage.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gs %s: storage client: %w", g.where, err)
+	}
+	c.SetRetry(storage.WithMaxAttempts(maxAttempts))
+	g.client, g.emulator = c, emulator
+	return c, nil
+}
+
+// isEmulator reports whether the client talks to STORAGE_EMULATOR_HOST.
+func (g *GCS) isEmulator() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.emulator
+}
+
+// Releases lists one release per folder under the prefix. A release's Created
+// is the newest creation time among its artifacts, so a folder still
+// receiving artifacts counts as new for the grace period. See the package doc
+// for what a poll costs.
+func (g *GCS) Releases(ctx context.Context) ([]version.Release, error) {
+	c, err := g.gcsClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names, err := g.listFolders(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	top := topVersions(names)
+
+	g.mu.Lock()
+	cache := g.folders
+	g.mu.Unlock()
+	next := make(map[string]folder, len(names))
+	rels := make([]version.Release, 0, len(names))
+	for _, name := range names {
+		rel := version.Release{Tag: name}
+		if _, ok := version.Parse(name); !ok {
+			rels = append(rels, rel) // listed for the engine's messages, never opened
+			continue
+		}
+		now := g.now()
+		f, ok := cache[name]
+		if !ok || top[name] || !f.reusable(now) {
+			if f, err = g.listFolder(ctx, c, name, now); err != nil {
+				g.keep(next, cache)
+				return nil, err
+			}
+		}
+		next[name] = f
+		rel.Created = f.newest
+		rel.Assets = slices.Clone(f.assets) // callers may not edit the cache
+		rels = append(rels, rel)
+	}
+	g.mu.Lock()
+	g.folders = next // folders that are gone leave the cache
+	g.mu.Unlock()
+	return rels, nil
+}
+
+// keep stores the listings a failed poll made, with the cached ones it did
+// not get to, so that the next poll does not list them again.
+func (g *GCS) keep(done, cache map[string]folder) {
+	merged := make(map[string]folder, len(cache)+len(done))
+	for k, v := range cache {
+		merged[k] = v
+	}
+	for k, v := range done {
+		merged[k] = v
+	}
+	g.mu.Lock()
+	g.folders = merged
+	g.mu.Unlock()
+}
+
+// reusable reports whether a cached listing may stand in for a new one.
+func (f folder) reusable(now time.Time) bool {
+	return f.listed.Sub(f.newest) >= quietAge && now.Sub(f.listed) < maxCacheAge
+}
+
+// topVersions returns the folder names always listed again: the highest
+// version, and the highest version without a pre-release part.
+func topVersions(names []string) map[string]bool {
+	top := map[string]bool{}
+	var best, bestStable *semver.Version
+	var bestName, bestStableName string
+	for _, name := range names {
+		v, ok := version.Parse(name)
+		if !ok {
+			continue
+		}
+		if best == nil || version.Compare(v, best) > 0 {
+			best, bestName = v, name
+		}
+		if v.Prerelease() == "" && (bestStable == nil || version.Compare(v, bestStable) > 0) {
+			bestStable, bestStableName = v, name
+		}
+	}
+	if best != nil {
+		top[bestName] = true
+	}
+	if bestStable != nil {
+		top[bestStableName] = true
+	}
+	return top
+}
+
+// query is a delimiter listing of prefix asking only for what a release needs.
+func (g *GCS) query(prefix string) *storage.Query {
+	q := &storage.Query{Prefix: prefix, Delimiter: "/"}
+	// The names are valid attributes; SetAttrSelection cannot fail on them.
+	_ = q.SetAttrSelection([]string{"Name", "Size", "Created", "Updated"})
+	return q
+}
+
+// listFolders returns the folder names under the prefix, in listing order,
+// each once, from every page of a delimiter listing.
+func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, error) {
+	it := c.Bucket(g.cfg.Bucket).Objects(ctx, g.query(g.prefix))
+	if g.pageSize > 0 {
+		it.PageInfo().MaxSize = g.pageSize
+	}
+	var names []string
+	seen := map[string]bool{}
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, g.fail(ctx, "list version folders", err)
+		}
+		if attrs.Prefix == "" {
+			continue // an object at the top is not a release
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(attrs.Prefix, g.prefix), "/")
+		if name == "" || strings.Contains(name, "/") || seen[name] {
+			continue
+		}
+		seen[name] = true
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// listFolder lists the artifacts directly inside one folder, from every page.
+func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folder, error) {
+	dir := g.prefix + name + "/"
+	it := c.Bucket(g.cfg.Bucket).Objects(ctx, g.query(dir)) // sub-folders (reports) are not artifacts
+	if g.pageSize > 0 {
+		it.PageInfo().MaxSize = g.pageSize
+	}
+	f := folder{listed: now}
+	seen := map[string]bool{}
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return folder{}, g.fail(ctx, "list folder "+name, err)
+		}
+		if attrs.Prefix != "" {
+			continue
+		}
+		base := strings.TrimPrefix(attrs.Name, dir)
+		if base == "" || strings.Contains(base, "/") || seen[attrs.Name] {
+			continue // the folder's own placeholder object, or not inside it
+		}
+		seen[attrs.Name] = true
+		created := attrs.Created
+		if created.IsZero() {
+			created = attrs.Updated
+		}
+		created = created.UTC()
+		if created.After(f.newest) {
+			f.newest = created
+		}
+		f.assets = append(f.assets, version.Asset{Name: base, Ref: attrs.Name, Size: attrs.Size, Created: created})
+	}
+	return f, nil
+}
+
+// Open streams an asset listed by Releases; the caller closes the reader.
+// Names outside the registry's prefix are refused.
+func (g *GCS) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
+	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
+	rest, ok := strings.CutPrefix(asset.Ref, g.prefix)
+	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+		return nil, fmt.Errorf("gs %s: %s: object %q is outside the registry", g.where, what, asset.Ref)
+	}
+	c, err := g.gcsClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	obj := c.Bucket(g.cfg.Bucket).Object(asset.Ref)
+	if !g.isEmulator() {
+		// Bytes as stored. The library refuses this with JSON reads, which
+		// the emulator mode uses.
+		obj = obj.ReadCompressed(true)
+	}
+	r, err := obj.NewReader(ctx)
+	if err != nil {
+		return nil, g.fail(ctx, what, err)
+	}
+	return r, nil
+}
+
+var (
+	_ sources.Source   = (*GCS)(nil)
+	_ sources.Reporter = (*GCS)(nil)
+)

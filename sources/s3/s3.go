@@ -1,0 +1,414 @@
+// Package s3 is the Amazon S3 source (scheme "s3"), for AWS and for
+// S3-compatible object stores. Its words:
+//
+//   - URL: s3://<region>/<bucket>/<path-prefix>. The path prefix may be empty or
+//     several levels deep. ?endpoint=https://host names an S3-compatible service.
+//   - Folder: the key prefix "<path-prefix>/<version>/" of one release; its name
+//     ("v1.2.4") is the release's tag.
+//   - Artifact: an object directly inside a folder,
+//     "<path-prefix>/<version>/<artifact>". Objects in deeper sub-folders are not
+//     artifacts; that is where Report writes (".dewy-reports/").
+//
+// Layout, as in the seed:
+//
+//	my-releases/myapp/v1.2.4/myapp_linux_amd64.tar.gz
+//	my-releases/myapp/v1.2.3/myapp_linux_amd64.tar.gz
+//
+// Credentials come from the AWS SDK's default chain: AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN), AWS_PROFILE and the shared
+// files in ~/.aws, web identity, SSO, then the ECS or EC2 instance role. The
+// endpoint is ?endpoint= when given, else the SDK's AWS_ENDPOINT_URL_S3,
+// AWS_ENDPOINT_URL or endpoint_url in the shared config, else AWS's own. With a
+// custom endpoint the source uses path-style addressing and sends checksums
+// only where S3 requires them (what S3-compatible services expect), unless the
+// shared config or environment says otherwise. Registry traffic goes through
+// the agent's HTTP client (sources.Options.HTTPClient), so AWS_CA_BUNDLE does
+// not apply; add a private CA to the system trust store or SSL_CERT_FILE.
+//
+// Cost of a poll: one ListObjectsV2 with delimiter "/" per 1000 folders, then
+// one ListObjectsV2 per folder whose contents are not cached. A folder's
+// listing is kept while the folder is quiet: its newest object was already
+// an hour old when it was listed. Re-listed on every poll are new folders,
+// folders that are not quiet yet, and the folders of the highest version and
+// of the highest version without a pre-release part (a late upload to them
+// decides what is deployed); every other folder is re-listed once a day. In
+// the steady state a poll is 1 request plus 2, plus 1 per folder changed in
+// the last hour. The cache lives in memory: the first poll after a start lists
+// every version folder once. Folders whose names are not versions are listed
+// as releases without assets and never opened.
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+const (
+	// quietAge is how old a folder's newest object must be, when the folder is
+	// listed, for the listing to be cached.
+	quietAge = time.Hour
+	// maxCacheAge is how long a cached folder listing is used at most.
+	maxCacheAge = 24 * time.Hour
+	// reportDir is the sub-folder of a version folder that holds reports.
+	reportDir = ".dewy-reports"
+)
+
+// Config is where the registry is: the parts of s3://<region>/<bucket>/<prefix>.
+type Config struct {
+	// Region is the bucket's region, e.g. "ap-northeast-1".
+	Region string
+	// Bucket is the bucket name.
+	Bucket string
+	// Prefix is the path prefix, "" or "a/b" (slashes at either end are ignored).
+	Prefix string
+	// Endpoint is the ?endpoint= option: the base URL of an S3-compatible
+	// service, e.g. "https://s3.isk01.sakurastorage.jp". "" means none.
+	Endpoint string
+}
+
+// S3 is the source for one S3 registry.
+type S3 struct {
+	cfg    Config
+	prefix string // the path prefix with a trailing slash, or ""
+	where  string // s3://region/bucket/prefix, for messages
+	log    *slog.Logger
+	now    func() time.Time
+	hc     *http.Client
+	// pageSize is MaxKeys for every list request; 0 leaves the service's
+	// default (1000). Tests make it small to force paging.
+	pageSize int32
+
+	mu      sync.Mutex
+	client  *awss3.Client
+	folders map[string]folder // cached folder listings by folder name
+}
+
+// folder is one cached folder listing.
+type folder struct {
+	assets []version.Asset
+	newest time.Time // newest LastModified among the assets; zero when none
+	listed time.Time // when the listing was made
+}
+
+// New returns the source for cfg. It validates cfg and does no I/O: the AWS
+// configuration (which may read ~/.aws) is loaded by the first call.
+func New(cfg Config, opts sources.Options) (*S3, error) {
+	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
+	where := "s3://" + path.Join(cfg.Region, cfg.Bucket, cfg.Prefix)
+	if err := validate(cfg); err != nil {
+		return nil, fmt.Errorf("s3 %s: %w", where, err)
+	}
+	s := &S3{cfg: cfg, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
+	if cfg.Prefix != "" {
+		s.prefix = cfg.Prefix + "/"
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.hc == nil {
+		s.hc = &http.Client{}
+	}
+	return s, nil
+}
+
+// validate checks the parts of the URL and the endpoint option.
+func validate(cfg Config) error {
+	switch {
+	case cfg.Region == "":
+		return errors.New("region is empty: want s3://<region>/<bucket>/<path-prefix>")
+	case strings.ContainsFunc(cfg.Region, badNameRune):
+		return fmt.Errorf("region %q is not a region name", cfg.Region)
+	case cfg.Bucket == "":
+		return errors.New("bucket is empty: want s3://<region>/<bucket>/<path-prefix>")
+	case strings.ContainsFunc(cfg.Bucket, badNameRune):
+		return fmt.Errorf("bucket %q is not a bucket name", cfg.Bucket)
+	}
+	if cfg.Prefix != "" {
+		for seg := range strings.SplitSeq(cfg.Prefix, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return fmt.Errorf("path prefix %q has an empty, \".\" or \"..\" element", cfg.Prefix)
+			}
+		}
+	}
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil {
+			return fmt.Errorf("endpoint option: %w", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("endpoint option %q: want an http or https URL such as https://s3.example.com", u.Redacted())
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("endpoint option %q: want a URL without user info, query or fragment; credentials come from the AWS chain", u.Redacted())
+		}
+	}
+	return nil
+}
+
+// badNameRune reports characters no region or bucket name has.
+func badNameRune(r rune) bool {
+	return r == '/' || r == '?' || r == '#' || r <= ' ' || r == 0x7f
+}
+
+// s3Client returns the client, loading the AWS configuration on the first
+// call. A failed load is not remembered: the next call tries again.
+func (s *S3) s3Client(ctx context.Context) (*awss3.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != nil {
+		return s.client, nil
+	}
+	logger := sdkLogger{log: s.log}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithRegion(s.cfg.Region),
+		awsconfig.WithLogger(logger),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("s3 %s: load the AWS configuration: %w", s.where, err)
+	}
+	s.client = awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
+		// Set here, not with config.WithHTTPClient: AWS_CA_BUNDLE makes the
+		// config loader refuse a plain *http.Client.
+		o.HTTPClient = s.hc
+		o.Logger = logger
+		if s.cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.cfg.Endpoint)
+		}
+		if o.BaseEndpoint != nil { // ?endpoint= or the SDK's AWS_ENDPOINT_URL*
+			o.UsePathStyle = true
+			if o.RequestChecksumCalculation == aws.RequestChecksumCalculationUnset {
+				o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			}
+			if o.ResponseChecksumValidation == aws.ResponseChecksumValidationUnset {
+				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+			}
+		}
+	})
+	return s.client, nil
+}
+
+// Releases lists one release per folder under the prefix. A release's Created
+// is the newest LastModified among its artifacts, so a folder still receiving
+// artifacts counts as new for the grace period. See the package doc for what a
+// poll costs.
+func (s *S3) Releases(ctx context.Context) ([]version.Release, error) {
+	c, err := s.s3Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names, err := s.listFolders(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	top := topVersions(names)
+
+	s.mu.Lock()
+	cache := s.folders
+	s.mu.Unlock()
+	next := make(map[string]folder, len(names))
+	rels := make([]version.Release, 0, len(names))
+	for _, name := range names {
+		rel := version.Release{Tag: name}
+		if _, ok := version.Parse(name); !ok {
+			rels = append(rels, rel) // listed for the engine's messages, never opened
+			continue
+		}
+		now := s.now()
+		f, ok := cache[name]
+		if !ok || top[name] || !f.reusable(now) {
+			if f, err = s.listFolder(ctx, c, name, now); err != nil {
+				s.keep(next, cache)
+				return nil, err
+			}
+		}
+		next[name] = f
+		rel.Created = f.newest
+		rel.Assets = slices.Clone(f.assets) // callers may not edit the cache
+		rels = append(rels, rel)
+	}
+	s.mu.Lock()
+	s.folders = next // folders that are gone leave the cache
+	s.mu.Unlock()
+	return rels, nil
+}
+
+// keep stores the listings a failed poll made, with the cached ones it did
+// not get to, so that the next poll does not list them again.
+func (s *S3) keep(done, cache map[string]folder) {
+	merged := make(map[string]folder, len(cache)+len(done))
+	for k, v := range cache {
+		merged[k] = v
+	}
+	for k, v := range done {
+		merged[k] = v
+	}
+	s.mu.Lock()
+	s.folders = merged
+	s.mu.Unlock()
+}
+
+// reusable reports whether a cached listing may stand in for a new one.
+func (f folder) reusable(now time.Time) bool {
+	return f.listed.Sub(f.newest) >= quietAge && now.Sub(f.listed) < maxCacheAge
+}
+
+// topVersions returns the folder names always listed again: the highest
+// version, and the highest version without a pre-release part.
+func topVersions(names []string) map[string]bool {
+	top := map[string]bool{}
+	var best, bestStable *semver.Version
+	var bestName, bestStableName string
+	for _, name := range names {
+		v, ok := version.Parse(name)
+		if !ok {
+			continue
+		}
+		if best == nil || version.Compare(v, best) > 0 {
+			best, bestName = v, name
+		}
+		if v.Prerelease() == "" && (bestStable == nil || version.Compare(v, bestStable) > 0) {
+			bestStable, bestStableName = v, name
+		}
+	}
+	if best != nil {
+		top[bestName] = true
+	}
+	if bestStable != nil {
+		top[bestStableName] = true
+	}
+	return top
+}
+
+// listFolders returns the folder names under the prefix, in listing order,
+// each once, from every page of a delimiter listing.
+func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error) {
+	in := &awss3.ListObjectsV2Input{
+		Bucket:    aws.String(s.cfg.Bucket),
+		Delimiter: aws.String("/"),
+	}
+	if s.prefix != "" {
+		in.Prefix = aws.String(s.prefix)
+	}
+	if s.pageSize > 0 {
+		in.MaxKeys = aws.Int32(s.pageSize)
+	}
+	var names []string
+	seen := map[string]bool{}
+	for p := awss3.NewListObjectsV2Paginator(c, in); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.fail(ctx, "list version folders", err)
+		}
+		for _, cp := range out.CommonPrefixes {
+			name := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), s.prefix), "/")
+			if name == "" || strings.Contains(name, "/") || seen[name] {
+				continue
+			}
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// listFolder lists the artifacts directly inside one folder, from every page.
+func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now time.Time) (folder, error) {
+	dir := s.prefix + name + "/"
+	in := &awss3.ListObjectsV2Input{
+		Bucket:    aws.String(s.cfg.Bucket),
+		Prefix:    aws.String(dir),
+		Delimiter: aws.String("/"), // sub-folders (reports) are not artifacts
+	}
+	if s.pageSize > 0 {
+		in.MaxKeys = aws.Int32(s.pageSize)
+	}
+	f := folder{listed: now}
+	seen := map[string]bool{}
+	for p := awss3.NewListObjectsV2Paginator(c, in); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return folder{}, s.fail(ctx, "list folder "+name, err)
+		}
+		for _, o := range out.Contents {
+			key := aws.ToString(o.Key)
+			base := strings.TrimPrefix(key, dir)
+			if base == "" || strings.Contains(base, "/") || seen[key] {
+				continue // the folder's own marker object, or not inside it
+			}
+			seen[key] = true
+			size := int64(-1)
+			if o.Size != nil {
+				size = *o.Size
+			}
+			mod := aws.ToTime(o.LastModified).UTC()
+			if mod.After(f.newest) {
+				f.newest = mod
+			}
+			f.assets = append(f.assets, version.Asset{Name: base, Ref: key, Size: size, Created: mod})
+		}
+	}
+	return f, nil
+}
+
+// Open streams an asset listed by Releases with one GetObject; the caller
+// closes the reader. Keys outside the registry's prefix are refused.
+func (s *S3) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
+	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
+	rest, ok := strings.CutPrefix(asset.Ref, s.prefix)
+	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+		return nil, fmt.Errorf("s3 %s: %s: object key %q is outside the registry", s.where, what, asset.Ref)
+	}
+	c, err := s.s3Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{
+		Bucket: aws.String(s.cfg.Bucket),
+		Key:    aws.String(asset.Ref),
+	})
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	return out.Body, nil
+}
+
+// sdkLogger sends the SDK's own log lines to the app's logger.
+type sdkLogger struct {
+	log *slog.Logger
+}
+
+// Logf implements logging.Logger.
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+}
+
+var (
+	_ sources.Source   = (*S3)(nil)
+	_ sources.Reporter = (*S3)(nil)
+)
