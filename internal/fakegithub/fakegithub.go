@@ -36,6 +36,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -166,6 +167,8 @@ func New(t testing.TB) *Server {
 	api := http.NewServeMux()
 	api.HandleFunc("GET "+APIPrefix+"/repos/{owner}/{repo}/releases", s.listReleases)
 	api.HandleFunc("GET "+APIPrefix+"/repos/{owner}/{repo}/releases/assets/{id}", s.getAsset)
+	api.HandleFunc("GET "+APIPrefix+"/repos/{owner}/{repo}/releases/tags/{tag}", s.getReleaseByTag)
+	api.HandleFunc("POST /api/uploads/repos/{owner}/{repo}/releases/{id}/assets", s.uploadAsset)
 	api.HandleFunc("GET /{owner}/{repo}/releases/download/{tag}/{name}", s.browserDownload)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Message: "Not Found", DocumentationURL: "https://docs.github.com/rest"})
@@ -704,6 +707,105 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	rp.finish(http.StatusOK)
 	writeJSON(w, http.StatusOK, s.assetJSON(rp, rel, a))
+}
+
+// getReleaseByTag answers GET /repos/{owner}/{repo}/releases/tags/{tag}.
+func (s *Server) getReleaseByTag(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	rp := s.begin(w, r, s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")])
+	if rp == nil {
+		return
+	}
+	defer s.mu.Unlock()
+	rel := rp.find(r.PathValue("tag"))
+	if rel == nil || rel.Draft {
+		rp.finish(http.StatusNotFound)
+		writeJSON(w, http.StatusNotFound, errorBody{Message: "Not Found", DocumentationURL: "https://docs.github.com/rest/releases/releases#get-a-release-by-tag-name"})
+		return
+	}
+	rp.finish(http.StatusOK)
+	writeJSON(w, http.StatusOK, s.releaseJSON(rp, rel))
+}
+
+// uploadAsset answers POST {upload_url}?name=..., as uploads.github.com does:
+// 201 with the asset, 422 when the release already has an asset of that name.
+func (s *Server) uploadAsset(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
+	s.mu.Lock()
+	rp := s.begin(w, r, s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")])
+	if rp == nil {
+		return
+	}
+	defer s.mu.Unlock()
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	var rel *release
+	for _, rr := range rp.releases {
+		if rr.id == id {
+			rel = rr
+		}
+	}
+	name := r.URL.Query().Get("name")
+	switch {
+	case err != nil || name == "":
+		rp.finish(http.StatusBadRequest)
+		writeJSON(w, http.StatusBadRequest, errorBody{Message: "Bad Request"})
+		return
+	case rel == nil:
+		rp.finish(http.StatusNotFound)
+		writeJSON(w, http.StatusNotFound, errorBody{Message: "Not Found"})
+		return
+	}
+	for _, a := range rel.assets {
+		if a.name == name {
+			rp.finish(http.StatusUnprocessableEntity)
+			writeJSON(w, http.StatusUnprocessableEntity, errorBody{Message: "Validation Failed"})
+			return
+		}
+	}
+	s.addAsset(rp, rel, name, body, time.Now().UTC())
+	var a *asset
+	for _, x := range rel.assets {
+		if x.name == name {
+			a = x
+		}
+	}
+	rp.finish(http.StatusCreated)
+	writeJSON(w, http.StatusCreated, s.assetJSON(rp, rel, a))
+}
+
+// Asset returns the content of the named asset of a release, as uploaded.
+func (s *Server) Asset(owner, repo, tag, name string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp := s.repos[owner+"/"+repo]
+	if rp == nil {
+		return nil, false
+	}
+	rel := rp.find(tag)
+	if rel == nil {
+		return nil, false
+	}
+	for _, a := range rel.assets {
+		if a.name == name {
+			return slices.Clone(a.content), true
+		}
+	}
+	return nil, false
+}
+
+// AssetNames lists the asset names of a release.
+func (s *Server) AssetNames(owner, repo, tag string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	if rp := s.repos[owner+"/"+repo]; rp != nil {
+		if rel := rp.find(tag); rel != nil {
+			for _, a := range rel.assets {
+				names = append(names, a.name)
+			}
+		}
+	}
+	return names
 }
 
 func (s *Server) browserDownload(w http.ResponseWriter, r *http.Request) {

@@ -5,16 +5,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dewy-agent/dewy-agent/sources"
 )
-
-// maxReportError caps the error text a report carries.
-const maxReportError = 4096
 
 // Report records a deployment as one small text object in the release's
 // folder:
@@ -36,7 +32,7 @@ func (s *S3) Report(ctx context.Context, r sources.Report) error {
 	if err != nil {
 		return err
 	}
-	body := reportText(r)
+	body := sources.ReportText(r)
 	_, err = c.PutObject(ctx, &awss3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
 		Key:           aws.String(key),
@@ -56,50 +52,6 @@ func reportKey(prefix string, r sources.Report) (string, error) {
 	if tag == "" || tag == "." || tag == ".." || strings.Contains(tag, "/") {
 		return "", fmt.Errorf("release tag %q is not a folder name", tag)
 	}
-	name := r.Time.UTC().Format("20060102T150405.000Z") + "-" + keyPart(r.Host) + "-" + keyPart(r.App) + ".txt"
+	name := sources.ReportName(r)
 	return prefix + tag + "/" + reportDir + "/" + name, nil
-}
-
-// keyPart makes s safe as part of an object name: letters, digits, '.', '_'
-// and '-' are kept, anything else becomes '_'.
-func keyPart(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-			return r
-		}
-		return '_'
-	}, s)
-}
-
-// reportText is the report's content: one "key: value" per line.
-func reportText(r sources.Report) []byte {
-	var b bytes.Buffer
-	line := func(k, v string) {
-		v = strings.Join(strings.Fields(v), " ") // one line, whatever the value holds
-		fmt.Fprintf(&b, "%s: %s\n", k, v)
-	}
-	line("app", r.App)
-	line("host", r.Host)
-	line("version", r.Release.Tag)
-	line("artifact", r.Artifact.Name)
-	line("time", r.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-	if r.Err == nil {
-		line("result", "success")
-	} else {
-		msg := r.Err.Error()
-		if len(msg) > maxReportError {
-			n := maxReportError
-			for n > 0 && !utf8.RuneStart(msg[n]) {
-				n--
-			}
-			msg = msg[:n] + "..."
-		}
-		line("result", "failure")
-		line("error", msg)
-	}
-	return b.Bytes()
 }

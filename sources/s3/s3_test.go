@@ -690,7 +690,7 @@ func TestNew(t *testing.T) {
 
 func TestReportText(t *testing.T) {
 	r := sources.Report{App: "api", Host: "h", Release: version.Release{Tag: "v1"}, Time: time.Unix(0, 0), Err: errors.New(strings.Repeat("x", 5000))}
-	text := reportText(r)
+	text := sources.ReportText(r)
 	if !bytes.Contains(text, []byte("x...\n")) || len(text) > 4500 {
 		t.Errorf("long error not cut: %d bytes", len(text))
 	}
