@@ -66,6 +66,7 @@ type Agent struct {
 	metrics *metrics
 	started time.Time
 	reloads atomic.Int64 // reloads that read and applied (or refused) a changed file
+	host    string       // this machine's name, for deployment reports
 
 	// reloadMu serialises reloads (file watcher, SIGHUP, POST /reload).
 	reloadMu sync.Mutex
@@ -96,7 +97,9 @@ func New(cfg *config.File, opts Options) *Agent {
 	if opts.Debounce == 0 {
 		opts.Debounce = 250 * time.Millisecond
 	}
-	return &Agent{opts: opts, cfg: cfg, workers: map[string]*worker{}, metrics: newMetrics()}
+	a := &Agent{opts: opts, cfg: cfg, workers: map[string]*worker{}, metrics: newMetrics()}
+	a.metrics.reg.MustRegister(newWorkloadCollector(a.Statuses))
+	return a
 }
 
 // DefaultHTTPClient is the registry client: bounded connect, TLS and header waits,
@@ -125,6 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.src = src
 	}
 	a.started = a.opts.Now()
+	a.host, _ = os.Hostname()
 	a.setReload(ReloadStatus{Time: a.started, Result: "success"})
 	a.metrics.lastReloadOK.Set(1)
 	a.metrics.lastReloadTime.SetToCurrentTime()
@@ -263,6 +267,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App) (*worker, error) {
 		policy:  policy(app),
 		now:     a.opts.Now,
 		metrics: a.metrics,
+		host:    a.host,
 		retry:   make(chan struct{}, 1),
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind, State: StateStarting}

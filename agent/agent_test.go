@@ -19,7 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// Started by an init function of the GCS client's dependencies; never ends.
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
 }
 
 // env is a test world: a local folder registry with one release and a config file.
@@ -41,21 +43,27 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) publish(v string) {
 	e.t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	body := v + "\n"
-	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(body))})
-	tw.Write([]byte(body))
-	tw.Close()
-	gz.Close()
 	d := filepath.Join(e.reg, v)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(d, "site.tar.gz"), buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d, "site.tar.gz"), site(v), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// tarGz returns a tar.gz holding files.
+func tarGz(files map[string]string) []byte {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
 }
 
 // config returns a config file text with the named apps, each with interval.

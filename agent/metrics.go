@@ -24,6 +24,47 @@ type metrics struct {
 	lastReloadTime   prometheus.Gauge
 }
 
+// workloadCollector reports each app's workload (runners with a process) at
+// scrape time, so removed apps simply stop appearing.
+type workloadCollector struct {
+	statuses func() []Status
+	up       *prometheus.Desc
+	restarts *prometheus.Desc
+	looping  *prometheus.Desc
+}
+
+func newWorkloadCollector(statuses func() []Status) *workloadCollector {
+	return &workloadCollector{
+		statuses: statuses,
+		up:       prometheus.NewDesc("dewy_app_up", "1 if the app's process is running (server and container runners).", []string{"app"}, nil),
+		restarts: prometheus.NewDesc("dewy_app_restarts", "Crash restarts of the app's process since its release was deployed or resumed.", []string{"app"}, nil),
+		looping:  prometheus.NewDesc("dewy_app_crash_looping", "1 if the app's process restarted 3 or more times in the last minute.", []string{"app"}, nil),
+	}
+}
+
+func (c *workloadCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.restarts
+	ch <- c.looping
+}
+
+func (c *workloadCollector) Collect(ch chan<- prometheus.Metric) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, s := range c.statuses() {
+		if s.Workload == nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, b(s.Workload.Running), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.GaugeValue, float64(s.Workload.Restarts), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.looping, prometheus.GaugeValue, b(s.Workload.CrashLooping), s.Name)
+	}
+}
+
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),

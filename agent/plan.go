@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
 
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/sources"
@@ -59,6 +60,9 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 	if err != nil {
 		it.Err = err
 		return it
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
 	}
 	if s, ok := src.(sources.Stateful); ok && len(st.Source) > 0 {
 		_ = s.LoadState(st.Source) // a stale cache only costs a full request

@@ -35,6 +35,7 @@ type worker struct {
 	now    func() time.Time
 
 	metrics *metrics
+	host    string       // this machine's name, for deployment reports
 	polls   atomic.Int64 // polls started, for tests and benchmarks
 
 	st State // touched only by the loop goroutine
@@ -61,6 +62,8 @@ type Status struct {
 	LastError  string    `json:"last_error,omitempty"`
 	DeployedAt time.Time `json:"deployed_at,omitzero"`
 	Deploys    int       `json:"deploys"`
+	// Workload is the runner's process, for runners that have one.
+	Workload *runners.Workload `json:"workload,omitempty"`
 }
 
 // App states shown in Status.State.
@@ -91,6 +94,9 @@ func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 	<-w.done
 	if err := w.runner.Stop(ctx, why); err != nil {
 		w.logger.Error("stop runner", "reason", string(why), "err", err)
+	}
+	if c, ok := w.src.(io.Closer); ok {
+		c.Close()
 	}
 	w.setStatus(func(s *Status) { s.State = StateStopped; s.NextCheck = time.Time{} })
 }
@@ -222,6 +228,9 @@ func (w *worker) poll(ctx context.Context) error {
 	start := time.Now()
 	err = w.deploy(ctx, cand)
 	w.metrics.deployDuration.WithLabelValues(w.app.Name).Observe(time.Since(start).Seconds())
+	if w.app.Report && ctx.Err() == nil {
+		w.report(ctx, cand, err)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
@@ -345,6 +354,24 @@ func (w *worker) checksum(ctx context.Context, c *version.Candidate) (string, er
 	return sum, nil
 }
 
+// report writes the deploy's outcome back to the registry (report = true).
+// It is best effort: a failure is logged and the deploy's outcome stands.
+func (w *worker) report(ctx context.Context, c *version.Candidate, deployErr error) {
+	r, ok := w.src.(sources.Reporter)
+	if !ok {
+		w.logger.Debug("this registry takes no deployment reports")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep := sources.Report{App: w.app.Name, Host: w.host, Release: c.Release, Artifact: c.Artifact, Time: w.now(), Err: deployErr}
+	if err := r.Report(ctx, rep); err != nil {
+		w.logger.Warn("deployment report not written", "version", c.Version.Original(), "err", err)
+		return
+	}
+	w.logger.Debug("deployment report written", "version", c.Version.Original())
+}
+
 // maxBad bounds the bad versions remembered per app.
 const maxBad = 20
 
@@ -413,8 +440,13 @@ func (w *worker) setStatus(f func(*Status)) {
 
 func (w *worker) snapshot() Status {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.status
+	s := w.status
+	w.mu.Unlock()
+	if o, ok := w.runner.(runners.Observable); ok {
+		wl := o.Workload()
+		s.Workload = &wl
+	}
+	return s
 }
 
 // jitter spreads polls of many apps: d ± 10%.

@@ -88,8 +88,9 @@ type Registry struct {
 // fields is set, matching Kind. This build knows one kind, "assets"; a new kind
 // is a new field here, a struct for its settings and a case in the decoder.
 type Runner struct {
-	Kind   string // "assets"
+	Kind   string // "assets", "server"
 	Assets *AssetsRunner
+	Server *ServerRunner
 }
 
 // AssetsRunner is `runner "assets" {}`.
@@ -114,3 +115,37 @@ func (f *File) App(name string) (App, bool) {
 func (a App) Equal(b App) bool {
 	return reflect.DeepEqual(a, b)
 }
+
+// ServerRunner is `runner "server" {}`: a binary restarted with zero downtime.
+type ServerRunner struct {
+	// Command is the argv; a relative program path ("./myapp") resolves inside
+	// the deployed release.
+	Command []string
+	// Dir is the working directory; "" is the release directory, and a relative
+	// path resolves inside it.
+	Dir string
+	// Ports are held by the agent and handed to every generation.
+	Ports []int
+	// Env is added to the agent's environment for the app.
+	Env map[string]string
+	// HealthPath, when set, is checked over HTTP (2xx) before a new generation
+	// takes over.
+	HealthPath    string
+	HealthTimeout time.Duration
+	// StopSignal is a signal name such as "SIGTERM".
+	StopSignal  string
+	StopTimeout time.Duration
+	// Restart is "always", "on-failure" or "never".
+	Restart string
+}
+
+// Server runner defaults.
+const (
+	DefaultHealthTimeout = 30 * time.Second
+	DefaultStopTimeout   = 30 * time.Second
+	DefaultStopSignal    = "SIGTERM"
+	DefaultRestart       = "always"
+)
+
+// StopSignals are the signal names stop_signal accepts.
+var StopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}

@@ -50,6 +50,19 @@ func TestBadFixtures(t *testing.T) {
 			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, s3)`},
 		},
 		{
+			name: "server runner settings",
+			file: "server_settings.bad.hcl",
+			want: []string{
+				"server_settings.bad.hcl:3,3:", "needs command",
+				"server_settings.bad.hcl:4,22:", "port 8000 is listed twice", "port 70000 is not a number from 1 to 65535",
+				"server_settings.bad.hcl:5,22:", `health_path "health" must start with "/"`,
+				"server_settings.bad.hcl:6,22:", `health_timeout: "soon" is not a duration`,
+				"server_settings.bad.hcl:7,22:", `stop_signal "SIGKILL" is not one of`,
+				"server_settings.bad.hcl:8,22:", `restart "sometimes" is not one of`,
+				"server_settings.bad.hcl:9,22:", `dir "../outside" leaves the release directory`,
+			},
+		},
+		{
 			name: "pre_release and artifact with grpc",
 			file: "grpc_options.bad.hcl",
 			want: []string{"grpc_options.bad.hcl:3,17:", "pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "artifact cannot be used with a grpc:// registry"},
@@ -97,12 +110,12 @@ func TestBadFixtures(t *testing.T) {
 		{
 			name: "unknown runner kind",
 			file: "unknown_runner_kind.bad.hcl",
-			want: []string{"unknown_runner_kind.bad.hcl:3,10:", `unknown runner kind "static" (supported: assets)`},
+			want: []string{"unknown_runner_kind.bad.hcl:3,10:", `unknown runner kind "static" (supported: assets, server)`},
 		},
 		{
 			name: "runner kind of a later build",
 			file: "unsupported_runner_kind.bad.hcl",
-			want: []string{"unsupported_runner_kind.bad.hcl:3,10:", `runner kind "server" is not supported by this build (supported: assets)`},
+			want: []string{"unsupported_runner_kind.bad.hcl:3,10:", `runner kind "container" is not supported by this build (supported: assets, server)`},
 		},
 		{
 			name: "duplicate app",
@@ -339,6 +352,36 @@ func TestGoodFixtures(t *testing.T) {
 						Interval:     90 * time.Minute,
 						KeepReleases: 1,
 						Runner:       assets(""),
+					},
+				},
+			},
+		},
+		{
+			name: "server runner with every setting, and one with defaults",
+			file: "server.good.hcl",
+			want: File{
+				Agent: Agent{StateDir: DefaultStateDir, LogLevel: "info", LogFormat: "text", Admin: DefaultAdmin},
+				Apps: []App{
+					{
+						Name:         "api",
+						Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner: Runner{Kind: "server", Server: &ServerRunner{
+							Command: []string{"./myapp", "-listen-from-env"}, Dir: "bin", Ports: []int{8000, 8001},
+							Env: map[string]string{"APP_ENV": "production"}, HealthPath: "/health", HealthTimeout: 10 * time.Second,
+							StopSignal: "SIGINT", StopTimeout: 5 * time.Second, Restart: "on-failure",
+						}},
+					},
+					{
+						Name:         "worker",
+						Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner: Runner{Kind: "server", Server: &ServerRunner{
+							Command: []string{"./worker"}, HealthTimeout: DefaultHealthTimeout,
+							StopSignal: "SIGTERM", StopTimeout: DefaultStopTimeout, Restart: "always",
+						}},
 					},
 				},
 			},

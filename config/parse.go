@@ -101,6 +101,18 @@ type rawAssets struct {
 	Link hcl.Expression `hcl:"link,optional"`
 }
 
+type rawServer struct {
+	Command       hcl.Expression `hcl:"command,optional"` // required; checked with a better message
+	Dir           hcl.Expression `hcl:"dir,optional"`
+	Ports         hcl.Expression `hcl:"ports,optional"`
+	Env           hcl.Expression `hcl:"env,optional"`
+	HealthPath    hcl.Expression `hcl:"health_path,optional"`
+	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
+	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
+	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
+	Restart       hcl.Expression `hcl:"restart,optional"`
+}
+
 // newEvalContext is the only context expressions see: the env function and no
 // variables, so a reference to a variable or another function is an error.
 func newEvalContext(getenv func(string) string) *hcl.EvalContext {
@@ -173,8 +185,19 @@ type appInput struct {
 
 // runnerInput holds exactly one kind's settings, matching kind.
 type runnerInput struct {
-	kind   string
-	assets *assetsInput
+	kind     string
+	defRange hcl.Range
+	assets   *assetsInput
+	server   *serverInput
+}
+
+type serverInput struct {
+	command                    setting[[]string]
+	dir, healthPath            setting[string]
+	ports                      setting[[]int]
+	env                        setting[map[string]string]
+	healthTimeout, stopTimeout setting[string]
+	stopSignal, restart        setting[string]
 }
 
 type assetsInput struct {
@@ -182,10 +205,10 @@ type assetsInput struct {
 }
 
 // runnerKinds are the runner kinds of this build, for messages.
-func runnerKinds() []string { return []string{"assets"} }
+func runnerKinds() []string { return []string{"assets", "server"} }
 
 // plannedRunnerKinds are kinds the product has that this build does not.
-func plannedRunnerKinds() []string { return []string{"server", "container"} }
+func plannedRunnerKinds() []string { return []string{"container"} }
 
 // applyDefaults gives every unset setting its default. It is the only place
 // defaults live, and it runs before validation.
@@ -197,6 +220,12 @@ func applyDefaults(in *fileInput) {
 	for i := range in.apps {
 		app := &in.apps[i]
 		app.preRelease.orDefault(false)
+		if r := app.runner; r != nil && r.server != nil {
+			r.server.healthTimeout.orDefault(DefaultHealthTimeout.String())
+			r.server.stopTimeout.orDefault(DefaultStopTimeout.String())
+			r.server.stopSignal.orDefault(DefaultStopSignal)
+			r.server.restart.orDefault(DefaultRestart)
+		}
 		app.artifact.orDefault("")
 		app.interval.orDefault(DefaultInterval.String())
 		app.keepReleases.orDefault(DefaultKeepReleases)
@@ -321,8 +350,22 @@ func (d *decoder) readRunner(r rawRunner) *runnerInput {
 	case "assets":
 		var ra rawAssets
 		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &ra)...)
-		return &runnerInput{kind: r.Kind, assets: &assetsInput{
+		return &runnerInput{kind: r.Kind, defRange: r.DefRange, assets: &assetsInput{
 			link: eval[string](d, ra.Link, "link", "a string", r.DefRange),
+		}}
+	case "server":
+		var rs rawServer
+		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &rs)...)
+		return &runnerInput{kind: r.Kind, defRange: r.DefRange, server: &serverInput{
+			command:       eval[[]string](d, rs.Command, "command", "a list of strings, e.g. [\"./myapp\", \"-port\", \"8000\"]", r.DefRange),
+			dir:           eval[string](d, rs.Dir, "dir", "a string", r.DefRange),
+			ports:         eval[[]int](d, rs.Ports, "ports", "a list of port numbers, e.g. [8000, 8001]", r.DefRange),
+			env:           eval[map[string]string](d, rs.Env, "env", "a map of strings, e.g. { APP_ENV = \"production\" }", r.DefRange),
+			healthPath:    eval[string](d, rs.HealthPath, "health_path", "a string", r.DefRange),
+			healthTimeout: eval[string](d, rs.HealthTimeout, "health_timeout", "a duration string such as \"30s\"", r.DefRange),
+			stopSignal:    eval[string](d, rs.StopSignal, "stop_signal", "a signal name such as \"SIGTERM\"", r.DefRange),
+			stopTimeout:   eval[string](d, rs.StopTimeout, "stop_timeout", "a duration string such as \"30s\"", r.DefRange),
+			restart:       eval[string](d, rs.Restart, "restart", "a string", r.DefRange),
 		}}
 	}
 	for _, k := range plannedRunnerKinds() {

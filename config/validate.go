@@ -236,8 +236,73 @@ func (d *decoder) buildRunner(in runnerInput) Runner {
 			}
 		}
 		r.Assets = a
+	case "server":
+		r.Server = d.buildServer(in)
 	}
 	return r
+}
+
+// buildServer validates `runner "server" {}`.
+func (d *decoder) buildServer(in runnerInput) *ServerRunner {
+	s := in.server
+	out := &ServerRunner{
+		Command:    s.command.val,
+		Dir:        s.dir.val,
+		Ports:      s.ports.val,
+		Env:        s.env.val,
+		HealthPath: s.healthPath.val,
+		StopSignal: strings.ToUpper(s.stopSignal.val),
+		Restart:    s.restart.val,
+	}
+	switch {
+	case s.command.bad:
+	case !s.command.set || len(s.command.val) == 0 || s.command.val[0] == "":
+		d.fail(s.command.rng, "Missing command",
+			`runner "server" needs command, the program and its arguments, e.g. command = ["./myapp", "-listen-from-env"]; a relative program path resolves inside the deployed release.`)
+	}
+	if !s.dir.bad && !filepath.IsAbs(s.dir.val) && s.dir.val != "" && !filepath.IsLocal(s.dir.val) {
+		d.fail(s.dir.rng, "Invalid dir", "dir %q leaves the release directory; give an absolute path or a folder inside the release.", s.dir.val)
+	}
+	seen := map[int]bool{}
+	for _, p := range s.ports.val {
+		switch {
+		case p < 1 || p > 65535:
+			d.fail(s.ports.rng, "Invalid port", "port %d is not a number from 1 to 65535.", p)
+		case seen[p]:
+			d.fail(s.ports.rng, "Duplicate port", "port %d is listed twice; list each port once.", p)
+		}
+		seen[p] = true
+	}
+	if !s.healthPath.bad && s.healthPath.val != "" && !strings.HasPrefix(s.healthPath.val, "/") {
+		d.fail(s.healthPath.rng, "Invalid health_path", "health_path %q must start with \"/\", e.g. \"/health\".", s.healthPath.val)
+	}
+	if s.healthPath.val != "" && len(s.ports.val) == 0 && !s.ports.bad {
+		d.fail(s.healthPath.rng, "health_path without ports",
+			"health_path is checked over HTTP on the app's inherited sockets, so it needs ports; add ports = [8000] or remove health_path.")
+	}
+	out.HealthTimeout = d.checkDuration(s.healthTimeout, "health_timeout", time.Second)
+	out.StopTimeout = d.checkDuration(s.stopTimeout, "stop_timeout", 0)
+	if !s.stopSignal.bad && !slices.Contains(StopSignals, out.StopSignal) {
+		d.fail(s.stopSignal.rng, "Invalid stop_signal", "stop_signal %q is not one of %s.", s.stopSignal.val, joinList(StopSignals))
+	}
+	d.checkEnum(s.restart, "restart", []string{"always", "on-failure", "never"})
+	return out
+}
+
+// checkDuration parses a duration setting that must be at least min.
+func (d *decoder) checkDuration(s setting[string], name string, min time.Duration) time.Duration {
+	if s.bad {
+		return 0
+	}
+	v, err := time.ParseDuration(s.val)
+	if err != nil {
+		d.fail(s.rng, "Invalid "+name, `%s: %q is not a duration; use e.g. "30s", "5m".`, name, s.val)
+		return 0
+	}
+	if v < min {
+		d.fail(s.rng, "Invalid "+name, `%s: %q is shorter than %q.`, name, s.val, min)
+	}
+	return v
 }
 
 // quoteList renders ["a", "b"] as `"a", "b"`.

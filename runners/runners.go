@@ -76,3 +76,17 @@ type Options struct {
 	// AppDir is <state_dir>/apps/<app>.
 	AppDir string
 }
+
+// Workload is what a runner with a process tells about it, for status and metrics.
+type Workload struct {
+	Running      bool `json:"running"`
+	PID          int  `json:"pid,omitempty"`
+	Restarts     int  `json:"restarts"`
+	CrashLooping bool `json:"crash_looping"`
+}
+
+// Observable is implemented by runners that have a workload to report (server,
+// container). It may be called from any goroutine at any time.
+type Observable interface {
+	Workload() Workload
+}

@@ -1,6 +1,6 @@
-app "api" {
+app "web" {
   registry = "ghr://linyows/myapp"
-  runner "server" {
-    command = ["./myapp"]
+  runner "container" {
+    ports = ["8080:80"]
   }
 }

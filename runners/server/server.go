@@ -434,6 +434,12 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// Workload reports the live generation for the agent's status and metrics.
+func (s *Server) Workload() runners.Workload {
+	st := s.Stats()
+	return runners.Workload{Running: st.Running, PID: st.PID, Restarts: st.Restarts, CrashLooping: st.CrashLooping}
+}
+
 // Addrs are the addresses the ports are bound to, in Config.Ports order; nil before
 // the first Resume or Deploy and after Stop. With port 0 this is how to learn the
 // port.
@@ -446,4 +452,7 @@ func (s *Server) Addrs() []net.Addr {
 	return slices.Clone(s.ports.addrs)
 }
 
-var _ runners.Runner = (*Server)(nil)
+var (
+	_ runners.Runner     = (*Server)(nil)
+	_ runners.Observable = (*Server)(nil)
+)
