@@ -144,6 +144,7 @@ func newRunner(app config.App, opts runners.Options) (runners.Runner, runners.In
 			StopSignal:    signals[c.StopSignal],
 			StopTimeout:   c.StopTimeout,
 			Restart:       c.Restart,
+			CrashWindow:   c.CrashWindow,
 		}
 		if err := cfg.Validate(); err != nil {
 			return nil, "", fmt.Errorf("runner \"server\": %w", err)

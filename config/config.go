@@ -137,6 +137,9 @@ type ServerRunner struct {
 	StopTimeout time.Duration
 	// Restart is "always", "on-failure" or "never".
 	Restart string
+	// CrashWindow is how long a new generation must keep running after the old
+	// one stopped for the deploy to stand; an exit within it rolls back.
+	CrashWindow time.Duration
 }
 
 // Server runner defaults.
@@ -145,6 +148,7 @@ const (
 	DefaultStopTimeout   = 30 * time.Second
 	DefaultStopSignal    = "SIGTERM"
 	DefaultRestart       = "always"
+	DefaultCrashWindow   = 10 * time.Second
 )
 
 // StopSignals are the signal names stop_signal accepts.

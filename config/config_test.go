@@ -370,7 +370,7 @@ func TestGoodFixtures(t *testing.T) {
 						Runner: Runner{Kind: "server", Server: &ServerRunner{
 							Command: []string{"./myapp", "-listen-from-env"}, Dir: "bin", Ports: []int{8000, 8001},
 							Env: map[string]string{"APP_ENV": "production"}, HealthPath: "/health", HealthTimeout: 10 * time.Second,
-							StopSignal: "SIGINT", StopTimeout: 5 * time.Second, Restart: "on-failure",
+							StopSignal: "SIGINT", StopTimeout: 5 * time.Second, Restart: "on-failure", CrashWindow: 3 * time.Second,
 						}},
 					},
 					{
@@ -380,7 +380,7 @@ func TestGoodFixtures(t *testing.T) {
 						KeepReleases: 7,
 						Runner: Runner{Kind: "server", Server: &ServerRunner{
 							Command: []string{"./worker"}, HealthTimeout: DefaultHealthTimeout,
-							StopSignal: "SIGTERM", StopTimeout: DefaultStopTimeout, Restart: "always",
+							StopSignal: "SIGTERM", StopTimeout: DefaultStopTimeout, Restart: "always", CrashWindow: DefaultCrashWindow,
 						}},
 					},
 				},

@@ -111,6 +111,7 @@ type rawServer struct {
 	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
 	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
 	Restart       hcl.Expression `hcl:"restart,optional"`
+	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
 }
 
 // newEvalContext is the only context expressions see: the env function and no
@@ -197,6 +198,7 @@ type serverInput struct {
 	ports                      setting[[]int]
 	env                        setting[map[string]string]
 	healthTimeout, stopTimeout setting[string]
+	crashWindow                setting[string]
 	stopSignal, restart        setting[string]
 }
 
@@ -225,6 +227,7 @@ func applyDefaults(in *fileInput) {
 			r.server.stopTimeout.orDefault(DefaultStopTimeout.String())
 			r.server.stopSignal.orDefault(DefaultStopSignal)
 			r.server.restart.orDefault(DefaultRestart)
+			r.server.crashWindow.orDefault(DefaultCrashWindow.String())
 		}
 		app.artifact.orDefault("")
 		app.interval.orDefault(DefaultInterval.String())
@@ -366,6 +369,7 @@ func (d *decoder) readRunner(r rawRunner) *runnerInput {
 			stopSignal:    eval[string](d, rs.StopSignal, "stop_signal", "a signal name such as \"SIGTERM\"", r.DefRange),
 			stopTimeout:   eval[string](d, rs.StopTimeout, "stop_timeout", "a duration string such as \"30s\"", r.DefRange),
 			restart:       eval[string](d, rs.Restart, "restart", "a string", r.DefRange),
+			crashWindow:   eval[string](d, rs.CrashWindow, "crash_window", "a duration string such as \"10s\"", r.DefRange),
 		}}
 	}
 	for _, k := range plannedRunnerKinds() {

@@ -282,6 +282,7 @@ func (d *decoder) buildServer(in runnerInput) *ServerRunner {
 	}
 	out.HealthTimeout = d.checkDuration(s.healthTimeout, "health_timeout", time.Second)
 	out.StopTimeout = d.checkDuration(s.stopTimeout, "stop_timeout", 0)
+	out.CrashWindow = d.checkDuration(s.crashWindow, "crash_window", time.Second)
 	if !s.stopSignal.bad && !slices.Contains(StopSignals, out.StopSignal) {
 		d.fail(s.stopSignal.rng, "Invalid stop_signal", "stop_signal %q is not one of %s.", s.stopSignal.val, joinList(StopSignals))
 	}

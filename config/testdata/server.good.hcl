@@ -10,6 +10,7 @@ app "api" {
     stop_signal    = "sigint"
     stop_timeout   = "5s"
     restart        = "on-failure"
+    crash_window   = "3s"
   }
 }
 

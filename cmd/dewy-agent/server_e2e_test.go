@@ -1,0 +1,246 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServerRunnerEndToEnd runs the real binary with the server runner: a web app
+// is deployed, upgraded under continuous requests with none failed, a release
+// that fails its health check leaves the previous one serving and is recorded as
+// bad, shutdown leaves no process and frees the port, and a restart serves the
+// current release again without downloading anything.
+func TestServerRunnerEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped with -short")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "testapp")
+	if out, err := exec.Command("go", "build", "-o", app, "../../runners/server/testdata/testapp").CombinedOutput(); err != nil {
+		t.Fatalf("build testapp: %v\n%s", err, out)
+	}
+	bin, _ := os.ReadFile(app)
+	reg := filepath.Join(dir, "registry")
+	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
+	publish := func(v string, flags ...string) {
+		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
+		writeFile(t, filepath.Join(reg, v, artifact), tarGzModes(t, map[string][]byte{"testapp": bin, "run.sh": []byte(script)}))
+	}
+	publish("v1.0.0")
+
+	port := freePort(t)
+	state := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "dewy.hcl")
+	writeFile(t, cfg, []byte(fmt.Sprintf(`
+agent {
+  state_dir = %q
+  admin     = ""
+}
+app "web" {
+  registry = "file://%s"
+  interval = "1s"
+  runner "server" {
+    command        = ["./run.sh"]
+    ports          = [%d]
+    health_path    = "/health"
+    health_timeout = "5s"
+    stop_timeout   = "5s"
+    crash_window   = "1s"
+  }
+}
+`, state, reg, port)))
+	url := fmt.Sprintf("http://127.0.0.1:%d/version", port)
+
+	p := startAgent(t, cfg)
+	waitAnswer(t, p, url, "v1.0.0")
+
+	// Upgrade under load: no request fails.
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(1)
+				resp, err := c.Get(url)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	publish("v1.1.0")
+	waitAnswer(t, p, url, "v1.1.0")
+	waitState(t, p, state, "web", "v1.1.0")
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || sent.Load() < 50 {
+		t.Fatalf("during the upgrade: %d of %d requests failed", failed.Load(), sent.Load())
+	}
+
+	// A release failing its health check never replaces the good one.
+	publish("v1.2.0", "-unhealthy")
+	for i := 0; !strings.Contains(readFile(filepath.Join(state, "apps", "web", "state.json")), `"version": "v1.2.0"`); i++ {
+		if i > 400 {
+			t.Fatalf("v1.2.0 never recorded as bad:\n%s", readFile(filepath.Join(state, "apps", "web", "state.json")))
+		}
+		sleep()
+	}
+	if got := get(url); got != "v1.1.0" {
+		t.Fatalf("after the bad release the app answers %q", got)
+	}
+	if st := readState(t, state, "web"); st.Version != "v1.1.0" {
+		t.Fatalf("state version %q", st.Version)
+	}
+	target, _ := os.Readlink(filepath.Join(state, "apps", "web", "current"))
+	if !strings.Contains(target, "v1.1.0") {
+		t.Fatalf("current -> %s", target)
+	}
+	pids := appPIDs(t, app)
+	if len(pids) != 1 {
+		t.Fatalf("testapp processes: %v, want one", pids)
+	}
+
+	// Shutdown: the app stops, the port is free.
+	p.stop(t)
+	if left := appPIDs(t, app); len(left) != 0 {
+		t.Fatalf("processes left after shutdown: %v", left)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		t.Fatalf("port not freed: %v", err)
+	}
+	ln.Close()
+
+	// Restart: the current release serves again; nothing is downloaded.
+	deploys := readState(t, state, "web").Deploys
+	releases, _ := os.ReadDir(filepath.Join(state, "apps", "web", "releases"))
+	p = startAgent(t, cfg)
+	waitAnswer(t, p, url, "v1.1.0")
+	for i := 0; !strings.Contains(p.logs(), "newest version is marked bad") && i < 200; i++ {
+		sleep()
+	}
+	again, _ := os.ReadDir(filepath.Join(state, "apps", "web", "releases"))
+	if readState(t, state, "web").Deploys != deploys || len(again) != len(releases) {
+		t.Fatalf("restart deployed again")
+	}
+	p.stop(t)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func get(url string) string {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
+func waitAnswer(t *testing.T, p *proc, url, want string) {
+	t.Helper()
+	for i := 0; get(url) != want; i++ {
+		if i > 600 {
+			t.Fatalf("%s never answered %q (last %q)", url, want, get(url))
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("agent exited: %v", err)
+		default:
+		}
+		sleep()
+	}
+}
+
+func waitState(t *testing.T, p *proc, state, app, want string) {
+	t.Helper()
+	for i := 0; readState(t, state, app).Version != want; i++ {
+		if i > 600 {
+			t.Fatalf("state.json never recorded %s", want)
+		}
+		sleep()
+	}
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// appPIDs lists live (not zombie) processes running the binary bin.
+func appPIDs(t *testing.T, bin string) []int {
+	t.Helper()
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || !strings.Contains(exe, "/releases/") || filepath.Base(exe) != filepath.Base(bin) {
+			continue
+		}
+		stat := readFile(filepath.Join("/proc", e.Name(), "stat"))
+		if i := strings.LastIndex(stat, ")"); i > 0 && strings.HasPrefix(stat[i+1:], " Z") {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// tarGzModes returns a tar.gz of executable files.
+func tarGzModes(t *testing.T, files map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(body)
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
