@@ -1,5 +1,6 @@
 # The demo's config file, used by `make demo`. The demo program sets DEMO_DIR to a
-# temporary folder holding the local registry and the agent's state.
+# temporary folder holding the local registry and the agent's state, and
+# DEMO_PORT to a free port.
 
 agent {
   state_dir = "${env("DEMO_DIR")}/state"
@@ -7,14 +8,18 @@ agent {
   admin     = ""
 }
 
-# A static site published into a local folder registry:
-#   $DEMO_DIR/registry/site/v1.0.0/site.tar.gz
-app "site" {
-  registry = "file://${env("DEMO_DIR")}/registry/site"
-  artifact = "site.tar.gz"
+# A web app published into a local folder registry:
+#   $DEMO_DIR/registry/web/v1.0.0/webapp_<os>_<arch>.tar.gz
+# The agent holds the port; each new version starts beside the old one, takes
+# over once /health answers, and the old one drains and stops.
+app "web" {
+  registry = "file://${env("DEMO_DIR")}/registry/web"
   interval = "1s"
 
-  runner "assets" {
-    link = "${env("DEMO_DIR")}/www"
+  runner "server" {
+    command      = ["./webapp"]
+    ports        = [env("DEMO_PORT")]
+    health_path  = "/health"
+    crash_window = "2s"
   }
 }

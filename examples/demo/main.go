@@ -1,7 +1,7 @@
 // Command demo shows dewy-agent's main job end to end on this machine, with nothing
-// but a local folder as the registry: it publishes v1.0.0 of a small static site,
-// runs the agent on examples/demo.hcl, serves the deployed site over HTTP and shows
-// it answering, then publishes v1.1.0 and shows the agent deploying it.
+// but a local folder as the registry: it builds a small web app, publishes v1.0.0,
+// runs the agent on examples/demo.hcl, shows the app answering, then publishes
+// v1.1.0 and shows the agent upgrading it live while requests keep flowing.
 //
 //	go run ./examples/demo -agent ./bin/dewy-agent -config examples/demo.hcl
 package main
@@ -9,7 +9,6 @@ package main
 import (
 	"archive/tar"
 	"compress/gzip"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -18,7 +17,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,16 +47,21 @@ func run(agentBin, cfg string, keep bool) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	registry := filepath.Join(dir, "registry", "site")
+	registry := filepath.Join(dir, "registry", "web")
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
-	say("1. publishing v1.0.0 of the site into the local registry %s", registry)
-	if err := publish(registry, "v1.0.0"); err != nil {
+	say("1. building the sample web app (examples/demo/webapp) as v1.0.0 and publishing it to %s", registry)
+	if err := publish(dir, registry, "v1.0.0"); err != nil {
 		return err
 	}
 
 	say("2. starting the agent: %s -config %s", agentBin, cfg)
 	agent := exec.Command(agentBin, "-config", cfg)
-	agent.Env = append(os.Environ(), "DEMO_DIR="+dir)
+	agent.Env = append(os.Environ(), "DEMO_DIR="+dir, "DEMO_PORT="+strconv.Itoa(port))
 	agent.Stdout, agent.Stderr = prefix("   agent | "), prefix("   agent | ")
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -64,64 +72,75 @@ func run(agentBin, cfg string, keep bool) error {
 		agent.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			agent.Process.Kill()
 		}
 	}()
 
-	// A plain web server for the folder the assets runner keeps linked to the
-	// current release; in production this is nginx or caddy.
-	www := filepath.Join(dir, "www")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, filepath.Join(www, "index.html"))
-	})}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
-	url := "http://" + ln.Addr().String() + "/"
-
 	if err := waitFor(url, "v1.0.0", exited); err != nil {
 		return err
 	}
-	say("3. the site answers at %s: %q", url, fetch(url))
+	say("3. the app answers at %s: %q", url, fetch(url))
 
-	say("4. publishing v1.1.0; the agent polls every second and deploys it")
-	if err := publish(registry, "v1.1.0"); err != nil {
+	say("4. sending requests continuously, and publishing v1.1.0; the agent polls every second")
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { load(url, stop, &sent, &failed) })
+	}
+	if err := publish(dir, registry, "v1.1.0"); err != nil {
 		return err
 	}
-	if err := waitFor(url, "v1.1.0", exited); err != nil {
+	err = waitFor(url, "v1.1.0", exited)
+	time.Sleep(time.Second) // keep the load on while the old version drains
+	close(stop)
+	wg.Wait()
+	if err != nil {
 		return err
 	}
-	say("5. the site now answers: %q", fetch(url))
-	target, _ := os.Readlink(filepath.Join(dir, "state", "apps", "site", "current"))
+	say("5. the app now answers: %q", fetch(url))
+	say("   during the upgrade: %d requests, %d failed", sent.Load(), failed.Load())
+	target, _ := os.Readlink(filepath.Join(dir, "state", "apps", "web", "current"))
 	say("   current -> %s", target)
-	say("done: the agent deployed v1.0.0, then v1.1.0 as soon as it was published")
-	time.Sleep(300 * time.Millisecond) // let the agent's last log lines arrive before it stops
+	if failed.Load() > 0 {
+		return fmt.Errorf("%d requests failed during the upgrade", failed.Load())
+	}
+	say("done: v1.0.0 was deployed, then replaced by v1.1.0 without one failed request")
+	time.Sleep(2500 * time.Millisecond) // let the agent finish the deploy and log it before it stops
 	return nil
 }
 
-// publish writes site.tar.gz for version into registry/<version>/, under a temporary
-// name first so the agent never sees half a file.
-func publish(registry, version string) error {
+// publish builds the web app as version and writes it into registry/<version>/
+// as webapp_<os>_<arch>.tar.gz, under a temporary name first so the agent never
+// sees half a file.
+func publish(work, registry, version string) error {
+	bin := filepath.Join(work, "build", version, "webapp")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", bin, "./examples/demo/webapp")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build webapp: %v\n%s", err, out)
+	}
+	body, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
 	dir := filepath.Join(registry, version)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "site.tar.gz.part")
+	name := fmt.Sprintf("webapp_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
+	tmp := filepath.Join(dir, name+".part")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
 	gz := gzip.NewWriter(f)
 	tw := tar.NewWriter(gz)
-	page := fmt.Sprintf("<h1>hello from %s</h1>\n", version)
-	if err := tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(page)), ModTime: time.Now()}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: "webapp", Mode: 0o755, Size: int64(len(body)), ModTime: time.Now()}); err != nil {
 		return err
 	}
-	if _, err := io.WriteString(tw, page); err != nil {
+	if _, err := tw.Write(body); err != nil {
 		return err
 	}
 	for _, c := range []io.Closer{tw, gz, f} {
@@ -129,11 +148,32 @@ func publish(registry, version string) error {
 			return err
 		}
 	}
-	return os.Rename(tmp, filepath.Join(dir, "site.tar.gz"))
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+// load sends requests without keep-alive until stop is closed.
+func load(url string, stop <-chan struct{}, sent, failed *atomic.Int64) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		sent.Add(1)
+		resp, err := c.Get(url)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			failed.Add(1)
+		}
+		if resp != nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
 }
 
 func waitFor(url, want string, exited <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
@@ -143,9 +183,9 @@ func waitFor(url, want string, exited <-chan error) error {
 		if strings.Contains(fetch(url), want) {
 			return nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s did not answer %s within 30s", url, want)
+	return fmt.Errorf("%s did not answer %s within 60s", url, want)
 }
 
 func fetch(url string) string {
@@ -156,6 +196,15 @@ func fetch(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(b))
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func say(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
