@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/agent/notify"
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/release"
@@ -78,6 +79,7 @@ type Agent struct {
 	workers    map[string]*worker
 	lastReload ReloadStatus
 	admin      *adminServer
+	notifier   *notify.Dispatcher // agent notify; nil when none
 }
 
 // New returns an agent for cfg. It does no I/O.
@@ -129,6 +131,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.started = a.opts.Now()
 	a.host, _ = os.Hostname()
+	a.setAgentNotifier(cfg.Agent.Notify)
 	a.setReload(ReloadStatus{Time: a.started, Result: "success"})
 	a.metrics.lastReloadOK.Set(1)
 	a.metrics.lastReloadTime.SetToCurrentTime()
@@ -173,6 +176,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if adm != nil {
 		adm.close()
 	}
+	a.setAgentNotifier(nil) // delivers what is queued, within its drain bound
 	a.opts.Logger.Info("agent stopped")
 	return nil
 }
@@ -268,7 +272,9 @@ func (a *Agent) newWorker(cfg *config.File, app config.App) (*worker, error) {
 		now:     a.opts.Now,
 		metrics: a.metrics,
 		host:    a.host,
+		client:  a.opts.HTTPClient,
 		retry:   make(chan struct{}, 1),
+		events:  &events{app: app.Name, agent: a.agentNotifier},
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind, State: StateStarting}
 	return w, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,6 +127,10 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 			st.NeedsRestart = append(st.NeedsRestart, "admin")
 			cfg.Agent.Admin = old.Agent.Admin
 		}
+	}
+
+	if !slices.Equal(cfg.Agent.Notify, old.Agent.Notify) {
+		a.setAgentNotifier(cfg.Agent.Notify)
 	}
 
 	// Apps: diff by name.

@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/agent/hooks"
+	"github.com/dewy-agent/dewy-agent/agent/notify"
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/release"
@@ -35,6 +38,7 @@ type worker struct {
 	now    func() time.Time
 
 	metrics *metrics
+	client  *http.Client // for notifiers
 	host    string       // this machine's name, for deployment reports
 	polls   atomic.Int64 // polls started, for tests and benchmarks
 
@@ -43,7 +47,8 @@ type worker struct {
 	mu     sync.Mutex
 	status Status // guarded by mu; read by the admin API
 
-	retry chan struct{} // a request to forget bad versions and poll now
+	retry  chan struct{} // a request to forget bad versions and poll now
+	events *events       // deploy events to the app's and the agent's notifiers
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -78,6 +83,7 @@ const (
 
 // start launches the loop. The loop ends when ctx is cancelled or stop is called.
 func (w *worker) start(ctx context.Context) {
+	w.events.own = newDispatcher(w.app.Notify, w.logger.With("notify", "app"), w.client, w.host)
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
 	go func() {
@@ -97,6 +103,9 @@ func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 	}
 	if c, ok := w.src.(io.Closer); ok {
 		c.Close()
+	}
+	if w.events.own != nil {
+		w.events.own.Close() // delivers what is queued, within its drain bound
 	}
 	w.setStatus(func(s *Status) { s.State = StateStopped; s.NextCheck = time.Time{} })
 }
@@ -203,10 +212,12 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.polls.WithLabelValues(w.app.Name, "error").Inc()
+			w.events.send(notify.Event{Kind: notify.RegistryUnreachable, Version: w.st.Version, Err: err.Error()})
 		}
 		return err
 	}
 	w.metrics.polls.WithLabelValues(w.app.Name, "ok").Inc()
+	w.events.resolved(notify.RegistryUnreachable)
 	if cand == nil {
 		return nil // the newest release is still waiting for its artifact
 	}
@@ -226,8 +237,10 @@ func (w *worker) poll(ctx context.Context) error {
 	w.setStatus(func(s *Status) { s.State = StateDeploying })
 	prev := w.st.Version
 	start := time.Now()
+	w.events.send(notify.Event{Kind: notify.DeployStarted, Version: tag, PreviousVersion: prev})
 	err = w.deploy(ctx, cand)
-	w.metrics.deployDuration.WithLabelValues(w.app.Name).Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	w.metrics.deployDuration.WithLabelValues(w.app.Name).Observe(took.Seconds())
 	if w.app.Report && ctx.Err() == nil {
 		w.report(ctx, cand, err)
 	}
@@ -237,13 +250,62 @@ func (w *worker) poll(ctx context.Context) error {
 			if errors.Is(err, errBadRelease) || errors.Is(err, release.ErrBadArtifact) {
 				w.markBad(tag, err)
 			}
+			w.events.send(failureEvent(err, tag, prev, took))
 		}
 		return fmt.Errorf("deploy %s: %w", tag, err)
 	}
 	w.metrics.deploys.WithLabelValues(w.app.Name, "success").Inc()
 	w.logger.Info("deployed", "version", tag, "previous", prev, "artifact", cand.Artifact.Name,
-		"took", time.Since(start).Round(time.Millisecond))
+		"took", took.Round(time.Millisecond))
+	w.events.send(notify.Event{Kind: notify.DeploySucceeded, Version: tag, PreviousVersion: prev, Duration: took})
+	if h := w.app.Hooks.AfterDeploy; h != "" {
+		res, err := hooks.Run(ctx, "after_deploy", hooks.Hook{Command: h, Timeout: w.app.Hooks.Timeout}, w.hookEnv(tag, prev, w.st.Release), w.logger)
+		if err != nil && ctx.Err() == nil {
+			// The deploy stands; the failure is reported.
+			w.logger.Error("after_deploy hook failed; the deploy stands", "version", tag, "err", err)
+			w.events.send(notify.Event{Kind: notify.HookFailed, Step: "after_deploy", Version: tag, PreviousVersion: prev, Err: err.Error(), Output: res.Output})
+		}
+	}
 	return nil
+}
+
+// deployError is a deploy failure with the step it happened at, for
+// notifications.
+type deployError struct {
+	step string
+	// rolledBack: the new release had been made current and was switched back.
+	rolledBack bool
+	// output is a hook's output tail, when a hook failed.
+	output string
+	err    error
+}
+
+func (e *deployError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *deployError) Unwrap() error { return e.err }
+
+// failureEvent describes a failed deploy for notifiers.
+func failureEvent(err error, tag, prev string, took time.Duration) notify.Event {
+	ev := notify.Event{Kind: notify.DeployFailed, Version: tag, PreviousVersion: prev, Duration: took, Err: err.Error()}
+	var de *deployError
+	if errors.As(err, &de) {
+		ev.Step, ev.Output, ev.Err = de.step, de.output, de.err.Error()
+		switch {
+		case de.step == "before_deploy":
+			ev.Kind = notify.HookFailed
+		case de.rolledBack:
+			ev.Kind = notify.RolledBack
+		}
+	}
+	return ev
+}
+
+// hookEnv is what a hook is told about the deploy. releaseDir may be relative
+// to the app directory (as state.json keeps it).
+func (w *worker) hookEnv(version, previous, releaseDir string) hooks.Env {
+	if releaseDir != "" && !filepath.IsAbs(releaseDir) {
+		releaseDir = filepath.Join(w.dir, releaseDir)
+	}
+	return hooks.Env{App: w.app.Name, Version: version, PreviousVersion: previous, ReleaseDir: releaseDir, Registry: w.app.Registry.URL}
 }
 
 // check asks the source for the newest release allowed by the policy. It returns a
@@ -270,8 +332,9 @@ func check(ctx context.Context, src sources.Source, p version.Policy, now time.T
 	return sel.Candidate, nil
 }
 
-// deploy fetches, verifies and extracts the candidate and hands it to the runner.
-// On failure the new release directory is removed and `current` is as before.
+// deploy fetches, verifies and extracts the candidate, runs the before_deploy
+// hook and hands the release to the runner. On failure the new release
+// directory is removed and `current` is as before.
 func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 	tag := c.Version.Original()
 	d := runners.Deployment{Version: tag, Image: c.Release.Image}
@@ -279,30 +342,45 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 	if w.input == runners.Files {
 		sum, err := w.checksum(ctx, c)
 		if err != nil {
-			return err
+			return &deployError{step: "verify", err: err}
 		}
 		open := func(ctx context.Context) (io.ReadCloser, error) { return w.src.Open(ctx, c.Release, c.Artifact) }
 		prepared, err = w.store.Prepare(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open)
 		if err != nil {
-			return err
+			return &deployError{step: "download", err: err}
 		}
 		d.Dir = prepared.Dir
-		d.Activate, d.Rollback, err = w.store.Activation(prepared.Dir)
-		if err != nil {
-			w.store.Remove(prepared.Dir)
-			return err
-		}
 	}
-	if err := w.runner.Deploy(ctx, d); err != nil {
+	discard := func() {
 		if d.Dir != "" {
-			if rerr := w.store.Remove(d.Dir); rerr != nil {
-				w.logger.Warn("remove failed release", "dir", d.Dir, "err", rerr)
+			if err := w.store.Remove(d.Dir); err != nil {
+				w.logger.Warn("remove failed release", "dir", d.Dir, "err", err)
 			}
 		}
+	}
+	if h := w.app.Hooks.BeforeDeploy; h != "" {
+		res, err := hooks.Run(ctx, "before_deploy", hooks.Hook{Command: h, Timeout: w.app.Hooks.Timeout}, w.hookEnv(tag, w.st.Version, d.Dir), w.logger)
+		if err != nil {
+			discard()
+			return &deployError{step: "before_deploy", output: res.Output, err: err}
+		}
+	}
+	activated := false
+	if d.Dir != "" {
+		activate, rollback, err := w.store.Activation(d.Dir)
+		if err != nil {
+			discard()
+			return &deployError{step: "activate", err: err}
+		}
+		d.Activate = func() error { activated = true; return activate() }
+		d.Rollback = rollback
+	}
+	if err := w.runner.Deploy(ctx, d); err != nil {
+		discard()
 		if ctx.Err() != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %w", errBadRelease, err)
+		return &deployError{step: "deploy", rolledBack: activated, err: fmt.Errorf("%w: %w", errBadRelease, err)}
 	}
 	w.st.Version = tag
 	w.st.Artifact = c.Artifact.Name

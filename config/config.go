@@ -50,6 +50,8 @@ type Agent struct {
 	LogLevel  string // log_level: debug | info | warn | error
 	LogFormat string // log_format: text | json
 	Admin     string // admin: host:port of the status API; "" turns it off
+	// Notify are notifier URLs for every app's events.
+	Notify []string
 }
 
 // App is one `app "name" {}` block.
@@ -62,7 +64,26 @@ type App struct {
 	KeepReleases int           // keep_releases
 	Report       bool          // report
 	Runner       Runner
+	// Hooks are the app's hooks {} block; zero when it has none.
+	Hooks Hooks
+	// Notify are notifier URLs for this app's events, besides the agent's.
+	Notify []string
 }
+
+// Hooks is an app's `hooks {}` block.
+type Hooks struct {
+	// BeforeDeploy runs after the artifact is downloaded and verified, before
+	// anything is switched; a failure aborts the deploy.
+	BeforeDeploy string
+	// AfterDeploy runs once the new version is live; a failure is reported and
+	// the deploy stands.
+	AfterDeploy string
+	// Timeout bounds each hook.
+	Timeout time.Duration
+}
+
+// DefaultHookTimeout bounds a hook that sets no timeout.
+const DefaultHookTimeout = 5 * time.Minute
 
 // Registry is a parsed registry URL. Query options that map to app attributes
 // (pre-release, artifact) are folded into App and removed from Options.

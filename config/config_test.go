@@ -50,6 +50,15 @@ func TestBadFixtures(t *testing.T) {
 			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, s3)`},
 		},
 		{
+			name: "hooks and notifiers",
+			file: "hooks.bad.hcl",
+			want: []string{
+				"hooks.bad.hcl:3,14:", "notify[0]:", "notify[1]:",
+				"hooks.bad.hcl:7,21:", `timeout: "forever" is not a duration`,
+				"hooks.bad.hcl:9,3:", "already has a hooks block at line 5",
+			},
+		},
+		{
 			name: "server runner settings",
 			file: "server_settings.bad.hcl",
 			want: []string{
@@ -382,6 +391,32 @@ func TestGoodFixtures(t *testing.T) {
 							Command: []string{"./worker"}, HealthTimeout: DefaultHealthTimeout,
 							StopSignal: "SIGTERM", StopTimeout: DefaultStopTimeout, Restart: "always", CrashWindow: DefaultCrashWindow,
 						}},
+					},
+				},
+			},
+		},
+		{
+			name: "hooks and notifiers",
+			file: "hooks.good.hcl",
+			want: File{
+				Agent: Agent{StateDir: DefaultStateDir, LogLevel: "info", LogFormat: "text", Admin: DefaultAdmin, Notify: []string{"https://hooks.example.com/dewy"}},
+				Apps: []App{
+					{
+						Name:         "api",
+						Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner:       assets(""),
+						Notify:       []string{"slack://deploys?title=api", "mail://smtp.example.com:587/ops@example.com?from=dewy@example.com&quiet=true"},
+						Hooks:        Hooks{BeforeDeploy: "pg_dump mydb > /backup/db.sql", AfterDeploy: "systemctl reload nginx", Timeout: 2 * time.Minute},
+					},
+					{
+						Name:         "docs",
+						Registry:     ghr("ghr://linyows/docs", "linyows", "docs"),
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner:       assets(""),
+						Hooks:        Hooks{AfterDeploy: "echo done", Timeout: DefaultHookTimeout},
 					},
 				},
 			},

@@ -74,6 +74,7 @@ type rawAgent struct {
 	LogLevel  hcl.Expression `hcl:"log_level,optional"`
 	LogFormat hcl.Expression `hcl:"log_format,optional"`
 	Admin     hcl.Expression `hcl:"admin,optional"`
+	Notify    hcl.Expression `hcl:"notify,optional"`
 	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
@@ -86,7 +87,16 @@ type rawApp struct {
 	Interval     hcl.Expression `hcl:"interval,optional"`
 	KeepReleases hcl.Expression `hcl:"keep_releases,optional"`
 	Report       hcl.Expression `hcl:"report,optional"`
+	Notify       hcl.Expression `hcl:"notify,optional"`
 	Runners      []rawRunner    `hcl:"runner,block"`
+	Hooks        []rawHooks     `hcl:"hooks,block"`
+	DefRange     hcl.Range      `hcl:",def_range"`
+}
+
+type rawHooks struct {
+	BeforeDeploy hcl.Expression `hcl:"before_deploy,optional"`
+	AfterDeploy  hcl.Expression `hcl:"after_deploy,optional"`
+	Timeout      hcl.Expression `hcl:"timeout,optional"`
 	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
@@ -169,6 +179,7 @@ type fileInput struct {
 
 type agentInput struct {
 	stateDir, logLevel, logFormat, admin setting[string]
+	notify                               setting[[]string]
 }
 
 type appInput struct {
@@ -180,8 +191,15 @@ type appInput struct {
 	interval            setting[string]
 	keepReleases        setting[int]
 	report              setting[bool]
+	notify              setting[[]string]
+	// hooks is nil when the app has no hooks block.
+	hooks *hooksInput
 	// runner is nil when the app has no usable runner block (reported).
 	runner *runnerInput
+}
+
+type hooksInput struct {
+	beforeDeploy, afterDeploy, timeout setting[string]
 }
 
 // runnerInput holds exactly one kind's settings, matching kind.
@@ -233,6 +251,9 @@ func applyDefaults(in *fileInput) {
 		app.interval.orDefault(DefaultInterval.String())
 		app.keepReleases.orDefault(DefaultKeepReleases)
 		app.report.orDefault(false)
+		if app.hooks != nil {
+			app.hooks.timeout.orDefault(DefaultHookTimeout.String())
+		}
 		// The assets runner has no defaults (no link unless one is given).
 	}
 }
@@ -303,6 +324,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			logLevel:  eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
 			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
 			admin:     eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+			notify:    eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",
@@ -322,8 +344,21 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			interval:     eval[string](d, ra.Interval, "interval", `a duration string such as "30s"`, ra.DefRange),
 			keepReleases: eval[int](d, ra.KeepReleases, "keep_releases", "a whole number", ra.DefRange),
 			report:       eval[bool](d, ra.Report, "report", "true or false", ra.DefRange),
+			notify:       eval[[]string](d, ra.Notify, "notify", "a list of notifier URLs", ra.DefRange),
 		}
 		app.runner = d.readRunners(ra)
+		for i, h := range ra.Hooks {
+			if i > 0 {
+				d.fail(h.DefRange, "Duplicate hooks block",
+					"app %q already has a hooks block at line %d; merge the hooks into it.", ra.Name, ra.Hooks[0].DefRange.Start.Line)
+				continue
+			}
+			app.hooks = &hooksInput{
+				beforeDeploy: eval[string](d, h.BeforeDeploy, "before_deploy", "a shell command string", h.DefRange),
+				afterDeploy:  eval[string](d, h.AfterDeploy, "after_deploy", "a shell command string", h.DefRange),
+				timeout:      eval[string](d, h.Timeout, "timeout", `a duration string such as "5m"`, h.DefRange),
+			}
+		}
 		in.apps = append(in.apps, app)
 	}
 	return in

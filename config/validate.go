@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/agent/notify"
 )
 
 // build validates the inputs (defaults already applied) and turns them into a
@@ -52,7 +54,22 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 	d.checkEnum(in.logLevel, "log_level", []string{"debug", "info", "warn", "error"})
 	d.checkEnum(in.logFormat, "log_format", []string{"text", "json"})
 	d.checkAdmin(in.admin)
+	a.Notify = d.checkNotify(in.notify)
 	return a
+}
+
+// checkNotify parses every notifier URL, so a typo is a diagnostic and not a
+// runtime error. Messages never repeat a URL, which may hold a password.
+func (d *decoder) checkNotify(s setting[[]string]) []string {
+	if s.bad || len(s.val) == 0 {
+		return nil
+	}
+	for i, raw := range s.val {
+		if _, err := notify.Parse(raw); err != nil {
+			d.fail(s.rng, "Invalid notifier", "notify[%d]: %v.", i, err)
+		}
+	}
+	return s.val
 }
 
 // checkStateDir returns state_dir made absolute. A relative state_dir is taken
@@ -122,6 +139,11 @@ func (d *decoder) buildApp(in appInput) App {
 	d.checkArtifactName(in.artifact, "artifact")
 	if in.runner != nil {
 		app.Runner = d.buildRunner(*in.runner)
+	}
+	app.Notify = d.checkNotify(in.notify)
+	if h := in.hooks; h != nil {
+		app.Hooks = Hooks{BeforeDeploy: h.beforeDeploy.val, AfterDeploy: h.afterDeploy.val}
+		app.Hooks.Timeout = d.checkDuration(h.timeout, "timeout", time.Second)
 	}
 	return app
 }
