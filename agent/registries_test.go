@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,10 +80,15 @@ func runRegistry(t *testing.T, text string, publish func(v string), wantErr stri
 	return a
 }
 
-func TestS3EndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+// s3Fake is gofakes3 on 127.0.0.1 with a bucket "releases"; paths under
+// /locked answer 403 AccessDenied. It counts requests.
+type s3Fake struct {
+	url      string
+	backend  *s3mem.Backend
+	requests atomic.Int64
+}
+
+func newS3Fake(t testing.TB) *s3Fake {
 	dir := t.TempDir()
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -89,11 +96,12 @@ func TestS3EndToEnd(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_ENDPOINT_URL", "")
-
-	backend := s3mem.New()
-	backend.CreateBucket("releases")
-	fake := gofakes3.New(backend).Server()
+	// Objects are two hours old, as most of a real registry's are.
+	f := &s3Fake{backend: s3mem.New(s3mem.WithTimeSource(gofakes3.FixedTimeSource(time.Now().Add(-2 * time.Hour))))}
+	f.backend.CreateBucket("releases")
+	fake := gofakes3.New(f.backend).Server()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
 		if strings.HasPrefix(r.URL.Path, "/locked") {
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
@@ -101,23 +109,34 @@ func TestS3EndToEnd(t *testing.T) {
 		}
 		fake.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
-	put := func(v string) {
-		b := site(v)
-		if _, err := backend.PutObject("releases", "site/"+v+"/site.tar.gz", map[string]string{}, strings.NewReader(string(b)), int64(len(b)), nil); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+// put publishes v as site/<v>/site.tar.gz.
+func (f *s3Fake) put(t testing.TB, v string) {
+	b := site(v)
+	if _, err := f.backend.PutObject("releases", "site/"+v+"/site.tar.gz", map[string]string{}, bytes.NewReader(b), int64(len(b)), nil); err != nil {
+		t.Fatal(err)
 	}
-	put("v1.0.0")
+}
+
+func TestS3EndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped with -short")
+	}
+	f := newS3Fake(t)
+	f.put(t, "v1.0.0")
 	runRegistry(t,
-		registryConfig(t.TempDir(), "s3://us-east-1/releases/site?artifact=site.tar.gz&endpoint="+srv.URL, "s3://us-east-1/locked/site?endpoint="+srv.URL),
-		put, "access denied")
+		registryConfig(t.TempDir(), "s3://us-east-1/releases/site?artifact=site.tar.gz&endpoint="+f.url, "s3://us-east-1/locked/site?endpoint="+f.url),
+		func(v string) { f.put(t, v) }, "access denied")
 
 	// Reports of both deploys are in each version's folder.
 	waitFor(t, "reports", func() bool {
 		n := 0
 		for _, v := range []string{"v1.0.0", "v1.1.0"} {
-			list, err := backend.ListBucket("releases", &gofakes3.Prefix{Prefix: "site/" + v + "/.dewy-reports/", HasPrefix: true}, gofakes3.ListBucketPage{})
+			list, err := f.backend.ListBucket("releases", &gofakes3.Prefix{Prefix: "site/" + v + "/.dewy-reports/", HasPrefix: true}, gofakes3.ListBucketPage{})
 			if err == nil {
 				n += len(list.Contents)
 			}
@@ -126,36 +145,55 @@ func TestS3EndToEnd(t *testing.T) {
 	})
 }
 
+// gcsFake is fake-gcs-server on 127.0.0.1 with a bucket "releases", found by
+// the client through STORAGE_EMULATOR_HOST. It counts requests.
+type gcsFake struct {
+	srv      *fakestorage.Server
+	requests atomic.Int64
+}
+
+func newGCSFake(t testing.TB) *gcsFake {
+	ts := httptest.NewUnstartedServer(nil)
+	host := ts.Listener.Addr().String()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", NoListener: true, PublicHost: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucket("releases")
+	f := &gcsFake{srv: srv}
+	h := srv.HTTPHandler()
+	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		h.ServeHTTP(w, r)
+	})
+	ts.Start()
+	t.Cleanup(ts.Close)
+	t.Setenv("STORAGE_EMULATOR_HOST", host)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("HOME", t.TempDir())
+	return f
+}
+
+// put publishes v as site/<v>/site.tar.gz, an hour old.
+func (f *gcsFake) put(v string) {
+	now := time.Now().Add(-time.Hour)
+	f.srv.CreateObject(fakestorage.Object{
+		ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "releases", Name: "site/" + v + "/site.tar.gz", Created: now, Updated: now},
+		Content:     site(v),
+	})
+}
+
 func TestGCSEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
-	ts := httptest.NewUnstartedServer(nil)
-	host := ts.Listener.Addr().String()
-	fake, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", NoListener: true, PublicHost: host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Stop()
-	fake.CreateBucket("releases")
-	ts.Config.Handler = fake.HTTPHandler()
-	ts.Start()
-	defer ts.Close()
-	t.Setenv("STORAGE_EMULATOR_HOST", host)
-	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
-	t.Setenv("HOME", t.TempDir())
-	put := func(v string) {
-		now := time.Now().Add(-time.Hour)
-		fake.CreateObject(fakestorage.Object{
-			ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "releases", Name: "site/" + v + "/site.tar.gz", Created: now, Updated: now},
-			Content:     site(v),
-		})
-	}
-	put("v1.0.0")
-	runRegistry(t, registryConfig(t.TempDir(), "gs://releases/site?artifact=site.tar.gz", "gs://missing-bucket/site"), put, "not found")
+	f := newGCSFake(t)
+	f.put("v1.0.0")
+	runRegistry(t, registryConfig(t.TempDir(), "gs://releases/site?artifact=site.tar.gz", "gs://missing-bucket/site"), f.put, "not found")
 
 	waitFor(t, "reports", func() bool {
-		objs, _, err := fake.ListObjectsWithOptions("releases", fakestorage.ListOptions{Prefix: "site/v1.1.0/.dewy-reports/"})
+		objs, _, err := f.srv.ListObjectsWithOptions("releases", fakestorage.ListOptions{Prefix: "site/v1.1.0/.dewy-reports/"})
 		return err == nil && len(objs) == 1
 	})
 }
@@ -168,18 +206,33 @@ type grpcRegistry struct {
 
 	mu      sync.Mutex
 	tag     string
+	calls   int // Current calls
 	reports []*dewypb.ReportRequest
 }
 
 func (g *grpcRegistry) Current(_ context.Context, req *dewypb.CurrentRequest) (*dewypb.CurrentResponse, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.calls++
 	return &dewypb.CurrentResponse{
 		Id:          "id-" + g.tag,
 		Tag:         g.tag,
 		ArtifactUrl: g.base + "/" + g.tag + "/site_" + req.Os + "_" + req.Arch + ".tar.gz",
 		CreatedAt:   timestamppb.New(time.Now().Add(-time.Hour)),
 	}, nil
+}
+
+// serve starts the registry on 127.0.0.1 until the test ends and returns its address.
+func (g *grpcRegistry) serve(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	dewypb.RegisterRegistryServiceServer(srv, g)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
 }
 
 func (g *grpcRegistry) Report(_ context.Context, req *dewypb.ReportRequest) (*emptypb.Empty, error) {
@@ -199,21 +252,14 @@ func TestGRPCEndToEnd(t *testing.T) {
 	}))
 	defer files.Close()
 	reg := &grpcRegistry{base: files.URL, tag: "v1.0.0"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	dewypb.RegisterRegistryServiceServer(gs, reg)
-	go gs.Serve(ln)
-	defer gs.Stop()
+	addr := reg.serve(t)
 
 	// A port nothing listens on: the unreachable server.
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()
 	dead.Close()
 
-	runRegistry(t, registryConfig(t.TempDir(), "grpc://"+ln.Addr().String()+"?no-tls=true", "grpc://"+deadAddr+"?no-tls=true"),
+	runRegistry(t, registryConfig(t.TempDir(), "grpc://"+addr+"?no-tls=true", "grpc://"+deadAddr+"?no-tls=true"),
 		func(v string) { reg.mu.Lock(); reg.tag = v; reg.mu.Unlock() }, "cannot reach")
 
 	waitFor(t, "reports", func() bool {
