@@ -22,10 +22,12 @@ lint: ## gofmt and go vet
 demo: build ## publish a site to a local registry, run the agent, publish an update, watch it deploy
 	$(GO) run ./examples/demo -agent $(BIN) -config examples/demo.hcl
 
-bench: ## benchmarks recorded in docs/benchmarks.md
+bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem ./sources/version/ ./runners/release/
+	$(GO) test -run '^$$' -bench 'Reload200|IdlePollCost' -benchtime 10x ./agent/
 	$(GO) run ./bench/bigartifact
 	$(GO) run ./bench/idlemem -agent $(BIN)
+	$(GO) run ./bench/zerodowntime
 
 clean:
 	rm -rf bin

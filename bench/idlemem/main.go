@@ -1,7 +1,8 @@
 // Command idlemem measures the agent's resident memory when idle: it publishes one
 // small release into a local folder registry, writes a config with N apps that all
 // watch it (file source, assets runner), runs the agent binary, waits until every
-// app has deployed, lets it idle, and reads the process's VmRSS and VmHWM.
+// app has deployed, lets it idle, and reads the process's VmRSS and VmHWM. It then
+// measures the agent's peak memory (VmHWM) while deploying one large artifact.
 //
 //	go build -o bin/dewy-agent ./cmd/dewy-agent && go run ./bench/idlemem -agent bin/dewy-agent
 package main
@@ -12,6 +13,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,7 @@ func main() {
 	agentBin := flag.String("agent", "bin/dewy-agent", "the dewy-agent binary")
 	counts := flag.String("apps", "1,100", "comma-separated app counts to measure")
 	idle := flag.Duration("idle", 10*time.Second, "how long to idle after the last deploy before reading memory")
+	bigMiB := flag.Int("big", 500, "also measure the agent's peak memory while deploying an artifact of this many MiB (0: skip)")
 	flag.Parse()
 	fmt.Printf("%-6s %-12s %-12s %s\n", "apps", "VmRSS", "VmHWM", "deploy time")
 	for _, c := range strings.Split(*counts, ",") {
@@ -36,15 +40,55 @@ func main() {
 		}
 		fmt.Printf("%-6d %-12s %-12s %s\n", n, rss, hwm, took.Round(time.Millisecond))
 	}
+	if *bigMiB > 0 {
+		rss, hwm, took, err := measureWith(*agentBin, 1, 0, func(dir string) error { return publishBig(dir, *bigMiB) })
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "idlemem:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("\ndeploying one %d MiB artifact (1 app): peak VmHWM %s, VmRSS after %s, deploy took %s\n", *bigMiB, hwm, rss, took.Round(time.Millisecond))
+	}
+}
+
+// publishBig writes a tar.gz holding size MiB of random bytes (gzip level 1,
+// so it stays about that size), streamed to disk.
+func publishBig(dir string, size int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "site.tar.gz"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	tw := tar.NewWriter(gz)
+	n := int64(size) << 20
+	if err := tw.WriteHeader(&tar.Header{Name: "big.bin", Mode: 0o644, Size: n}); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(tw, rand.NewChaCha8([32]byte{1}), n); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
 }
 
 func measure(agentBin string, n int, idle time.Duration) (rss, hwm string, took time.Duration, err error) {
+	return measureWith(agentBin, n, idle, publish)
+}
+
+// measureWith publishes v1.0.0 with pub, runs the agent with n apps on it, waits
+// for every deploy, idles, and reads the agent's memory.
+func measureWith(agentBin string, n int, idle time.Duration, pub func(dir string) error) (rss, hwm string, took time.Duration, err error) {
 	dir, err := os.MkdirTemp("", "dewy-idlemem-")
 	if err != nil {
 		return "", "", 0, err
 	}
 	defer os.RemoveAll(dir)
-	if err := publish(filepath.Join(dir, "registry", "v1.0.0")); err != nil {
+	if err := pub(filepath.Join(dir, "registry", "v1.0.0")); err != nil {
 		return "", "", 0, err
 	}
 	var b strings.Builder
