@@ -1,5 +1,6 @@
-// Package config is the HCL file's schema: parsing, defaults, validation and
-// diagnostics. Its words:
+// Package config is the config file's schema: parsing, defaults, validation and
+// diagnostics. The file is HCL, HCL's JSON syntax or YAML, chosen by its name
+// (see SyntaxOf); one schema and one decoder serve all three. Its words:
 //
 //   - File: one decoded config file: the agent block and the apps.
 //   - App: one `app "name" {}` block, with its registry and exactly one runner.
@@ -9,7 +10,8 @@
 // error in a file is reported at once. The decoded values are plain comparable
 // data: "changed" is reflect.DeepEqual (App.Equal).
 //
-// Decoding runs in four steps: hclsyntax parses the text; gohcl checks the
+// Decoding runs in four steps: parseFile parses the text (YAML is rewritten as
+// HCL's JSON syntax, keeping positions); gohcl checks the
 // structure into private raw structs that keep each attribute's expression;
 // the expressions are evaluated (env("NAME") is the only function, and there
 // are no variables) into settings that know whether they were written;

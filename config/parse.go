@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -30,7 +29,8 @@ func Load(path string) (*File, hcl.Diagnostics) {
 }
 
 // Parse decodes src, the text of the config file filename, into a File. The
-// filename names the file in diagnostics and anchors a relative state_dir. Every
+// filename's extension chooses the syntax (.hcl, .json/.hcl.json, .yaml/.yml),
+// names the file in diagnostics and anchors a relative state_dir. Every
 // problem found is returned, sorted by position; when the diagnostics hold an
 // error the returned File is nil. Warnings (such as a file with no apps) come
 // with a usable File.
@@ -38,7 +38,7 @@ func Load(path string) (*File, hcl.Diagnostics) {
 // Expressions may call env("NAME"), which reads the agent's environment (an
 // unset variable is the empty string). No variables are defined.
 func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
-	hf, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	hf, diags := parseFile(filename, src)
 	if diags.HasErrors() {
 		return nil, sortDiagnostics(diags)
 	}

@@ -34,6 +34,7 @@ func TestValidateBadFixtures(t *testing.T) {
 // example config pass validate.
 func TestDocumentedConfigsValidate(t *testing.T) {
 	t.Setenv("DEMO_DIR", t.TempDir())
+	t.Setenv("DEMO_PORT", "18080")
 	files, _ := filepath.Glob("../../examples/*.hcl")
 	files = append(files, "../../dewy.hcl.example")
 	for _, f := range files {
