@@ -35,7 +35,11 @@ func TestValidateBadFixtures(t *testing.T) {
 func TestDocumentedConfigsValidate(t *testing.T) {
 	t.Setenv("DEMO_DIR", t.TempDir())
 	t.Setenv("DEMO_PORT", "18080")
-	files, _ := filepath.Glob("../../examples/*.hcl")
+	var files []string
+	for _, pattern := range []string{"*.hcl", "*.json", "*.yaml"} {
+		f, _ := filepath.Glob("../../examples/" + pattern)
+		files = append(files, f...)
+	}
 	files = append(files, "../../dewy.hcl.example")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
