@@ -73,7 +73,16 @@ func printStatus(w io.Writer, rep agent.StatusReport, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tRUNNER\tDEPLOYED\tNEWEST\tSTATE\tLAST CHECK\tNEXT CHECK\tDEPLOYS\tLAST ERROR")
 	for _, a := range rep.Apps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, a.Runner, dash(a.Deployed), dash(a.Newest), a.State,
+		state := a.State
+		if w := a.Workload; w != nil {
+			switch {
+			case w.CrashLooping:
+				state += " (crash-looping)"
+			case !w.Running && a.Deployed != "":
+				state += " (not running)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, a.Runner, dash(a.Deployed), dash(a.Newest), state,
 			agoOrDash(now, a.LastCheck), inOrDash(now, a.NextCheck), a.Deploys, dash(firstLine(a.LastError)))
 	}
 	tw.Flush()
