@@ -49,18 +49,17 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/Masterminds/semver/v3"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -110,15 +109,8 @@ type GCS struct {
 
 	mu       sync.Mutex
 	client   *storage.Client
-	emulator bool              // the client talks to STORAGE_EMULATOR_HOST
-	folders  map[string]folder // cached folder listings by folder name
-}
-
-// folder is one cached folder listing.
-type folder struct {
-	assets []version.Asset
-	newest time.Time // newest object time among the assets; zero when none
-	listed time.Time // when the listing was made
+	emulator bool          // the client talks to STORAGE_EMULATOR_HOST
+	cache    folders.Cache // version folder listings kept between polls
 }
 
 // New returns the source for cfg. It validates cfg and does no I/O: the
@@ -220,96 +212,26 @@ func (g *GCS) isEmulator() bool {
 	return g.emulator
 }
 
-// Releases lists one release per folder under the prefix. A release's Created
-// is the newest creation time among its artifacts, so a folder still
-// receiving artifacts counts as new for the grace period. See the package doc
-// for what a poll costs.
+// Releases lists one release per folder under the prefix; see package folders
+// for what is cached and the package doc for what a poll costs.
 func (g *GCS) Releases(ctx context.Context) ([]version.Release, error) {
 	c, err := g.gcsClient(ctx)
 	if err != nil {
 		return nil, err
 	}
-	names, err := g.listFolders(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	top := topVersions(names)
-
-	g.mu.Lock()
-	cache := g.folders
-	g.mu.Unlock()
-	next := make(map[string]folder, len(names))
-	rels := make([]version.Release, 0, len(names))
-	for _, name := range names {
-		rel := version.Release{Tag: name}
-		if _, ok := version.Parse(name); !ok {
-			rels = append(rels, rel) // listed for the engine's messages, never opened
-			continue
-		}
-		now := g.now()
-		f, ok := cache[name]
-		if !ok || top[name] || !f.reusable(now) {
-			if f, err = g.listFolder(ctx, c, name, now); err != nil {
-				g.keep(next, cache)
-				return nil, err
-			}
-		}
-		next[name] = f
-		rel.Created = f.newest
-		rel.Assets = slices.Clone(f.assets) // callers may not edit the cache
-		rels = append(rels, rel)
-	}
-	g.mu.Lock()
-	g.folders = next // folders that are gone leave the cache
-	g.mu.Unlock()
-	return rels, nil
+	return g.cache.Releases(ctx, lister{g, c}, g.now)
 }
 
-// keep stores the listings a failed poll made, with the cached ones it did
-// not get to, so that the next poll does not list them again.
-func (g *GCS) keep(done, cache map[string]folder) {
-	merged := make(map[string]folder, len(cache)+len(done))
-	for k, v := range cache {
-		merged[k] = v
-	}
-	for k, v := range done {
-		merged[k] = v
-	}
-	g.mu.Lock()
-	g.folders = merged
-	g.mu.Unlock()
+// lister is the registry as package folders sees it.
+type lister struct {
+	g *GCS
+	c *storage.Client
 }
 
-// reusable reports whether a cached listing may stand in for a new one.
-func (f folder) reusable(now time.Time) bool {
-	return f.listed.Sub(f.newest) >= quietAge && now.Sub(f.listed) < maxCacheAge
-}
+func (l lister) Folders(ctx context.Context) ([]string, error) { return l.g.listFolders(ctx, l.c) }
 
-// topVersions returns the folder names always listed again: the highest
-// version, and the highest version without a pre-release part.
-func topVersions(names []string) map[string]bool {
-	top := map[string]bool{}
-	var best, bestStable *semver.Version
-	var bestName, bestStableName string
-	for _, name := range names {
-		v, ok := version.Parse(name)
-		if !ok {
-			continue
-		}
-		if best == nil || version.Compare(v, best) > 0 {
-			best, bestName = v, name
-		}
-		if v.Prerelease() == "" && (bestStable == nil || version.Compare(v, bestStable) > 0) {
-			bestStable, bestStableName = v, name
-		}
-	}
-	if best != nil {
-		top[bestName] = true
-	}
-	if bestStable != nil {
-		top[bestStableName] = true
-	}
-	return top
+func (l lister) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
+	return l.g.listFolder(ctx, l.c, name, now)
 }
 
 // query is a delimiter listing of prefix asking only for what a release needs.
@@ -351,13 +273,13 @@ func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, err
 }
 
 // listFolder lists the artifacts directly inside one folder, from every page.
-func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folder, error) {
+func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folders.Listing, error) {
 	dir := g.prefix + name + "/"
 	it := c.Bucket(g.cfg.Bucket).Objects(ctx, g.query(dir)) // sub-folders (reports) are not artifacts
 	if g.pageSize > 0 {
 		it.PageInfo().MaxSize = g.pageSize
 	}
-	f := folder{listed: now}
+	f := folders.Listing{Listed: now}
 	seen := map[string]bool{}
 	for {
 		attrs, err := it.Next()
@@ -365,7 +287,7 @@ func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, no
 			break
 		}
 		if err != nil {
-			return folder{}, g.fail(ctx, "list folder "+name, err)
+			return folders.Listing{}, g.fail(ctx, "list folder "+name, err)
 		}
 		if attrs.Prefix != "" {
 			continue
@@ -380,10 +302,10 @@ func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, no
 			created = attrs.Updated
 		}
 		created = created.UTC()
-		if created.After(f.newest) {
-			f.newest = created
+		if created.After(f.Newest) {
+			f.Newest = created
 		}
-		f.assets = append(f.assets, version.Asset{Name: base, Ref: attrs.Name, Size: attrs.Size, Created: created})
+		f.Assets = append(f.Assets, version.Asset{Name: base, Ref: attrs.Name, Size: attrs.Size, Created: created})
 	}
 	return f, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -422,7 +423,7 @@ func TestReport(t *testing.T) {
 				t.Errorf("content type %q", obj.ContentType)
 			}
 
-			g.folders = nil // make the next poll list the folder again
+			g.cache = folders.Cache{} // make the next poll list the folder again
 			rels, err = g.Releases(t.Context())
 			if err != nil {
 				t.Fatal(err)

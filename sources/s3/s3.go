@@ -47,30 +47,22 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
-const (
-	// quietAge is how old a folder's newest object must be, when the folder is
-	// listed, for the listing to be cached.
-	quietAge = time.Hour
-	// maxCacheAge is how long a cached folder listing is used at most.
-	maxCacheAge = 24 * time.Hour
-	// reportDir is the sub-folder of a version folder that holds reports.
-	reportDir = ".dewy-reports"
-)
+// reportDir is the sub-folder of a version folder that holds reports.
+const reportDir = ".dewy-reports"
 
 // Config is where the registry is: the parts of s3://<region>/<bucket>/<prefix>.
 type Config struct {
@@ -97,16 +89,9 @@ type S3 struct {
 	// default (1000). Tests make it small to force paging.
 	pageSize int32
 
-	mu      sync.Mutex
-	client  *awss3.Client
-	folders map[string]folder // cached folder listings by folder name
-}
-
-// folder is one cached folder listing.
-type folder struct {
-	assets []version.Asset
-	newest time.Time // newest LastModified among the assets; zero when none
-	listed time.Time // when the listing was made
+	mu     sync.Mutex
+	client *awss3.Client
+	cache  folders.Cache // version folder listings kept between polls
 }
 
 // New returns the source for cfg. It validates cfg and does no I/O: the AWS
@@ -209,96 +194,26 @@ func (s *S3) s3Client(ctx context.Context) (*awss3.Client, error) {
 	return s.client, nil
 }
 
-// Releases lists one release per folder under the prefix. A release's Created
-// is the newest LastModified among its artifacts, so a folder still receiving
-// artifacts counts as new for the grace period. See the package doc for what a
-// poll costs.
+// Releases lists one release per folder under the prefix; see package folders
+// for what is cached and the package doc for what a poll costs.
 func (s *S3) Releases(ctx context.Context) ([]version.Release, error) {
 	c, err := s.s3Client(ctx)
 	if err != nil {
 		return nil, err
 	}
-	names, err := s.listFolders(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	top := topVersions(names)
-
-	s.mu.Lock()
-	cache := s.folders
-	s.mu.Unlock()
-	next := make(map[string]folder, len(names))
-	rels := make([]version.Release, 0, len(names))
-	for _, name := range names {
-		rel := version.Release{Tag: name}
-		if _, ok := version.Parse(name); !ok {
-			rels = append(rels, rel) // listed for the engine's messages, never opened
-			continue
-		}
-		now := s.now()
-		f, ok := cache[name]
-		if !ok || top[name] || !f.reusable(now) {
-			if f, err = s.listFolder(ctx, c, name, now); err != nil {
-				s.keep(next, cache)
-				return nil, err
-			}
-		}
-		next[name] = f
-		rel.Created = f.newest
-		rel.Assets = slices.Clone(f.assets) // callers may not edit the cache
-		rels = append(rels, rel)
-	}
-	s.mu.Lock()
-	s.folders = next // folders that are gone leave the cache
-	s.mu.Unlock()
-	return rels, nil
+	return s.cache.Releases(ctx, lister{s, c}, s.now)
 }
 
-// keep stores the listings a failed poll made, with the cached ones it did
-// not get to, so that the next poll does not list them again.
-func (s *S3) keep(done, cache map[string]folder) {
-	merged := make(map[string]folder, len(cache)+len(done))
-	for k, v := range cache {
-		merged[k] = v
-	}
-	for k, v := range done {
-		merged[k] = v
-	}
-	s.mu.Lock()
-	s.folders = merged
-	s.mu.Unlock()
+// lister is the registry as package folders sees it.
+type lister struct {
+	s *S3
+	c *awss3.Client
 }
 
-// reusable reports whether a cached listing may stand in for a new one.
-func (f folder) reusable(now time.Time) bool {
-	return f.listed.Sub(f.newest) >= quietAge && now.Sub(f.listed) < maxCacheAge
-}
+func (l lister) Folders(ctx context.Context) ([]string, error) { return l.s.listFolders(ctx, l.c) }
 
-// topVersions returns the folder names always listed again: the highest
-// version, and the highest version without a pre-release part.
-func topVersions(names []string) map[string]bool {
-	top := map[string]bool{}
-	var best, bestStable *semver.Version
-	var bestName, bestStableName string
-	for _, name := range names {
-		v, ok := version.Parse(name)
-		if !ok {
-			continue
-		}
-		if best == nil || version.Compare(v, best) > 0 {
-			best, bestName = v, name
-		}
-		if v.Prerelease() == "" && (bestStable == nil || version.Compare(v, bestStable) > 0) {
-			bestStable, bestStableName = v, name
-		}
-	}
-	if best != nil {
-		top[bestName] = true
-	}
-	if bestStable != nil {
-		top[bestStableName] = true
-	}
-	return top
+func (l lister) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
+	return l.s.listFolder(ctx, l.c, name, now)
 }
 
 // listFolders returns the folder names under the prefix, in listing order,
@@ -334,7 +249,7 @@ func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error)
 }
 
 // listFolder lists the artifacts directly inside one folder, from every page.
-func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now time.Time) (folder, error) {
+func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now time.Time) (folders.Listing, error) {
 	dir := s.prefix + name + "/"
 	in := &awss3.ListObjectsV2Input{
 		Bucket:    aws.String(s.cfg.Bucket),
@@ -344,12 +259,12 @@ func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now t
 	if s.pageSize > 0 {
 		in.MaxKeys = aws.Int32(s.pageSize)
 	}
-	f := folder{listed: now}
+	f := folders.Listing{Listed: now}
 	seen := map[string]bool{}
 	for p := awss3.NewListObjectsV2Paginator(c, in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return folder{}, s.fail(ctx, "list folder "+name, err)
+			return folders.Listing{}, s.fail(ctx, "list folder "+name, err)
 		}
 		for _, o := range out.Contents {
 			key := aws.ToString(o.Key)
@@ -363,10 +278,10 @@ func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now t
 				size = *o.Size
 			}
 			mod := aws.ToTime(o.LastModified).UTC()
-			if mod.After(f.newest) {
-				f.newest = mod
+			if mod.After(f.Newest) {
+				f.Newest = mod
 			}
-			f.assets = append(f.assets, version.Asset{Name: base, Ref: key, Size: size, Created: mod})
+			f.Assets = append(f.Assets, version.Asset{Name: base, Ref: key, Size: size, Created: mod})
 		}
 	}
 	return f, nil

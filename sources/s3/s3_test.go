@@ -22,6 +22,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -447,7 +448,7 @@ func TestReport(t *testing.T) {
 				t.Errorf("report holds credentials:\n%s", text)
 			}
 
-			s.folders = nil // make the next poll list the folder again
+			s.cache = folders.Cache{} // make the next poll list the folder again
 			rels, err = s.Releases(t.Context())
 			if err != nil {
 				t.Fatal(err)
