@@ -8,8 +8,11 @@
 //
 // Two different events end an app's workload, and runners see which one it is:
 //
-//   - The app is removed from the file (or changed, and so restarted with its new
-//     settings): its loop ends and its runner is stopped with runners.AppRemoved.
+//   - The app is removed from the file, or its runner block changed (the app is
+//     restarted with its new settings): its loop ends and its runner is stopped
+//     with runners.AppRemoved. A change that leaves the runner block as it was
+//     (interval, registry, hooks, ...) restarts only the loop; the runner and
+//     its process pass to the new loop untouched.
 //   - The agent stops (SIGINT/SIGTERM, Run's ctx cancelled): every loop ends and
 //     every runner is stopped with runners.AgentShutdown.
 //
@@ -185,7 +188,13 @@ func (a *Agent) Run(ctx context.Context) error {
 // that cannot be built is logged and left out; the other apps run. The caller
 // holds reloadMu.
 func (a *Agent) startApp(cfg *config.File, app config.App) {
-	w, err := a.newWorker(cfg, app)
+	a.startAppWith(cfg, app, nil)
+}
+
+// startAppWith is startApp with the runner of the app's previous worker when
+// run is not nil (see handover).
+func (a *Agent) startAppWith(cfg *config.File, app config.App, run runners.Runner) {
+	w, err := a.newWorker(cfg, app, run)
 	if err != nil {
 		a.opts.Logger.Error("app not started", "app", app.Name, "err", err)
 		return
@@ -249,32 +258,34 @@ func policy(app config.App) version.Policy {
 	}
 }
 
-func (a *Agent) newWorker(cfg *config.File, app config.App) (*worker, error) {
+func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) (*worker, error) {
 	logger := a.opts.Logger.With("app", app.Name)
 	dir := appDir(cfg, app.Name)
 	src, err := newSource(app, a.sourceOptions(logger, app))
 	if err != nil {
 		return nil, err
 	}
-	run, input, err := newRunner(app, runners.Options{Logger: logger.With("runner", app.Runner.Kind), AppDir: dir})
+	handedOver := run != nil
+	run, input, err := newRunner(app, runners.Options{Logger: logger.With("runner", app.Runner.Kind), AppDir: dir}, run)
 	if err != nil {
 		return nil, err
 	}
 	w := &worker{
-		app:     app,
-		dir:     dir,
-		logger:  logger,
-		src:     src,
-		runner:  run,
-		input:   input,
-		store:   release.NewStore(dir, app.KeepReleases, logger),
-		policy:  policy(app),
-		now:     a.opts.Now,
-		metrics: a.metrics,
-		host:    a.host,
-		client:  a.opts.HTTPClient,
-		retry:   make(chan struct{}, 1),
-		events:  &events{app: app.Name, agent: a.agentNotifier},
+		app:        app,
+		dir:        dir,
+		logger:     logger,
+		src:        src,
+		runner:     run,
+		input:      input,
+		store:      release.NewStore(dir, app.KeepReleases, logger),
+		policy:     policy(app),
+		now:        a.opts.Now,
+		metrics:    a.metrics,
+		host:       a.host,
+		client:     a.opts.HTTPClient,
+		retry:      make(chan struct{}, 1),
+		handedOver: handedOver,
+		events:     &events{app: app.Name, agent: a.agentNotifier},
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind, State: StateStarting}
 	return w, nil

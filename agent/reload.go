@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -133,8 +134,9 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 		a.setAgentNotifier(cfg.Agent.Notify)
 	}
 
-	// Apps: diff by name.
-	var stop []*worker
+	// Apps: diff by name. A changed app whose runner block is the same keeps its
+	// runner (and so its process or containers): only its loop restarts.
+	var stop, handed []*worker
 	var start []int
 	a.mu.Lock()
 	for _, o := range old.Apps {
@@ -159,7 +161,11 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 			st.Added++
 		}
 		if w != nil {
-			stop = append(stop, w)
+			if reflect.DeepEqual(o.Runner, n.Runner) {
+				handed = append(handed, w)
+			} else {
+				stop = append(stop, w)
+			}
 			delete(a.workers, n.Name)
 		}
 		start = append(start, i)
@@ -167,15 +173,21 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 	a.cfg = cfg
 	a.mu.Unlock()
 
-	// Removed and changed apps: their workload stops (see the package doc).
+	// Removed apps, and changed apps with a new runner block: their workload
+	// stops (see the package doc).
 	a.stopWorkers(stop, runners.AppRemoved)
+	a.stopWorkers(handed, handover)
 	for _, w := range stop {
 		if _, still := cfg.App(w.app.Name); !still {
 			a.metrics.forget(w.app.Name)
 		}
 	}
+	runnerOf := map[string]runners.Runner{}
+	for _, w := range handed {
+		runnerOf[w.app.Name] = w.runner
+	}
 	for _, i := range start {
-		a.startApp(cfg, cfg.Apps[i])
+		a.startAppWith(cfg, cfg.Apps[i], runnerOf[cfg.Apps[i].Name])
 	}
 	return st
 }

@@ -127,8 +127,11 @@ func artifactOpeners(opts sources.Options) map[string]grpcsrc.Opener {
 }
 
 // newRunner builds the runner for the app's runner block and says what it needs
-// from a release.
-func newRunner(app config.App, opts runners.Options) (runners.Runner, runners.Input, error) {
+// from a release. A runner handed over from the app's previous worker is kept.
+func newRunner(app config.App, opts runners.Options, prev runners.Runner) (runners.Runner, runners.Input, error) {
+	if prev != nil {
+		return prev, inputOf(app.Runner.Kind), nil
+	}
 	switch app.Runner.Kind {
 	case "assets":
 		return assets.New(assets.Config{Link: app.Runner.Assets.Link}, opts), runners.Files, nil
@@ -152,4 +155,12 @@ func newRunner(app config.App, opts runners.Options) (runners.Runner, runners.In
 		return server.New(cfg, opts), runners.Files, nil
 	}
 	return nil, "", fmt.Errorf("runner %q is not supported", app.Runner.Kind)
+}
+
+// inputOf says what a runner kind needs from a release.
+func inputOf(kind string) runners.Input {
+	if kind == "container" {
+		return runners.Image
+	}
+	return runners.Files
 }

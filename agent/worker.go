@@ -47,6 +47,10 @@ type worker struct {
 	mu     sync.Mutex
 	status Status // guarded by mu; read by the admin API
 
+	// handedOver: the runner came from the app's previous worker and runs the
+	// deployed release already, so resume does not start it again.
+	handedOver bool
+
 	retry  chan struct{} // a request to forget bad versions and poll now
 	events *events       // deploy events to the app's and the agent's notifiers
 
@@ -98,7 +102,9 @@ func (w *worker) start(ctx context.Context) {
 func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 	w.cancel()
 	<-w.done
-	if err := w.runner.Stop(ctx, why); err != nil {
+	if why == handover {
+		w.logger.Debug("loop restarted with new settings; the runner's workload keeps running")
+	} else if err := w.runner.Stop(ctx, why); err != nil {
 		w.logger.Error("stop runner", "reason", string(why), "err", err)
 	}
 	if c, ok := w.src.(io.Closer); ok {
@@ -109,6 +115,11 @@ func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 	}
 	w.setStatus(func(s *Status) { s.State = StateStopped; s.NextCheck = time.Time{} })
 }
+
+// handover is a stop of the loop only: the app changed in ways that do not touch
+// its runner block, so its runner (and its process or containers) passes to the
+// app's next worker instead of being stopped.
+const handover runners.StopReason = "handover"
 
 func (w *worker) loop(ctx context.Context) {
 	if err := w.resume(ctx); err != nil {
@@ -197,6 +208,9 @@ func (w *worker) resume(ctx context.Context) error {
 			return nil
 		}
 		d.Dir = cur
+	}
+	if w.handedOver {
+		return nil // the runner runs this release already
 	}
 	w.logger.Info("resuming", "version", st.Version)
 	return w.runner.Resume(ctx, d)
