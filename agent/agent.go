@@ -120,12 +120,15 @@ func DefaultHTTPClient() *http.Client {
 
 // Run starts every app and blocks until ctx is cancelled, then stops them all
 // (runners.AgentShutdown) and returns. It returns an error only when the agent
-// cannot start at all (the state directory cannot be created, the admin address
-// is taken).
+// cannot start at all (an app cannot be built, see Check; the state directory
+// cannot be created; the admin address is taken).
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	cfg := a.cfg
 	a.mu.Unlock()
+	if err := Check(cfg); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.Agent.StateDir, "apps"), 0o755); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}

@@ -76,6 +76,8 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 			config.WriteDiagnostics(&b, old.Path, src, diags, false)
 			msg = strings.TrimSpace(b.String())
 			cfg = nil
+		} else if err := Check(cfg); err != nil {
+			msg, cfg = err.Error(), nil
 		}
 	}
 	a.src = src

@@ -156,6 +156,13 @@ func TestReloadAppliesOnlyTheDifference(t *testing.T) {
 		{"bad duration", strings.Replace(e.config("1h", "b"), `"1h"`, `"soon"`, 1), "interval"},
 		{"unknown scheme", strings.Replace(e.config("1h", "b"), "file://", "ftp://", 1), "ftp"},
 		{"empty file", "", "empty"},
+		{"an app the runner refuses", e.config("1h", "b") + `app "web" {
+  registry = "img://ghcr.io/acme/web"
+  runner "container" {
+    volumes = ["/var/run/docker.sock:/var/run/docker.sock"]
+  }
+}
+`, "docker.sock"},
 	}
 	for _, c := range bad {
 		e.write(c.text)

@@ -15,6 +15,8 @@ import (
 type State struct {
 	// Version is the deployed tag ("v1.2.3"); empty before the first deploy.
 	Version string `json:"version,omitempty"`
+	// Image is the deployed image, pinned by digest (container runner).
+	Image string `json:"image,omitempty"`
 	// Artifact is the deployed artifact's name and SHA256 its digest.
 	Artifact string `json:"artifact,omitempty"`
 	SHA256   string `json:"sha256,omitempty"`

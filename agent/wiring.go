@@ -13,12 +13,14 @@ import (
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/assets"
+	"github.com/dewy-agent/dewy-agent/runners/container"
 	"github.com/dewy-agent/dewy-agent/runners/server"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/file"
 	"github.com/dewy-agent/dewy-agent/sources/ghr"
 	grpcsrc "github.com/dewy-agent/dewy-agent/sources/grpc"
 	"github.com/dewy-agent/dewy-agent/sources/gs"
+	"github.com/dewy-agent/dewy-agent/sources/oci"
 	"github.com/dewy-agent/dewy-agent/sources/s3"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
@@ -53,6 +55,12 @@ func newSource(app config.App, opts sources.Options) (sources.Source, error) {
 		return s3.New(s3.Config{Region: r.Host, Bucket: bucket, Prefix: prefix, Endpoint: r.Options["endpoint"]}, opts)
 	case "gs":
 		return gs.New(gs.Config{Bucket: r.Host, Prefix: r.Path}, opts)
+	case "img":
+		repo := r.Host
+		if r.Path != "" {
+			repo += "/" + r.Path
+		}
+		return oci.New(oci.Config{Repository: repo}, opts)
 	case "grpc":
 		return grpcsrc.New(grpcsrc.Config{
 			Target:  r.Host,
@@ -153,6 +161,18 @@ func newRunner(app config.App, opts runners.Options, prev runners.Runner) (runne
 			return nil, "", fmt.Errorf("runner \"server\": %w", err)
 		}
 		return server.New(cfg, opts), runners.Files, nil
+	case "container":
+		c := app.Runner.Container
+		cfg := container.Config{
+			App: app.Name, Ports: c.Ports, Replicas: c.Replicas, HealthPath: c.HealthPath,
+			HealthTimeout: c.HealthTimeout, DrainTime: c.DrainTime, Env: c.Env, Volumes: c.Volumes,
+			Command: c.Command, User: c.User, Network: c.Network, Memory: c.Memory, CPUs: c.CPUs,
+			CrashWindow: c.CrashWindow,
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, "", fmt.Errorf("runner \"container\": %w", err)
+		}
+		return container.New(cfg, opts), runners.Image, nil
 	}
 	return nil, "", fmt.Errorf("runner %q is not supported", app.Runner.Kind)
 }

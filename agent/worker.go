@@ -20,6 +20,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/release"
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/oci"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -195,7 +196,7 @@ func (w *worker) resume(ctx context.Context) error {
 	if st.Version == "" {
 		return nil
 	}
-	d := runners.Deployment{Version: st.Version}
+	d := runners.Deployment{Version: st.Version, Image: st.Image}
 	if w.input == runners.Files {
 		cur, err := w.store.Current()
 		if err != nil {
@@ -261,7 +262,7 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
-			if errors.Is(err, errBadRelease) || errors.Is(err, release.ErrBadArtifact) {
+			if errors.Is(err, runners.ErrBadRelease) || errors.Is(err, release.ErrBadArtifact) {
 				w.markBad(tag, err)
 			}
 			w.events.send(failureEvent(err, tag, prev, took))
@@ -313,6 +314,19 @@ func failureEvent(err error, tag, prev string, took time.Duration) notify.Event 
 	return ev
 }
 
+// platform is the platform images are chosen for: the container engine's own
+// when the runner can ask it, else this host's ("" lets the source decide).
+func (w *worker) platform(ctx context.Context) string {
+	if p, ok := w.runner.(interface {
+		Platform(context.Context) (string, error)
+	}); ok {
+		if s, err := p.Platform(ctx); err == nil {
+			return s
+		}
+	}
+	return ""
+}
+
 // hookEnv is what a hook is told about the deploy. releaseDir may be relative
 // to the app directory (as state.json keeps it).
 func (w *worker) hookEnv(version, previous, releaseDir string) hooks.Env {
@@ -352,6 +366,16 @@ func check(ctx context.Context, src sources.Source, p version.Policy, now time.T
 func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 	tag := c.Version.Original()
 	d := runners.Deployment{Version: tag, Image: c.Release.Image}
+	if p, ok := w.src.(sources.Pinner); ok && w.input == runners.Image {
+		ref, err := p.Pin(ctx, c.Release, w.platform(ctx))
+		if errors.Is(err, oci.ErrPlatform) {
+			err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err) // no image for this host
+		}
+		if err != nil {
+			return &deployError{step: "pin", err: err}
+		}
+		d.Image = ref
+	}
 	var prepared release.Prepared
 	if w.input == runners.Files {
 		sum, err := w.checksum(ctx, c)
@@ -394,9 +418,10 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		return &deployError{step: "deploy", rolledBack: activated, err: fmt.Errorf("%w: %w", errBadRelease, err)}
+		return &deployError{step: "deploy", rolledBack: activated, err: err}
 	}
 	w.st.Version = tag
+	w.st.Image = d.Image
 	w.st.Artifact = c.Artifact.Name
 	w.st.SHA256 = prepared.SHA256
 	w.st.Release = ""
@@ -441,7 +466,7 @@ func (w *worker) checksum(ctx context.Context, c *version.Candidate) (string, er
 		if ctx.Err() != nil {
 			return "", err
 		}
-		return "", fmt.Errorf("%w: checksum file %s: %w", errBadRelease, c.Checksum.Name, err)
+		return "", fmt.Errorf("%w: checksum file %s: %w", runners.ErrBadRelease, c.Checksum.Name, err)
 	}
 	return sum, nil
 }
@@ -474,9 +499,6 @@ func (w *worker) requestRetry() {
 	default: // one is already pending
 	}
 }
-
-// errBadRelease marks deploy failures that retrying the same release cannot fix.
-var errBadRelease = errors.New("bad release")
 
 // markBad records version as bad in state.json.
 func (w *worker) markBad(version string, err error) {

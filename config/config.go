@@ -111,9 +111,10 @@ type Registry struct {
 // fields is set, matching Kind. This build knows one kind, "assets"; a new kind
 // is a new field here, a struct for its settings and a case in the decoder.
 type Runner struct {
-	Kind   string // "assets", "server"
-	Assets *AssetsRunner
-	Server *ServerRunner
+	Kind      string // "assets", "server", "container"
+	Assets    *AssetsRunner
+	Server    *ServerRunner
+	Container *ContainerRunner
 }
 
 // AssetsRunner is `runner "assets" {}`.
@@ -176,3 +177,34 @@ const (
 
 // StopSignals are the signal names stop_signal accepts.
 var StopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
+
+// ContainerRunner is `runner "container" {}`: containers updated by rolling
+// deploys behind the agent's TCP proxy. Used with img:// registries.
+type ContainerRunner struct {
+	// Ports are "proxy" or "proxy:container" ("8080:80").
+	Ports    []string
+	Replicas int
+	// HealthPath, when set, is checked over HTTP (2xx) on each new replica.
+	HealthPath    string
+	HealthTimeout time.Duration
+	// DrainTime is how long an old replica may finish open connections.
+	DrainTime time.Duration
+	Env       map[string]string
+	// Volumes are Docker binds, "/host:/container[:ro]" or "name:/container".
+	Volumes []string
+	// Command replaces the image's CMD.
+	Command []string
+	User    string
+	Network string
+	// Memory limits each container ("512m"); CPUs too (0.5); zero: no limit.
+	Memory string
+	CPUs   float64
+	// CrashWindow: a new replica that exits within it rolls the deploy back.
+	CrashWindow time.Duration
+}
+
+// Container runner defaults.
+const (
+	DefaultReplicas  = 1
+	DefaultDrainTime = 30 * time.Second
+)

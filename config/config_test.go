@@ -47,7 +47,7 @@ func TestBadFixtures(t *testing.T) {
 		{
 			name: "unknown scheme",
 			file: "unknown_scheme.bad.hcl",
-			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, s3)`},
+			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, img, s3)`},
 		},
 		{
 			name: "hooks and notifiers",
@@ -56,6 +56,18 @@ func TestBadFixtures(t *testing.T) {
 				"hooks.bad.hcl:3,14:", "notify[0]:", "notify[1]:",
 				"hooks.bad.hcl:7,21:", `timeout: "forever" is not a duration`,
 				"hooks.bad.hcl:9,3:", "already has a hooks block at line 5",
+			},
+		},
+		{
+			name: "container runner settings",
+			file: "container.bad.hcl",
+			want: []string{
+				"container.bad.hcl:3,14:", "artifact cannot be used with an img:// registry",
+				"container.bad.hcl:5,18:", `port "8080:80:70" is not`, `port "http" is not`,
+				"container.bad.hcl:6,18:", "replicas is 0",
+				"container.bad.hcl:7,18:", `network "host" is refused`,
+				"container.bad.hcl:8,18:", "privileged is refused",
+				"container.bad.hcl:9,18:", "cap_add is refused",
 			},
 		},
 		{
@@ -75,11 +87,6 @@ func TestBadFixtures(t *testing.T) {
 			name: "pre_release and artifact with grpc",
 			file: "grpc_options.bad.hcl",
 			want: []string{"grpc_options.bad.hcl:3,17:", "pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "artifact cannot be used with a grpc:// registry"},
-		},
-		{
-			name: "unsupported scheme",
-			file: "unsupported_scheme.bad.hcl",
-			want: []string{"unsupported_scheme.bad.hcl:2,14:", `registry scheme "img" is not supported by this build (supported: file, ghr, gs, grpc, s3)`},
 		},
 		{
 			name: "unknown query option",
@@ -119,12 +126,7 @@ func TestBadFixtures(t *testing.T) {
 		{
 			name: "unknown runner kind",
 			file: "unknown_runner_kind.bad.hcl",
-			want: []string{"unknown_runner_kind.bad.hcl:3,10:", `unknown runner kind "static" (supported: assets, server)`},
-		},
-		{
-			name: "runner kind of a later build",
-			file: "unsupported_runner_kind.bad.hcl",
-			want: []string{"unsupported_runner_kind.bad.hcl:3,10:", `runner kind "container" is not supported by this build (supported: assets, server)`},
+			want: []string{"unknown_runner_kind.bad.hcl:3,10:", `unknown runner kind "static" (supported: assets, container, server)`},
 		},
 		{
 			name: "duplicate app",
@@ -232,14 +234,14 @@ func TestBadFixtures(t *testing.T) {
 			want: []string{
 				"many_errors.bad.hcl:3,15:", `log_level "loud"`,
 				"many_errors.bad.hcl:4,3:", `"colour"`,
-				"many_errors.bad.hcl:8,14:", `scheme "img" is not supported`,
+				"many_errors.bad.hcl:8,14:", `an img:// registry holds container images`,
 				"many_errors.bad.hcl:9,14:", `"often" is not a duration`,
 				"many_errors.bad.hcl:13,1:", `app "web" has no runner block`,
 				"many_errors.bad.hcl:14,19:", "?pre-release=maybe",
 				"many_errors.bad.hcl:15,19:", "keep_releases is 0",
 				"many_errors.bad.hcl:18,1:", `"api" is already defined at line 7`,
 				"many_errors.bad.hcl:19,14:", `"relative" after "file://"`,
-				"many_errors.bad.hcl:20,10:", `runner kind "container" is not supported`,
+				"many_errors.bad.hcl:20,3:", `runner "container" runs images from an img:// registry`,
 			},
 		},
 	}
@@ -417,6 +419,37 @@ func TestGoodFixtures(t *testing.T) {
 						KeepReleases: 7,
 						Runner:       assets(""),
 						Hooks:        Hooks{AfterDeploy: "echo done", Timeout: DefaultHookTimeout},
+					},
+				},
+			},
+		},
+		{
+			name: "container runner with every setting, and one with defaults",
+			file: "container.good.hcl",
+			want: File{
+				Agent: Agent{StateDir: DefaultStateDir, LogLevel: "info", LogFormat: "text", Admin: DefaultAdmin},
+				Apps: []App{
+					{
+						Name:         "web",
+						Registry:     Registry{URL: "img://ghcr.io/myorg/web?pre-release=true", Scheme: "img", Host: "ghcr.io", Path: "myorg/web"},
+						PreRelease:   true,
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner: Runner{Kind: "container", Container: &ContainerRunner{
+							Ports: []string{"8080:80", "9090"}, Replicas: 2, HealthPath: "/health", HealthTimeout: 20 * time.Second,
+							DrainTime: 15 * time.Second, Env: map[string]string{"DATABASE_URL": "postgres://db/web"},
+							Volumes: []string{"/data:/app/data", "cache:/cache:ro"}, Command: []string{"serve", "--port", "80"},
+							User: "1000:1000", Network: "backend", Memory: "512m", CPUs: 1.5, CrashWindow: 5 * time.Second,
+						}},
+					},
+					{
+						Name:         "worker",
+						Registry:     Registry{URL: "img://myuser/worker", Scheme: "img", Host: "myuser", Path: "worker"},
+						Interval:     30 * time.Second,
+						KeepReleases: 7,
+						Runner: Runner{Kind: "container", Container: &ContainerRunner{
+							Replicas: 1, HealthTimeout: DefaultHealthTimeout, DrainTime: DefaultDrainTime, CrashWindow: DefaultCrashWindow,
+						}},
 					},
 				},
 			},

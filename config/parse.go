@@ -111,6 +111,28 @@ type rawAssets struct {
 	Link hcl.Expression `hcl:"link,optional"`
 }
 
+type rawContainer struct {
+	Ports         hcl.Expression `hcl:"ports,optional"`
+	Replicas      hcl.Expression `hcl:"replicas,optional"`
+	HealthPath    hcl.Expression `hcl:"health_path,optional"`
+	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
+	DrainTime     hcl.Expression `hcl:"drain_time,optional"`
+	Env           hcl.Expression `hcl:"env,optional"`
+	Volumes       hcl.Expression `hcl:"volumes,optional"`
+	Command       hcl.Expression `hcl:"command,optional"`
+	User          hcl.Expression `hcl:"user,optional"`
+	Network       hcl.Expression `hcl:"network,optional"`
+	Memory        hcl.Expression `hcl:"memory,optional"`
+	CPUs          hcl.Expression `hcl:"cpus,optional"`
+	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
+	// Settings Docker has that the agent refuses, named so the refusal can
+	// say why rather than "unknown argument".
+	Privileged hcl.Expression `hcl:"privileged,optional"`
+	PID        hcl.Expression `hcl:"pid,optional"`
+	CapAdd     hcl.Expression `hcl:"cap_add,optional"`
+	Devices    hcl.Expression `hcl:"devices,optional"`
+}
+
 type rawServer struct {
 	Command       hcl.Expression `hcl:"command,optional"` // required; checked with a better message
 	Dir           hcl.Expression `hcl:"dir,optional"`
@@ -204,10 +226,20 @@ type hooksInput struct {
 
 // runnerInput holds exactly one kind's settings, matching kind.
 type runnerInput struct {
-	kind     string
-	defRange hcl.Range
-	assets   *assetsInput
-	server   *serverInput
+	kind      string
+	defRange  hcl.Range
+	assets    *assetsInput
+	server    *serverInput
+	container *containerInput
+}
+
+type containerInput struct {
+	ports, volumes, command               setting[[]string]
+	replicas                              setting[int]
+	healthPath, user, network, memory     setting[string]
+	healthTimeout, drainTime, crashWindow setting[string]
+	env                                   setting[map[string]string]
+	cpus                                  setting[float64]
 }
 
 type serverInput struct {
@@ -225,10 +257,7 @@ type assetsInput struct {
 }
 
 // runnerKinds are the runner kinds of this build, for messages.
-func runnerKinds() []string { return []string{"assets", "server"} }
-
-// plannedRunnerKinds are kinds the product has that this build does not.
-func plannedRunnerKinds() []string { return []string{"container"} }
+func runnerKinds() []string { return []string{"assets", "container", "server"} }
 
 // applyDefaults gives every unset setting its default. It is the only place
 // defaults live, and it runs before validation.
@@ -246,6 +275,12 @@ func applyDefaults(in *fileInput) {
 			r.server.stopSignal.orDefault(DefaultStopSignal)
 			r.server.restart.orDefault(DefaultRestart)
 			r.server.crashWindow.orDefault(DefaultCrashWindow.String())
+		}
+		if r := app.runner; r != nil && r.container != nil {
+			r.container.replicas.orDefault(DefaultReplicas)
+			r.container.healthTimeout.orDefault(DefaultHealthTimeout.String())
+			r.container.drainTime.orDefault(DefaultDrainTime.String())
+			r.container.crashWindow.orDefault(DefaultCrashWindow.String())
 		}
 		app.artifact.orDefault("")
 		app.interval.orDefault(DefaultInterval.String())
@@ -391,6 +426,44 @@ func (d *decoder) readRunner(r rawRunner) *runnerInput {
 		return &runnerInput{kind: r.Kind, defRange: r.DefRange, assets: &assetsInput{
 			link: eval[string](d, ra.Link, "link", "a string", r.DefRange),
 		}}
+	case "container":
+		var rc rawContainer
+		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &rc)...)
+		refused := []struct {
+			expr hcl.Expression
+			name string
+			why  string
+		}{
+			{rc.Privileged, "privileged", "a privileged container can take over the host"},
+			{rc.PID, "pid", "sharing the host's process namespace lets the container see and signal every process"},
+			{rc.CapAdd, "cap_add", "added capabilities weaken the container's isolation from the host"},
+			{rc.Devices, "devices", "host devices give the container direct access to the host's hardware"},
+		}
+		for _, f := range refused {
+			if f.expr == nil {
+				continue
+			}
+			if v, _ := f.expr.Value(d.ctx); v.IsNull() {
+				continue // not written
+			}
+			d.fail(f.expr.Range(), "Refused container setting",
+				"%s is refused: %s, and a container the agent manages must not be able to break the agent or the host; remove it.", f.name, f.why)
+		}
+		return &runnerInput{kind: r.Kind, defRange: r.DefRange, container: &containerInput{
+			ports:         eval[[]string](d, rc.Ports, "ports", `a list of "proxy" or "proxy:container" strings, e.g. ["8080:80"]`, r.DefRange),
+			replicas:      eval[int](d, rc.Replicas, "replicas", "a whole number", r.DefRange),
+			healthPath:    eval[string](d, rc.HealthPath, "health_path", "a string", r.DefRange),
+			healthTimeout: eval[string](d, rc.HealthTimeout, "health_timeout", "a duration string such as \"30s\"", r.DefRange),
+			drainTime:     eval[string](d, rc.DrainTime, "drain_time", "a duration string such as \"30s\"", r.DefRange),
+			env:           eval[map[string]string](d, rc.Env, "env", "a map of strings, e.g. { APP_ENV = \"production\" }", r.DefRange),
+			volumes:       eval[[]string](d, rc.Volumes, "volumes", `a list of strings, e.g. ["/data:/app/data"]`, r.DefRange),
+			command:       eval[[]string](d, rc.Command, "command", "a list of strings", r.DefRange),
+			user:          eval[string](d, rc.User, "user", "a string", r.DefRange),
+			network:       eval[string](d, rc.Network, "network", "a string", r.DefRange),
+			memory:        eval[string](d, rc.Memory, "memory", `a size string such as "512m"`, r.DefRange),
+			cpus:          eval[float64](d, rc.CPUs, "cpus", "a number such as 0.5", r.DefRange),
+			crashWindow:   eval[string](d, rc.CrashWindow, "crash_window", "a duration string such as \"10s\"", r.DefRange),
+		}}
 	case "server":
 		var rs rawServer
 		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &rs)...)
@@ -406,14 +479,6 @@ func (d *decoder) readRunner(r rawRunner) *runnerInput {
 			restart:       eval[string](d, rs.Restart, "restart", "a string", r.DefRange),
 			crashWindow:   eval[string](d, rs.CrashWindow, "crash_window", "a duration string such as \"10s\"", r.DefRange),
 		}}
-	}
-	for _, k := range plannedRunnerKinds() {
-		if r.Kind == k {
-			d.fail(r.KindRange, "Unsupported runner kind",
-				"runner kind %q is not supported by this build (supported: %s).",
-				r.Kind, joinList(runnerKinds()))
-			return nil
-		}
 	}
 	d.fail(r.KindRange, "Unknown runner kind",
 		"unknown runner kind %q (supported: %s); write for example runner \"assets\" {...}.", r.Kind, joinList(runnerKinds()))

@@ -35,10 +35,7 @@ const (
 )
 
 // supportedSchemes are the registry schemes this build can use.
-func supportedSchemes() []string { return []string{"file", "ghr", "gs", "grpc", "s3"} }
-
-// plannedSchemes are schemes of the product that this build does not include.
-func plannedSchemes() []string { return []string{"img"} }
+func supportedSchemes() []string { return []string{"file", "ghr", "gs", "grpc", "img", "s3"} }
 
 // schemeOptions are the query options each supported scheme accepts. A new
 // scheme is a case here and in parseRegistry.
@@ -50,6 +47,8 @@ func schemeOptions(scheme string) []string {
 		return []string{optPreRelease, optArtifact, optEndpoint}
 	case "grpc":
 		return []string{optNoTLS}
+	case "img":
+		return []string{optPreRelease}
 	}
 	return nil
 }
@@ -94,11 +93,9 @@ func parseRegistry(raw string) (parsedRegistry, []problem) {
 		probs = checkGS(u, &p.registry)
 	case "grpc":
 		probs = checkGRPC(u, &p.registry)
+	case "img":
+		probs = checkIMG(u, &p.registry)
 	default:
-		if slices.Contains(plannedSchemes(), u.Scheme) {
-			return p, []problem{{"Unsupported registry scheme", fmt.Sprintf(
-				"registry scheme %q is not supported by this build (supported: %s).", u.Scheme, joinList(supportedSchemes()))}}
-		}
 		return p, []problem{{"Unknown registry scheme", fmt.Sprintf(
 			"unknown registry scheme %q (supported: %s); write the registry %s.", u.Scheme, joinList(supportedSchemes()), registryExample)}}
 	}
@@ -135,6 +132,8 @@ func credentialsProblem(scheme string) problem {
 		detail = "credentials do not belong in the URL; the AWS default chain supplies them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, instance roles). Remove the user:password@ part."
 	case "gs":
 		detail = "credentials do not belong in the URL; Google application default credentials supply them (GOOGLE_APPLICATION_CREDENTIALS, workload identity). Remove the user:password@ part."
+	case "img":
+		detail = "credentials do not belong in the URL; run docker login <host> as the agent's user (the agent reads Docker's config.json and credential helpers). Remove the user:password@ part."
 	}
 	return problem{"Credentials in registry URL", detail}
 }
@@ -206,6 +205,25 @@ func checkGRPC(u *url.URL, reg *Registry) []problem {
 		return []problem{{"Invalid grpc registry", "a gRPC registry URL has no path; " + form + "."}}
 	}
 	reg.Host = u.Host
+	return nil
+}
+
+// checkIMG checks img://<host>/<repository>, or Docker Hub's short forms
+// img://<owner>/<repository> and img://<image>. Host is the URL's host part and
+// Path the rest; together they are the repository as written.
+func checkIMG(u *url.URL, reg *Registry) []problem {
+	const form = `an OCI registry is "img://<host>/<repository>", e.g. "img://ghcr.io/owner/app", or "img://owner/app" for Docker Hub`
+	if u.Opaque != "" || u.Host == "" {
+		return []problem{{"Invalid img registry", form + "; fix the URL."}}
+	}
+	path := strings.Trim(u.Path, "/")
+	if strings.Contains(path, "//") {
+		return []problem{{"Invalid img registry", "the repository has an empty part (\"//\"); " + form + "."}}
+	}
+	if strings.ContainsAny(path, ":@") {
+		return []problem{{"Invalid img registry", "give the repository without a tag or digest: the agent chooses the tag by semantic version; " + form + "."}}
+	}
+	reg.Host, reg.Path = u.Host, path
 	return nil
 }
 

@@ -85,10 +85,37 @@ func TestParseRegistry(t *testing.T) {
 			wantProblems: []string{"Unknown registry scheme"},
 		},
 		{
-			name:         "scheme of a later build",
-			in:           "img://ghcr.io/acme/app",
-			want:         Registry{URL: "img://ghcr.io/acme/app", Scheme: "img"},
-			wantProblems: []string{"Unsupported registry scheme"},
+			name:    "img on GHCR",
+			in:      "img://ghcr.io/acme/app?pre-release=true",
+			want:    Registry{URL: "img://ghcr.io/acme/app?pre-release=true", Scheme: "img", Host: "ghcr.io", Path: "acme/app"},
+			wantPre: &yes,
+		},
+		{
+			name: "img Docker Hub short form",
+			in:   "img://myuser/myapp",
+			want: Registry{URL: "img://myuser/myapp", Scheme: "img", Host: "myuser", Path: "myapp"},
+		},
+		{
+			name: "img official image",
+			in:   "img://nginx",
+			want: Registry{URL: "img://nginx", Scheme: "img", Host: "nginx"},
+		},
+		{
+			name: "img private registry with a port",
+			in:   "img://127.0.0.1:5000/team/app",
+			want: Registry{URL: "img://127.0.0.1:5000/team/app", Scheme: "img", Host: "127.0.0.1:5000", Path: "team/app"},
+		},
+		{
+			name:         "img with a tag",
+			in:           "img://ghcr.io/acme/app:v1.0.0",
+			want:         Registry{URL: "img://ghcr.io/acme/app:v1.0.0", Scheme: "img"},
+			wantProblems: []string{"Invalid img registry"},
+		},
+		{
+			name:         "img refuses artifact",
+			in:           "img://ghcr.io/acme/app?artifact=x.tar.gz",
+			want:         Registry{URL: "img://ghcr.io/acme/app?artifact=x.tar.gz", Scheme: "img", Host: "ghcr.io", Path: "acme/app"},
+			wantProblems: []string{"Unknown registry option"},
 		},
 		{
 			name: "s3 with a nested prefix",

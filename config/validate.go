@@ -58,6 +58,27 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 	return a
 }
 
+// checkRunnerRegistry pairs image registries with the container runner: an
+// img:// registry holds container images, which only the container runner runs,
+// and the container runner needs images.
+func (d *decoder) checkRunnerRegistry(in appInput, app App) {
+	if in.runner == nil || app.Registry.Scheme == "" {
+		return
+	}
+	img := app.Registry.Scheme == "img"
+	switch {
+	case img && app.Runner.Kind != "container":
+		d.fail(in.registry.rng, "Image registry needs the container runner",
+			`an img:// registry holds container images; use runner "container" {...} with it (runner %q deploys files).`, app.Runner.Kind)
+	case !img && app.Runner.Kind == "container":
+		d.fail(in.runner.defRange, "Container runner needs an image registry",
+			`runner "container" runs images from an img:// registry, e.g. registry = "img://ghcr.io/owner/app"; %s:// holds files.`, app.Registry.Scheme)
+	case img && in.artifact.set:
+		d.fail(in.artifact.rng, "Not available with img",
+			"artifact cannot be used with an img:// registry: an image is chosen by its tag, for this host's platform; remove it.")
+	}
+}
+
 // checkNotify parses every notifier URL, so a typo is a diagnostic and not a
 // runtime error. Messages never repeat a URL, which may hold a password.
 func (d *decoder) checkNotify(s setting[[]string]) []string {
@@ -140,6 +161,7 @@ func (d *decoder) buildApp(in appInput) App {
 	if in.runner != nil {
 		app.Runner = d.buildRunner(*in.runner)
 	}
+	d.checkRunnerRegistry(in, app)
 	app.Notify = d.checkNotify(in.notify)
 	if h := in.hooks; h != nil {
 		app.Hooks = Hooks{BeforeDeploy: h.beforeDeploy.val, AfterDeploy: h.afterDeploy.val}
@@ -260,8 +282,50 @@ func (d *decoder) buildRunner(in runnerInput) Runner {
 		r.Assets = a
 	case "server":
 		r.Server = d.buildServer(in)
+	case "container":
+		r.Container = d.buildContainer(in)
 	}
 	return r
+}
+
+// buildContainer validates `runner "container" {}`. What needs Docker's own
+// rules (volume safety, sizes) is checked again by the runner when the agent
+// builds it, before anything runs.
+func (d *decoder) buildContainer(in runnerInput) *ContainerRunner {
+	c := in.container
+	out := &ContainerRunner{
+		Ports: c.ports.val, Replicas: c.replicas.val, HealthPath: c.healthPath.val, Env: c.env.val,
+		Volumes: c.volumes.val, Command: c.command.val, User: c.user.val, Network: c.network.val,
+		Memory: c.memory.val, CPUs: c.cpus.val,
+	}
+	for _, p := range c.ports.val {
+		nums := strings.Split(p, ":")
+		ok := len(nums) <= 2
+		for _, n := range nums {
+			if v, err := strconv.Atoi(n); err != nil || v < 0 || v > 65535 {
+				ok = false
+			}
+		}
+		if !ok {
+			d.fail(c.ports.rng, "Invalid port", `port %q is not "proxy" or "proxy:container" with numbers from 0 to 65535, e.g. "8080:80".`, p)
+		}
+	}
+	if !c.replicas.bad && c.replicas.val < 1 {
+		d.fail(c.replicas.rng, "Invalid replicas", "replicas is %d; it must be at least 1.", c.replicas.val)
+	}
+	if !c.healthPath.bad && c.healthPath.val != "" && !strings.HasPrefix(c.healthPath.val, "/") {
+		d.fail(c.healthPath.rng, "Invalid health_path", "health_path %q must start with \"/\", e.g. \"/health\".", c.healthPath.val)
+	}
+	if !c.cpus.bad && c.cpus.val < 0 {
+		d.fail(c.cpus.rng, "Invalid cpus", "cpus is %g; it must be positive (or 0 for no limit).", c.cpus.val)
+	}
+	if !c.network.bad && (c.network.val == "host" || strings.HasPrefix(c.network.val, "container:")) {
+		d.fail(c.network.rng, "Refused network", "network %q is refused: the agent's proxy needs each replica on its own published port; use a bridge network.", c.network.val)
+	}
+	out.HealthTimeout = d.checkDuration(c.healthTimeout, "health_timeout", time.Second)
+	out.DrainTime = d.checkDuration(c.drainTime, "drain_time", 0)
+	out.CrashWindow = d.checkDuration(c.crashWindow, "crash_window", time.Second)
+	return out
 }
 
 // buildServer validates `runner "server" {}`.

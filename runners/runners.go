@@ -9,6 +9,7 @@ package runners
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 )
 
@@ -90,3 +91,10 @@ type Workload struct {
 type Observable interface {
 	Workload() Workload
 }
+
+// ErrBadRelease is wrapped by a runner's Deploy error when the release itself
+// is at fault (it fails its health check, exits, crashes within the crash
+// window, cannot be started from its files), as opposed to the host (a port in
+// use, the Docker engine unreachable). The agent records such a version as bad
+// and does not retry it; other errors are retried with backoff.
+var ErrBadRelease = errors.New("bad release")

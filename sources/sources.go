@@ -96,3 +96,11 @@ type Report struct {
 type Reporter interface {
 	Report(ctx context.Context, r Report) error
 }
+
+// Pinner is implemented by image registries: Pin resolves a release's tag to
+// the image for platform ("linux/amd64"; "" means this host's), pinned by
+// digest ("repo@sha256:..."), so a tag moved during a deploy cannot change what
+// runs. The agent calls it right before handing the image to the runner.
+type Pinner interface {
+	Pin(ctx context.Context, rel version.Release, platform string) (string, error)
+}

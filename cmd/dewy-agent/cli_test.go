@@ -135,3 +135,29 @@ app "missing" {
 		t.Errorf("plan deployed: %v", err)
 	}
 }
+
+// TestValidateBuildsEveryApp: checks that belong to a runner or source (not to
+// the schema) fail validate too.
+func TestValidateBuildsEveryApp(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "dewy.hcl")
+	writeFile(t, cfg, []byte(`
+app "web" {
+  registry = "img://ghcr.io/acme/web"
+  runner "container" {
+    ports   = ["8080:80"]
+    volumes = ["/var/run/docker.sock:/var/run/docker.sock"]
+  }
+}
+app "ok" {
+  registry = "file:///srv/releases/ok"
+  runner "assets" {}
+}
+`))
+	code, _, stderr := runCLI("validate", "-config", cfg)
+	if code != exitError || !strings.Contains(stderr, `app "web"`) || !strings.Contains(stderr, "docker.sock") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, `app "ok"`) {
+		t.Fatalf("the good app is reported:\n%s", stderr)
+	}
+}

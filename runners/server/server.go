@@ -63,9 +63,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"slices"
 	"sync"
 	"syscall"
@@ -313,6 +315,10 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	logger := s.logger.With("version", d.Version)
 	g, err := s.start(d.Dir, d.Version)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, exec.ErrNotFound) {
+			// The release lacks its program, or it is not executable.
+			return fmt.Errorf("server: deploy %s: %w: %w", d.Version, runners.ErrBadRelease, err)
+		}
 		return fmt.Errorf("server: deploy %s: %w", d.Version, err)
 	}
 	// A failed new generation is stopped gracefully even when ctx is done: it may
@@ -320,7 +326,10 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	detached := context.WithoutCancel(ctx)
 	if err := s.waitHealthy(ctx, g); err != nil {
 		s.stopGeneration(detached, g)
-		return fmt.Errorf("server: deploy %s: %w", d.Version, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("server: deploy %s: %w", d.Version, err)
+		}
+		return fmt.Errorf("server: deploy %s: %w: %w", d.Version, runners.ErrBadRelease, err)
 	}
 	if err := d.Activate(); err != nil {
 		s.stopGeneration(detached, g)
@@ -343,7 +352,7 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	case <-g.done:
 		g.finish()
 		logger.Warn("new generation exited within the crash window; rolling back", append(g.exitAttrs(), "crash_window", s.cfg.CrashWindow)...)
-		err := fmt.Errorf("server: deploy %s: %s within %s of going live", d.Version, g.exitString(), s.cfg.CrashWindow)
+		err := fmt.Errorf("server: deploy %s: %w: %s within %s of going live", d.Version, runners.ErrBadRelease, g.exitString(), s.cfg.CrashWindow)
 		return s.rollback(ctx, d, old, err)
 	case <-window.C:
 	case <-ctx.Done():

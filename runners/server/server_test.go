@@ -535,6 +535,7 @@ func TestDeployBadRelease(t *testing.T) {
 		failActivate  bool
 		healthTimeout time.Duration
 		wantErr       string
+		wantBad       bool // the error says the release is at fault
 		wantActivated int32
 		wantRollback  int32
 		oldKeepsPID   bool // the old generation was never stopped
@@ -544,12 +545,14 @@ func TestDeployBadRelease(t *testing.T) {
 			flags:         []string{"-unhealthy"},
 			healthTimeout: 500 * time.Millisecond,
 			wantErr:       "not healthy within 500ms",
+			wantBad:       true,
 			oldKeepsPID:   true,
 		},
 		{
 			name:        "exits at once",
 			flags:       []string{"-exit-at-start", "2"},
 			wantErr:     "exited before it was healthy (exit status 2)",
+			wantBad:     true,
 			oldKeepsPID: true,
 		},
 		{
@@ -563,6 +566,7 @@ func TestDeployBadRelease(t *testing.T) {
 			name:          "crashes right after going live",
 			flags:         []string{"-crash-after", "300ms"},
 			wantErr:       "exit status 3 within 1s of going live",
+			wantBad:       true,
 			wantActivated: 1,
 			wantRollback:  1,
 		},
@@ -586,6 +590,9 @@ func TestDeployBadRelease(t *testing.T) {
 			err := s.Deploy(t.Context(), h.release("v2", tt.flags...))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Deploy() error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if got := errors.Is(err, runners.ErrBadRelease); got != tt.wantBad {
+				t.Errorf("errors.Is(err, ErrBadRelease) = %v, want %v", got, tt.wantBad)
 			}
 			if got := h.activated.Load(); got != tt.wantActivated {
 				t.Errorf("Activate called %d times, want %d", got, tt.wantActivated)

@@ -1,0 +1,11 @@
+app "web" {
+  registry = "img://ghcr.io/myorg/web"
+  artifact = "web.tar.gz"
+  runner "container" {
+    ports      = ["8080:80:70", "http"]
+    replicas   = 0
+    network    = "host"
+    privileged = true
+    cap_add    = ["SYS_ADMIN"]
+  }
+}

@@ -1,4 +1,0 @@
-app "site" {
-  registry = "img://ghcr.io/acme/site"
-  runner "assets" {}
-}

@@ -1,0 +1,142 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// imagesFile is the record, in the app's directory, of the images this runner
+// pulled for the app, oldest first: what pruning may remove, and the image of
+// a version when Resume is not told it.
+const imagesFile = "container-images.json"
+
+// imageRecord is one deployed image.
+type imageRecord struct {
+	Version string    `json:"version"`
+	Image   string    `json:"image"`
+	Pulled  time.Time `json:"pulled"`
+}
+
+func (c *Container) loadImages() ([]imageRecord, error) {
+	if c.appDir == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(c.appDir, imagesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs []imageRecord
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return nil, fmt.Errorf("%s: %w", imagesFile, err)
+	}
+	return recs, nil
+}
+
+// saveImages writes the record atomically (a new file renamed over the old).
+func (c *Container) saveImages(recs []imageRecord) error {
+	if c.appDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(c.appDir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(c.appDir, "."+imagesFile+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(c.appDir, imagesFile))
+}
+
+// imageFor returns the recorded image of the version, or "".
+func (c *Container) imageFor(version string) string {
+	recs, err := c.loadImages()
+	if err != nil {
+		c.logger.Warn("read the image record", "err", err)
+		return ""
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Version == version {
+			return recs[i].Image
+		}
+	}
+	return ""
+}
+
+// recorded reports whether the image is in the record.
+func (c *Container) recorded(img string) bool {
+	recs, _ := c.loadImages()
+	for _, r := range recs {
+		if r.Image == img {
+			return true
+		}
+	}
+	return false
+}
+
+// recordImage adds the deployed image to the record and removes the images beyond
+// the newest KeepImages. An image the engine will not remove yet (a container
+// still uses it) stays in the record and is tried again at the next deploy.
+func (c *Container) recordImage(ctx context.Context, cli *client.Client, version, img string) {
+	recs, err := c.loadImages()
+	if err != nil {
+		c.logger.Warn("read the image record; starting a new one", "err", err)
+		recs = nil
+	}
+	kept := recs[:0:0]
+	for _, r := range recs {
+		if r.Image != img {
+			kept = append(kept, r)
+		}
+	}
+	kept = append(kept, imageRecord{Version: version, Image: img, Pulled: time.Now().UTC()})
+	var next []imageRecord
+	if excess := len(kept) - c.cfg.KeepImages; excess > 0 {
+		for _, r := range kept[:excess] {
+			if err := removeImage(ctx, cli, r.Image); err != nil {
+				c.logger.Warn("remove old image; will try again", "image", r.Image, "err", err)
+				next = append(next, r)
+				continue
+			}
+			c.logger.Info("removed old image", "image", r.Image, "version", r.Version)
+		}
+		kept = kept[excess:]
+	}
+	if err := c.saveImages(append(next, kept...)); err != nil {
+		c.logger.Warn("write the image record", "err", err)
+	}
+}
+
+// removeImage removes the runner's reference to the image; the engine deletes the
+// image when no other reference remains. Gone already is not an error.
+func removeImage(ctx context.Context, cli *client.Client, ref string) error {
+	_, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}

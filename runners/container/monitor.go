@@ -1,0 +1,135 @@
+package container
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+)
+
+// watch runs the monitor until ctx is done.
+func (c *Container) watch(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(c.watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.check(ctx)
+		}
+	}
+}
+
+// check inspects every live replica once. A replica that is not running, or that
+// the engine restarted since the last check, leaves the rotation; a running one
+// out of rotation comes back, on the port it is now published on, once it answers
+// its health check (or has run SettleTime without HealthPath).
+func (c *Container) check(ctx context.Context) {
+	c.mu.Lock()
+	cli := c.cli
+	live := slices.Clone(c.live)
+	c.mu.Unlock()
+	if cli == nil {
+		return
+	}
+	for _, r := range live {
+		ins, err := cli.ContainerInspect(ctx, r.id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if cerrdefs.IsNotFound(err) {
+				c.mu.Lock()
+				if !r.retired && !r.out {
+					c.logger.Warn("replica's container was removed by someone else; it is replaced at the next deploy or agent restart", "container", r.name)
+					c.takeOut(r)
+				}
+				r.running = false
+				c.mu.Unlock()
+			} else {
+				c.logger.Debug("monitor: inspect replica", "container", r.name, "err", err)
+			}
+			continue
+		}
+		if ins.ContainerJSONBase == nil || ins.State == nil {
+			continue
+		}
+		st := ins.State
+		running := st.Running && !st.Restarting
+		var addrs []string
+		if running {
+			addrs, _ = publishedAddrs(ins, r.ports)
+		}
+		c.mu.Lock()
+		if r.retired {
+			c.mu.Unlock()
+			continue
+		}
+		restarted := ins.RestartCount > r.restarts
+		if restarted {
+			now := time.Now()
+			for range ins.RestartCount - r.restarts {
+				c.recent = append(c.recent, now)
+			}
+			c.recent = slices.DeleteFunc(c.recent, func(t time.Time) bool { return now.Sub(t) > crashLoopWindow })
+			c.logger.Warn("replica restarted by the engine", "container", r.name, "restarts", ins.RestartCount, "exit_code", st.ExitCode)
+		}
+		r.restarts = ins.RestartCount
+		r.running = running
+		r.pid = st.Pid
+		if (restarted || !running) && !r.out {
+			c.takeOut(r)
+		}
+		out := r.out
+		c.mu.Unlock()
+
+		if !running || addrs == nil {
+			continue
+		}
+		for i, a := range addrs {
+			if *r.backends[i].addr.Load() != a {
+				r.backends[i].addr.Store(&a)
+			}
+		}
+		if !out {
+			continue
+		}
+		if !c.healthyNow(ctx, r, st.StartedAt) {
+			continue
+		}
+		c.mu.Lock()
+		if !r.retired && r.out && len(r.backends) == len(c.proxies) {
+			r.out = false
+			for i, p := range c.proxies {
+				p.add(r.backends[i])
+			}
+			c.logger.Info("replica back in rotation", "container", r.name)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// takeOut removes r from every rotation until it is healthy again. Callers hold c.mu.
+func (c *Container) takeOut(r *replica) {
+	r.out = true
+	for i, p := range c.proxies {
+		if i < len(r.backends) {
+			p.remove(r.backends[i])
+		}
+	}
+	c.logger.Warn("replica out of rotation until it is healthy", "container", r.name)
+}
+
+// healthyNow is one health check of a running replica: one request to HealthPath,
+// or without it, running for SettleTime since the engine last started it.
+func (c *Container) healthyNow(ctx context.Context, r *replica, startedAt string) bool {
+	if c.cfg.HealthPath == "" {
+		t, err := time.Parse(time.RFC3339Nano, startedAt)
+		return err == nil && time.Since(t) >= c.cfg.SettleTime
+	}
+	ok, _ := c.probe(ctx, r)
+	return ok
+}
