@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dcontainer "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/dewy-agent/dewy-agent/internal/testimage"
+	"github.com/dewy-agent/dewy-agent/runners/container"
+)
+
+// TestContainerEndToEnd runs the real binary with an img:// registry (an
+// in-process OCI registry on 127.0.0.1) and the container runner on the real
+// Docker engine: the newest stable tag is deployed (pre-releases and latest
+// ignored), a new tag is rolled out under continuous requests through the
+// proxy with none failed, a restarted agent adopts the running containers, and
+// removing the app from the file removes them.
+func TestContainerEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test on the Docker engine; skipped with -short")
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err = cli.Ping(ctx)
+		cancel()
+	}
+	if err != nil {
+		t.Skipf("skipped: no Docker engine answers (%v)", err)
+	}
+	defer cli.Close()
+
+	b := make([]byte, 4)
+	rand.Read(b)
+	app := "e2e-" + hex.EncodeToString(b)
+	t.Cleanup(func() { removeApp(cli, app) })
+
+	reg := testimage.NewRegistry(t)
+	push := func(tag, version string) {
+		img := testimage.Build(t, version, testimage.Options{Labels: map[string]string{"dewy-agent.test": app}})
+		reg.MustPush(t, "web", tag, img)
+	}
+	push("v1.0.0", "v1.0.0")
+	push("v1.1.0-rc.1", "v1.1.0-rc.1")
+	push("latest", "latest")
+
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	port := freePort(t)
+	cfg := filepath.Join(dir, "dewy.hcl")
+	appBlock := fmt.Sprintf(`
+app %q {
+  registry = "img://%s"
+  interval = "1s"
+  runner "container" {
+    ports        = ["%d"]
+    replicas     = 2
+    health_path  = "/health"
+    drain_time   = "1s"
+    crash_window = "1s"
+  }
+}
+`, app, reg.Repository("web"), port)
+	agentBlock := fmt.Sprintf("agent {\n  state_dir = %q\n  admin = \"\"\n}\n", state)
+	writeFile(t, cfg, []byte(agentBlock+appBlock))
+	url := fmt.Sprintf("http://127.0.0.1:%d/version", port)
+
+	p := startAgent(t, cfg)
+	waitAnswer(t, p, url, "v1.0.0")
+	waitState(t, p, state, app, "v1.0.0")
+	if ids := containerIDs(t, cli, app); len(ids) != 2 {
+		t.Fatalf("%d containers, want 2 replicas", len(ids))
+	}
+
+	// A new tag rolls out under load through the proxy.
+	var sent, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(1)
+				resp, err := c.Get(url)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	push("v1.1.0", "v1.1.0")
+	waitAnswer(t, p, url, "v1.1.0")
+	waitState(t, p, state, app, "v1.1.0")
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || sent.Load() < 50 {
+		t.Fatalf("during the rolling update: %d of %d requests failed", failed.Load(), sent.Load())
+	}
+	running := containerIDs(t, cli, app)
+	if len(running) != 2 {
+		t.Fatalf("%d containers after the update, want 2", len(running))
+	}
+
+	// Agent restart: the containers keep running and are adopted.
+	p.stop(t)
+	if got := containerIDs(t, cli, app); !slices.Equal(got, running) {
+		t.Fatalf("agent shutdown changed the containers: %v -> %v", running, got)
+	}
+	p = startAgent(t, cfg)
+	waitAnswer(t, p, url, "v1.1.0")
+	if got := containerIDs(t, cli, app); !slices.Equal(got, running) {
+		t.Fatalf("the restarted agent replaced the containers: %v -> %v", running, got)
+	}
+
+	// Removing the app from the file removes its containers.
+	writeFile(t, cfg, []byte(agentBlock))
+	for i := 0; len(containerIDs(t, cli, app)) != 0; i++ {
+		if i > 600 {
+			t.Fatalf("containers left after the app was removed: %v", containerIDs(t, cli, app))
+		}
+		sleep()
+	}
+	p.stop(t)
+	if !strings.Contains(p.logs(), "removed=1") {
+		t.Fatalf("no reload removing the app in the log")
+	}
+}
+
+// containerIDs lists the running containers of app, sorted.
+func containerIDs(t *testing.T, cli *client.Client, app string) []string {
+	t.Helper()
+	list, err := cli.ContainerList(t.Context(), dcontainer.ListOptions{Filters: filters.NewArgs(filters.Arg("label", container.LabelApp+"="+app))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// removeApp removes every container and test image of app.
+func removeApp(cli *client.Client, app string) {
+	ctx := context.Background()
+	list, _ := cli.ContainerList(ctx, dcontainer.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", container.LabelApp+"="+app))})
+	for _, c := range list {
+		cli.ContainerRemove(ctx, c.ID, dcontainer.RemoveOptions{Force: true})
+	}
+	imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "dewy-agent.test="+app))})
+	for _, i := range imgs {
+		cli.ImageRemove(ctx, i.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+	}
+}
