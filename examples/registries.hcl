@@ -48,6 +48,15 @@ app "from-grpc" {
   runner "assets" {}
 }
 
+# An OCI registry: container images for the container runner. docker login
+# leaves the credentials the agent uses.
+app "from-oci" {
+  registry = "img://ghcr.io/myorg/web"
+  runner "container" {
+    ports = ["8080:80"]
+  }
+}
+
 # A local or shared folder with the S3 layout.
 app "from-folder" {
   registry = "file:///srv/releases/myapp"
