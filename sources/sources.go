@@ -104,3 +104,18 @@ type Reporter interface {
 type Pinner interface {
 	Pin(ctx context.Context, rel version.Release, platform string) (string, error)
 }
+
+// WithDefaults returns o with its zero fields filled: a logger that discards, a
+// plain HTTP client and time.Now.
+func (o Options) WithDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}

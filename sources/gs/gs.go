@@ -121,18 +121,10 @@ func New(cfg Config, opts sources.Options) (*GCS, error) {
 	if err := validate(cfg); err != nil {
 		return nil, fmt.Errorf("gs %s: %w", where, err)
 	}
+	opts = opts.WithDefaults()
 	g := &GCS{cfg: cfg, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
 	if cfg.Prefix != "" {
 		g.prefix = cfg.Prefix + "/"
-	}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
-	}
-	if g.now == nil {
-		g.now = time.Now
-	}
-	if g.hc == nil {
-		g.hc = &http.Client{}
 	}
 	return g, nil
 }

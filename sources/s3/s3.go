@@ -102,18 +102,10 @@ func New(cfg Config, opts sources.Options) (*S3, error) {
 	if err := validate(cfg); err != nil {
 		return nil, fmt.Errorf("s3 %s: %w", where, err)
 	}
+	opts = opts.WithDefaults()
 	s := &S3{cfg: cfg, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
 	if cfg.Prefix != "" {
 		s.prefix = cfg.Prefix + "/"
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.hc == nil {
-		s.hc = &http.Client{}
 	}
 	return s, nil
 }
