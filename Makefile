@@ -28,6 +28,7 @@ bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) run ./bench/bigartifact
 	$(GO) run ./bench/idlemem -agent $(BIN)
 	$(GO) run ./bench/zerodowntime
+	$(GO) run ./bench/rolling
 
 clean:
 	rm -rf bin
