@@ -8,11 +8,13 @@
 //
 // Two different events end an app's workload, and runners see which one it is:
 //
-//   - The app is removed from the file, or its runner block changed (the app is
-//     restarted with its new settings): its loop ends and its runner is stopped
-//     with runners.AppRemoved. A change that leaves the runner block as it was
-//     (interval, registry, hooks, ...) restarts only the loop; the runner and
-//     its process pass to the new loop untouched.
+//   - The app is removed from the file, or its runner kind changed: its loop
+//     ends and its runner is stopped with runners.AppRemoved. A changed runner
+//     block of the same kind stops it with runners.Reconfigured (containers are
+//     left for the new runner to replace by a rolling update; a server process
+//     is stopped and started again). A change that leaves the runner block as
+//     it was (interval, registry, hooks, ...) restarts only the loop; the
+//     runner and its process pass to the new loop untouched.
 //   - The agent stops (SIGINT/SIGTERM, Run's ctx cancelled): every loop ends and
 //     every runner is stopped with runners.AgentShutdown.
 //

@@ -138,7 +138,7 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 
 	// Apps: diff by name. A changed app whose runner block is the same keeps its
 	// runner (and so its process or containers): only its loop restarts.
-	var stop, handed []*worker
+	var stop, reconf, handed []*worker
 	var start []int
 	a.mu.Lock()
 	for _, o := range old.Apps {
@@ -163,9 +163,12 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 			st.Added++
 		}
 		if w != nil {
-			if reflect.DeepEqual(o.Runner, n.Runner) {
+			switch {
+			case reflect.DeepEqual(o.Runner, n.Runner):
 				handed = append(handed, w)
-			} else {
+			case o.Runner.Kind == n.Runner.Kind:
+				reconf = append(reconf, w)
+			default:
 				stop = append(stop, w)
 			}
 			delete(a.workers, n.Name)
@@ -175,9 +178,11 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 	a.cfg = cfg
 	a.mu.Unlock()
 
-	// Removed apps, and changed apps with a new runner block: their workload
-	// stops (see the package doc).
+	// Removed apps, and apps whose runner kind changed: their workload stops
+	// (see the package doc). A changed runner block of the same kind passes the
+	// workload to the new runner where the runner can (containers).
 	a.stopWorkers(stop, runners.AppRemoved)
+	a.stopWorkers(reconf, runners.Reconfigured)
 	a.stopWorkers(handed, handover)
 	for _, w := range stop {
 		if _, still := cfg.App(w.app.Name); !still {

@@ -39,6 +39,11 @@ const (
 	AppRemoved StopReason = "app-removed"
 	// AgentShutdown: the agent process is stopping (SIGINT/SIGTERM).
 	AgentShutdown StopReason = "agent-shutdown"
+	// Reconfigured: the app's runner block changed and a new runner of the
+	// same kind takes over at once with the new settings. A runner whose
+	// workload can be adopted (containers) leaves it for the new runner, which
+	// replaces it with a rolling update; others stop it.
+	Reconfigured StopReason = "reconfigured"
 )
 
 // Runner manages one app's workload.

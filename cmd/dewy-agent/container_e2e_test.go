@@ -73,6 +73,7 @@ app %q {
     health_path  = "/health"
     drain_time   = "1s"
     crash_window = "1s"
+    env          = { MODE = "a" }
   }
 }
 `, app, reg.Repository("web"), port)
@@ -135,6 +136,20 @@ app %q {
 	if got := containerIDs(t, cli, app); !slices.Equal(got, running) {
 		t.Fatalf("the restarted agent replaced the containers: %v -> %v", running, got)
 	}
+
+	// A changed container setting replaces the containers by a rolling update.
+	writeFile(t, cfg, []byte(agentBlock+strings.Replace(appBlock, `MODE = "a"`, `MODE = "b"`, 1)))
+	for i := 0; ; i++ {
+		ids := containerIDs(t, cli, app)
+		if len(ids) == 2 && !slices.Contains(running, ids[0]) && !slices.Contains(running, ids[1]) {
+			break
+		}
+		if i > 600 {
+			t.Fatalf("containers after the runner block changed: %v (before %v)", ids, running)
+		}
+		sleep()
+	}
+	waitAnswer(t, p, url, "v1.1.0")
 
 	// Removing the app from the file removes its containers.
 	writeFile(t, cfg, []byte(agentBlock))
