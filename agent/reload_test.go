@@ -2,8 +2,10 @@ package agent
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +179,36 @@ func TestReloadAppliesOnlyTheDifference(t *testing.T) {
 		if len(r.Apps) != 3 || a.worker("b") != good {
 			t.Errorf("%s: apps changed: %d apps", c.name, len(r.Apps))
 		}
+	}
+}
+
+// TestReloadAgentBlock: log_level applies live; state_dir and log_format are
+// reported as needing a restart and keep their running values.
+func TestReloadAgentBlock(t *testing.T) {
+	e := newEnv(t)
+	e.write(e.config("1h", "a"))
+	level := new(slog.LevelVar)
+	a := e.start(Options{Level: level})
+	waitFor(t, "a deployed", deployed(a, "a"))
+
+	text := strings.Replace(e.config("1h", "a"), "agent {", "agent {\n  log_level = \"debug\"\n  log_format = \"json\"", 1)
+	text = strings.Replace(text, e.state, filepath.Join(e.dir, "elsewhere"), 1)
+	e.write(text)
+	st, err := a.Reload(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(st.NeedsRestart)
+	if !slices.Equal(st.NeedsRestart, []string{"log_format", "state_dir"}) {
+		t.Fatalf("needs restart = %v, want log_format and state_dir", st.NeedsRestart)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Fatalf("log level = %v, want debug applied live", level.Level())
+	}
+	if got := a.Report().Agent.StateDir; got != e.state {
+		t.Fatalf("state dir = %s, want the running %s", got, e.state)
+	}
+	if st.Unchanged != 1 || a.worker("a").dir != filepath.Join(e.state, "apps", "a") {
+		t.Fatalf("the app moved: %+v, dir %s", st, a.worker("a").dir)
 	}
 }
