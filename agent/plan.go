@@ -20,7 +20,8 @@ type PlanItem struct {
 	// Newest is the newest allowed version with a matching artifact; empty when
 	// the registry has none (see Err) or the newest is waiting for its artifact.
 	Newest string
-	// Artifact is the file that would be fetched.
+	// Artifact is the file that would be fetched, or the image for img://
+	// registries.
 	Artifact string
 	// Action is "deploy", "none" (up to date), "wait" (artifact not uploaded yet)
 	// or "error".
@@ -77,6 +78,9 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 		it.Action = "wait"
 	default:
 		it.Newest, it.Artifact = cand.Version.Original(), cand.Artifact.Name
+		if cand.Release.Image != "" {
+			it.Artifact = cand.Release.Image // the tag; the deploy pins it to a digest
+		}
 		it.Action = "deploy"
 		if it.Newest == it.Deployed {
 			it.Action = "none"
