@@ -2,16 +2,10 @@ package notify
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"mime"
 	"mime/quotedprintable"
 	"net"
@@ -20,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testcert"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -145,36 +141,6 @@ func startSMTP(t *testing.T, host string, be *smtpBackend, cert *tls.Certificate
 	return l.Addr().String()
 }
 
-// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "dewy test smtp"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 // readMail parses a received message and decodes its quoted-printable body.
 func readMail(t *testing.T, data []byte) (*mail.Message, string) {
 	t.Helper()
@@ -194,7 +160,7 @@ func readMail(t *testing.T, data []byte) (*mail.Message, string) {
 
 func TestMailDelivers(t *testing.T) {
 	const password = "m4il-passw0rd"
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.New(t)
 	tests := []struct {
 		name      string
 		tls       bool
@@ -285,7 +251,7 @@ func TestMailDelivers(t *testing.T) {
 
 func TestMailRefuses(t *testing.T) {
 	const password = "m4il-passw0rd"
-	cert, _ := selfSigned(t)
+	cert, _ := testcert.New(t)
 	tests := []struct {
 		name      string
 		host      string

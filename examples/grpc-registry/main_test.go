@@ -3,17 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testcert"
 
 	"go.uber.org/goleak"
 
@@ -179,53 +173,9 @@ func between(s, before, after string) string {
 	return v
 }
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key as PEM
-// files and returns their paths and a pool that trusts the certificate.
-func writeCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "grpc-registry test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 func TestTLSAndURL(t *testing.T) {
 	dir := releases(t, map[string][]string{"v1.0.0": {"app_linux_amd64.tar.gz"}})
-	certFile, keyFile, pool := writeCert(t)
+	certFile, keyFile, pool := testcert.Files(t)
 	s, _ := run(t, options{listen: "127.0.0.1:0", dir: dir, url: "https://cdn.example.com/releases/app", tlsCert: certFile, tlsKey: keyFile})
 	src := source(t, grpcsrc.Config{Target: s.grpcLis.Addr().String(), RootCAs: pool})
 	c, err := src.Decide(t.Context(), version.Policy{OS: "linux", Arch: "amd64"})
