@@ -68,6 +68,7 @@ func TestBadFixtures(t *testing.T) {
 				"container.bad.hcl:7,18:", `network "host" is refused`,
 				"container.bad.hcl:8,18:", "privileged is refused",
 				"container.bad.hcl:9,18:", "cap_add is refused",
+				"container.bad.hcl:15,14:", "report cannot be used with an img:// registry",
 			},
 		},
 		{

@@ -77,6 +77,10 @@ func (d *decoder) checkRunnerRegistry(in appInput, app App) {
 		d.fail(in.artifact.rng, "Not available with img",
 			"artifact cannot be used with an img:// registry: an image is chosen by its tag, for this host's platform; remove it.")
 	}
+	if img && app.Report {
+		d.fail(in.report.rng, "Not available with img",
+			"report cannot be used with an img:// registry: OCI registries have no place for deployment reports; remove it.")
+	}
 }
 
 // checkNotify parses every notifier URL, so a typo is a diagnostic and not a

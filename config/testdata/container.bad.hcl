@@ -9,3 +9,9 @@ app "web" {
     cap_add    = ["SYS_ADMIN"]
   }
 }
+
+app "audited" {
+  registry = "img://ghcr.io/myorg/audited"
+  report   = true
+  runner "container" {}
+}

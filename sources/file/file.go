@@ -119,3 +119,33 @@ func hidden(name string) bool {
 }
 
 var _ sources.Source = (*Folder)(nil)
+
+// Report records a deployment as a small text file in the release's folder,
+// <root>/<version>/.dewy-reports/<time>-<host>-<app>.txt, as the S3 and GCS
+// sources do; the dot folder is never listed as an artifact. The file is
+// written under a temporary name and renamed.
+func (f *Folder) Report(_ context.Context, r sources.Report) error {
+	tag := r.Release.Tag
+	if tag == "" || !filepath.IsLocal(tag) || strings.ContainsRune(tag, filepath.Separator) {
+		return fmt.Errorf("file registry %s: report: release tag %q is not a folder name", f.root, tag)
+	}
+	dir := filepath.Join(f.root, tag, reportDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("file registry %s: report: %w", f.root, err)
+	}
+	name := filepath.Join(dir, sources.ReportName(r))
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, sources.ReportText(r), 0o644); err != nil {
+		return fmt.Errorf("file registry %s: report: %w", f.root, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("file registry %s: report: %w", f.root, err)
+	}
+	return nil
+}
+
+// reportDir is the sub-folder of a version folder that holds reports.
+const reportDir = ".dewy-reports"
+
+var _ sources.Reporter = (*Folder)(nil)

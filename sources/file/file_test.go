@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -107,5 +109,34 @@ func TestMissingFolder(t *testing.T) {
 func TestNewRefusesRelative(t *testing.T) {
 	if _, err := New("relative/path", sources.Options{}); err == nil {
 		t.Fatal("relative path accepted")
+	}
+}
+
+func TestReport(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "v1.0.0", "site.tar.gz"), "a")
+	f, _ := New(root, sources.Options{})
+	rep := sources.Report{App: "site", Host: "web-1", Release: version.Release{Tag: "v1.0.0"},
+		Artifact: version.Asset{Name: "site.tar.gz"}, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if err := f.Report(t.Context(), rep); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "v1.0.0", ".dewy-reports", "*.txt"))
+	if len(files) != 1 {
+		t.Fatalf("report files = %v", files)
+	}
+	b, _ := os.ReadFile(files[0])
+	if !strings.Contains(string(b), "app: site") || !strings.Contains(string(b), "result: success") {
+		t.Fatalf("report:\n%s", b)
+	}
+	// The report is not an asset of the release.
+	rels, _ := f.Releases(t.Context())
+	for _, r := range rels {
+		if len(r.Assets) != 1 {
+			t.Fatalf("%s assets = %+v", r.Tag, r.Assets)
+		}
+	}
+	if err := f.Report(t.Context(), sources.Report{Release: version.Release{Tag: "../x"}}); err == nil {
+		t.Fatal("a report outside the registry was written")
 	}
 }
