@@ -14,6 +14,8 @@ package folders
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -33,11 +35,11 @@ const (
 
 // Listing is one listing of a version folder.
 type Listing struct {
-	Assets []version.Asset
+	Assets []version.Asset `json:"assets,omitempty"`
 	// Newest is the newest object time among the assets; zero when none.
-	Newest time.Time
+	Newest time.Time `json:"newest,omitzero"`
 	// Listed is when the listing was made.
-	Listed time.Time
+	Listed time.Time `json:"listed"`
 }
 
 // reusable reports whether a cached listing may stand in for a new one.
@@ -83,11 +85,17 @@ func (c *Cache) Releases(ctx context.Context, r Registry, now func() time.Time) 
 			continue
 		}
 		t := now()
-		l, ok := cache[name]
+		prev, ok := cache[name]
+		l := prev
 		if !ok || top[name] || !l.reusable(t) {
 			if l, err = r.Folder(ctx, name, t); err != nil {
 				c.keep(next, cache)
 				return nil, err
+			}
+			if ok && top[name] && prev.reusable(t) && sameContents(prev, l) {
+				// Unchanged: keep the listing as it was, so a steady poll
+				// leaves the saved cache (and state.json) byte for byte alone.
+				l = prev
 			}
 		}
 		next[name] = l
@@ -99,6 +107,13 @@ func (c *Cache) Releases(ctx context.Context, r Registry, now func() time.Time) 
 	c.listings = next // folders that are gone leave the cache
 	c.mu.Unlock()
 	return rels, nil
+}
+
+// sameContents reports whether two listings of a folder found the same objects.
+func sameContents(a, b Listing) bool {
+	return a.Newest.Equal(b.Newest) && slices.EqualFunc(a.Assets, b.Assets, func(x, y version.Asset) bool {
+		return x.Name == y.Name && x.Ref == y.Ref && x.Size == y.Size && x.Created.Equal(y.Created)
+	})
 }
 
 // keep stores the listings a failed poll made, with the cached ones it did not
@@ -114,6 +129,38 @@ func (c *Cache) keep(done, cache map[string]Listing) {
 	c.mu.Lock()
 	c.listings = merged
 	c.mu.Unlock()
+}
+
+// saved is a Cache as kept in the app's state.json.
+type saved struct {
+	// Where names the registry the listings are of; a cache saved for another
+	// one is not loaded.
+	Where    string             `json:"where"`
+	Listings map[string]Listing `json:"listings,omitempty"`
+}
+
+// Save returns the cached listings of the registry where, for a later Load.
+func (c *Cache) Save(where string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return json.Marshal(saved{Where: where, Listings: c.listings})
+}
+
+// Load restores listings saved for the registry where, so that the first poll
+// after an agent restart costs what a steady poll does. Listings saved for
+// another registry are ignored.
+func (c *Cache) Load(where string, b []byte) error {
+	var sv saved
+	if err := json.Unmarshal(b, &sv); err != nil {
+		return fmt.Errorf("folder cache: %w", err)
+	}
+	if sv.Where != where {
+		return nil
+	}
+	c.mu.Lock()
+	c.listings = sv.Listings
+	c.mu.Unlock()
+	return nil
 }
 
 // topVersions returns the folder names always listed again: the highest

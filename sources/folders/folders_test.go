@@ -102,3 +102,60 @@ func TestCacheRelistsOnlyWhatMayChange(t *testing.T) {
 		t.Fatalf("after a failed poll listed %v, want %v", got, want)
 	}
 }
+
+// TestCacheSaveLoad: a cache saved and loaded (an agent restart) makes the first
+// poll as cheap as a steady one; a cache saved for another registry is ignored.
+func TestCacheSaveLoad(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	r := &registry{folders: map[string]time.Time{
+		"v1.0.0": now.Add(-48 * time.Hour),
+		"v1.1.0": now.Add(-48 * time.Hour),
+		"v2.0.0": now.Add(-48 * time.Hour),
+	}}
+	var c Cache
+	if _, err := c.Releases(t.Context(), r, clock); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Save("s3://a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var restarted Cache
+	if err := restarted.Load("s3://a/b", b); err != nil {
+		t.Fatal(err)
+	}
+	r.listed = nil
+	rels, err := restarted.Releases(t.Context(), r, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.listed, []string{"v2.0.0"}) || len(rels) != 3 || len(rels[0].Assets) != 1 {
+		t.Fatalf("first poll after a restart listed %v, releases %+v", r.listed, rels)
+	}
+
+	// Steady polls leave the saved cache byte for byte as it was.
+	now = now.Add(time.Minute)
+	if _, err := restarted.Releases(t.Context(), r, clock); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := restarted.Save("s3://a/b"); string(again) != string(b) {
+		t.Fatalf("a steady poll changed the saved cache:\n%s\n%s", b, again)
+	}
+
+	var other Cache
+	if err := other.Load("s3://a/other", b); err != nil {
+		t.Fatal(err)
+	}
+	r.listed = nil
+	if _, err := other.Releases(t.Context(), r, clock); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.listed) != 3 {
+		t.Fatalf("a cache of another registry was used: listed %v", r.listed)
+	}
+	if err := other.Load("s3://a/b", []byte("{")); err == nil {
+		t.Fatal("a malformed cache loaded")
+	}
+}

@@ -214,6 +214,12 @@ func (g *GCS) Releases(ctx context.Context) ([]version.Release, error) {
 	return g.cache.Releases(ctx, lister{g, c}, g.now)
 }
 
+// SaveState keeps the folder listings in the app's state.json.
+func (g *GCS) SaveState() ([]byte, error) { return g.cache.Save(g.where) }
+
+// LoadState restores listings saved by SaveState for this same registry.
+func (g *GCS) LoadState(b []byte) error { return g.cache.Load(g.where, b) }
+
 // lister is the registry as package folders sees it.
 type lister struct {
 	g *GCS
@@ -331,3 +337,5 @@ var (
 	_ sources.Source   = (*GCS)(nil)
 	_ sources.Reporter = (*GCS)(nil)
 )
+
+var _ sources.Stateful = (*GCS)(nil)

@@ -196,6 +196,12 @@ func (s *S3) Releases(ctx context.Context) ([]version.Release, error) {
 	return s.cache.Releases(ctx, lister{s, c}, s.now)
 }
 
+// SaveState keeps the folder listings in the app's state.json.
+func (s *S3) SaveState() ([]byte, error) { return s.cache.Save(s.where + "|" + s.cfg.Endpoint) }
+
+// LoadState restores listings saved by SaveState for this same registry.
+func (s *S3) LoadState(b []byte) error { return s.cache.Load(s.where+"|"+s.cfg.Endpoint, b) }
+
 // lister is the registry as package folders sees it.
 type lister struct {
 	s *S3
@@ -319,3 +325,5 @@ var (
 	_ sources.Source   = (*S3)(nil)
 	_ sources.Reporter = (*S3)(nil)
 )
+
+var _ sources.Stateful = (*S3)(nil)
