@@ -142,7 +142,7 @@ func newRunner(app config.App, opts runners.Options, prev runners.Runner) (runne
 	}
 	switch app.Runner.Kind {
 	case "assets":
-		return assets.New(assets.Config{Link: app.Runner.Assets.Link}, opts), runners.Files, nil
+		return assets.New(assets.Config{Link: app.Runner.Assets.Link}, opts), inputOf(app.Runner.Kind), nil
 	case "server":
 		c := app.Runner.Server
 		cfg := server.Config{
@@ -160,7 +160,7 @@ func newRunner(app config.App, opts runners.Options, prev runners.Runner) (runne
 		if err := cfg.Validate(); err != nil {
 			return nil, "", fmt.Errorf("runner \"server\": %w", err)
 		}
-		return server.New(cfg, opts), runners.Files, nil
+		return server.New(cfg, opts), inputOf(app.Runner.Kind), nil
 	case "container":
 		c := app.Runner.Container
 		cfg := container.Config{
@@ -172,7 +172,7 @@ func newRunner(app config.App, opts runners.Options, prev runners.Runner) (runne
 		if err := cfg.Validate(); err != nil {
 			return nil, "", fmt.Errorf("runner \"container\": %w", err)
 		}
-		return container.New(cfg, opts), runners.Image, nil
+		return container.New(cfg, opts), inputOf(app.Runner.Kind), nil
 	}
 	return nil, "", fmt.Errorf("runner %q is not supported", app.Runner.Kind)
 }

@@ -5,13 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,37 +85,13 @@ app %q {
 	}
 
 	// A new tag rolls out under load through the proxy.
-	var sent, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				resp, err := c.Get(url)
-				if err != nil || resp.StatusCode != http.StatusOK {
-					failed.Add(1)
-				}
-				if resp != nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		})
-	}
+	stopLoad := sendLoad(url, 4)
 	push("v1.1.0", "v1.1.0")
 	waitAnswer(t, p, url, "v1.1.0")
 	waitState(t, p, state, app, "v1.1.0")
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 || sent.Load() < 50 {
-		t.Fatalf("during the rolling update: %d of %d requests failed", failed.Load(), sent.Load())
+	sent, failed := stopLoad()
+	if failed != 0 || sent < 50 {
+		t.Fatalf("during the rolling update: %d of %d requests failed", failed, sent)
 	}
 	running := containerIDs(t, cli, app)
 	if len(running) != 2 {

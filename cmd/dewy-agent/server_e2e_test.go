@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -70,37 +68,13 @@ app "web" {
 	waitAnswer(t, p, url, "v1.0.0")
 
 	// Upgrade under load: no request fails.
-	var sent, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				resp, err := c.Get(url)
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-				if resp != nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		})
-	}
+	stopLoad := sendLoad(url, 4)
 	publish("v1.1.0")
 	waitAnswer(t, p, url, "v1.1.0")
 	waitState(t, p, state, "web", "v1.1.0")
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 || sent.Load() < 50 {
-		t.Fatalf("during the upgrade: %d of %d requests failed", failed.Load(), sent.Load())
+	sent, failed := stopLoad()
+	if failed != 0 || sent < 50 {
+		t.Fatalf("during the upgrade: %d of %d requests failed", failed, sent)
 	}
 
 	// A release failing its health check never replaces the good one.
