@@ -23,7 +23,7 @@ demo: build ## publish a site to a local registry, run the agent, publish an upd
 	$(GO) run ./examples/demo -agent $(BIN) -config examples/demo.hcl
 
 bench: build ## the benchmarks recorded in docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchmem ./sources/version/ ./runners/release/
+	$(GO) test -run '^$$' -bench . -benchmem ./sources/version/ ./releasestore/
 	$(GO) test -run '^$$' -bench 'Reload200|IdlePollCost' -benchtime 10x ./agent/
 	$(GO) run ./bench/bigartifact
 	$(GO) run ./bench/idlemem -agent $(BIN)

@@ -36,10 +36,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/agent/notify"
+	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/runners"
-	"github.com/dewy-agent/dewy-agent/runners/release"
+	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -282,7 +282,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		src:        src,
 		runner:     run,
 		input:      input,
-		store:      release.NewStore(dir, app.KeepReleases, logger),
+		store:      releasestore.NewStore(dir, app.KeepReleases, logger),
 		policy:     policy(app),
 		now:        a.opts.Now,
 		metrics:    a.metrics,

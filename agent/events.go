@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/dewy-agent/dewy-agent/agent/notify"
+	"github.com/dewy-agent/dewy-agent/notify"
 )
 
 // events fans one app's deploy events out to its own notifiers (app notify) and

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/agent/notify"
+	"github.com/dewy-agent/dewy-agent/notify"
 )
 
 // webhook records the events the agent posts to it; delay slows every answer.

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/agent/hooks"
-	"github.com/dewy-agent/dewy-agent/agent/notify"
+	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/runners"
-	"github.com/dewy-agent/dewy-agent/runners/release"
+	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/oci"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -34,7 +34,7 @@ type worker struct {
 	src    sources.Source
 	runner runners.Runner
 	input  runners.Input
-	store  *release.Store
+	store  *releasestore.Store
 	policy version.Policy
 	now    func() time.Time
 
@@ -262,7 +262,7 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
-			if errors.Is(err, runners.ErrBadRelease) || errors.Is(err, release.ErrBadArtifact) {
+			if errors.Is(err, runners.ErrBadRelease) || errors.Is(err, releasestore.ErrBadArtifact) {
 				w.markBad(tag, err)
 			}
 			w.events.send(failureEvent(err, tag, prev, took))
@@ -376,7 +376,7 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 		}
 		d.Image = ref
 	}
-	var prepared release.Prepared
+	var prepared releasestore.Prepared
 	if w.input == runners.Files {
 		sum, err := w.checksum(ctx, c)
 		if err != nil {

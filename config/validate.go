@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/dewy-agent/dewy-agent/agent/notify"
+	"github.com/dewy-agent/dewy-agent/notify"
 )
 
 // build validates the inputs (defaults already applied) and turns them into a

@@ -1,7 +1,7 @@
-// Command bigartifact measures the memory and time runners/release needs to
+// Command bigartifact measures the memory and time releasestore needs to
 // prepare a large artifact. It generates a tar.gz artifact on the fly (one file of
 // random bytes, written in chunks through a pipe, never held in memory), streams it
-// into release.Store.Prepare, and prints the process's peak resident memory
+// into releasestore.Store.Prepare, and prints the process's peak resident memory
 // (VmHWM) before and after, with the elapsed time and the throughput.
 //
 //	go run ./bench/bigartifact -size 500
@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/runners/release"
+	"github.com/dewy-agent/dewy-agent/releasestore"
 )
 
 func main() {
@@ -71,7 +71,7 @@ func run() error {
 		return pr, nil
 	}
 
-	s := release.NewStore(appDir, 1, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	s := releasestore.NewStore(appDir, 1, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	start := time.Now()
 	p, err := s.Prepare(ctx, "v1.0.0", "bigartifact_linux_amd64.tar.gz", -1, "", open)
 	took := time.Since(start)

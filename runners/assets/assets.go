@@ -10,7 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/dewy-agent/dewy-agent/runners"
-	"github.com/dewy-agent/dewy-agent/runners/release"
+	"github.com/dewy-agent/dewy-agent/releasestore"
 )
 
 // Config is the `runner "assets" {}` block.
@@ -59,7 +59,7 @@ func (a *Assets) link(dir string) error {
 	if a.cfg.Link == "" || dir == "" {
 		return nil
 	}
-	if err := release.AtomicSymlink(dir, a.cfg.Link); err != nil {
+	if err := releasestore.AtomicSymlink(dir, a.cfg.Link); err != nil {
 		return fmt.Errorf("assets: link %s: %w", a.cfg.Link, err)
 	}
 	a.logger.Debug("link switched", "link", a.cfg.Link, "target", dir)

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/dewy-agent/dewy-agent/runners"
-	"github.com/dewy-agent/dewy-agent/runners/release"
+	"github.com/dewy-agent/dewy-agent/releasestore"
 )
 
 // TestDeployAndLink deploys two releases through a real release store and checks
@@ -16,7 +16,7 @@ import (
 // switches current back.
 func TestDeployAndLink(t *testing.T) {
 	dir := t.TempDir()
-	store := release.NewStore(filepath.Join(dir, "app"), 3, slog.New(slog.DiscardHandler))
+	store := releasestore.NewStore(filepath.Join(dir, "app"), 3, slog.New(slog.DiscardHandler))
 	link := filepath.Join(dir, "www")
 	a := New(Config{Link: link}, runners.Options{Logger: slog.New(slog.DiscardHandler)})
 

@@ -1,4 +1,4 @@
-// Package release keeps one app's releases on disk for the file-based runners
+// Package releasestore keeps one app's releases on disk for the file-based runners
 // (server, assets). Its words:
 //
 //   - App directory: <state_dir>/apps/<app>, the Store's root.
@@ -20,7 +20,7 @@
 // with mode 0755. The contents are not sniffed: a file named "myapp" is an
 // executable even if it starts with gzip or zip magic bytes, so a release's layout
 // depends only on its name.
-package release
+package releasestore
 
 import (
 	"context"
