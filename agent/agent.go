@@ -36,10 +36,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/config"
-	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/releasestore"
+	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/agent/hooks"
-	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/config"
-	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/releasestore"
+	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/oci"
 	"github.com/dewy-agent/dewy-agent/sources/version"

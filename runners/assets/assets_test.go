@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/releasestore"
+	"github.com/dewy-agent/dewy-agent/runners"
 )
 
 // TestDeployAndLink deploys two releases through a real release store and checks
