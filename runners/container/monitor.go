@@ -2,10 +2,10 @@ package container
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 )
 
 // watch runs the monitor until ctx is done.
@@ -29,19 +29,19 @@ func (c *Container) watch(ctx context.Context, done chan struct{}) {
 // its health check (or has run SettleTime without HealthPath).
 func (c *Container) check(ctx context.Context) {
 	c.mu.Lock()
-	cli := c.cli
+	eng := c.eng
 	live := slices.Clone(c.live)
 	c.mu.Unlock()
-	if cli == nil {
+	if eng == nil {
 		return
 	}
 	for _, r := range live {
-		ins, err := cli.ContainerInspect(ctx, r.id)
+		ins, err := eng.InspectContainer(ctx, r.id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if cerrdefs.IsNotFound(err) {
+			if errors.Is(err, ErrNotFound) {
 				c.mu.Lock()
 				if !r.retired && !r.out {
 					c.logger.Warn("replica's container was removed by someone else; it is replaced at the next deploy or agent restart", "container", r.name)
@@ -54,11 +54,7 @@ func (c *Container) check(ctx context.Context) {
 			}
 			continue
 		}
-		if ins.ContainerJSONBase == nil || ins.State == nil {
-			continue
-		}
-		st := ins.State
-		running := st.Running && !st.Restarting
+		running := ins.Running && !ins.Restarting
 		var addrs []string
 		if running {
 			addrs, _ = publishedAddrs(ins, r.ports)
@@ -75,11 +71,11 @@ func (c *Container) check(ctx context.Context) {
 				c.recent = append(c.recent, now)
 			}
 			c.recent = slices.DeleteFunc(c.recent, func(t time.Time) bool { return now.Sub(t) > crashLoopWindow })
-			c.logger.Warn("replica restarted by the engine", "container", r.name, "restarts", ins.RestartCount, "exit_code", st.ExitCode)
+			c.logger.Warn("replica restarted by the engine", "container", r.name, "restarts", ins.RestartCount, "exit_code", ins.ExitCode)
 		}
 		r.restarts = ins.RestartCount
 		r.running = running
-		r.pid = st.Pid
+		r.pid = ins.Pid
 		if (restarted || !running) && !r.out {
 			c.takeOut(r)
 		}
@@ -97,7 +93,7 @@ func (c *Container) check(ctx context.Context) {
 		if !out {
 			continue
 		}
-		if !c.healthyNow(ctx, r, st.StartedAt) {
+		if !c.healthyNow(ctx, r, ins.StartedAt) {
 			continue
 		}
 		c.mu.Lock()
@@ -125,10 +121,9 @@ func (c *Container) takeOut(r *replica) {
 
 // healthyNow is one health check of a running replica: one request to HealthPath,
 // or without it, running for SettleTime since the engine last started it.
-func (c *Container) healthyNow(ctx context.Context, r *replica, startedAt string) bool {
+func (c *Container) healthyNow(ctx context.Context, r *replica, startedAt time.Time) bool {
 	if c.cfg.HealthPath == "" {
-		t, err := time.Parse(time.RFC3339Nano, startedAt)
-		return err == nil && time.Since(t) >= c.cfg.SettleTime
+		return !startedAt.IsZero() && time.Since(startedAt) >= c.cfg.SettleTime
 	}
 	ok, _ := c.probe(ctx, r)
 	return ok
