@@ -87,10 +87,10 @@ const (
 
 // Container runs an app's image as replicas behind the agent's proxy.
 type Container struct {
-	cfg        Config
-	app        string
-	appDir     string
-	logger     *slog.Logger
+	cfg         Config
+	app         string
+	appDir      string
+	logger      *slog.Logger
 	health      *http.Client
 	watchEvery  time.Duration
 	healthEvery time.Duration

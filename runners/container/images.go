@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
 )
 
 // imagesFile is the record, in the app's directory, of the images this runner

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"time"
-
 )
 
 // watch runs the monitor until ctx is done.
