@@ -15,6 +15,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -267,6 +268,34 @@ func (d *dockerEngine) Logs(ctx context.Context, id string, lines int) (string, 
 		return "", err
 	}
 	return out.String(), nil
+}
+
+func (d *dockerEngine) Events(ctx context.Context, labels map[string]string) (<-chan ContainerEvent, <-chan error) {
+	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionDie)), filters.Arg("event", string(events.ActionStart)))
+	for k, v := range labels {
+		args.Add("label", k+"="+v)
+	}
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: args})
+	out := make(chan ContainerEvent)
+	outErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case m := <-msgs:
+				select {
+				case out <- ContainerEvent{ID: m.Actor.ID, Action: string(m.Action)}:
+				case <-ctx.Done():
+					outErr <- ctx.Err()
+					return
+				}
+			case err := <-errs:
+				outErr <- classify(err)
+				return
+			}
+		}
+	}()
+	return out, outErr
 }
 
 func (d *dockerEngine) Close() error { return d.cli.Close() }

@@ -55,6 +55,11 @@ type Engine interface {
 	ListContainers(ctx context.Context, labels map[string]string) ([]ContainerInfo, error)
 	// Logs returns the container's last lines of output (stdout and stderr).
 	Logs(ctx context.Context, id string, lines int) (string, error)
+	// Events reports, until ctx is done, when a container carrying all the
+	// labels given exits ("die") or is started ("start"), also by the engine's
+	// restart policy. Events are sent in order; the error channel gets one
+	// error when the stream fails or ctx is done, and nothing more is sent.
+	Events(ctx context.Context, labels map[string]string) (<-chan ContainerEvent, <-chan error)
 
 	// Close releases the engine's connections.
 	Close() error
@@ -127,4 +132,13 @@ type ContainerInfo struct {
 	// Ports maps each published container TCP port to its host address
 	// ("127.0.0.1:<port>"), while the container runs.
 	Ports map[int]string
+}
+
+// ContainerEvent is one change of a container's state, see Engine.Events.
+type ContainerEvent struct {
+	// ID is the container's.
+	ID string
+	// Action is the engine's word: "die" when its process exited, "start"
+	// when it was started.
+	Action string
 }

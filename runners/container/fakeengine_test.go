@@ -42,6 +42,9 @@ type fakeContainer struct {
 	pid       int
 	startedAt time.Time
 	servers   []*http.Server // one per published port while running
+	// lingering are the ports of the last run while the engine restarts it:
+	// they take connections and close them, as the engine's port proxy does.
+	lingering []net.Listener
 	ports     map[int]string
 	conns     atomic.Int64 // connections accepted, over every run
 }
@@ -62,6 +65,7 @@ type fakeEngine struct {
 	starts     int
 	nextID     int
 	released   chan struct{} // closed by release: ends every /hold
+	subs       map[chan ContainerEvent]map[string]string // event subscribers and their labels
 	// beforeStop, when set, is called (without the lock) when the runner
 	// stops or removes a container that exists, before it happens.
 	beforeStop func(id string)
@@ -75,6 +79,7 @@ func newFakeEngine(t *testing.T) *fakeEngine {
 		containers: map[string]*fakeContainer{},
 		removed:    map[string]time.Time{},
 		released:   make(chan struct{}),
+		subs:       map[chan ContainerEvent]map[string]string{},
 	}
 	t.Cleanup(f.shutdown)
 	return f
@@ -230,10 +235,12 @@ func (f *fakeEngine) StartContainer(ctx context.Context, id string) error {
 func (f *fakeEngine) run(c *fakeContainer) {
 	c.startedAt = time.Now()
 	c.pid = 1000 + f.nextID*10 + c.restarts
+	f.emit(c, "start")
 	if c.img.ExitCode != 0 {
 		// Exits at once; the engine's restart policy brings it back, again and
 		// again.
 		c.status, c.exitCode, c.restarts = "restarting", c.img.ExitCode, c.restarts+1
+		f.emit(c, "die")
 		return
 	}
 	c.status, c.exitCode = "running", 0
@@ -289,22 +296,104 @@ func (f *fakeEngine) halt(c *fakeContainer) {
 	for _, s := range c.servers {
 		s.Close()
 	}
-	c.servers, c.ports = nil, nil
+	for _, ln := range c.lingering {
+		ln.Close()
+	}
+	c.servers, c.ports, c.lingering = nil, nil, nil
 }
 
 // crash makes a running container's process exit with code; the engine
 // restarts it at once (on new ports), as the restart policy says.
 func (f *fakeEngine) crash(id string, code int) {
+	f.crashHeld(id, code)
+	f.restarted(id)
+}
+
+// crashHeld makes a running container's process exit with code and leaves the
+// container restarting until restarted is called. Meanwhile its old ports
+// take connections and close them at once.
+func (f *fakeEngine) crashHeld(id string, code int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
 		f.t.Fatalf("fake engine: crash %s: no such container", id)
 	}
+	old := slices.Collect(maps.Values(c.ports))
 	f.halt(c)
-	c.exitCode = code
+	for _, a := range old {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			continue // taken by someone else meanwhile: it refuses, fine too
+		}
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conn.Close()
+			}
+		}()
+		c.lingering = append(c.lingering, ln)
+	}
+	c.status, c.exitCode = "restarting", code
 	c.restarts++
+	f.emit(c, "die")
+}
+
+// restarted ends the restart crashHeld began: the process runs again on new
+// ports.
+func (f *fakeEngine) restarted(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		f.t.Fatalf("fake engine: restart %s: no such container", id)
+	}
+	f.halt(c)
 	f.run(c)
+}
+
+// emit sends an event to the subscribers whose labels the container has.
+// Callers hold f.mu.
+func (f *fakeEngine) emit(c *fakeContainer, action string) {
+	for ch, labels := range f.subs {
+		match := true
+		for k, v := range labels {
+			if c.spec.Labels[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		select {
+		case ch <- ContainerEvent{ID: c.id, Action: action}:
+		default:
+			f.t.Errorf("fake engine: event %s of %s dropped: the subscriber does not read", action, c.id[:8])
+		}
+	}
+}
+
+func (f *fakeEngine) Events(ctx context.Context, labels map[string]string) (<-chan ContainerEvent, <-chan error) {
+	errs := make(chan error, 1)
+	if err := f.check(ctx); err != nil {
+		errs <- err
+		return nil, errs
+	}
+	ch := make(chan ContainerEvent, 256)
+	f.mu.Lock()
+	f.subs[ch] = maps.Clone(labels)
+	f.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		f.mu.Lock()
+		delete(f.subs, ch)
+		f.mu.Unlock()
+		errs <- ctx.Err()
+	}()
+	return ch, errs
 }
 
 func (f *fakeEngine) InspectContainer(ctx context.Context, id string) (ContainerInfo, error) {
@@ -357,6 +446,7 @@ func (f *fakeEngine) StopContainer(ctx context.Context, id string, timeout time.
 	if c.status == "running" || c.status == "restarting" {
 		f.halt(c)
 		c.status, c.exitCode = "exited", 0
+		f.emit(c, "die")
 	}
 	return nil
 }

@@ -7,9 +7,15 @@ import (
 	"time"
 )
 
-// watch runs the monitor until ctx is done.
+// watch runs the monitor until ctx is done: a check every watchEvery, and one
+// at once when the engine reports that one of the app's containers exited or
+// started.
 func (c *Container) watch(ctx context.Context, done chan struct{}) {
 	defer close(done)
+	poke := make(chan struct{}, 1)
+	followed := make(chan struct{})
+	go c.follow(ctx, poke, followed)
+	defer func() { <-followed }()
 	t := time.NewTicker(c.watchEvery)
 	defer t.Stop()
 	for {
@@ -17,7 +23,69 @@ func (c *Container) watch(ctx context.Context, done chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.check(ctx)
+		case <-poke:
+		}
+		c.check(ctx)
+	}
+}
+
+// follow reads the engine's events of the app's containers until ctx is done.
+// A live replica whose process exits leaves the rotation at once, so that the
+// proxy sends it nothing while the engine restarts it (the periodic check
+// alone would leave it there up to watchEvery); every event pokes a check,
+// which brings a restarted replica back once it is healthy. When the stream
+// fails it is opened again after watchEvery; the periodic check covers the
+// gap.
+func (c *Container) follow(ctx context.Context, poke chan<- struct{}, done chan struct{}) {
+	defer close(done)
+	c.mu.Lock()
+	eng := c.eng
+	c.mu.Unlock()
+	labels := map[string]string{LabelManaged: "true", LabelApp: c.app}
+	for {
+		evs, errs := eng.Events(ctx, labels)
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-evs:
+				if !ok {
+					evs = nil // the error follows
+					continue
+				}
+				if ev.Action == "die" {
+					c.died(ev.ID)
+				}
+				select {
+				case poke <- struct{}{}:
+				default:
+				}
+			case err := <-errs:
+				if ctx.Err() != nil {
+					return
+				}
+				c.logger.Debug("monitor: engine events", "err", err)
+				break stream
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.watchEvery):
+		}
+	}
+}
+
+// died takes the live replica with the container ID out of rotation at once:
+// its process exited.
+func (c *Container) died(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.live {
+		if r.id == id && !r.retired && !r.out {
+			r.running = false
+			c.takeOut(r)
 		}
 	}
 }

@@ -769,3 +769,39 @@ func TestFakeEngineRestartsReplica(t *testing.T) {
 		t.Errorf("workload %+v; want running, not crash looping", w)
 	}
 }
+
+// TestFakeExitLeavesRotationAtOnce: the engine's "die" event takes a replica
+// out of rotation at once, not at the monitor's next check (an hour here):
+// while the engine restarts it, its old port takes connections and drops
+// them, and no request goes there. Its "start" event brings it back.
+func TestFakeExitLeavesRotationAtOnce(t *testing.T) {
+	fe := newFakeEngine(t)
+	fe.publish(imageRef("v1"), fakeImage{Version: "v1"})
+	c := fakeRunner(t, fe, Config{Replicas: 2, HealthPath: "/health", DrainTime: 100 * time.Millisecond, CrashWindow: 10 * time.Millisecond})
+	c.watchEvery = time.Hour
+	mustDeploy(t, c, "v1")
+	id := fe.byVersion("v1")[0]
+	fe.mu.Lock()
+	old := fe.containers[id].ports[8080]
+	fe.mu.Unlock()
+
+	fe.crashHeld(id, 1)
+	waitUntil(t, 5*time.Second, "the exited replica out of rotation", func() bool {
+		return !slices.Contains(c.rotationAddrs()[0], old)
+	})
+	for range 20 {
+		if got, err := fetchOnce(proxyBase(t, c) + "/version"); err != nil || got != "v1" {
+			t.Fatalf("GET /version while a replica restarts = %q, %v; want v1", got, err)
+		}
+	}
+	fe.restarted(id)
+	waitUntil(t, 5*time.Second, "the restarted replica back in rotation on its new port", func() bool {
+		fe.mu.Lock()
+		addr := fe.containers[id].ports[8080]
+		fe.mu.Unlock()
+		return addr != "" && slices.Contains(c.rotationAddrs()[0], addr)
+	})
+	if w := c.Workload(); w.Restarts != 1 {
+		t.Errorf("workload %+v; want 1 restart", w)
+	}
+}
