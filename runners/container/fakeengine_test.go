@@ -64,7 +64,7 @@ type fakeEngine struct {
 	creates    int
 	starts     int
 	nextID     int
-	released   chan struct{} // closed by release: ends every /hold
+	released   chan struct{}                             // closed by release: ends every /hold
 	subs       map[chan ContainerEvent]map[string]string // event subscribers and their labels
 	// beforeStop, when set, is called (without the lock) when the runner
 	// stops or removes a container that exists, before it happens.
