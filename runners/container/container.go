@@ -42,9 +42,17 @@
 // by a rolling update, and containers of other versions or not running are
 // removed. Stop(AppRemoved) drains and removes every container of the app.
 //
-// While running, a monitor inspects the replicas every few seconds: a replica the
-// engine is restarting leaves the rotation and comes back (on its new published
-// port) once it is healthy again; its restarts are reported by Workload.
+// While running, a monitor follows the engine's events of the app's containers
+// and inspects the replicas every few seconds: a replica whose process exits
+// leaves the rotation at once (its "die" event), and comes back (on its new
+// published port) once the engine has restarted it and it is healthy again; its
+// restarts are reported by Workload.
+//
+// # Engine
+//
+// The runner reaches the container engine only through Engine, the calls it
+// makes. New uses the Docker engine of the environment; WithEngine gives it
+// another (the tests' fake engine).
 //
 // # Images
 //
@@ -586,6 +594,9 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 	c.mu.Unlock()
 	if eng != nil && own {
 		eng.Close()
+		c.mu.Lock()
+		c.eng = nil
+		c.mu.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("container: stop: %w", err)

@@ -689,6 +689,13 @@ func TestFakeStopReasons(t *testing.T) {
 			fe.publish(imageRef("v1"), fakeImage{Version: "v1"})
 			c := fakeRunner(t, fe, Config{Replicas: 2, HealthPath: "/health", DrainTime: 100 * time.Millisecond, CrashWindow: 10 * time.Millisecond})
 			mustDeploy(t, c, "v1")
+			// A container of the app the runner does not know: left by an
+			// agent that stopped during a deploy.
+			stray, err := fe.CreateContainer(t.Context(), ContainerSpec{Name: "app-v0", Image: imageRef("v1"),
+				Labels: map[string]string{LabelManaged: "true", LabelApp: "app", LabelVersion: "v0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
 			addr := proxyBase(t, c)
 			if err := c.Stop(t.Context(), tc.why); err != nil {
 				t.Fatal(err)
@@ -698,6 +705,9 @@ func TestFakeStopReasons(t *testing.T) {
 			}
 			if tc.left == 0 && len(fe.all()) != 0 {
 				t.Errorf("containers left after Stop(%s): %v", tc.why, fe.all())
+			}
+			if tc.left > 0 && fe.container(stray) == nil {
+				t.Errorf("Stop(%s) removed a container of the app", tc.why)
 			}
 			if c.Addrs() != nil {
 				t.Error("proxies still listed after Stop")
