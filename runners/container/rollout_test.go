@@ -815,3 +815,49 @@ func TestFakeExitLeavesRotationAtOnce(t *testing.T) {
 		t.Errorf("workload %+v; want 1 restart", w)
 	}
 }
+
+// TestFakeResumeScales: adopted replicas are brought to the new Replicas
+// without replacing them: extra ones are retired, missing ones started.
+func TestFakeResumeScales(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from, to int
+	}{
+		{name: "down", from: 3, to: 2},
+		{name: "up", from: 1, to: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fe := newFakeEngine(t)
+			fe.publish(imageRef("v1"), fakeImage{Version: "v1"})
+			cfg := Config{Replicas: tc.from, HealthPath: "/health", DrainTime: 100 * time.Millisecond, CrashWindow: 10 * time.Millisecond}
+			first := fakeRunner(t, fe, cfg)
+			mustDeploy(t, first, "v1")
+			before := fe.byVersion("v1")
+			if err := first.Stop(t.Context(), runners.AgentShutdown); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Replicas = tc.to
+			second := fakeRunner(t, fe, cfg)
+			if err := second.Resume(t.Context(), deployment("v1")); err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			after := fe.byVersion("v1")
+			if len(after) != tc.to {
+				t.Fatalf("%d containers of v1 after resume; want %d", len(after), tc.to)
+			}
+			kept := 0
+			for _, id := range before {
+				if slices.Contains(after, id) {
+					kept++
+				}
+			}
+			if want := min(tc.from, tc.to); kept != want {
+				t.Errorf("%d of the adopted replicas kept; want %d", kept, want)
+			}
+			if n := len(second.Replicas()); n != tc.to {
+				t.Errorf("Replicas() lists %d; want %d", n, tc.to)
+			}
+			wantServed(t, second, "v1")
+		})
+	}
+}
