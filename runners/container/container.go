@@ -42,9 +42,17 @@
 // by a rolling update, and containers of other versions or not running are
 // removed. Stop(AppRemoved) drains and removes every container of the app.
 //
-// While running, a monitor inspects the replicas every few seconds: a replica the
-// engine is restarting leaves the rotation and comes back (on its new published
-// port) once it is healthy again; its restarts are reported by Workload.
+// While running, a monitor follows the engine's events of the app's containers
+// and inspects the replicas every few seconds: a replica whose process exits
+// leaves the rotation at once (its "die" event), and comes back (on its new
+// published port) once the engine has restarted it and it is healthy again; its
+// restarts are reported by Workload.
+//
+// # Engine
+//
+// The runner reaches the container engine only through Engine, the calls it
+// makes. New uses the Docker engine of the environment; WithEngine gives it
+// another (the tests' fake engine).
 //
 // # Images
 //
@@ -69,13 +77,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
 // watchEvery is the monitor's period.
 const watchEvery = 2 * time.Second
+
+// healthEvery is the period of a new replica's health checks and of the crash
+// window's inspections.
+const healthEvery = 200 * time.Millisecond
 
 // crash-loop rule, as the server runner's: this many restarts within the window.
 const (
@@ -85,18 +95,21 @@ const (
 
 // Container runs an app's image as replicas behind the agent's proxy.
 type Container struct {
-	cfg        Config
-	app        string
-	appDir     string
-	logger     *slog.Logger
-	health     *http.Client
-	watchEvery time.Duration
+	cfg         Config
+	app         string
+	appDir      string
+	logger      *slog.Logger
+	health      *http.Client
+	watchEvery  time.Duration
+	healthEvery time.Duration
+	newEngine   func() (Engine, error)
+	ownEngine   bool // the runner made the engine and closes it at Stop
 
 	op sync.Mutex // one Resume, Deploy or Stop at a time
 
 	mu      sync.Mutex // guards the fields below and the replicas' guarded fields
 	specs   []portSpec
-	cli     *client.Client
+	eng     Engine
 	proxies []*proxy // one per spec
 	live    []*replica
 	recent  []time.Time // restarts seen by the monitor, for CrashLooping
@@ -105,10 +118,20 @@ type Container struct {
 	watched chan struct{}      // closed when the monitor returns
 }
 
+// Option changes how New makes a runner.
+type Option func(*Container)
+
+// WithEngine makes the runner use eng instead of the Docker engine of the
+// environment (DOCKER_HOST, else the local socket). The caller keeps it: the
+// runner does not close it.
+func WithEngine(eng Engine) Option {
+	return func(c *Container) { c.eng = eng }
+}
+
 // New returns a container runner. It does no I/O: the engine is reached and the
 // ports bound by the first Resume or Deploy. cfg.App "" is the base name of
 // opts.AppDir.
-func New(cfg Config, opts runners.Options) *Container {
+func New(cfg Config, opts runners.Options, options ...Option) *Container {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -118,22 +141,28 @@ func New(cfg Config, opts runners.Options) *Container {
 		app = filepath.Base(opts.AppDir)
 	}
 	cfg.App = app
-	return &Container{
-		cfg:        cfg.withDefaults(),
-		app:        app,
-		appDir:     opts.AppDir,
-		logger:     logger,
-		health:     newHealthClient(),
-		watchEvery: watchEvery,
+	c := &Container{
+		cfg:         cfg.withDefaults(),
+		app:         app,
+		appDir:      opts.AppDir,
+		logger:      logger,
+		health:      newHealthClient(),
+		watchEvery:  watchEvery,
+		healthEvery: healthEvery,
+		newEngine:   newDockerEngine,
 	}
+	for _, o := range options {
+		o(c)
+	}
+	return c
 }
 
 // errStopped is returned by Resume and Deploy after Stop.
 var errStopped = errors.New("container: runner is stopped")
 
 // prepare validates the config, makes the engine client and binds the proxies,
-// the first time. It returns the client.
-func (c *Container) prepare() (*client.Client, error) {
+// the first time. It returns the engine.
+func (c *Container) prepare() (Engine, error) {
 	if err := c.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("container: config: %w", err)
 	}
@@ -151,12 +180,12 @@ func (c *Container) prepare() (*client.Client, error) {
 			c.specs = append(c.specs, p)
 		}
 	}
-	if c.cli == nil {
-		cli, err := newDockerClient()
+	if c.eng == nil {
+		eng, err := c.newEngine()
 		if err != nil {
 			return nil, fmt.Errorf("container: docker client: %w", err)
 		}
-		c.cli = cli
+		c.eng, c.ownEngine = eng, true
 	}
 	if c.proxies == nil {
 		var ps []*proxy
@@ -177,7 +206,7 @@ func (c *Container) prepare() (*client.Client, error) {
 		c.cancel, c.watched = cancel, make(chan struct{})
 		go c.watch(ctx, c.watched)
 	}
-	return c.cli, nil
+	return c.eng, nil
 }
 
 // Deploy replaces the running replicas with replicas of d.Image: see the package
@@ -188,13 +217,13 @@ func (c *Container) Deploy(ctx context.Context, d runners.Deployment) error {
 	if d.Image == "" {
 		return fmt.Errorf("container: deploy %s: the deployment has no image", d.Version)
 	}
-	cli, err := c.prepare()
+	eng, err := c.prepare()
 	if err != nil {
 		return err
 	}
 	logger := c.logger.With("version", d.Version, "image", d.Image)
 	known := c.recorded(d.Image)
-	pulled, err := c.pull(ctx, cli, d.Image)
+	pulled, err := c.pull(ctx, eng, d.Image)
 	if err != nil {
 		return fmt.Errorf("container: deploy %s: %w", d.Version, err)
 	}
@@ -204,16 +233,16 @@ func (c *Container) Deploy(ctx context.Context, d runners.Deployment) error {
 	c.mu.Lock()
 	old := slices.Clone(c.live)
 	c.mu.Unlock()
-	if err := c.rollout(ctx, cli, d.Version, d.Image, old, d.Activate, d.Rollback); err != nil {
+	if err := c.rollout(ctx, eng, d.Version, d.Image, old, d.Activate, d.Rollback); err != nil {
 		if pulled && !known {
-			if rerr := removeImage(context.WithoutCancel(ctx), cli, d.Image); rerr != nil {
+			if rerr := removeImage(context.WithoutCancel(ctx), eng, d.Image); rerr != nil {
 				logger.Warn("remove the failed release's image", "err", rerr)
 			}
 		}
 		return fmt.Errorf("container: deploy %s: %w", d.Version, err)
 	}
-	c.removeStrays(ctx, cli)
-	c.recordImage(context.WithoutCancel(ctx), cli, d.Version, d.Image)
+	c.removeStrays(ctx, eng)
+	c.recordImage(context.WithoutCancel(ctx), eng, d.Version, d.Image)
 	logger.Info("release deployed", "replicas", c.cfg.Replicas)
 	return nil
 }
@@ -223,22 +252,22 @@ func (c *Container) Deploy(ctx context.Context, d runners.Deployment) error {
 // them for CrashWindow while old drains, then removes old. If a new replica fails
 // before or within the crash window, the new ones are removed and old serves
 // again (rollback is called if activate was).
-func (c *Container) rollout(ctx context.Context, cli *client.Client, version, img string, old []*replica, activate, rollback func() error) error {
-	ports, err := c.containerPorts(ctx, cli, img)
+func (c *Container) rollout(ctx context.Context, eng Engine, version, img string, old []*replica, activate, rollback func() error) error {
+	ports, err := c.containerPorts(ctx, eng, img)
 	if err != nil {
-		return fmt.Errorf("%w: %w", runners.ErrBadRelease, err)
+		return err
 	}
 	// Removing failed replicas must happen even when ctx is done.
 	detached := context.WithoutCancel(ctx)
 	var news []*replica
 	fail := func(err error) error {
-		if rerr := c.removeAll(detached, cli, news); rerr != nil {
+		if rerr := c.removeAll(detached, eng, news); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return err
 	}
 	for range c.cfg.Replicas {
-		r, err := c.start(ctx, cli, version, img, ports)
+		r, err := c.start(ctx, eng, version, img, ports)
 		if err != nil {
 			return fail(err)
 		}
@@ -247,13 +276,10 @@ func (c *Container) rollout(ctx context.Context, cli *client.Client, version, im
 	errs := make([]error, len(news))
 	var wg sync.WaitGroup
 	for i, r := range news {
-		wg.Go(func() { errs[i] = c.waitHealthy(ctx, cli, r) })
+		wg.Go(func() { errs[i] = c.waitHealthy(ctx, eng, r) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		if ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err)
-		}
 		return fail(err)
 	}
 	if activate != nil {
@@ -264,7 +290,7 @@ func (c *Container) rollout(ctx context.Context, cli *client.Client, version, im
 	swapped := time.Now()
 	c.swap(news, old)
 	c.logger.Info("new replicas in rotation", "version", version, "replicas", len(news), "retiring", len(old))
-	if err := c.watchNew(ctx, cli, news); err != nil {
+	if err := c.watchNew(ctx, eng, news); err != nil {
 		err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err)
 		c.logger.Warn("new replica failed within the crash window; rolling back", "version", version, "err", err)
 		c.swap(old, news)
@@ -273,24 +299,24 @@ func (c *Container) rollout(ctx context.Context, cli *client.Client, version, im
 				err = errors.Join(err, fmt.Errorf("switch current back: %w", rerr))
 			}
 		}
-		c.retire(detached, cli, news, swapped)
+		c.retire(detached, eng, news, swapped)
 		return err
 	}
-	c.retire(detached, cli, old, swapped)
+	c.retire(detached, eng, old, swapped)
 	return nil
 }
 
 // watchNew watches the new replicas for CrashWindow (or until ctx is done, which
 // ends the watch: the deploy has happened). It fails when one exits or is
 // restarted by the engine.
-func (c *Container) watchNew(ctx context.Context, cli *client.Client, news []*replica) error {
+func (c *Container) watchNew(ctx context.Context, eng Engine, news []*replica) error {
 	window := time.NewTimer(c.cfg.CrashWindow)
 	defer window.Stop()
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(c.healthEvery)
 	defer tick.Stop()
 	for {
 		for _, r := range news {
-			ins, err := cli.ContainerInspect(ctx, r.id)
+			ins, err := eng.InspectContainer(ctx, r.id)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -299,7 +325,7 @@ func (c *Container) watchNew(ctx context.Context, cli *client.Client, news []*re
 			}
 			if failed(ins) {
 				return fmt.Errorf("replica %s exited within %s of going live%s%s", r.name, c.cfg.CrashWindow, exitDetail(ins),
-					c.logsTail(context.WithoutCancel(ctx), cli, r.id))
+					c.logsTail(context.WithoutCancel(ctx), eng, r.id))
 			}
 		}
 		select {
@@ -341,7 +367,7 @@ func (c *Container) swap(news, old []*replica) {
 
 // retire waits for the replicas' open connections to end (until DrainTime after
 // since), then stops and removes them. They must be out of rotation.
-func (c *Container) retire(ctx context.Context, cli *client.Client, rs []*replica, since time.Time) {
+func (c *Container) retire(ctx context.Context, eng Engine, rs []*replica, since time.Time) {
 	if len(rs) == 0 {
 		return
 	}
@@ -352,15 +378,15 @@ func (c *Container) retire(ctx context.Context, cli *client.Client, rs []*replic
 	if !idle(ctx, since.Add(c.cfg.DrainTime), bs) {
 		c.logger.Info("drain time over; stopping replicas with connections still open", "drain_time", c.cfg.DrainTime)
 	}
-	if err := c.removeAll(ctx, cli, rs); err != nil {
+	if err := c.removeAll(ctx, eng, rs); err != nil {
 		c.logger.Warn("remove old replicas", "err", err)
 	}
 }
 
 // removeStrays removes the app's containers that are not live: leftovers of an
 // agent that stopped during a deploy, or of a removed replica.
-func (c *Container) removeStrays(ctx context.Context, cli *client.Client) {
-	list, err := c.appContainers(ctx, cli)
+func (c *Container) removeStrays(ctx context.Context, eng Engine) {
+	list, err := c.appContainers(ctx, eng)
 	if err != nil {
 		c.logger.Warn("look for stray containers", "err", err)
 		return
@@ -377,7 +403,7 @@ func (c *Container) removeStrays(ctx context.Context, cli *client.Client) {
 		return
 	}
 	c.logger.Info("removing stray containers of the app", "count", len(strays))
-	if err := c.removeAll(context.WithoutCancel(ctx), cli, strays); err != nil {
+	if err := c.removeAll(context.WithoutCancel(ctx), eng, strays); err != nil {
 		c.logger.Warn("remove stray containers", "err", err)
 	}
 }
@@ -396,22 +422,22 @@ func (c *Container) Resume(ctx context.Context, d runners.Deployment) error {
 	if d.Version == "" && d.Image == "" {
 		return nil
 	}
-	cli, err := c.prepare()
+	eng, err := c.prepare()
 	if err != nil {
 		return err
 	}
-	list, err := c.appContainers(ctx, cli)
+	list, err := c.appContainers(ctx, eng)
 	if err != nil {
 		return fmt.Errorf("container: resume %s: %w", d.Version, err)
 	}
 	var adopted, stale []*replica
 	for _, s := range list {
 		r := summaryReplica(s)
-		if s.State != "running" || r.version != d.Version {
+		if !s.Running || r.version != d.Version {
 			stale = append(stale, r)
 			continue
 		}
-		if err := c.adopt(ctx, cli, r); err != nil {
+		if err := c.adopt(ctx, eng, r); err != nil {
 			c.logger.Warn("cannot adopt container; it will be replaced", "container", r.name, "err", err)
 			stale = append(stale, r)
 			continue
@@ -432,7 +458,7 @@ func (c *Container) Resume(ctx context.Context, d runners.Deployment) error {
 			return
 		}
 		c.logger.Info("removing containers of the app that are not the deployed release", "count", len(stale))
-		if err := c.removeAll(context.WithoutCancel(ctx), cli, stale); err != nil {
+		if err := c.removeAll(context.WithoutCancel(ctx), eng, stale); err != nil {
 			c.logger.Warn("remove containers", "err", err)
 		}
 	}()
@@ -444,15 +470,15 @@ func (c *Container) Resume(ctx context.Context, d runners.Deployment) error {
 		img = adopted[0].image
 	}
 	if len(adopted) > 0 && current {
-		return c.scale(ctx, cli, d.Version, img, adopted)
+		return c.scale(ctx, eng, d.Version, img, adopted)
 	}
 	if img == "" {
 		return fmt.Errorf("container: resume %s: no container runs it and its image is unknown; deploy it again", d.Version)
 	}
-	if _, err := c.pull(ctx, cli, img); err != nil {
+	if _, err := c.pull(ctx, eng, img); err != nil {
 		return fmt.Errorf("container: resume %s: %w", d.Version, err)
 	}
-	if err := c.rollout(ctx, cli, d.Version, img, adopted, nil, nil); err != nil {
+	if err := c.rollout(ctx, eng, d.Version, img, adopted, nil, nil); err != nil {
 		if len(adopted) > 0 {
 			return fmt.Errorf("container: resume %s: replacing the adopted replicas: %w (they keep serving)", d.Version, err)
 		}
@@ -463,18 +489,18 @@ func (c *Container) Resume(ctx context.Context, d runners.Deployment) error {
 }
 
 // adopt fills a listed container's ports and backends from the engine.
-func (c *Container) adopt(ctx context.Context, cli *client.Client, r *replica) error {
-	ins, err := cli.ContainerInspect(ctx, r.id)
+func (c *Container) adopt(ctx context.Context, eng Engine, r *replica) error {
+	ins, err := eng.InspectContainer(ctx, r.id)
 	if err != nil {
 		return err
 	}
 	img := r.image
-	if ins.ContainerJSONBase != nil && ins.Image != "" {
+	if ins.Image != "" {
 		img = ins.Image // the image ID: present as long as the container exists
 	}
-	ports, err := c.containerPorts(ctx, cli, img)
+	ports, err := c.containerPorts(ctx, eng, img)
 	if err != nil {
-		return fmt.Errorf("%w: %w", runners.ErrBadRelease, err)
+		return err
 	}
 	r.ports = ports
 	return c.bind(r, ins)
@@ -482,23 +508,23 @@ func (c *Container) adopt(ctx context.Context, cli *client.Client, r *replica) e
 
 // scale brings the adopted replicas to Config.Replicas: extra ones are retired,
 // missing ones started.
-func (c *Container) scale(ctx context.Context, cli *client.Client, version, img string, adopted []*replica) error {
+func (c *Container) scale(ctx context.Context, eng Engine, version, img string, adopted []*replica) error {
 	n := c.cfg.Replicas
 	switch {
 	case len(adopted) > n:
 		extra := adopted[n:]
 		c.swap(nil, extra)
-		c.retire(context.WithoutCancel(ctx), cli, extra, time.Now())
+		c.retire(context.WithoutCancel(ctx), eng, extra, time.Now())
 	case len(adopted) < n:
-		ports, err := c.containerPorts(ctx, cli, img)
+		ports, err := c.containerPorts(ctx, eng, img)
 		if err != nil {
 			return fmt.Errorf("container: resume %s: add replicas: %w", version, err)
 		}
 		for range n - len(adopted) {
-			r, err := c.start(ctx, cli, version, img, ports)
+			r, err := c.start(ctx, eng, version, img, ports)
 			if err == nil {
-				if err = c.waitHealthy(ctx, cli, r); err != nil {
-					c.removeContainer(context.WithoutCancel(ctx), cli, r)
+				if err = c.waitHealthy(ctx, eng, r); err != nil {
+					c.removeContainer(context.WithoutCancel(ctx), eng, r)
 				}
 			}
 			if err != nil {
@@ -528,7 +554,7 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 	}
 	c.stopped = true
 	cancel, watched := c.cancel, c.watched
-	cli, proxies, live := c.cli, c.proxies, slices.Clone(c.live)
+	eng, own, proxies, live := c.eng, c.ownEngine, c.proxies, slices.Clone(c.live)
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -536,7 +562,7 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 	}
 	c.logger.Info("stopping", "reason", string(why), "replicas", len(live))
 	var err error
-	if why == runners.AppRemoved && cli != nil {
+	if why == runners.AppRemoved && eng != nil {
 		c.swap(nil, live)
 		var bs []*backend
 		for _, r := range live {
@@ -544,7 +570,7 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 		}
 		idle(ctx, time.Now().Add(c.cfg.DrainTime), bs)
 		all := live
-		if list, lerr := c.appContainers(ctx, cli); lerr == nil {
+		if list, lerr := c.appContainers(ctx, eng); lerr == nil {
 			for _, s := range list {
 				if !slices.ContainsFunc(all, func(r *replica) bool { return r.id == s.ID }) {
 					all = append(all, summaryReplica(s))
@@ -553,7 +579,7 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 		} else {
 			err = lerr
 		}
-		if rerr := c.removeAll(ctx, cli, all); rerr != nil {
+		if rerr := c.removeAll(ctx, eng, all); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}
@@ -566,8 +592,11 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 		c.live = nil
 	}
 	c.mu.Unlock()
-	if cli != nil {
-		cli.Close()
+	if eng != nil && own {
+		eng.Close()
+		c.mu.Lock()
+		c.eng = nil
+		c.mu.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("container: stop: %w", err)
@@ -643,20 +672,20 @@ func (c *Container) Replicas() []Replica {
 // images for.
 func (c *Container) Platform(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	cli := c.cli
+	eng := c.eng
 	c.mu.Unlock()
-	if cli == nil {
+	if eng == nil {
 		var err error
-		if cli, err = newDockerClient(); err != nil {
+		if eng, err = c.newEngine(); err != nil {
 			return "", fmt.Errorf("container: docker client: %w", err)
 		}
-		defer cli.Close()
+		defer eng.Close()
 	}
-	v, err := cli.ServerVersion(ctx)
+	p, err := eng.Platform(ctx)
 	if err != nil {
 		return "", fmt.Errorf("container: engine version: %w", err)
 	}
-	return v.Os + "/" + v.Arch, nil
+	return p, nil
 }
 
 var (

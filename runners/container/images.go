@@ -9,10 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
 )
 
 // imagesFile is the record, in the app's directory, of the images this runner
@@ -101,7 +97,7 @@ func (c *Container) recorded(img string) bool {
 // recordImage adds the deployed image to the record and removes the images beyond
 // the newest KeepImages. An image the engine will not remove yet (a container
 // still uses it) stays in the record and is tried again at the next deploy.
-func (c *Container) recordImage(ctx context.Context, cli *client.Client, version, img string) {
+func (c *Container) recordImage(ctx context.Context, eng Engine, version, img string) {
 	recs, err := c.loadImages()
 	if err != nil {
 		c.logger.Warn("read the image record; starting a new one", "err", err)
@@ -117,7 +113,7 @@ func (c *Container) recordImage(ctx context.Context, cli *client.Client, version
 	var next []imageRecord
 	if excess := len(kept) - c.cfg.KeepImages; excess > 0 {
 		for _, r := range kept[:excess] {
-			if err := removeImage(ctx, cli, r.Image); err != nil {
+			if err := removeImage(ctx, eng, r.Image); err != nil {
 				c.logger.Warn("remove old image; will try again", "image", r.Image, "err", err)
 				next = append(next, r)
 				continue
@@ -133,9 +129,8 @@ func (c *Container) recordImage(ctx context.Context, cli *client.Client, version
 
 // removeImage removes the runner's reference to the image; the engine deletes the
 // image when no other reference remains. Gone already is not an error.
-func removeImage(ctx context.Context, cli *client.Client, ref string) error {
-	_, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
+func removeImage(ctx context.Context, eng Engine, ref string) error {
+	if err := eng.RemoveImage(ctx, ref); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	return nil

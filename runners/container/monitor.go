@@ -2,15 +2,20 @@ package container
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
-
-	cerrdefs "github.com/containerd/errdefs"
 )
 
-// watch runs the monitor until ctx is done.
+// watch runs the monitor until ctx is done: a check every watchEvery, and one
+// at once when the engine reports that one of the app's containers exited or
+// started.
 func (c *Container) watch(ctx context.Context, done chan struct{}) {
 	defer close(done)
+	poke := make(chan struct{}, 1)
+	followed := make(chan struct{})
+	go c.follow(ctx, poke, followed)
+	defer func() { <-followed }()
 	t := time.NewTicker(c.watchEvery)
 	defer t.Stop()
 	for {
@@ -18,7 +23,69 @@ func (c *Container) watch(ctx context.Context, done chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.check(ctx)
+		case <-poke:
+		}
+		c.check(ctx)
+	}
+}
+
+// follow reads the engine's events of the app's containers until ctx is done.
+// A live replica whose process exits leaves the rotation at once, so that the
+// proxy sends it nothing while the engine restarts it (the periodic check
+// alone would leave it there up to watchEvery); every event pokes a check,
+// which brings a restarted replica back once it is healthy. When the stream
+// fails it is opened again after watchEvery; the periodic check covers the
+// gap.
+func (c *Container) follow(ctx context.Context, poke chan<- struct{}, done chan struct{}) {
+	defer close(done)
+	c.mu.Lock()
+	eng := c.eng
+	c.mu.Unlock()
+	labels := map[string]string{LabelManaged: "true", LabelApp: c.app}
+	for {
+		evs, errs := eng.Events(ctx, labels)
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-evs:
+				if !ok {
+					evs = nil // the error follows
+					continue
+				}
+				if ev.Action == "die" {
+					c.died(ev.ID)
+				}
+				select {
+				case poke <- struct{}{}:
+				default:
+				}
+			case err := <-errs:
+				if ctx.Err() != nil {
+					return
+				}
+				c.logger.Debug("monitor: engine events", "err", err)
+				break stream
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.watchEvery):
+		}
+	}
+}
+
+// died takes the live replica with the container ID out of rotation at once:
+// its process exited.
+func (c *Container) died(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.live {
+		if r.id == id && !r.retired && !r.out {
+			r.running = false
+			c.takeOut(r)
 		}
 	}
 }
@@ -29,19 +96,19 @@ func (c *Container) watch(ctx context.Context, done chan struct{}) {
 // its health check (or has run SettleTime without HealthPath).
 func (c *Container) check(ctx context.Context) {
 	c.mu.Lock()
-	cli := c.cli
+	eng := c.eng
 	live := slices.Clone(c.live)
 	c.mu.Unlock()
-	if cli == nil {
+	if eng == nil {
 		return
 	}
 	for _, r := range live {
-		ins, err := cli.ContainerInspect(ctx, r.id)
+		ins, err := eng.InspectContainer(ctx, r.id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if cerrdefs.IsNotFound(err) {
+			if errors.Is(err, ErrNotFound) {
 				c.mu.Lock()
 				if !r.retired && !r.out {
 					c.logger.Warn("replica's container was removed by someone else; it is replaced at the next deploy or agent restart", "container", r.name)
@@ -54,11 +121,7 @@ func (c *Container) check(ctx context.Context) {
 			}
 			continue
 		}
-		if ins.ContainerJSONBase == nil || ins.State == nil {
-			continue
-		}
-		st := ins.State
-		running := st.Running && !st.Restarting
+		running := ins.Running && !ins.Restarting
 		var addrs []string
 		if running {
 			addrs, _ = publishedAddrs(ins, r.ports)
@@ -75,11 +138,11 @@ func (c *Container) check(ctx context.Context) {
 				c.recent = append(c.recent, now)
 			}
 			c.recent = slices.DeleteFunc(c.recent, func(t time.Time) bool { return now.Sub(t) > crashLoopWindow })
-			c.logger.Warn("replica restarted by the engine", "container", r.name, "restarts", ins.RestartCount, "exit_code", st.ExitCode)
+			c.logger.Warn("replica restarted by the engine", "container", r.name, "restarts", ins.RestartCount, "exit_code", ins.ExitCode)
 		}
 		r.restarts = ins.RestartCount
 		r.running = running
-		r.pid = st.Pid
+		r.pid = ins.Pid
 		if (restarted || !running) && !r.out {
 			c.takeOut(r)
 		}
@@ -97,7 +160,7 @@ func (c *Container) check(ctx context.Context) {
 		if !out {
 			continue
 		}
-		if !c.healthyNow(ctx, r, st.StartedAt) {
+		if !c.healthyNow(ctx, r, ins.StartedAt) {
 			continue
 		}
 		c.mu.Lock()
@@ -125,10 +188,9 @@ func (c *Container) takeOut(r *replica) {
 
 // healthyNow is one health check of a running replica: one request to HealthPath,
 // or without it, running for SettleTime since the engine last started it.
-func (c *Container) healthyNow(ctx context.Context, r *replica, startedAt string) bool {
+func (c *Container) healthyNow(ctx context.Context, r *replica, startedAt time.Time) bool {
 	if c.cfg.HealthPath == "" {
-		t, err := time.Parse(time.RFC3339Nano, startedAt)
-		return err == nil && time.Since(t) >= c.cfg.SettleTime
+		return !startedAt.IsZero() && time.Since(startedAt) >= c.cfg.SettleTime
 	}
 	ok, _ := c.probe(ctx, r)
 	return ok
