@@ -317,9 +317,7 @@ func failureEvent(err error, tag, prev string, took time.Duration) notify.Event 
 // platform is the platform images are chosen for: the container engine's own
 // when the runner can ask it, else this host's ("" lets the source decide).
 func (w *worker) platform(ctx context.Context) string {
-	if p, ok := w.runner.(interface {
-		Platform(context.Context) (string, error)
-	}); ok {
+	if p, ok := w.runner.(runners.Platformer); ok {
 		if s, err := p.Platform(ctx); err == nil {
 			return s
 		}
