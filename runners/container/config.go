@@ -127,17 +127,18 @@ type portSpec struct {
 // not be kept.
 func parsePort(s string) (portSpec, error) {
 	if _, proto, ok := strings.Cut(s, "/"); ok {
-		return portSpec{}, fmt.Errorf(`port %q: write it without "/%s": the proxy forwards TCP only, so ports name no protocol ("8080" or "8080:80")`, s, proto)
+		return portSpec{}, fmt.Errorf(`port %q is not "proxy" or "proxy:container": write it without "/%s", as the proxy forwards TCP only and ports name no protocol, e.g. "8080:80"`, s, proto)
 	}
 	proxy, ctr, hasCtr := strings.Cut(s, ":")
 	var p portSpec
 	var err error
+	bad := fmt.Errorf(`port %q is not "proxy" or "proxy:container" with numbers from 1 to 65535, e.g. "8080:80"`, s)
 	if p.proxy, err = strconv.Atoi(proxy); err != nil || p.proxy < 0 || p.proxy > 65535 {
-		return portSpec{}, fmt.Errorf(`port %q: the proxy port must be a number from 1 to 65535 ("8080" or "8080:80")`, s)
+		return portSpec{}, bad
 	}
 	if hasCtr {
 		if p.container, err = strconv.Atoi(ctr); err != nil || p.container < 1 || p.container > 65535 {
-			return portSpec{}, fmt.Errorf(`port %q: the container port must be a number from 1 to 65535 ("8080:80")`, s)
+			return portSpec{}, bad
 		}
 	}
 	return p, nil
@@ -168,7 +169,7 @@ func (c Config) problems(file bool) []hclsettings.Problem {
 	for _, s := range c.Ports {
 		p, err := parsePort(s)
 		if err == nil && file && p.proxy == 0 {
-			err = fmt.Errorf(`port %q: the proxy port must be a number from 1 to 65535 ("8080" or "8080:80")`, s)
+			err = fmt.Errorf(`port %q is not "proxy" or "proxy:container" with numbers from 1 to 65535, e.g. "8080:80"`, s)
 		}
 		if err != nil {
 			add("ports", "Invalid port", "%v.", err)
