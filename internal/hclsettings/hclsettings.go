@@ -9,6 +9,7 @@
 package hclsettings
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -207,17 +208,17 @@ func Problems(probs []Problem, ranges map[string]hcl.Range, block hcl.Range) hcl
 	return diags
 }
 
-// Err joins problems into one error for programs that build a value directly,
-// or returns nil when there are none.
+// Err joins problems into one error, one line each, for programs that build
+// a value directly; nil when there are none.
 func Err(probs []Problem) error {
 	if len(probs) == 0 {
 		return nil
 	}
-	msgs := make([]string, len(probs))
+	errs := make([]error, len(probs))
 	for i, p := range probs {
-		msgs[i] = strings.TrimSuffix(p.Detail, ".")
+		errs[i] = errors.New(strings.TrimSuffix(p.Detail, "."))
 	}
-	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	return errors.Join(errs...)
 }
 
 // QuoteList renders ["a", "b"] as `"a", "b"`.
