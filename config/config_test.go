@@ -254,6 +254,19 @@ func TestBadFixtures(t *testing.T) {
 				"many_errors.bad.hcl:20,3:", `runner "container" runs images from an img:// registry`,
 			},
 		},
+		{
+			// What a registry or runner checks is reported with the schema's
+			// errors, each at its line (issue 11).
+			name: "five mistakes of four owners at once",
+			file: "five_mistakes.bad.hcl",
+			want: []string{
+				"five_mistakes.bad.hcl:5,14:", `target "localhost" has no port; a port is required with no-tls`,
+				"five_mistakes.bad.hcl:8,15:", "port 70000 is not a number from 1 to 65535",
+				"five_mistakes.bad.hcl:14,3:", `An argument named "intervall" is not expected here`,
+				"five_mistakes.bad.hcl:16,18:", "privileged is refused",
+				"five_mistakes.bad.hcl:17,18:", "replicas is 100; it must be at most 64",
+			},
+		},
 	}
 
 	// Every bad fixture on disk is in the table, so none is left untested.
