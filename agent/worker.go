@@ -20,7 +20,6 @@ import (
 	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources"
-	"github.com/dewy-agent/dewy-agent/sources/oci"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -366,7 +365,7 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 	d := runners.Deployment{Version: tag, Image: c.Release.Image}
 	if p, ok := w.src.(sources.Pinner); ok && w.input == runners.Image {
 		ref, err := p.Pin(ctx, c.Release, w.platform(ctx))
-		if errors.Is(err, oci.ErrPlatform) {
+		if errors.Is(err, sources.ErrPlatform) {
 			err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err) // no image for this host
 		}
 		if err != nil {

@@ -81,6 +81,10 @@ func (e *RateLimitedError) Error() string {
 // ErrNotFound is wrapped by sources when the repository, bucket or folder does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrPlatform is wrapped by a Pinner's Pin when the release has no image for
+// the platform: it cannot run on this host, whatever is retried.
+var ErrPlatform = errors.New("no image for the platform")
+
 // Report is one deployment outcome, written back to the registry when the app
 // asks for it (report = true): the seed's audit tracking.
 type Report struct {
