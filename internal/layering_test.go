@@ -23,18 +23,22 @@ type rule struct {
 	pkg    string
 	forbid []string
 	why    string
+	// direct: only the package's own imports count, not what they import
+	// (the agent imports config, which imports every implementation).
+	direct bool
 }
 
 // rules are the dependency rules of docs/ARCHITECTURE.md.
 func rules() []rule {
 	rs := []rule{
-		{"config", []string{"agent"}, "config is the file's schema; the agent uses it, not the other way round"},
-		{"runners", runnerImpls, "the runners role package knows no implementation"},
-		{"sources", sourceImpls, "the sources role package knows no implementation"},
-		{"internal/hclsettings", []string{""}, "the settings helpers are a leaf: they import no package of the module"},
+		{"config", []string{"agent"}, "config is the file's schema; the agent uses it, not the other way round", false},
+		{"runners", runnerImpls, "the runners role package knows no implementation", false},
+		{"sources", sourceImpls, "the sources role package knows no implementation", false},
+		{"internal/hclsettings", []string{""}, "the settings helpers are a leaf: they import no package of the module", false},
+		{"agent", append(slices.Clone(runnerImpls), sourceImpls...), "the agent knows runners and sources only through their interfaces", true},
 	}
 	for _, r := range runnerImpls {
-		rs = append(rs, rule{r, []string{"agent", "config", "sources"}, "a runner depends on no agent, config or source"})
+		rs = append(rs, rule{r, []string{"agent", "config", "sources"}, "a runner depends on no agent, config or source", false})
 	}
 	for _, s := range sourceImpls {
 		var others []string
@@ -44,7 +48,7 @@ func rules() []rule {
 			}
 		}
 		rs = append(rs, rule{s, append([]string{"runners", "config", "agent"}, others...),
-			"a source depends on no runner, config, agent or other source"})
+			"a source depends on no runner, config, agent or other source", false})
 	}
 	return rs
 }
@@ -55,12 +59,21 @@ func under(pkg, prefix string) bool {
 	return prefix == "" || pkg == prefix || strings.HasPrefix(pkg, prefix+"/")
 }
 
-// violations checks deps (module-relative package -> its transitive module
-// dependencies) against rs.
-func violations(rs []rule, deps map[string][]string) []string {
+// graph is, per module-relative package, its module dependencies: imports
+// (direct) and deps (transitive).
+type graph struct {
+	imports, deps map[string][]string
+}
+
+// violations checks g against rs.
+func violations(rs []rule, g graph) []string {
 	var out []string
 	for _, r := range rs {
-		ds, ok := deps[r.pkg]
+		m := g.deps
+		if r.direct {
+			m = g.imports
+		}
+		ds, ok := m[r.pkg]
 		if !ok {
 			out = append(out, r.pkg+": package not found")
 			continue
@@ -76,39 +89,47 @@ func violations(rs []rule, deps map[string][]string) []string {
 	return out
 }
 
-// moduleDeps runs go list -deps for the packages the rules name.
-func moduleDeps(t *testing.T) map[string][]string {
+// moduleGraph runs go list for the packages the rules name: their imports
+// and their transitive dependencies (-deps' list), test files left out.
+func moduleGraph(t *testing.T) graph {
 	t.Helper()
 	var args []string
 	for _, r := range rules() {
 		args = append(args, module+r.pkg)
 	}
-	cmd := exec.Command("go", append([]string{"list", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}"}, args...)...)
-	out, err := cmd.Output()
+	const format = "{{.ImportPath}}{{range .Imports}} i:{{.}}{{end}}{{range .Deps}} d:{{.}}{{end}}"
+	out, err := exec.Command("go", append([]string{"list", "-f", format}, args...)...).Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	deps := map[string][]string{}
+	g := graph{imports: map[string][]string{}, deps: map[string][]string{}}
 	for line := range strings.Lines(string(out)) {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
 		}
 		pkg := strings.TrimPrefix(fields[0], module)
-		deps[pkg] = []string{}
-		for _, d := range fields[1:] {
-			if strings.HasPrefix(d, module) {
-				deps[pkg] = append(deps[pkg], strings.TrimPrefix(d, module))
+		g.imports[pkg], g.deps[pkg] = []string{}, []string{}
+		for _, f := range fields[1:] {
+			kind, path, _ := strings.Cut(f, ":")
+			if !strings.HasPrefix(path, module) {
+				continue
+			}
+			path = strings.TrimPrefix(path, module)
+			if kind == "i" {
+				g.imports[pkg] = append(g.imports[pkg], path)
+			} else {
+				g.deps[pkg] = append(g.deps[pkg], path)
 			}
 		}
 	}
-	return deps
+	return g
 }
 
 // TestLayering enforces who may depend on whom, with go list's transitive
 // dependencies.
 func TestLayering(t *testing.T) {
-	for _, v := range violations(rules(), moduleDeps(t)) {
+	for _, v := range violations(rules(), moduleGraph(t)) {
 		t.Error(v)
 	}
 }
@@ -116,17 +137,20 @@ func TestLayering(t *testing.T) {
 // TestLayeringCatches makes sure the check fails on a broken graph, so a
 // passing TestLayering means something.
 func TestLayeringCatches(t *testing.T) {
-	deps := map[string][]string{}
+	g := graph{imports: map[string][]string{}, deps: map[string][]string{}}
 	for _, r := range rules() {
-		deps[r.pkg] = nil
+		g.imports[r.pkg], g.deps[r.pkg] = nil, nil
 	}
-	deps["config"] = []string{"agent/hooks"}
-	deps["runners/server"] = []string{"runners", "sources/version"}
-	deps["sources/grpc"] = []string{"sources", "sources/s3"}
-	deps["sources"] = []string{"sources/version"}
-	deps["internal/hclsettings"] = []string{"runners"}
-	got := violations(rules(), deps)
+	g.deps["config"] = []string{"agent/hooks"}
+	g.deps["runners/server"] = []string{"runners", "sources/version"}
+	g.deps["sources/grpc"] = []string{"sources", "sources/s3"}
+	g.deps["sources"] = []string{"sources/version"}
+	g.deps["internal/hclsettings"] = []string{"runners"}
+	g.deps["agent"] = []string{"config", "sources/oci", "runners/server"} // through config: allowed
+	g.imports["agent"] = []string{"config", "sources", "sources/oci"}
+	got := violations(rules(), g)
 	want := []string{
+		"agent depends on sources/oci",
 		"config depends on agent/hooks",
 		"internal/hclsettings depends on runners",
 		"runners/server depends on sources/version",
