@@ -39,10 +39,12 @@ func stopSignals() map[string]syscall.Signal {
 }
 
 // stopSignalNames are stopSignals' names in the order messages list them.
-var stopSignalNames = [...]string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
+func stopSignalNames() []string {
+	return []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
+}
 
 // restartPolicies are the values of restart.
-var restartPolicies = [...]string{"always", "on-failure", "never"}
+func restartPolicies() []string { return []string{"always", "on-failure", "never"} }
 
 // rawConfig is the block's schema.
 type rawConfig struct {
@@ -97,11 +99,8 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		if sig, ok := stopSignals()[name]; ok {
 			c.StopSignal = sig
 		} else {
-			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %q is not one of %s.", stopSignal.Val, hclsettings.JoinList(stopSignalNames[:]))
+			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %q is not one of %s.", stopSignal.Val, hclsettings.JoinList(stopSignalNames()))
 		}
-	}
-	if restart.Bad {
-		c.Restart = ""
 	}
 	if !command.Bad && (len(command.Val) == 0 || command.Val[0] == "") {
 		// Reported here rather than by problems: without the attribute the
@@ -116,7 +115,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	probs = slices.DeleteFunc(probs, func(p hclsettings.Problem) bool {
 		return skip[p.Attr] || (ports.Bad && p.Summary == "health_path without ports")
 	})
-	d.Enum(restart, "restart", restartPolicies[:])
+	d.Enum(restart, "restart", restartPolicies())
 	d.Diags = append(d.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
 		"dir": dir.Range, "ports": ports.Range, "health_path": healthPath.Range, "env": env.Range,
 	}, blk)...)
@@ -155,8 +154,8 @@ func (c Config) problems(file bool) []hclsettings.Problem {
 		add("health_path", "health_path without ports",
 			"health_path is checked over HTTP on the app's inherited sockets, so it needs ports; add ports = [8000] or remove health_path.")
 	}
-	if !slices.Contains(append(restartPolicies[:], ""), c.Restart) {
-		add("restart", "Invalid restart", "restart %q is not one of %s; use one of them.", c.Restart, hclsettings.QuoteList(restartPolicies[:]))
+	if c.Restart != "" && !slices.Contains(restartPolicies(), c.Restart) {
+		add("restart", "Invalid restart", "restart %q is not one of %s; use one of them.", c.Restart, hclsettings.QuoteList(restartPolicies()))
 	}
 	for _, dur := range []struct {
 		name string
