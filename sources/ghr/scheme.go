@@ -51,7 +51,7 @@ func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Se
 		diags = append(diags, hclsettings.Error(rng, "Invalid GitHub owner", fmt.Sprintf(
 			"owner %q is not a GitHub user or organization name (letters, digits and \"-\"); fix the URL.", owner)))
 	}
-	if !onlyChars(repo, "-_.") {
+	if !onlyChars(repo, "-_.") || checkName("repository", repo) != nil {
 		diags = append(diags, hclsettings.Error(rng, "Invalid GitHub repository", fmt.Sprintf(
 			"repository %q is not a GitHub repository name (letters, digits, \"-\", \"_\" and \".\"); fix the URL.", repo)))
 	}

@@ -25,6 +25,7 @@ func TestSchemeDecode(t *testing.T) {
 		{url: "ghr://linyows", wantErr: "Invalid ghr registry"},
 		{url: "ghr://owner:8080/repo", wantErr: "Invalid GitHub owner"},
 		{url: "ghr://owner/re%20po", wantErr: "Invalid GitHub repository"},
+		{url: "ghr://owner/..", wantErr: "Invalid GitHub repository"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
