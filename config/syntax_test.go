@@ -55,6 +55,17 @@ func TestSyntaxBadFixtures(t *testing.T) {
 			want: []string{"unknown_attribute.bad.yaml:4,5:", "Unsupported argument", `Did you mean "interval"?`, "   4:     intervall: 30s"},
 		},
 		{
+			name: "YAML: registry and runner mistakes at YAML positions, all at once",
+			file: "five_mistakes.bad.yaml",
+			want: []string{
+				"five_mistakes.bad.yaml:4,15:", `target "localhost" has no port`,
+				"five_mistakes.bad.yaml:8,16:", "port 70000 is not a number from 1 to 65535",
+				"five_mistakes.bad.yaml:11,5:", `Did you mean "interval"?`,
+				"five_mistakes.bad.yaml:14,21:", "privileged is refused",
+				"five_mistakes.bad.yaml:15,19:", "replicas is 100; it must be at most 64",
+			},
+		},
+		{
 			name: "YAML: wrong type",
 			file: "wrong_type.bad.yaml",
 			want: []string{"wrong_type.bad.yaml:4,18:", "pre_release must be true or false", "   4:     pre_release: sometimes"},
