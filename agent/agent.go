@@ -122,15 +122,12 @@ func DefaultHTTPClient() *http.Client {
 
 // Run starts every app and blocks until ctx is cancelled, then stops them all
 // (runners.AgentShutdown) and returns. It returns an error only when the agent
-// cannot start at all (an app cannot be built, see Check; the state directory
+// cannot start at all (an app cannot be built; the state directory
 // cannot be created; the admin address is taken).
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	cfg := a.cfg
 	a.mu.Unlock()
-	if err := Check(cfg); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Join(cfg.Agent.StateDir, "apps"), 0o755); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
@@ -271,7 +268,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		return nil, err
 	}
 	handedOver := run != nil
-	run, input, err := newRunner(app, runners.Options{Logger: logger.With("runner", app.Runner.Kind), AppDir: dir}, run)
+	run, input, err := newRunner(app, runners.Options{Logger: logger.With("runner", app.Runner.Kind()), AppDir: dir}, run)
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +289,6 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		handedOver: handedOver,
 		events:     &events{app: app.Name, agent: a.agentNotifier},
 	}
-	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind, State: StateStarting}
+	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), State: StateStarting}
 	return w, nil
 }

@@ -49,7 +49,7 @@ func Plan(ctx context.Context, cfg *config.File, opts Options) []PlanItem {
 }
 
 func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) PlanItem {
-	it := PlanItem{App: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind, Action: "error"}
+	it := PlanItem{App: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), Action: "error"}
 	st, err := loadState(appDir(cfg, app.Name))
 	if err != nil {
 		it.Err = err

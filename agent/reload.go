@@ -76,8 +76,6 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 			config.WriteDiagnostics(&b, old.Path, src, diags, false)
 			msg = strings.TrimSpace(b.String())
 			cfg = nil
-		} else if err := Check(cfg); err != nil {
-			msg, cfg = err.Error(), nil
 		}
 	}
 	a.src = src
@@ -166,7 +164,7 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 			switch {
 			case reflect.DeepEqual(o.Runner, n.Runner):
 				handed = append(handed, w)
-			case o.Runner.Kind == n.Runner.Kind:
+			case o.Runner.Kind() == n.Runner.Kind():
 				reconf = append(reconf, w)
 			default:
 				stop = append(stop, w)

@@ -20,7 +20,6 @@ import (
 	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources"
-	"github.com/dewy-agent/dewy-agent/sources/oci"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -317,9 +316,7 @@ func failureEvent(err error, tag, prev string, took time.Duration) notify.Event 
 // platform is the platform images are chosen for: the container engine's own
 // when the runner can ask it, else this host's ("" lets the source decide).
 func (w *worker) platform(ctx context.Context) string {
-	if p, ok := w.runner.(interface {
-		Platform(context.Context) (string, error)
-	}); ok {
+	if p, ok := w.runner.(runners.Platformer); ok {
 		if s, err := p.Platform(ctx); err == nil {
 			return s
 		}
@@ -368,7 +365,7 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 	d := runners.Deployment{Version: tag, Image: c.Release.Image}
 	if p, ok := w.src.(sources.Pinner); ok && w.input == runners.Image {
 		ref, err := p.Pin(ctx, c.Release, w.platform(ctx))
-		if errors.Is(err, oci.ErrPlatform) {
+		if errors.Is(err, sources.ErrPlatform) {
 			err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err) // no image for this host
 		}
 		if err != nil {

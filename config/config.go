@@ -16,11 +16,19 @@
 // the expressions are evaluated (env("NAME") is the only function, and there
 // are no variables) into settings that know whether they were written;
 // applyDefaults fills the rest, and validation turns them into a File.
+//
+// config owns the file, agent and app level. Each runner block and each
+// registry URL belongs to the package of its kind or scheme, which decodes,
+// defaults and validates it (see table.go); config keeps the result as
+// runners.Settings and sources.Settings.
 package config
 
 import (
 	"reflect"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/sources"
 )
 
 // Defaults, applied in one place (applyDefaults) before validation.
@@ -65,7 +73,9 @@ type App struct {
 	Interval     time.Duration // interval
 	KeepReleases int           // keep_releases
 	Report       bool          // report
-	Runner       Runner
+	// Runner is the app's one runner "<kind>" {} block, decoded by the
+	// kind's package (assets.Config, server.Config, container.Config).
+	Runner runners.Settings
 	// Hooks are the app's hooks {} block; zero when it has none.
 	Hooks Hooks
 	// Notify are notifier URLs for this app's events, besides the agent's.
@@ -88,40 +98,17 @@ type Hooks struct {
 const DefaultHookTimeout = 5 * time.Minute
 
 // Registry is a parsed registry URL. Query options that map to app attributes
-// (pre-release, artifact) are folded into App and removed from Options.
+// (pre-release, artifact) are folded into App; the rest belong to the scheme,
+// whose package decoded the URL into Settings.
 type Registry struct {
 	// URL is the registry as written, with any credentials removed.
 	URL string
-	// Scheme is "ghr" or "file" in this build ("s3", "gs", "img" and "grpc"
-	// are known to the product and rejected with a clear diagnostic).
+	// Scheme is the URL's scheme, lower case: "ghr", "file", "s3", "gs",
+	// "img" or "grpc" (see table.go).
 	Scheme string
-	// Host is the URL's host part: the owner (ghr), region (s3), bucket (gs),
-	// registry host (img), host:port (grpc); empty for file.
-	Host string
-	// Path is the rest without the leading slash: repo (ghr), bucket/prefix (s3),
-	// prefix (gs), repository (img); for file, the absolute folder path.
-	Path string
-	// Options are the scheme-specific query options left after folding (for
-	// example no-tls for grpc, endpoint for s3), already checked against the
-	// scheme's allowed set. Nil when none are left.
-	Options map[string]string
-}
-
-// Runner is the app's one `runner "<kind>" {}` block. Exactly one of the kind
-// fields is set, matching Kind. This build knows one kind, "assets"; a new kind
-// is a new field here, a struct for its settings and a case in the decoder.
-type Runner struct {
-	Kind      string // "assets", "server", "container"
-	Assets    *AssetsRunner
-	Server    *ServerRunner
-	Container *ContainerRunner
-}
-
-// AssetsRunner is `runner "assets" {}`.
-type AssetsRunner struct {
-	// Link, when set, is an absolute path kept as a symlink pointing at the
-	// current release. Empty means no link.
-	Link string
+	// Settings are the scheme's settings (ghr.Config, s3.Config, ...), which
+	// build the app's source.
+	Settings sources.Settings
 }
 
 // App returns the app named name, and whether the file has one.
@@ -139,72 +126,3 @@ func (f *File) App(name string) (App, bool) {
 func (a App) Equal(b App) bool {
 	return reflect.DeepEqual(a, b)
 }
-
-// ServerRunner is `runner "server" {}`: a binary restarted with zero downtime.
-type ServerRunner struct {
-	// Command is the argv; a relative program path ("./myapp") resolves inside
-	// the deployed release.
-	Command []string
-	// Dir is the working directory; "" is the release directory, and a relative
-	// path resolves inside it.
-	Dir string
-	// Ports are held by the agent and handed to every generation.
-	Ports []int
-	// Env is added to the agent's environment for the app.
-	Env map[string]string
-	// HealthPath, when set, is checked over HTTP (2xx) before a new generation
-	// takes over.
-	HealthPath    string
-	HealthTimeout time.Duration
-	// StopSignal is a signal name such as "SIGTERM".
-	StopSignal  string
-	StopTimeout time.Duration
-	// Restart is "always", "on-failure" or "never".
-	Restart string
-	// CrashWindow is how long a new generation must keep running after the old
-	// one stopped for the deploy to stand; an exit within it rolls back.
-	CrashWindow time.Duration
-}
-
-// Server runner defaults.
-const (
-	DefaultHealthTimeout = 30 * time.Second
-	DefaultStopTimeout   = 30 * time.Second
-	DefaultStopSignal    = "SIGTERM"
-	DefaultRestart       = "always"
-	DefaultCrashWindow   = 10 * time.Second
-)
-
-// StopSignals are the signal names stop_signal accepts.
-var StopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
-
-// ContainerRunner is `runner "container" {}`: containers updated by rolling
-// deploys behind the agent's TCP proxy. Used with img:// registries.
-type ContainerRunner struct {
-	// Ports are "proxy" or "proxy:container" ("8080:80").
-	Ports    []string
-	Replicas int
-	// HealthPath, when set, is checked over HTTP (2xx) on each new replica.
-	HealthPath    string
-	HealthTimeout time.Duration
-	// DrainTime is how long an old replica may finish open connections.
-	DrainTime time.Duration
-	Env       map[string]string
-	// Volumes are Docker binds, "/host:/container[:ro]" or "name:/container".
-	Volumes []string
-	// Command replaces the image's CMD.
-	Command []string
-	User    string
-	Network string
-	// Memory limits each container ("512m"); CPUs too (0.5); zero: no limit.
-	Memory string
-	CPUs   float64
-	// CrashWindow: a new replica that exits within it rolls the deploy back.
-	CrashWindow time.Duration
-}
-
-// Container runner defaults.
-const (
-	DefaultReplicas  = 1
-	DefaultDrainTime = 30 * time.Second
-)

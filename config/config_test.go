@@ -7,10 +7,19 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/runners"
+	assetsrun "github.com/dewy-agent/dewy-agent/runners/assets"
+	"github.com/dewy-agent/dewy-agent/runners/container"
+	"github.com/dewy-agent/dewy-agent/runners/server"
+	"github.com/dewy-agent/dewy-agent/sources/file"
+	ghrsrc "github.com/dewy-agent/dewy-agent/sources/ghr"
+	"github.com/dewy-agent/dewy-agent/sources/oci"
 )
 
 // render loads a fixture and returns its diagnostics as the user sees them.
@@ -245,6 +254,19 @@ func TestBadFixtures(t *testing.T) {
 				"many_errors.bad.hcl:20,3:", `runner "container" runs images from an img:// registry`,
 			},
 		},
+		{
+			// What a registry or runner checks is reported with the schema's
+			// errors, each at its line (issue 11).
+			name: "five mistakes of four owners at once",
+			file: "five_mistakes.bad.hcl",
+			want: []string{
+				"five_mistakes.bad.hcl:5,14:", `target "localhost" has no port; a port is required with no-tls`,
+				"five_mistakes.bad.hcl:8,15:", "port 70000 is not a number from 1 to 65535",
+				"five_mistakes.bad.hcl:14,3:", `An argument named "intervall" is not expected here`,
+				"five_mistakes.bad.hcl:16,18:", "privileged is refused",
+				"five_mistakes.bad.hcl:17,18:", "replicas is 100; it must be at most 64",
+			},
+		},
 	}
 
 	// Every bad fixture on disk is in the table, so none is left untested.
@@ -290,10 +312,10 @@ func TestGoodFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	ghr := func(url, owner, repo string) Registry {
-		return Registry{URL: url, Scheme: "ghr", Host: owner, Path: repo}
+		return Registry{URL: url, Scheme: "ghr", Settings: ghrsrc.Config{Owner: owner, Repo: repo}}
 	}
-	assets := func(link string) Runner {
-		return Runner{Kind: "assets", Assets: &AssetsRunner{Link: link}}
+	assets := func(link string) runners.Settings {
+		return assetsrun.Config{Link: link}
 	}
 	defaultAgent := Agent{StateDir: DefaultStateDir, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat, Admin: DefaultAdmin}
 
@@ -351,7 +373,7 @@ func TestGoodFixtures(t *testing.T) {
 					},
 					{
 						Name:         "site.v2",
-						Registry:     Registry{URL: "file:///srv/releases//site/", Scheme: "file", Path: "/srv/releases/site"},
+						Registry:     Registry{URL: "file:///srv/releases//site/", Scheme: "file", Settings: file.Config{Path: "/srv/releases/site"}},
 						Artifact:     "site.tar.gz",
 						Interval:     time.Second,
 						KeepReleases: 7,
@@ -379,21 +401,23 @@ func TestGoodFixtures(t *testing.T) {
 						Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
 						Interval:     30 * time.Second,
 						KeepReleases: 7,
-						Runner: Runner{Kind: "server", Server: &ServerRunner{
+						Runner: server.Config{
 							Command: []string{"./myapp", "-listen-from-env"}, Dir: "bin", Ports: []int{8000, 8001},
 							Env: map[string]string{"APP_ENV": "production"}, HealthPath: "/health", HealthTimeout: 10 * time.Second,
-							StopSignal: "SIGINT", StopTimeout: 5 * time.Second, Restart: "on-failure", CrashWindow: 3 * time.Second,
-						}},
+							StopSignal: syscall.SIGINT, StopTimeout: 5 * time.Second, Restart: "on-failure", CrashWindow: 3 * time.Second,
+							SettleTime: server.DefaultSettleTime,
+						},
 					},
 					{
 						Name:         "worker",
 						Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
 						Interval:     30 * time.Second,
 						KeepReleases: 7,
-						Runner: Runner{Kind: "server", Server: &ServerRunner{
-							Command: []string{"./worker"}, HealthTimeout: DefaultHealthTimeout,
-							StopSignal: "SIGTERM", StopTimeout: DefaultStopTimeout, Restart: "always", CrashWindow: DefaultCrashWindow,
-						}},
+						Runner: server.Config{
+							Command: []string{"./worker"}, HealthTimeout: server.DefaultHealthTimeout,
+							StopSignal: syscall.SIGTERM, StopTimeout: server.DefaultStopTimeout, Restart: "always", CrashWindow: server.DefaultCrashWindow,
+							SettleTime: server.DefaultSettleTime,
+						},
 					},
 				},
 			},
@@ -432,25 +456,27 @@ func TestGoodFixtures(t *testing.T) {
 				Apps: []App{
 					{
 						Name:         "web",
-						Registry:     Registry{URL: "img://ghcr.io/myorg/web?pre-release=true", Scheme: "img", Host: "ghcr.io", Path: "myorg/web"},
+						Registry:     Registry{URL: "img://ghcr.io/myorg/web?pre-release=true", Scheme: "img", Settings: oci.Config{Repository: "ghcr.io/myorg/web"}},
 						PreRelease:   true,
 						Interval:     30 * time.Second,
 						KeepReleases: 7,
-						Runner: Runner{Kind: "container", Container: &ContainerRunner{
+						Runner: container.Config{
 							Ports: []string{"8080:80", "9090"}, Replicas: 2, HealthPath: "/health", HealthTimeout: 20 * time.Second,
 							DrainTime: 15 * time.Second, Env: map[string]string{"DATABASE_URL": "postgres://db/web"},
 							Volumes: []string{"/data:/app/data", "cache:/cache:ro"}, Command: []string{"serve", "--port", "80"},
 							User: "1000:1000", Network: "backend", Memory: "512m", CPUs: 1.5, CrashWindow: 5 * time.Second,
-						}},
+							StopTimeout: container.DefaultStopTimeout, SettleTime: container.DefaultSettleTime, KeepImages: container.DefaultKeepImages,
+						},
 					},
 					{
 						Name:         "worker",
-						Registry:     Registry{URL: "img://myuser/worker", Scheme: "img", Host: "myuser", Path: "worker"},
+						Registry:     Registry{URL: "img://myuser/worker", Scheme: "img", Settings: oci.Config{Repository: "myuser/worker"}},
 						Interval:     30 * time.Second,
 						KeepReleases: 7,
-						Runner: Runner{Kind: "container", Container: &ContainerRunner{
-							Replicas: 1, HealthTimeout: DefaultHealthTimeout, DrainTime: DefaultDrainTime, CrashWindow: DefaultCrashWindow,
-						}},
+						Runner: container.Config{
+							Replicas: 1, HealthTimeout: container.DefaultHealthTimeout, DrainTime: container.DefaultDrainTime, CrashWindow: container.DefaultCrashWindow,
+							StopTimeout: container.DefaultStopTimeout, SettleTime: container.DefaultSettleTime, KeepImages: container.DefaultKeepImages,
+						},
 					},
 				},
 			},
@@ -546,7 +572,7 @@ app "api" {
 	if !ok {
 		t.Fatal(`no app "api"`)
 	}
-	if app.Registry.Host != "someone" || app.Registry.Path != "something" {
+	if app.Registry.Settings != (ghrsrc.Config{Owner: "someone", Repo: "something"}) {
 		t.Errorf("registry = %+v, want someone/something", app.Registry)
 	}
 	if app.Artifact != "" {
@@ -559,8 +585,8 @@ app "api" {
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
-	if got, _ := f2.App("api"); got.Registry.Path != "other" {
-		t.Errorf("after the change, path = %q, want %q", got.Registry.Path, "other")
+	if got, _ := f2.App("api"); got.Registry.Settings != (ghrsrc.Config{Owner: "someone", Repo: "other"}) {
+		t.Errorf("after the change, registry = %+v, want someone/other", got.Registry.Settings)
 	}
 }
 
@@ -681,7 +707,7 @@ app "api" {
 		t.Fatal(diags.Error())
 	}
 	app, _ := f.App("api")
-	if f.Agent.LogLevel != DefaultLogLevel || app.Interval != DefaultInterval || app.KeepReleases != DefaultKeepReleases || app.Runner.Assets.Link != "" {
+	if f.Agent.LogLevel != DefaultLogLevel || app.Interval != DefaultInterval || app.KeepReleases != DefaultKeepReleases || app.Runner != (assetsrun.Config{}) {
 		t.Errorf("null did not give the defaults: %+v %+v", f.Agent, app)
 	}
 }

@@ -7,10 +7,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
-	"github.com/zclconf/go-cty/cty/function"
-	"github.com/zclconf/go-cty/cty/gocty"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/runners"
 )
 
 // Load reads the config file at path and parses it. A file that cannot be read
@@ -49,12 +48,12 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 	var raw rawFile
 	diags = append(diags, gohcl.DecodeBody(hf.Body, nil, &raw)...)
 
-	d := &decoder{ctx: newEvalContext(os.Getenv)}
+	d := &decoder{Decoder: hclsettings.NewDecoder(hclsettings.NewEvalContext(os.Getenv))}
 	in := d.read(filename, &raw)
 	applyDefaults(&in)
 	f := d.build(&in)
 
-	diags = sortDiagnostics(append(diags, d.diags...))
+	diags = sortDiagnostics(append(diags, d.Diags...))
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -107,90 +106,8 @@ type rawRunner struct {
 	DefRange  hcl.Range `hcl:",def_range"`
 }
 
-type rawAssets struct {
-	Link hcl.Expression `hcl:"link,optional"`
-}
-
-type rawContainer struct {
-	Ports         hcl.Expression `hcl:"ports,optional"`
-	Replicas      hcl.Expression `hcl:"replicas,optional"`
-	HealthPath    hcl.Expression `hcl:"health_path,optional"`
-	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
-	DrainTime     hcl.Expression `hcl:"drain_time,optional"`
-	Env           hcl.Expression `hcl:"env,optional"`
-	Volumes       hcl.Expression `hcl:"volumes,optional"`
-	Command       hcl.Expression `hcl:"command,optional"`
-	User          hcl.Expression `hcl:"user,optional"`
-	Network       hcl.Expression `hcl:"network,optional"`
-	Memory        hcl.Expression `hcl:"memory,optional"`
-	CPUs          hcl.Expression `hcl:"cpus,optional"`
-	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
-	// Settings Docker has that the agent refuses, named so the refusal can
-	// say why rather than "unknown argument".
-	Privileged hcl.Expression `hcl:"privileged,optional"`
-	PID        hcl.Expression `hcl:"pid,optional"`
-	CapAdd     hcl.Expression `hcl:"cap_add,optional"`
-	Devices    hcl.Expression `hcl:"devices,optional"`
-}
-
-type rawServer struct {
-	Command       hcl.Expression `hcl:"command,optional"` // required; checked with a better message
-	Dir           hcl.Expression `hcl:"dir,optional"`
-	Ports         hcl.Expression `hcl:"ports,optional"`
-	Env           hcl.Expression `hcl:"env,optional"`
-	HealthPath    hcl.Expression `hcl:"health_path,optional"`
-	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
-	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
-	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
-	Restart       hcl.Expression `hcl:"restart,optional"`
-	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
-}
-
-// newEvalContext is the only context expressions see: the env function and no
-// variables, so a reference to a variable or another function is an error.
-func newEvalContext(getenv func(string) string) *hcl.EvalContext {
-	return &hcl.EvalContext{
-		Functions: map[string]function.Function{
-			"env": envFunction(getenv),
-		},
-	}
-}
-
-// envFunction is env("NAME"): the agent's environment variable NAME, or "" when
-// it is not set.
-func envFunction(getenv func(string) string) function.Function {
-	return function.New(&function.Spec{
-		Description: "Returns the value of an environment variable of the agent, or an empty string when it is not set.",
-		Params: []function.Parameter{{
-			Name: "name",
-			Type: cty.String,
-		}},
-		Type: function.StaticReturnType(cty.String),
-		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			return cty.StringVal(getenv(args[0].AsString())), nil
-		},
-	})
-}
-
-// setting is one attribute after evaluation.
-type setting[T any] struct {
-	val T
-	// set: the file gives the attribute a non-null value.
-	set bool
-	// bad: the expression could not be evaluated or converted; that is already
-	// reported, and validation skips the setting.
-	bad bool
-	// rng is the expression's range, or the enclosing block's when the
-	// attribute is not written.
-	rng hcl.Range
-}
-
-// orDefault gives an unset setting its default value.
-func (s *setting[T]) orDefault(v T) {
-	if !s.set {
-		s.val = v
-	}
-}
+// setting is one attribute after evaluation (see hclsettings.Setting).
+type setting[T any] = hclsettings.Setting[T]
 
 // The inputs are the file's values before defaults and validation.
 type fileInput struct {
@@ -224,127 +141,48 @@ type hooksInput struct {
 	beforeDeploy, afterDeploy, timeout setting[string]
 }
 
-// runnerInput holds exactly one kind's settings, matching kind.
+// runnerInput is the app's runner block, decoded by its kind.
 type runnerInput struct {
-	kind      string
-	defRange  hcl.Range
-	assets    *assetsInput
-	server    *serverInput
-	container *containerInput
+	kind     string
+	defRange hcl.Range
+	settings runners.Settings
 }
-
-type containerInput struct {
-	ports, volumes, command               setting[[]string]
-	replicas                              setting[int]
-	healthPath, user, network, memory     setting[string]
-	healthTimeout, drainTime, crashWindow setting[string]
-	env                                   setting[map[string]string]
-	cpus                                  setting[float64]
-}
-
-type serverInput struct {
-	command                    setting[[]string]
-	dir, healthPath            setting[string]
-	ports                      setting[[]int]
-	env                        setting[map[string]string]
-	healthTimeout, stopTimeout setting[string]
-	crashWindow                setting[string]
-	stopSignal, restart        setting[string]
-}
-
-type assetsInput struct {
-	link setting[string]
-}
-
-// runnerKinds are the runner kinds of this build, for messages.
-func runnerKinds() []string { return []string{"assets", "container", "server"} }
 
 // applyDefaults gives every unset setting its default. It is the only place
 // defaults live, and it runs before validation.
 func applyDefaults(in *fileInput) {
-	in.agent.stateDir.orDefault(DefaultStateDir)
-	in.agent.logLevel.orDefault(DefaultLogLevel)
-	in.agent.logFormat.orDefault(DefaultLogFormat)
-	in.agent.admin.orDefault(DefaultAdmin)
+	in.agent.stateDir.OrDefault(DefaultStateDir)
+	in.agent.logLevel.OrDefault(DefaultLogLevel)
+	in.agent.logFormat.OrDefault(DefaultLogFormat)
+	in.agent.admin.OrDefault(DefaultAdmin)
 	for i := range in.apps {
 		app := &in.apps[i]
-		app.preRelease.orDefault(false)
-		if r := app.runner; r != nil && r.server != nil {
-			r.server.healthTimeout.orDefault(DefaultHealthTimeout.String())
-			r.server.stopTimeout.orDefault(DefaultStopTimeout.String())
-			r.server.stopSignal.orDefault(DefaultStopSignal)
-			r.server.restart.orDefault(DefaultRestart)
-			r.server.crashWindow.orDefault(DefaultCrashWindow.String())
-		}
-		if r := app.runner; r != nil && r.container != nil {
-			r.container.replicas.orDefault(DefaultReplicas)
-			r.container.healthTimeout.orDefault(DefaultHealthTimeout.String())
-			r.container.drainTime.orDefault(DefaultDrainTime.String())
-			r.container.crashWindow.orDefault(DefaultCrashWindow.String())
-		}
-		app.artifact.orDefault("")
-		app.interval.orDefault(DefaultInterval.String())
-		app.keepReleases.orDefault(DefaultKeepReleases)
-		app.report.orDefault(false)
+		app.preRelease.OrDefault(false)
+		app.artifact.OrDefault("")
+		app.interval.OrDefault(DefaultInterval.String())
+		app.keepReleases.OrDefault(DefaultKeepReleases)
+		app.report.OrDefault(false)
 		if app.hooks != nil {
-			app.hooks.timeout.orDefault(DefaultHookTimeout.String())
+			app.hooks.timeout.OrDefault(DefaultHookTimeout.String())
 		}
-		// The assets runner has no defaults (no link unless one is given).
+		// Each runner kind applies its own defaults when it decodes its block.
 	}
 }
 
 // decoder evaluates expressions and collects diagnostics; it never stops at
 // the first problem.
 type decoder struct {
-	ctx   *hcl.EvalContext
-	diags hcl.Diagnostics
+	*hclsettings.Decoder
 }
 
 // fail records an error at rng.
 func (d *decoder) fail(rng hcl.Range, summary, detail string, args ...any) {
-	d.diags = append(d.diags, &hcl.Diagnostic{
-		Severity: hcl.DiagError,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(detail, args...),
-		Subject:  rng.Ptr(),
-	})
+	d.Fail(rng, summary, detail, args...)
 }
 
-// eval evaluates expr, the attribute name of the block at block, into a T.
-// want says in words what T is, for the message when the value does not fit.
-// A missing attribute and an explicit null are both "not set".
+// eval evaluates expr into a T (see hclsettings.Eval).
 func eval[T any](d *decoder, expr hcl.Expression, name, want string, block hcl.Range) setting[T] {
-	s := setting[T]{rng: block}
-	if expr == nil {
-		return s
-	}
-	val, diags := expr.Value(d.ctx)
-	d.diags = append(d.diags, diags...)
-	if diags.HasErrors() || !val.IsWhollyKnown() {
-		s.bad = true
-		s.rng = expr.Range()
-		return s
-	}
-	if val.IsNull() {
-		// Not written (gohcl's stand-in is a null), or written as null.
-		return s
-	}
-	s.rng = expr.Range()
-	ty, err := gocty.ImpliedType(&s.val)
-	if err != nil {
-		panic(fmt.Sprintf("config: no cty type for %T: %v", s.val, err)) // a bug in this package
-	}
-	conv, err := convert.Convert(val, ty)
-	if err == nil {
-		err = gocty.FromCtyValue(conv, &s.val)
-	}
-	if err != nil {
-		s.bad = true
-		d.fail(s.rng, "Invalid "+name, "%s must be %s.", name, want)
-		return s
-	}
-	s.set = true
-	return s
+	return hclsettings.Eval[T](d.Decoder, expr, name, want, block)
 }
 
 // read evaluates the raw file into inputs, checking block counts and runner
@@ -404,7 +242,7 @@ func (d *decoder) readRunners(ra rawApp) *runnerInput {
 	if len(ra.Runners) == 0 {
 		d.fail(ra.DefRange, "Missing runner block",
 			`app %q has no runner block; add runner "assets" {...} inside it (runner kinds in this build: %s).`,
-			ra.Name, quoteList(runnerKinds()))
+			ra.Name, quoteList(runnerKindNames()))
 		return nil
 	}
 	first := ra.Runners[0]
@@ -416,73 +254,17 @@ func (d *decoder) readRunners(ra rawApp) *runnerInput {
 	return d.readRunner(first)
 }
 
-// readRunner decodes one runner block by its kind. Adding a kind is a case
-// here, a struct for its settings, and a name in runnerKinds.
+// readRunner hands one runner block to the kind that owns it (table.go).
 func (d *decoder) readRunner(r rawRunner) *runnerInput {
-	switch r.Kind {
-	case "assets":
-		var ra rawAssets
-		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &ra)...)
-		return &runnerInput{kind: r.Kind, defRange: r.DefRange, assets: &assetsInput{
-			link: eval[string](d, ra.Link, "link", "a string", r.DefRange),
-		}}
-	case "container":
-		var rc rawContainer
-		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &rc)...)
-		refused := []struct {
-			expr hcl.Expression
-			name string
-			why  string
-		}{
-			{rc.Privileged, "privileged", "a privileged container can take over the host"},
-			{rc.PID, "pid", "sharing the host's process namespace lets the container see and signal every process"},
-			{rc.CapAdd, "cap_add", "added capabilities weaken the container's isolation from the host"},
-			{rc.Devices, "devices", "host devices give the container direct access to the host's hardware"},
-		}
-		for _, f := range refused {
-			if f.expr == nil {
-				continue
-			}
-			if v, _ := f.expr.Value(d.ctx); v.IsNull() {
-				continue // not written
-			}
-			d.fail(f.expr.Range(), "Refused container setting",
-				"%s is refused: %s, and a container the agent manages must not be able to break the agent or the host; remove it.", f.name, f.why)
-		}
-		return &runnerInput{kind: r.Kind, defRange: r.DefRange, container: &containerInput{
-			ports:         eval[[]string](d, rc.Ports, "ports", `a list of "proxy" or "proxy:container" strings, e.g. ["8080:80"]`, r.DefRange),
-			replicas:      eval[int](d, rc.Replicas, "replicas", "a whole number", r.DefRange),
-			healthPath:    eval[string](d, rc.HealthPath, "health_path", "a string", r.DefRange),
-			healthTimeout: eval[string](d, rc.HealthTimeout, "health_timeout", "a duration string such as \"30s\"", r.DefRange),
-			drainTime:     eval[string](d, rc.DrainTime, "drain_time", "a duration string such as \"30s\"", r.DefRange),
-			env:           eval[map[string]string](d, rc.Env, "env", "a map of strings, e.g. { APP_ENV = \"production\" }", r.DefRange),
-			volumes:       eval[[]string](d, rc.Volumes, "volumes", `a list of strings, e.g. ["/data:/app/data"]`, r.DefRange),
-			command:       eval[[]string](d, rc.Command, "command", "a list of strings", r.DefRange),
-			user:          eval[string](d, rc.User, "user", "a string", r.DefRange),
-			network:       eval[string](d, rc.Network, "network", "a string", r.DefRange),
-			memory:        eval[string](d, rc.Memory, "memory", `a size string such as "512m"`, r.DefRange),
-			cpus:          eval[float64](d, rc.CPUs, "cpus", "a number such as 0.5", r.DefRange),
-			crashWindow:   eval[string](d, rc.CrashWindow, "crash_window", "a duration string such as \"10s\"", r.DefRange),
-		}}
-	case "server":
-		var rs rawServer
-		d.diags = append(d.diags, gohcl.DecodeBody(r.Body, nil, &rs)...)
-		return &runnerInput{kind: r.Kind, defRange: r.DefRange, server: &serverInput{
-			command:       eval[[]string](d, rs.Command, "command", "a list of strings, e.g. [\"./myapp\", \"-port\", \"8000\"]", r.DefRange),
-			dir:           eval[string](d, rs.Dir, "dir", "a string", r.DefRange),
-			ports:         eval[[]int](d, rs.Ports, "ports", "a list of port numbers, e.g. [8000, 8001]", r.DefRange),
-			env:           eval[map[string]string](d, rs.Env, "env", "a map of strings, e.g. { APP_ENV = \"production\" }", r.DefRange),
-			healthPath:    eval[string](d, rs.HealthPath, "health_path", "a string", r.DefRange),
-			healthTimeout: eval[string](d, rs.HealthTimeout, "health_timeout", "a duration string such as \"30s\"", r.DefRange),
-			stopSignal:    eval[string](d, rs.StopSignal, "stop_signal", "a signal name such as \"SIGTERM\"", r.DefRange),
-			stopTimeout:   eval[string](d, rs.StopTimeout, "stop_timeout", "a duration string such as \"30s\"", r.DefRange),
-			restart:       eval[string](d, rs.Restart, "restart", "a string", r.DefRange),
-			crashWindow:   eval[string](d, rs.CrashWindow, "crash_window", "a duration string such as \"10s\"", r.DefRange),
-		}}
+	k, ok := runnerKind(r.Kind)
+	if !ok {
+		d.fail(r.KindRange, "Unknown runner kind",
+			"unknown runner kind %q (supported: %s); write for example runner \"assets\" {...}.", r.Kind, joinList(runnerKindNames()))
+		return nil
 	}
-	d.fail(r.KindRange, "Unknown runner kind",
-		"unknown runner kind %q (supported: %s); write for example runner \"assets\" {...}.", r.Kind, joinList(runnerKinds()))
-	return nil
+	settings, diags := k.Decode(hclsettings.Block{Body: r.Body, DefRange: r.DefRange, Ctx: d.Ctx})
+	d.Diags = append(d.Diags, diags...)
+	return &runnerInput{kind: r.Kind, defRange: r.DefRange, settings: settings}
 }
 
 // baseDir is the folder a relative state_dir is resolved against: the config

@@ -4,14 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/sources"
 )
 
-// problem is one thing wrong with a registry URL; the caller turns it into a
-// diagnostic on the registry attribute. Messages never repeat the URL itself
-// or the values of unknown options, which may carry secrets.
+// This file is the part of registry URL parsing common to every scheme: the
+// URL syntax, the scheme, no credentials, no fragment, known and unrepeated
+// options, and the pre-release and artifact options folded into the app. The
+// rest of the URL belongs to the scheme's package (table.go), which decodes it
+// into the app's sources.Settings.
+
+// problem is one thing wrong with a registry URL; it becomes a diagnostic on
+// the registry attribute. Messages never repeat the URL itself or the values
+// of unknown options, which may carry secrets.
 type problem struct {
 	summary, detail string
 }
@@ -21,50 +31,44 @@ type problem struct {
 // set them.
 type parsedRegistry struct {
 	registry   Registry
+	traits     sources.Traits
 	preRelease *bool
 	artifact   *string
-}
-
-// Registry query options shared by every scheme of this build; they are folded
-// into App.PreRelease and App.Artifact.
-const (
-	optPreRelease = "pre-release"
-	optArtifact   = "artifact"
-	optEndpoint   = "endpoint" // s3: an S3-compatible service's URL
-	optNoTLS      = "no-tls"   // grpc: plaintext instead of TLS
-)
-
-// supportedSchemes are the registry schemes this build can use.
-func supportedSchemes() []string { return []string{"file", "ghr", "gs", "grpc", "img", "s3"} }
-
-// schemeOptions are the query options each supported scheme accepts. A new
-// scheme is a case here and in parseRegistry.
-func schemeOptions(scheme string) []string {
-	switch scheme {
-	case "ghr", "file", "gs":
-		return []string{optPreRelease, optArtifact}
-	case "s3":
-		return []string{optPreRelease, optArtifact, optEndpoint}
-	case "grpc":
-		return []string{optNoTLS}
-	case "img":
-		return []string{optPreRelease}
-	}
-	return nil
+	// options are the scheme's own options, for its Decode.
+	options map[string]string
 }
 
 const registryExample = `for example "ghr://owner/repo" or "file:///srv/releases/myapp"`
 
-// parseRegistry parses the seed's registry URL syntax. Every problem found is
-// returned; the Registry is filled as far as the URL allows, and its URL never
-// carries credentials.
-func parseRegistry(raw string) (parsedRegistry, []problem) {
+// parseRegistry parses a registry URL at rng, the registry attribute. Every
+// problem found is returned as a diagnostic there; the Registry is filled as
+// far as the URL allows, and its URL never carries credentials.
+func parseRegistry(raw string, rng hcl.Range) (parsedRegistry, hcl.Diagnostics) {
+	p, probs, u, sch := parseCommon(raw)
+	var diags hcl.Diagnostics
+	for _, pr := range probs {
+		diags = append(diags, hclsettings.Error(rng, pr.summary, pr.detail))
+	}
+	if sch == nil {
+		return p, diags
+	}
+	settings, sdiags := sch.Decode(u, p.options, rng)
+	diags = append(diags, sdiags...)
+	if !sdiags.HasErrors() {
+		p.registry.Settings = settings
+	}
+	return p, diags
+}
+
+// parseCommon checks what every registry URL shares and finds its scheme.
+// The scheme is nil when the URL has none this build knows (reported).
+func parseCommon(raw string) (parsedRegistry, []problem, *url.URL, sources.Scheme) {
 	var p parsedRegistry
 	if raw == "" {
-		return p, []problem{{"Empty registry", "registry is empty; write the registry as a URL, " + registryExample + "."}}
+		return p, []problem{{"Empty registry", "registry is empty; write the registry as a URL, " + registryExample + "."}}, nil, nil
 	}
 	if strings.TrimSpace(raw) != raw {
-		return p, []problem{{"Invalid registry URL", "registry starts or ends with white space; remove it."}}
+		return p, []problem{{"Invalid registry URL", "registry starts or ends with white space; remove it."}}, nil, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -73,41 +77,34 @@ func parseRegistry(raw string) (parsedRegistry, []problem) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return p, []problem{{"Invalid registry URL", fmt.Sprintf("registry is not a valid URL (%v); write it "+registryExample+".", err)}}
+		return p, []problem{{"Invalid registry URL", fmt.Sprintf("registry is not a valid URL (%v); write it "+registryExample+".", err)}}, nil, nil
 	}
 
-	var probs []problem
 	p.registry.URL = withoutCredentials(raw, u)
 	p.registry.Scheme = u.Scheme
-
-	switch u.Scheme {
-	case "":
-		return p, []problem{{"Missing registry scheme", "registry has no scheme; write it as a URL, " + registryExample + "."}}
-	case "ghr":
-		probs = checkGHR(u, &p.registry)
-	case "file":
-		probs = checkFileURL(u, &p.registry)
-	case "s3":
-		probs = checkS3(u, &p.registry)
-	case "gs":
-		probs = checkGS(u, &p.registry)
-	case "grpc":
-		probs = checkGRPC(u, &p.registry)
-	case "img":
-		probs = checkIMG(u, &p.registry)
-	default:
-		return p, []problem{{"Unknown registry scheme", fmt.Sprintf(
-			"unknown registry scheme %q (supported: %s); write the registry %s.", u.Scheme, joinList(supportedSchemes()), registryExample)}}
+	if u.Scheme == "" {
+		return p, []problem{{"Missing registry scheme", "registry has no scheme; write it as a URL, " + registryExample + "."}}, nil, nil
 	}
+	sch, ok := scheme(u.Scheme)
+	if !ok {
+		return p, []problem{{"Unknown registry scheme", fmt.Sprintf(
+			"unknown registry scheme %q (supported: %s); write the registry %s.", u.Scheme, joinList(schemeNames()), registryExample)}}, nil, nil
+	}
+	p.traits = sch.Traits()
 
+	var probs []problem
 	if u.User != nil {
-		probs = append(probs, credentialsProblem(u.Scheme))
+		detail := p.traits.Credentials
+		if detail == "" {
+			detail = "credentials do not belong in the URL; remove the user:password@ part."
+		}
+		probs = append(probs, problem{"Credentials in registry URL", detail})
 	}
 	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
 		probs = append(probs, problem{"Invalid registry URL", "registry has a #fragment, which means nothing to a registry; remove it."})
 	}
 	probs = append(probs, parseOptions(u, &p)...)
-	return p, probs
+	return p, probs, u, sch
 }
 
 // withoutCredentials returns the URL as written, or, when it has user info,
@@ -121,144 +118,10 @@ func withoutCredentials(raw string, u *url.URL) string {
 	return c.String()
 }
 
-func credentialsProblem(scheme string) problem {
-	detail := "credentials do not belong in the URL; remove the user:password@ part."
-	switch scheme {
-	case "ghr":
-		detail = "credentials do not belong in the URL; use GITHUB_TOKEN (or GH_TOKEN) in the agent's environment and remove the user:password@ part."
-	case "file":
-		detail = "credentials do not belong in the URL, and a file registry takes none; remove the user:password@ part."
-	case "s3":
-		detail = "credentials do not belong in the URL; the AWS default chain supplies them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, instance roles). Remove the user:password@ part."
-	case "gs":
-		detail = "credentials do not belong in the URL; Google application default credentials supply them (GOOGLE_APPLICATION_CREDENTIALS, workload identity). Remove the user:password@ part."
-	case "img":
-		detail = "credentials do not belong in the URL; run docker login <host> as the agent's user (the agent reads Docker's config.json and credential helpers). Remove the user:password@ part."
-	}
-	return problem{"Credentials in registry URL", detail}
-}
-
-// checkGHR checks ghr://<owner>/<repo>: the owner is the URL host, the
-// repository the one path segment.
-func checkGHR(u *url.URL, reg *Registry) []problem {
-	const form = `a GitHub registry is "ghr://<owner>/<repo>"`
-	if u.Opaque != "" {
-		return []problem{{"Invalid ghr registry", form + ` with two slashes after "ghr:"; fix the URL.`}}
-	}
-	owner, repo := u.Host, strings.TrimPrefix(u.Path, "/")
-	if owner == "" || repo == "" || strings.Contains(repo, "/") {
-		return []problem{{"Invalid ghr registry", form + " with exactly two non-empty parts, the owner and the repository; fix the URL."}}
-	}
-	reg.Host, reg.Path = owner, repo
-	var probs []problem
-	if !onlyChars(owner, "-") {
-		probs = append(probs, problem{"Invalid GitHub owner", fmt.Sprintf(
-			"owner %q is not a GitHub user or organization name (letters, digits and \"-\"); fix the URL.", owner)})
-	}
-	if !onlyChars(repo, "-_.") {
-		probs = append(probs, problem{"Invalid GitHub repository", fmt.Sprintf(
-			"repository %q is not a GitHub repository name (letters, digits, \"-\", \"_\" and \".\"); fix the URL.", repo)})
-	}
-	return probs
-}
-
-// checkS3 checks s3://<region>/<bucket>/<path-prefix>; Path becomes
-// "<bucket>/<path-prefix>" (the prefix may be empty).
-func checkS3(u *url.URL, reg *Registry) []problem {
-	const form = `an S3 registry is "s3://<region>/<bucket>/<path-prefix>", e.g. "s3://ap-northeast-1/my-releases/myapp"`
-	region, rest := u.Host, strings.Trim(u.Path, "/")
-	bucket, _, _ := strings.Cut(rest, "/")
-	if u.Opaque != "" || region == "" || bucket == "" {
-		return []problem{{"Invalid s3 registry", form + "; fix the URL."}}
-	}
-	if !onlyChars(region, "-") {
-		return []problem{{"Invalid S3 region", fmt.Sprintf("region %q is not an AWS region name such as \"us-east-1\"; %s.", region, form)}}
-	}
-	if strings.Contains(rest, "//") {
-		return []problem{{"Invalid s3 registry", "the path has an empty folder (\"//\"); " + form + "."}}
-	}
-	reg.Host, reg.Path = region, rest
-	return nil
-}
-
-// checkGS checks gs://<bucket>/<path-prefix>; Path is the prefix (may be empty).
-func checkGS(u *url.URL, reg *Registry) []problem {
-	const form = `a Google Cloud Storage registry is "gs://<bucket>/<path-prefix>", e.g. "gs://my-releases/myapp"`
-	if u.Opaque != "" || u.Host == "" {
-		return []problem{{"Invalid gs registry", form + "; fix the URL."}}
-	}
-	prefix := strings.Trim(u.Path, "/")
-	if strings.Contains(prefix, "//") {
-		return []problem{{"Invalid gs registry", "the path has an empty folder (\"//\"); " + form + "."}}
-	}
-	reg.Host, reg.Path = u.Host, prefix
-	return nil
-}
-
-// checkGRPC checks grpc://<host>[:port], which has no path.
-func checkGRPC(u *url.URL, reg *Registry) []problem {
-	const form = `a gRPC registry is "grpc://<host>[:port]", e.g. "grpc://registry.example.com:9000" (add ?no-tls=true for plaintext)`
-	if u.Opaque != "" || u.Host == "" {
-		return []problem{{"Invalid grpc registry", form + "; fix the URL."}}
-	}
-	if strings.Trim(u.Path, "/") != "" {
-		return []problem{{"Invalid grpc registry", "a gRPC registry URL has no path; " + form + "."}}
-	}
-	reg.Host = u.Host
-	return nil
-}
-
-// checkIMG checks img://<host>/<repository>, or Docker Hub's short forms
-// img://<owner>/<repository> and img://<image>. Host is the URL's host part and
-// Path the rest; together they are the repository as written.
-func checkIMG(u *url.URL, reg *Registry) []problem {
-	const form = `an OCI registry is "img://<host>/<repository>", e.g. "img://ghcr.io/owner/app", or "img://owner/app" for Docker Hub`
-	if u.Opaque != "" || u.Host == "" {
-		return []problem{{"Invalid img registry", form + "; fix the URL."}}
-	}
-	path := strings.Trim(u.Path, "/")
-	if strings.Contains(path, "//") {
-		return []problem{{"Invalid img registry", "the repository has an empty part (\"//\"); " + form + "."}}
-	}
-	if strings.ContainsAny(path, ":@") {
-		return []problem{{"Invalid img registry", "give the repository without a tag or digest: the agent chooses the tag by semantic version; " + form + "."}}
-	}
-	reg.Host, reg.Path = u.Host, path
-	return nil
-}
-
-// onlyChars reports whether s holds only ASCII letters, digits and the runes
-// of extra.
-func onlyChars(s, extra string) bool {
-	for _, c := range s {
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && !strings.ContainsRune(extra, c) {
-			return false
-		}
-	}
-	return true
-}
-
-// checkFileURL checks file:///abs/path: an empty host and an absolute path.
-func checkFileURL(u *url.URL, reg *Registry) []problem {
-	const form = `a file registry is "file://" followed by an absolute folder path, which makes three slashes: "file:///srv/releases/myapp"`
-	switch {
-	case u.Opaque != "":
-		return []problem{{"Relative file registry", form + "; relative paths are not allowed."}}
-	case u.Host != "":
-		return []problem{{"Invalid file registry", fmt.Sprintf(
-			"%q after \"file://\" is read as a host name, not a folder; %s.", u.Host, form)}}
-	case u.Path == "":
-		return []problem{{"Invalid file registry", "the URL has no folder path; " + form + "."}}
-	}
-	reg.Path = filepath.Clean(u.Path)
-	return nil
-}
-
 // parseOptions checks the query options against the scheme's allowed set and
 // takes out pre-release and artifact.
 func parseOptions(u *url.URL, p *parsedRegistry) []problem {
-	allowed := schemeOptions(u.Scheme)
+	allowed := p.traits.Options
 	values, err := url.ParseQuery(u.RawQuery)
 	var probs []problem
 	if err != nil {
@@ -274,8 +137,8 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 		vs := values[k]
 		if !slices.Contains(allowed, k) {
 			detail := fmt.Sprintf("%s registries do not take the option %q; the options are: %s.", u.Scheme, k, joinList(allowed))
-			if u.Scheme == "grpc" && (k == optPreRelease || k == optArtifact) {
-				detail = fmt.Sprintf("a gRPC registry server chooses the version and the artifact itself, so %q cannot be used with grpc://; remove it.", k)
+			if p.traits.Decides && (k == sources.PreReleaseOption || k == sources.ArtifactOption) {
+				detail = fmt.Sprintf("a %s registry's server chooses the version and the artifact itself, so %q cannot be used with %s://; remove it.", u.Scheme, k, u.Scheme)
 			}
 			probs = append(probs, problem{"Unknown registry option", detail})
 			continue
@@ -287,7 +150,7 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 		}
 		v := vs[0]
 		switch k {
-		case optPreRelease:
+		case sources.PreReleaseOption:
 			switch v {
 			case "true", "false":
 				b := v == "true"
@@ -296,7 +159,7 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 				probs = append(probs, problem{"Invalid pre-release option", fmt.Sprintf(
 					"?pre-release=%s must be true or false.", v)})
 			}
-		case optArtifact:
+		case sources.ArtifactOption:
 			switch {
 			case v == "":
 				probs = append(probs, problem{"Empty artifact option",
@@ -307,24 +170,12 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 			default:
 				p.artifact = &v
 			}
-		case optNoTLS:
-			if v != "true" && v != "false" {
-				probs = append(probs, problem{"Invalid no-tls option", fmt.Sprintf("?no-tls=%s must be true or false.", v)})
-				continue
-			}
-			fallthrough
 		default:
-			if k == optEndpoint {
-				if eu, err := url.Parse(v); err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" || eu.User != nil {
-					probs = append(probs, problem{"Invalid endpoint option",
-						"?endpoint= must be the http(s) URL of an S3-compatible service without credentials, e.g. https://s3.example.com."})
-					continue
-				}
+			// The scheme's own option: its Decode checks the value.
+			if p.options == nil {
+				p.options = map[string]string{}
 			}
-			if p.registry.Options == nil {
-				p.registry.Options = map[string]string{}
-			}
-			p.registry.Options[k] = v
+			p.options[k] = v
 		}
 	}
 	return probs

@@ -14,6 +14,10 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/runners/server"
+	"github.com/dewy-agent/dewy-agent/sources/file"
 )
 
 // syntaxFixtures lists the fixtures in JSON and YAML whose name ends in kind
@@ -49,6 +53,17 @@ func TestSyntaxBadFixtures(t *testing.T) {
 			name: "YAML: unknown attribute, worded as in HCL",
 			file: "unknown_attribute.bad.yaml",
 			want: []string{"unknown_attribute.bad.yaml:4,5:", "Unsupported argument", `Did you mean "interval"?`, "   4:     intervall: 30s"},
+		},
+		{
+			name: "YAML: registry and runner mistakes at YAML positions, all at once",
+			file: "five_mistakes.bad.yaml",
+			want: []string{
+				"five_mistakes.bad.yaml:4,15:", `target "localhost" has no port`,
+				"five_mistakes.bad.yaml:8,16:", "port 70000 is not a number from 1 to 65535",
+				"five_mistakes.bad.yaml:11,5:", `Did you mean "interval"?`,
+				"five_mistakes.bad.yaml:14,21:", "privileged is refused",
+				"five_mistakes.bad.yaml:15,19:", "replicas is 100; it must be at most 64",
+			},
 		},
 		{
 			name: "YAML: wrong type",
@@ -248,8 +263,9 @@ func TestExamplesAgree(t *testing.T) {
 	}
 	// A few values, so the three cannot agree by all being empty.
 	api, ok := files[0].App("api")
-	if !ok || api.Runner.Server == nil || api.Runner.Server.Env["DATABASE_URL"] != "postgres://db.internal/app" ||
-		!slices.Equal(api.Runner.Server.Ports, []int{8000}) || api.Interval != time.Minute {
+	srv, isServer := api.Runner.(server.Config)
+	if !ok || !isServer || srv.Env["DATABASE_URL"] != "postgres://db.internal/app" ||
+		!slices.Equal(srv.Ports, []int{8000}) || api.Interval != time.Minute {
 		t.Fatalf("multi-app.hcl decoded to an unexpected api app: %#v", api)
 	}
 	if len(files[0].Apps) != 3 || files[0].Apps[2].Registry.Scheme != "ghr" || files[0].Apps[1].Registry.Scheme != "file" {
@@ -546,7 +562,7 @@ literal_template: "$${not_a_template}"
 		{name: "$${ is a literal ${", attr: "literal_template", want: cty.StringVal("${not_a_template}")},
 	}
 	attrs := yamlAttrs(t, src)
-	ctx := newEvalContext(func(string) string { return "" })
+	ctx := hclsettings.NewEvalContext(func(string) string { return "" })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, ok := attrs[tt.attr]
@@ -578,8 +594,8 @@ func TestYAMLEnvEquivalence(t *testing.T) {
 		if len(diags) != 0 {
 			t.Fatalf("%s: %v", name, diags)
 		}
-		if got := f.Apps[0].Registry.Path; got != "/srv/releases/site" {
-			t.Errorf("%s: registry path %q, want /srv/releases/site", name, got)
+		if got := f.Apps[0].Registry.Settings; got != (file.Config{Path: "/srv/releases/site"}) {
+			t.Errorf("%s: registry %+v, want /srv/releases/site", name, got)
 		}
 	}
 }

@@ -3,8 +3,9 @@
 //   - Source: one app's view of one registry URL. It lists releases and opens assets.
 //   - Scheme: the URL scheme that picks the implementation ("ghr", "file", ...).
 //
-// This package holds the interface and the table of schemes; it imports none of the
-// implementations (the agent wires them in).
+// This package holds the interfaces (Source, Scheme, Settings and the
+// capabilities); it imports none of the implementations (config's table lists
+// them).
 package sources
 
 import (
@@ -58,6 +59,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now returns the current time; tests set it.
 	Now func() time.Time
+	// Openers fetch artifact URLs of other registries, by lower-case scheme,
+	// for sources whose server names the artifact by URL (grpc). Nil: none.
+	Openers map[string]Opener
+	// Runner is the app's runner kind, which a source that records
+	// deployments may name (grpc's ReportRequest.command).
+	Runner string
 }
 
 // RateLimitedError is returned when a registry asks the agent to wait. The agent
@@ -73,6 +80,10 @@ func (e *RateLimitedError) Error() string {
 
 // ErrNotFound is wrapped by sources when the repository, bucket or folder does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrPlatform is wrapped by a Pinner's Pin when the release has no image for
+// the platform: it cannot run on this host, whatever is retried.
+var ErrPlatform = errors.New("no image for the platform")
 
 // Report is one deployment outcome, written back to the registry when the app
 // asks for it (report = true): the seed's audit tracking.

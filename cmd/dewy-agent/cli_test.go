@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 )
+
+// update rewrites golden files instead of comparing with them.
+var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestValidateBadFixtures runs validate on every bad fixture of the config
 // package: each exits 1 and prints a diagnostic with the file and a line.
@@ -137,7 +141,7 @@ app "missing" {
 }
 
 // TestValidateBuildsEveryApp: checks that belong to a runner or source (not to
-// the schema) fail validate too.
+// the file's schema) fail validate too, at the line of the setting.
 func TestValidateBuildsEveryApp(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "dewy.hcl")
 	writeFile(t, cfg, []byte(`
@@ -154,10 +158,41 @@ app "ok" {
 }
 `))
 	code, _, stderr := runCLI("validate", "-config", cfg)
-	if code != exitError || !strings.Contains(stderr, `app "web"`) || !strings.Contains(stderr, "docker.sock") {
+	if code != exitError || !strings.Contains(stderr, "dewy.hcl:6,15: Error: Refused volume") || !strings.Contains(stderr, "docker.sock") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	if strings.Contains(stderr, `app "ok"`) {
-		t.Fatalf("the good app is reported:\n%s", stderr)
+	if n := strings.Count(stderr, ": Error:"); n != 1 {
+		t.Fatalf("%d errors, want 1 (the good app is not reported):\n%s", n, stderr)
+	}
+}
+
+// TestValidateGolden: validate reports every mistake of the file at once, the
+// registry's and the runners' included, each with file:line,col and its source
+// line, exactly as testdata/validate_five_mistakes.golden holds. Run with
+// -update to rewrite the golden file after a deliberate change of wording.
+func TestValidateGolden(t *testing.T) {
+	const fixture = "../../config/testdata/five_mistakes.bad.hcl"
+	golden := filepath.Join("testdata", "validate_five_mistakes.golden")
+	code, stdout, stderr := runCLI("validate", "-config", fixture)
+	if code != exitError || stdout != "" {
+		t.Fatalf("exit %d, stdout %q, want exit %d and nothing on stdout", code, stdout, exitError)
+	}
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, []byte(stderr), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestValidateGolden -update to create it)", err)
+	}
+	if stderr != string(want) {
+		t.Errorf("validate printed\n%s\nwant (%s)\n%s", stderr, golden, want)
+	}
+	if n := strings.Count(stderr, ": Error:"); n != 5 {
+		t.Errorf("%d errors, want the five of the file", n)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/docker/go-units"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 )
 
 // Config is the `runner "container" {}` block. Zero values mean the defaults
@@ -83,9 +84,9 @@ const (
 	DefaultKeepImages    = 3
 )
 
-// maxReplicas bounds Replicas: every replica has its own published port and the
+// MaxReplicas bounds Replicas: every replica has its own published port and the
 // rollout doubles the count for a moment.
-const maxReplicas = 64
+const MaxReplicas = 64
 
 // minMemory is Docker's own lower bound for a memory limit.
 const minMemory = 6 * 1024 * 1024
@@ -117,64 +118,80 @@ func (c Config) withDefaults() Config {
 
 // portSpec is one entry of Config.Ports.
 type portSpec struct {
-	proxy     int // 0: a free port
+	proxy     int // 0: a free port (programs only; a config file names a real port)
 	container int // 0: the image's single exposed port
 }
 
-// parsePort reads "proxy", "proxy:container", either with an optional "/tcp".
+// parsePort reads "proxy" or "proxy:container". No protocol is written: the
+// proxy forwards TCP only, so "8080/tcp" would say nothing and "53/udp" could
+// not be kept.
 func parsePort(s string) (portSpec, error) {
-	spec, proto, ok := strings.Cut(s, "/")
-	if ok && proto != "tcp" {
-		return portSpec{}, fmt.Errorf("port %q: only tcp is proxied, not %q", s, proto)
+	if _, proto, ok := strings.Cut(s, "/"); ok {
+		return portSpec{}, fmt.Errorf(`port %q is not "proxy" or "proxy:container": write it without "/%s", as the proxy forwards TCP only and ports name no protocol, e.g. "8080:80"`, s, proto)
 	}
-	proxy, ctr, hasCtr := strings.Cut(spec, ":")
+	proxy, ctr, hasCtr := strings.Cut(s, ":")
 	var p portSpec
 	var err error
+	bad := fmt.Errorf(`port %q is not "proxy" or "proxy:container" with numbers from 1 to 65535, e.g. "8080:80"`, s)
 	if p.proxy, err = strconv.Atoi(proxy); err != nil || p.proxy < 0 || p.proxy > 65535 {
-		return portSpec{}, fmt.Errorf(`port %q: the proxy port must be a number 0-65535 ("8080" or "8080:80")`, s)
+		return portSpec{}, bad
 	}
 	if hasCtr {
 		if p.container, err = strconv.Atoi(ctr); err != nil || p.container < 1 || p.container > 65535 {
-			return portSpec{}, fmt.Errorf(`port %q: the container port must be a number 1-65535 ("8080:80")`, s)
+			return portSpec{}, bad
 		}
 	}
 	return p, nil
 }
 
-// Validate checks the config without I/O and returns every problem found. It
-// refuses what would break the runner's management of the containers or the
-// host's safety: the host network (the proxy needs a published port per
-// replica), joining another container's network, and binds of the Docker socket
-// or of system folders.
+// Validate checks a Config built by a program (a config file's is checked
+// when it is decoded, with the same rules and positions) and returns every
+// problem found. It refuses what would break the runner's management of the
+// containers or the host's safety: the host network (the proxy needs a
+// published port per replica), joining another container's network, and binds
+// of the Docker socket or of system folders.
 func (c Config) Validate() error {
-	var errs []error
+	var probs []hclsettings.Problem
 	if c.App != "" && !validName(c.App) {
-		errs = append(errs, fmt.Errorf("app name %q cannot name containers: use letters, digits, \"_\", \".\" or \"-\", starting with a letter or digit", c.App))
+		probs = append(probs, hclsettings.Problem{Attr: "app", Detail: fmt.Sprintf("app name %q cannot name containers: use letters, digits, \"_\", \".\" or \"-\", starting with a letter or digit", c.App)})
+	}
+	return hclsettings.Err(append(probs, c.problems(false)...))
+}
+
+// problems checks c. A config file (file) must name real proxy ports (1 to
+// 65535); a program may ask for port 0 (any free port).
+func (c Config) problems(file bool) []hclsettings.Problem {
+	var probs []hclsettings.Problem
+	add := func(attr, summary, detail string, args ...any) {
+		probs = append(probs, hclsettings.Problem{Attr: attr, Summary: summary, Detail: fmt.Sprintf(detail, args...)})
 	}
 	seen := map[int]bool{}
 	for _, s := range c.Ports {
 		p, err := parsePort(s)
+		if err == nil && file && p.proxy == 0 {
+			err = fmt.Errorf(`port %q is not "proxy" or "proxy:container" with numbers from 1 to 65535, e.g. "8080:80"`, s)
+		}
 		if err != nil {
-			errs = append(errs, err)
+			add("ports", "Invalid port", "%v.", err)
 			continue
 		}
 		if p.proxy != 0 && seen[p.proxy] {
-			errs = append(errs, fmt.Errorf("proxy port %d is listed twice", p.proxy))
+			add("ports", "Duplicate port", "proxy port %d is listed twice; list each port once.", p.proxy)
 		}
 		seen[p.proxy] = true
 	}
 	switch {
-	case c.Replicas < 0:
-		errs = append(errs, fmt.Errorf("replicas %d is negative", c.Replicas))
-	case c.Replicas > maxReplicas:
-		errs = append(errs, fmt.Errorf("replicas %d is more than %d", c.Replicas, maxReplicas))
+	case c.Replicas < 0 || (file && c.Replicas < 1):
+		add("replicas", "Invalid replicas", "replicas is %d; it must be at least 1.", c.Replicas)
+	case c.Replicas > MaxReplicas:
+		add("replicas", "Invalid replicas", "replicas is %d; it must be at most %d: every replica publishes its own port and a rollout doubles them for a moment.", c.Replicas, MaxReplicas)
 	}
 	if c.HealthPath != "" {
 		if c.HealthPath[0] != '/' {
-			errs = append(errs, fmt.Errorf("health_path %q must start with /", c.HealthPath))
+			add("health_path", "Invalid health_path", `health_path %q must start with "/", e.g. "/health".`, c.HealthPath)
 		}
 		if len(c.Ports) == 0 {
-			errs = append(errs, errors.New("health_path needs a port to check: set ports, or remove health_path to check that the container keeps running"))
+			add("health_path", "health_path without ports", "health_path needs a port to check: set ports, or remove health_path to check that the container keeps running.")
 		}
 	}
 	for _, d := range []struct {
@@ -185,46 +202,46 @@ func (c Config) Validate() error {
 		{"stop_timeout", c.StopTimeout}, {"settle_time", c.SettleTime}, {"crash_window", c.CrashWindow},
 	} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
+			add(d.name, "Invalid "+d.name, "%s %s is negative.", d.name, d.v)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			errs = append(errs, fmt.Errorf("env name %q is not a variable name", k))
+			add("env", "Invalid env", "env name %q is not a variable name.", k)
 		}
 	}
 	for _, v := range c.Volumes {
 		if err := checkVolume(v); err != nil {
-			errs = append(errs, err)
+			add("volumes", "Refused volume", "%v.", err)
 		}
 	}
 	if len(c.Command) > 0 && c.Command[0] == "" {
-		errs = append(errs, errors.New("command's first element is empty"))
+		add("command", "Invalid command", "command's first element is empty.")
 	}
 	switch n := c.Network; {
 	case n == "host":
-		errs = append(errs, errors.New(`network "host" is not supported: the proxy needs each replica on its own published port; use "" (Docker's bridge) or a network you created`))
+		add("network", "Refused network", `network "host" is refused: the agent's proxy needs each replica on its own published port; use "" (Docker's bridge) or a network you created.`)
 	case strings.HasPrefix(n, "container:"):
-		errs = append(errs, fmt.Errorf("network %q is not supported: a replica cannot share another container's network and still publish its own port", n))
+		add("network", "Refused network", "network %q is refused: a replica cannot share another container's network and still publish its own port; use a bridge network.", n)
 	case n == "none" && len(c.Ports) > 0:
-		errs = append(errs, errors.New(`network "none" cannot publish ports; remove ports or use another network`))
+		add("network", "Invalid network", `network "none" cannot publish ports; remove ports or use another network.`)
 	case n != "" && !validName(n):
-		errs = append(errs, fmt.Errorf("network %q is not a Docker network name", n))
+		add("network", "Invalid network", "network %q is not a Docker network name.", n)
 	}
 	if c.Memory != "" {
 		if m, err := units.RAMInBytes(c.Memory); err != nil {
-			errs = append(errs, fmt.Errorf(`memory %q is not a size like "512m" or "1g"`, c.Memory))
+			add("memory", "Invalid memory", `memory %q is not a size like "512m" or "1g".`, c.Memory)
 		} else if m < minMemory {
-			errs = append(errs, fmt.Errorf("memory %q is below Docker's minimum of 6m", c.Memory))
+			add("memory", "Invalid memory", "memory %q is below Docker's minimum of 6m.", c.Memory)
 		}
 	}
 	if c.CPUs < 0 {
-		errs = append(errs, fmt.Errorf("cpus %g is negative", c.CPUs))
+		add("cpus", "Invalid cpus", "cpus is %g; it must be positive (or 0 for no limit).", c.CPUs)
 	}
 	if c.KeepImages < 0 {
-		errs = append(errs, fmt.Errorf("keep_images %d is negative", c.KeepImages))
+		add("keep_images", "Invalid keep_images", "keep_images %d is negative.", c.KeepImages)
 	}
-	return errors.Join(errs...)
+	return probs
 }
 
 // protectedPaths are host paths that a bind must not expose, nor a folder that

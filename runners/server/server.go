@@ -141,47 +141,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the config without I/O and returns every problem found.
-func (c Config) Validate() error {
-	var errs []error
-	if len(c.Command) == 0 || c.Command[0] == "" {
-		errs = append(errs, errors.New("command is empty"))
-	}
-	seen := map[int]bool{}
-	for _, p := range c.Ports {
-		switch {
-		case p < 0 || p > 65535:
-			errs = append(errs, fmt.Errorf("port %d is out of range 0-65535", p))
-		case p != 0 && seen[p]:
-			errs = append(errs, fmt.Errorf("port %d is listed twice", p))
-		}
-		seen[p] = true
-	}
-	if c.HealthPath != "" && c.HealthPath[0] != '/' {
-		errs = append(errs, fmt.Errorf("health_path %q must start with /", c.HealthPath))
-	}
-	switch c.Restart {
-	case "", "always", "on-failure", "never":
-	default:
-		errs = append(errs, fmt.Errorf("restart %q is not one of always, on-failure, never", c.Restart))
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"health_timeout", c.HealthTimeout}, {"stop_timeout", c.StopTimeout},
-		{"settle_time", c.SettleTime}, {"crash_window", c.CrashWindow},
-	} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
-		}
-	}
-	if c.StopSignal < 0 {
-		errs = append(errs, fmt.Errorf("stop signal %d is invalid", c.StopSignal))
-	}
-	return errors.Join(errs...)
-}
-
 // Stats is what the agent shows of a server runner in status and metrics.
 type Stats struct {
 	// Version of the live release; "" before Resume or Deploy and after Stop.

@@ -974,9 +974,9 @@ func TestValidate(t *testing.T) {
 		{name: "full", cfg: Config{Command: []string{"./app", "-x"}, Ports: []int{8000, 8001}, HealthPath: "/health", Restart: "on-failure", StopSignal: syscall.SIGINT, HealthTimeout: time.Second}},
 		{name: "no command", cfg: Config{}, wantErr: []string{"command is empty"}},
 		{name: "empty program", cfg: Config{Command: []string{""}}, wantErr: []string{"command is empty"}},
-		{name: "bad port", cfg: Config{Command: []string{"a"}, Ports: []int{70000}}, wantErr: []string{"port 70000 is out of range"}},
+		{name: "bad port", cfg: Config{Command: []string{"a"}, Ports: []int{70000}}, wantErr: []string{"port 70000 is not a number from 1 to 65535"}},
 		{name: "duplicate port", cfg: Config{Command: []string{"a"}, Ports: []int{8000, 8000}}, wantErr: []string{"port 8000 is listed twice"}},
-		{name: "relative health path", cfg: Config{Command: []string{"a"}, HealthPath: "health"}, wantErr: []string{`health_path "health" must start with /`}},
+		{name: "relative health path", cfg: Config{Command: []string{"a"}, HealthPath: "health"}, wantErr: []string{`health_path "health" must start with "/"`}},
 		{name: "bad restart", cfg: Config{Command: []string{"a"}, Restart: "sometimes"}, wantErr: []string{`restart "sometimes"`}},
 		{
 			name:    "every error at once",

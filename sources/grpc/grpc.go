@@ -60,7 +60,7 @@ const DefaultCommand = "dewy-agent"
 // Opener opens an artifact URL of one scheme (s3://, gs://, ghr://) and streams
 // it; the caller closes the reader. rawURL is the artifact_url exactly as the
 // registry sent it. An Opener must return promptly once ctx is cancelled.
-type Opener func(ctx context.Context, rawURL string) (io.ReadCloser, error)
+type Opener = sources.Opener
 
 // Config is one gRPC registry.
 type Config struct {

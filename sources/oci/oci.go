@@ -46,7 +46,6 @@ package oci
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,8 +87,9 @@ type Pinner interface {
 }
 
 // ErrPlatform is wrapped by Pin when the tag has no image for the platform: the
-// release cannot run on this host, whatever is retried.
-var ErrPlatform = errors.New("no image for the platform")
+// release cannot run on this host, whatever is retried. It is
+// sources.ErrPlatform, which the agent checks without knowing this package.
+var ErrPlatform = sources.ErrPlatform
 
 // Registry is one app's view of one image repository.
 type Registry struct {

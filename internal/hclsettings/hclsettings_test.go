@@ -1,0 +1,115 @@
+package hclsettings
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// raw is a small schema for the tests.
+type raw struct {
+	Name    hcl.Expression `hcl:"name,optional"`
+	Ports   hcl.Expression `hcl:"ports,optional"`
+	Timeout hcl.Expression `hcl:"timeout,optional"`
+	Mode    hcl.Expression `hcl:"mode,optional"`
+	Missing hcl.Expression `hcl:"missing,optional"`
+}
+
+func decode(t *testing.T, src string, getenv func(string) string) (*Decoder, raw, hcl.Range) {
+	t.Helper()
+	f, diags := hclsyntax.ParseConfig([]byte(src), "t.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	d := NewDecoder(NewEvalContext(getenv))
+	var r raw
+	d.DecodeBody(f.Body, &r)
+	return d, r, f.Body.(*hclsyntax.Body).SrcRange
+}
+
+func TestEval(t *testing.T) {
+	d, r, blk := decode(t, "name = env(\"WHO\")\nports = [80, \"x\"]\ntimeout = \"soon\"\nmode = \"loud\"\n",
+		func(k string) string { return map[string]string{"WHO": "web"}[k] })
+
+	name := Eval[string](d, r.Name, "name", "a string", blk)
+	if !name.Set || name.Bad || name.Val != "web" || name.Range.Start.Line != 1 {
+		t.Errorf("name = %+v, want web set at line 1", name)
+	}
+	ports := Eval[[]int](d, r.Ports, "ports", "a list of port numbers", blk)
+	if !ports.Bad || ports.Set || ports.Range.Start.Line != 2 {
+		t.Errorf("ports = %+v, want bad at line 2", ports)
+	}
+	missing := Eval[string](d, r.Missing, "missing", "a string", blk)
+	if missing.Set || missing.Bad || missing.Range != blk {
+		t.Errorf("missing = %+v, want unset with the block's range", missing)
+	}
+	missing.OrDefault("dflt")
+	if missing.Val != "dflt" {
+		t.Errorf("OrDefault gave %q", missing.Val)
+	}
+
+	timeout := Eval[string](d, r.Timeout, "timeout", "a duration", blk)
+	if got := d.Duration(timeout, "timeout", time.Second); got != 0 {
+		t.Errorf("Duration = %v, want 0 for a bad duration", got)
+	}
+	d.Enum(Eval[string](d, r.Mode, "mode", "a string", blk), "mode", []string{"quiet", "normal"})
+
+	want := []struct {
+		line int
+		text string
+	}{
+		{2, "ports must be a list of port numbers."},
+		{3, `timeout: "soon" is not a duration`},
+		{4, `mode "loud" is not one of "quiet", "normal"`},
+	}
+	if len(d.Diags) != len(want) {
+		t.Fatalf("diagnostics: %v, want %d", d.Diags, len(want))
+	}
+	for i, w := range want {
+		got := d.Diags[i]
+		if got.Subject == nil || got.Subject.Start.Line != w.line || !strings.Contains(got.Detail, w.text) {
+			t.Errorf("diagnostic %d = %v at %v, want %q at line %d", i, got.Detail, got.Subject, w.text, w.line)
+		}
+	}
+}
+
+func TestDurationMinimum(t *testing.T) {
+	d := NewDecoder(NewEvalContext(func(string) string { return "" }))
+	s := Setting[string]{Val: "500ms", Set: true, Range: hcl.Range{Filename: "t.hcl"}}
+	if got := d.Duration(s, "health_timeout", time.Second); got != 500*time.Millisecond {
+		t.Errorf("Duration = %v", got)
+	}
+	if len(d.Diags) != 1 || !strings.Contains(d.Diags[0].Detail, `shorter than "1s"`) {
+		t.Errorf("diagnostics = %v, want one about the minimum", d.Diags)
+	}
+}
+
+func TestProblems(t *testing.T) {
+	blk := hcl.Range{Filename: "t.hcl", Start: hcl.Pos{Line: 1}}
+	ports := hcl.Range{Filename: "t.hcl", Start: hcl.Pos{Line: 5}}
+	probs := []Problem{
+		{Attr: "ports", Summary: "Invalid port", Detail: "port 0 is not a number from 1 to 65535."},
+		{Attr: "volumes", Summary: "Refused volume", Detail: "binding / is refused."},
+	}
+	diags := Problems(probs, map[string]hcl.Range{"ports": ports}, blk)
+	if len(diags) != 2 || diags[0].Subject.Start.Line != 5 || diags[1].Subject.Start.Line != 1 {
+		t.Errorf("diagnostics at %v and %v, want lines 5 and 1 (the block for an attribute without a range)", diags[0].Subject, diags[1].Subject)
+	}
+	if err := Err(nil); err != nil {
+		t.Errorf("Err(nil) = %v", err)
+	}
+	if err := Err(probs); err == nil || err.Error() != "port 0 is not a number from 1 to 65535\nbinding / is refused" {
+		t.Errorf("Err = %q", err)
+	}
+}
+
+func TestValidPort(t *testing.T) {
+	for n, want := range map[int]bool{0: false, 1: true, 65535: true, 65536: false, -1: false} {
+		if ValidPort(n) != want {
+			t.Errorf("ValidPort(%d) = %v", n, !want)
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package assets
+
+import (
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/runners"
+)
+
+// KindName is the block label of this runner: runner "assets" {}.
+const KindName = "assets"
+
+// Kind is the assets runner kind, for config's table.
+func Kind() runners.Kind { return kind{} }
+
+type kind struct{}
+
+func (kind) Name() string { return KindName }
+
+// rawConfig is the block's schema.
+type rawConfig struct {
+	Link hcl.Expression `hcl:"link,optional"`
+}
+
+// Decode reads runner "assets" {}: link, an absolute path, is optional and has
+// no default.
+func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
+	d := hclsettings.NewDecoder(b.Ctx)
+	var raw rawConfig
+	d.DecodeBody(b.Body, &raw)
+	link := hclsettings.Eval[string](d, raw.Link, "link", "a string", b.DefRange)
+	c := Config{Link: link.Val}
+	if !link.Bad && link.Val != "" {
+		if filepath.IsAbs(link.Val) {
+			c.Link = filepath.Clean(link.Val)
+		} else {
+			d.Fail(link.Range, "Relative link", "link %q is relative; give an absolute path such as \"/var/www/html\".", link.Val)
+		}
+	}
+	return c, d.Diags
+}
+
+// Kind is "assets".
+func (Config) Kind() string { return KindName }
+
+// Input: the assets runner deploys files.
+func (Config) Input() runners.Input { return runners.Files }
+
+// New builds the runner.
+func (c Config) New(opts runners.Options) (runners.Runner, error) { return New(c, opts), nil }
+
+var _ runners.Settings = Config{}

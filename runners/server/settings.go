@@ -1,0 +1,192 @@
+package server
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/runners"
+)
+
+// KindName is the block label of this runner: runner "server" {}.
+const KindName = "server"
+
+// Kind is the server runner kind, for config's table.
+func Kind() runners.Kind { return kind{} }
+
+type kind struct{}
+
+func (kind) Name() string { return KindName }
+
+// Lower bounds of the duration attributes.
+const (
+	minHealthTimeout = time.Second
+	minCrashWindow   = time.Second
+)
+
+// stopSignals are the signals stop_signal accepts, by name.
+func stopSignals() map[string]syscall.Signal {
+	return map[string]syscall.Signal{
+		"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT, "SIGHUP": syscall.SIGHUP,
+		"SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2, "SIGWINCH": syscall.SIGWINCH,
+	}
+}
+
+// stopSignalNames are stopSignals' names in the order messages list them.
+func stopSignalNames() []string {
+	return []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
+}
+
+// restartPolicies are the values of restart.
+func restartPolicies() []string { return []string{"always", "on-failure", "never"} }
+
+// rawConfig is the block's schema.
+type rawConfig struct {
+	Command       hcl.Expression `hcl:"command,optional"` // required; checked with a better message than gohcl's
+	Dir           hcl.Expression `hcl:"dir,optional"`
+	Ports         hcl.Expression `hcl:"ports,optional"`
+	Env           hcl.Expression `hcl:"env,optional"`
+	HealthPath    hcl.Expression `hcl:"health_path,optional"`
+	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
+	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
+	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
+	Restart       hcl.Expression `hcl:"restart,optional"`
+	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
+}
+
+// Decode reads runner "server" {} into a Config with its defaults applied.
+func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
+	d := hclsettings.NewDecoder(b.Ctx)
+	var raw rawConfig
+	d.DecodeBody(b.Body, &raw)
+	blk := b.DefRange
+	command := hclsettings.Eval[[]string](d, raw.Command, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`, blk)
+	dir := hclsettings.Eval[string](d, raw.Dir, "dir", "a string", blk)
+	ports := hclsettings.Eval[[]int](d, raw.Ports, "ports", "a list of port numbers, e.g. [8000, 8001]", blk)
+	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
+	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
+	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)
+	stopSignal := hclsettings.Eval[string](d, raw.StopSignal, "stop_signal", `a signal name such as "SIGTERM"`, blk)
+	stopTimeout := hclsettings.Eval[string](d, raw.StopTimeout, "stop_timeout", `a duration string such as "30s"`, blk)
+	restart := hclsettings.Eval[string](d, raw.Restart, "restart", "a string", blk)
+	crashWindow := hclsettings.Eval[string](d, raw.CrashWindow, "crash_window", `a duration string such as "10s"`, blk)
+
+	healthTimeout.OrDefault(DefaultHealthTimeout.String())
+	stopTimeout.OrDefault(DefaultStopTimeout.String())
+	crashWindow.OrDefault(DefaultCrashWindow.String())
+	stopSignal.OrDefault("SIGTERM")
+	restart.OrDefault(DefaultRestart)
+
+	c := Config{
+		Command:    command.Val,
+		Dir:        dir.Val,
+		Ports:      ports.Val,
+		Env:        env.Val,
+		HealthPath: healthPath.Val,
+		Restart:    restart.Val,
+	}
+	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", minHealthTimeout)
+	c.StopTimeout = d.Duration(stopTimeout, "stop_timeout", 0)
+	c.CrashWindow = d.Duration(crashWindow, "crash_window", minCrashWindow)
+	if !stopSignal.Bad {
+		name := strings.ToUpper(stopSignal.Val)
+		if sig, ok := stopSignals()[name]; ok {
+			c.StopSignal = sig
+		} else {
+			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %q is not one of %s.", stopSignal.Val, hclsettings.JoinList(stopSignalNames()))
+		}
+	}
+	if !command.Bad && (len(command.Val) == 0 || command.Val[0] == "") {
+		// Reported here rather than by problems: without the attribute the
+		// range is the block's, and the message says what to write.
+		d.Fail(command.Range, "Missing command",
+			`runner "server" needs command, the program and its arguments, e.g. command = ["./myapp", "-listen-from-env"]; a relative program path resolves inside the deployed release.`)
+	}
+	probs := c.problems(true)
+	// command and restart are reported above with the file's wording; an
+	// attribute that did not evaluate is reported already.
+	skip := map[string]bool{"command": true, "restart": true, "dir": dir.Bad, "ports": ports.Bad, "health_path": healthPath.Bad}
+	probs = slices.DeleteFunc(probs, func(p hclsettings.Problem) bool {
+		return skip[p.Attr] || (ports.Bad && p.Summary == "health_path without ports")
+	})
+	d.Enum(restart, "restart", restartPolicies())
+	d.Diags = append(d.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
+		"dir": dir.Range, "ports": ports.Range, "health_path": healthPath.Range, "env": env.Range,
+	}, blk)...)
+	c = c.withDefaults()
+	return c, d.Diags
+}
+
+// problems checks c. A config file (file) must also name real ports (1 to
+// 65535) and give health_path only with ports; a program embedding the runner
+// may ask for port 0 (any free port).
+func (c Config) problems(file bool) []hclsettings.Problem {
+	var probs []hclsettings.Problem
+	add := func(attr, summary, detail string, args ...any) {
+		probs = append(probs, hclsettings.Problem{Attr: attr, Summary: summary, Detail: fmt.Sprintf(detail, args...)})
+	}
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		add("command", "Missing command", "command is empty: give the program and its arguments.")
+	}
+	if c.Dir != "" && !filepath.IsAbs(c.Dir) && !filepath.IsLocal(c.Dir) {
+		add("dir", "Invalid dir", "dir %q leaves the release directory; give an absolute path or a folder inside the release.", c.Dir)
+	}
+	seen := map[int]bool{}
+	for _, p := range c.Ports {
+		switch {
+		case p < 0 || p > 65535 || (file && !hclsettings.ValidPort(p)):
+			add("ports", "Invalid port", "port %d is not a number from 1 to 65535.", p)
+		case p != 0 && seen[p]:
+			add("ports", "Duplicate port", "port %d is listed twice; list each port once.", p)
+		}
+		seen[p] = true
+	}
+	if c.HealthPath != "" && !strings.HasPrefix(c.HealthPath, "/") {
+		add("health_path", "Invalid health_path", `health_path %q must start with "/", e.g. "/health".`, c.HealthPath)
+	}
+	if file && c.HealthPath != "" && len(c.Ports) == 0 {
+		add("health_path", "health_path without ports",
+			"health_path is checked over HTTP on the app's inherited sockets, so it needs ports; add ports = [8000] or remove health_path.")
+	}
+	if c.Restart != "" && !slices.Contains(restartPolicies(), c.Restart) {
+		add("restart", "Invalid restart", "restart %q is not one of %s; use one of them.", c.Restart, hclsettings.QuoteList(restartPolicies()))
+	}
+	for _, dur := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"health_timeout", c.HealthTimeout}, {"stop_timeout", c.StopTimeout},
+		{"settle_time", c.SettleTime}, {"crash_window", c.CrashWindow},
+	} {
+		if dur.v < 0 {
+			add(dur.name, "Invalid "+dur.name, "%s %s is negative.", dur.name, dur.v)
+		}
+	}
+	if c.StopSignal < 0 {
+		add("stop_signal", "Invalid stop_signal", "stop signal %d is invalid.", c.StopSignal)
+	}
+	return probs
+}
+
+// Validate checks a Config built by a program (the file's is checked when it
+// is decoded, with the same rules and positions) and returns every problem.
+func (c Config) Validate() error {
+	return hclsettings.Err(c.problems(false))
+}
+
+// Kind is "server".
+func (Config) Kind() string { return KindName }
+
+// Input: the server runner runs a release's files.
+func (Config) Input() runners.Input { return runners.Files }
+
+// New builds the runner.
+func (c Config) New(opts runners.Options) (runners.Runner, error) { return New(c, opts), nil }
+
+var _ runners.Settings = Config{}

@@ -1,0 +1,77 @@
+package gs
+
+import (
+	"context"
+	"io"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// SchemeName is the URL scheme of Google Cloud Storage registries: gs://<bucket>/<prefix>.
+const SchemeName = "gs"
+
+// Scheme is the gs:// scheme, for config's table.
+func Scheme() sources.Scheme { return scheme{} }
+
+type scheme struct{}
+
+func (scheme) Name() string { return SchemeName }
+
+func (scheme) Traits() sources.Traits {
+	return sources.Traits{
+		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption},
+		Credentials: "credentials do not belong in the URL; Google application default credentials supply them (GOOGLE_APPLICATION_CREDENTIALS, workload identity). Remove the user:password@ part.",
+	}
+}
+
+// Decode checks gs://<bucket>/<path-prefix> (the prefix may be empty).
+func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
+	const form = `a Google Cloud Storage registry is "gs://<bucket>/<path-prefix>", e.g. "gs://my-releases/myapp"`
+	fail := func(detail string) (sources.Settings, hcl.Diagnostics) {
+		return nil, hcl.Diagnostics{hclsettings.Error(rng, "Invalid gs registry", detail)}
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return fail(form + "; fix the URL.")
+	}
+	prefix := strings.Trim(u.Path, "/")
+	if strings.Contains(prefix, "//") {
+		return fail("the path has an empty folder (\"//\"); " + form + ".")
+	}
+	cfg := Config{Bucket: u.Host, Prefix: prefix}
+	if err := validate(cfg); err != nil {
+		return fail(err.Error() + "; " + form + ".")
+	}
+	return cfg, nil
+}
+
+// OpenURL fetches gs://<bucket>/<key>.
+func (scheme) OpenURL(ctx context.Context, raw string, opts sources.Options) (io.ReadCloser, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	key := strings.TrimPrefix(u.Path, "/")
+	src, err := New(Config{Bucket: u.Host}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return src.Open(ctx, version.Release{}, version.Asset{Name: path.Base(key), Ref: key, Size: -1})
+}
+
+// Scheme is "gs".
+func (Config) Scheme() string { return SchemeName }
+
+// New builds the source.
+func (c Config) New(opts sources.Options) (sources.Source, error) { return New(c, opts) }
+
+var (
+	_ sources.Settings  = Config{}
+	_ sources.URLOpener = scheme{}
+)
