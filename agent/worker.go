@@ -234,7 +234,9 @@ func (w *worker) poll(ctx context.Context) error {
 	}
 	if bad, ok := w.st.isBad(tag); ok {
 		w.logger.Debug("newest version is marked bad; staying on the deployed one", "version", tag, "deployed", w.st.Version)
-		msg := fmt.Sprintf("%s is marked bad (%s); it is not retried until a newer version appears or `dewy-agent retry -app %s` clears it", tag, bad.Reason, w.app.Name)
+		// The cause on the first line, which status's table shows; what to do
+		// about it on the second.
+		msg := fmt.Sprintf("%s is marked bad: %s\nit is not retried until a newer version appears or `dewy-agent retry -app %s` clears it", tag, bad.Reason, w.app.Name)
 		w.update(func(st *State) {
 			if st.LastError != msg {
 				st.LastError, st.LastErrorAt = msg, w.now()
