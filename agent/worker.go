@@ -37,11 +37,13 @@ type worker struct {
 	pipe   pipeline // files or image, chosen at wiring time
 	policy version.Policy
 	now    func() time.Time
+	clock  Clock // the timers between polls
 
 	metrics *metrics
 	client  *http.Client // for notifiers
 	host    string       // this machine's name, for deployment reports
 	polls   atomic.Int64 // polls started, for tests and benchmarks
+	polled  atomic.Int64 // polls ended (status updated), for tests
 
 	st State // touched only by the loop goroutine, changed only through update
 
@@ -155,14 +157,15 @@ func (w *worker) loop(ctx context.Context) {
 				s.State = StateIdle
 			}
 		})
-		t := time.NewTimer(wait)
+		w.polled.Add(1)
+		tick, stop := w.clock.After(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			stop()
 			return
-		case <-t.C:
+		case <-tick:
 		case <-w.retry:
-			t.Stop()
+			stop()
 			w.logger.Info("retry requested; bad versions forgotten", "bad", len(w.st.Bad))
 			w.update(func(st *State) { st.Bad = nil })
 			failures = 0
