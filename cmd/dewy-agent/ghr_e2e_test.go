@@ -76,10 +76,9 @@ app "staging" {
 	waitVersion(t, p, state, "stable", "v1.1.0")
 	waitVersion(t, p, state, "staging", "v1.1.0")
 
-	// With the list unchanged, polls are conditional and answered 304. Six
-	// requests from two apps mean each app has ended at least two polls
-	// after the first (a poll's download would come before its app's next
-	// request).
+	// With the list unchanged, polls are conditional and answered 304. Wait
+	// for six requests (several polls of each app; a poll's download would
+	// come before its app's next request), not for a fixed time.
 	before := gh.Stats("acme", "site")
 	after := before
 	for i := 0; after.Requests-before.Requests < 6; i++ {
