@@ -260,12 +260,12 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
+			w.events.send(failureEvent(err, tag, prev, took))
 			if errors.Is(err, runners.ErrBadRelease) || errors.Is(err, releasestore.ErrBadArtifact) {
 				w.markBad(tag, err)
 			}
-			w.events.send(failureEvent(err, tag, prev, took))
 		}
-		return fmt.Errorf("deploy %s: %w", tag, err)
+		return deployFailure(tag, err)
 	}
 	w.metrics.deploys.WithLabelValues(w.app.Name, "success").Inc()
 	w.logger.Info("deployed", "version", tag, "previous", prev, "artifact", cand.Artifact.Name,
@@ -413,7 +413,8 @@ func (w *worker) requestRetry() {
 	}
 }
 
-// markBad records version as bad in state.json.
+// markBad records version as bad in state.json, with its deploy's error
+// (which the loop then records as the last error; see recordError).
 func (w *worker) markBad(version string, err error) {
 	w.logger.Error("version marked bad; it will not be retried until a newer version appears", "version", version, "err", err)
 	w.update(func(st *State) {
@@ -421,7 +422,13 @@ func (w *worker) markBad(version string, err error) {
 		if len(st.Bad) > maxBad {
 			st.Bad = st.Bad[len(st.Bad)-maxBad:]
 		}
+		st.LastError, st.LastErrorAt = deployFailure(version, err).Error(), w.now()
 	})
+}
+
+// deployFailure is how poll words a failed deploy of version.
+func deployFailure(version string, err error) error {
+	return fmt.Errorf("deploy %s: %w", version, err)
 }
 
 // saveSourceState keeps the source's own state (ETags and the like) in
@@ -439,10 +446,17 @@ func (w *worker) saveSourceState() {
 }
 
 // recordError notes a failed poll, deploy or resume in state.json and status.
+// The same error again (a registry down for several polls, a deploy already
+// recorded by markBad) keeps the time it first happened and is not saved
+// again.
 func (w *worker) recordError(err error) {
 	msg := err.Error()
 	w.setStatus(func(s *Status) { s.State = StateFailed })
-	w.update(func(st *State) { st.LastError, st.LastErrorAt = msg, w.now() })
+	w.update(func(st *State) {
+		if st.LastError != msg {
+			st.LastError, st.LastErrorAt = msg, w.now()
+		}
+	})
 }
 
 // update is the one way the app's state changes: it applies change to the
