@@ -144,12 +144,6 @@ type imagePipeline struct {
 	runner runners.Runner
 }
 
-// platformer is implemented by runners that know the platform their images
-// must be for (the container runner asks its engine).
-type platformer interface {
-	Platform(context.Context) (string, error)
-}
-
 func (p *imagePipeline) resume(st State) (runners.Deployment, bool, error) {
 	return runners.Deployment{Version: st.Version, Image: st.Image}, true, nil
 }
@@ -176,7 +170,7 @@ func (p *imagePipeline) deployed() {}
 // platform is the platform images are chosen for: the container engine's own
 // when the runner can ask it, else this host's ("" lets the source decide).
 func (p *imagePipeline) platform(ctx context.Context) string {
-	if r, ok := p.runner.(platformer); ok {
+	if r, ok := p.runner.(runners.Platformer); ok {
 		if s, err := r.Platform(ctx); err == nil {
 			return s
 		}

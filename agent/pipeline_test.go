@@ -15,6 +15,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/runners/container"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
@@ -100,3 +101,6 @@ func TestUpdateSavesOnlyChanges(t *testing.T) {
 		t.Fatalf("state = %+v, want v1.0.0 with v1.1.0 bad", st)
 	}
 }
+
+// The container runner declares the capability the image pipeline asks for.
+var _ runners.Platformer = (*container.Container)(nil)

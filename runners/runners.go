@@ -91,6 +91,13 @@ type Workload struct {
 	CrashLooping bool `json:"crash_looping"`
 }
 
+// Platformer is implemented by runners that know the platform the images they
+// run must be for ("linux/arm64"): the container runner asks its engine. The
+// agent pins an image release for that platform.
+type Platformer interface {
+	Platform(ctx context.Context) (string, error)
+}
+
 // Observable is implemented by runners that have a workload to report (server,
 // container). It may be called from any goroutine at any time.
 type Observable interface {
