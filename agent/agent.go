@@ -52,8 +52,11 @@ type Options struct {
 	Level *slog.LevelVar
 	// HTTPClient is used for registry traffic. Nil means DefaultHTTPClient().
 	HTTPClient *http.Client
-	// Now returns the time; nil means time.Now.
+	// Now returns the time; nil means Clock.Now, or time.Now without a Clock.
 	Now func() time.Time
+	// Clock makes the timers the apps' loops and the config watcher wait on.
+	// Nil means the wall clock. Tests pass a fake one (see Clock).
+	Clock Clock
 	// StopTimeout bounds how long stopping all runners may take on shutdown.
 	// Zero means two minutes.
 	StopTimeout time.Duration
@@ -85,6 +88,10 @@ type Agent struct {
 	lastReload ReloadStatus
 	admin      *adminServer
 	notifier   *notify.Dispatcher // agent notify; nil when none
+
+	// watchSeen, when set (by tests, before Run), is told the name of every
+	// file event the config watcher handles, before it is filtered.
+	watchSeen func(name string)
 }
 
 // New returns an agent for cfg. It does no I/O.
@@ -95,8 +102,14 @@ func New(cfg *config.File, opts Options) *Agent {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = DefaultHTTPClient()
 	}
+	if opts.Now == nil && opts.Clock != nil {
+		opts.Now = opts.Clock.Now
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Clock == nil {
+		opts.Clock = wallClock{now: opts.Now}
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 2 * time.Minute
@@ -278,10 +291,10 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		logger:     logger,
 		src:        src,
 		runner:     run,
-		input:      input,
-		store:      releasestore.NewStore(dir, app.KeepReleases, logger),
+		pipe:       newPipeline(input, src, run, releasestore.NewStore(dir, app.KeepReleases, logger), dir, logger),
 		policy:     policy(app),
 		now:        a.opts.Now,
+		clock:      a.opts.Clock,
 		metrics:    a.metrics,
 		host:       a.host,
 		client:     a.opts.HTTPClient,

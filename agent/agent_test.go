@@ -86,6 +86,12 @@ func (e *env) write(text string) {
 // start runs an agent on the config file until the test ends.
 func (e *env) start(opts Options) *Agent {
 	e.t.Helper()
+	return e.run(e.newAgent(opts))
+}
+
+// newAgent returns an agent on the config file, not yet running.
+func (e *env) newAgent(opts Options) *Agent {
+	e.t.Helper()
 	cfg, diags := config.Load(e.cfg)
 	if diags.HasErrors() {
 		e.t.Fatalf("config: %v", diags)
@@ -93,7 +99,12 @@ func (e *env) start(opts Options) *Agent {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	a := New(cfg, opts)
+	return New(cfg, opts)
+}
+
+// run runs a until the test ends.
+func (e *env) run(a *Agent) *Agent {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()

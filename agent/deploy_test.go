@@ -38,18 +38,17 @@ func TestBadReleasesNeverReplaceAGoodOne(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.write(e.config("1s", "site"))
-			a := e.start(Options{})
+			clk := newFakeClock()
+			a := e.start(Options{Clock: clk})
 			waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
+			w := a.worker("site")
 			c.publish(e, "v1.1.0")
 
-			var w *worker
-			waitFor(t, "v1.1.0 marked bad", func() bool {
-				w = a.worker("site")
-				st, _ := loadState(w.dir)
-				_, bad := st.isBad("v1.1.0")
-				return bad
-			})
+			pollNow(t, clk, w)
 			st, _ := loadState(w.dir)
+			if _, bad := st.isBad("v1.1.0"); !bad {
+				t.Fatalf("v1.1.0 is not marked bad after a poll: %+v", st)
+			}
 			if st.Version != "v1.0.0" || !strings.Contains(st.Bad[0].Reason, c.reason) {
 				t.Fatalf("state = %+v, want v1.0.0 deployed and a reason with %q", st, c.reason)
 			}
@@ -69,9 +68,14 @@ func TestBadReleasesNeverReplaceAGoodOne(t *testing.T) {
 			}
 
 			// Not retried: polls go on, no new attempt is recorded.
-			time.Sleep(2500 * time.Millisecond)
-			if st, _ := loadState(w.dir); len(st.Bad) != 1 {
-				t.Fatalf("bad version retried: %+v", st.Bad)
+			for range 2 {
+				pollNow(t, clk, w)
+			}
+			if now, _ := loadState(w.dir); len(now.Bad) != 1 || !now.Bad[0].At.Equal(st.Bad[0].At) {
+				t.Fatalf("bad version retried: %+v, want only %+v", now.Bad, st.Bad)
+			}
+			if n := w.polls.Load(); n != 4 {
+				t.Fatalf("%d polls, want 4 (the first, the failed deploy and two more)", n)
 			}
 			if s := w.snapshot(); !strings.Contains(s.LastError, "marked bad") || s.Deployed != "v1.0.0" {
 				t.Fatalf("status = %+v", s)
@@ -87,9 +91,12 @@ func TestBadReleasesNeverReplaceAGoodOne(t *testing.T) {
 				return w.polls.Load() > before && len(st.Bad) == 1 && st.Bad[0].At.After(st.DeployedAt.Add(time.Second))
 			})
 
-			// A newer good release is deployed.
+			// A newer good release is deployed at the next poll.
 			e.publish("v1.2.0")
-			waitFor(t, "v1.2.0 deployed", func() bool { return w.snapshot().Deployed == "v1.2.0" })
+			pollNow(t, clk, w)
+			if got := w.snapshot().Deployed; got != "v1.2.0" {
+				t.Fatalf("deployed %s after a poll, want v1.2.0", got)
+			}
 		})
 	}
 }

@@ -222,35 +222,32 @@ func (a *Agent) watch(ctx context.Context, path string) {
 			logger.Error("config watcher: watch folder", "dir", d, "err", err)
 		}
 	}
-	var timer *time.Timer
 	var fire <-chan time.Time
+	stop := func() {}
+	defer func() { stop() }()
 	for {
 		select {
 		case <-ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
 			return
 		case ev, ok := <-fw.Events:
 			if !ok {
 				return
 			}
+			if a.watchSeen != nil {
+				a.watchSeen(ev.Name)
+			}
 			if !relevant(ev, path, dirs) {
 				continue
 			}
-			if timer == nil {
-				timer = time.NewTimer(a.opts.Debounce)
-			} else {
-				timer.Reset(a.opts.Debounce)
-			}
-			fire = timer.C
+			stop()
+			fire, stop = a.opts.Clock.After(a.opts.Debounce)
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return
 			}
 			logger.Warn("config watcher", "err", err)
 		case <-fire:
-			fire = nil
+			fire, stop = nil, func() {}
 			// A symlinked file may now point into another folder.
 			for _, d := range watchDirs(path) {
 				fw.Add(d) // adding a watched folder again is a no-op

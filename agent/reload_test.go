@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,8 +26,38 @@ func TestReloadWriteStyles(t *testing.T) {
 	if err := os.Symlink(target, e.cfg); err != nil {
 		t.Fatal(err)
 	}
-	a := e.start(Options{Watch: true, Debounce: 100 * time.Millisecond})
+	const debounce = 100 * time.Millisecond
+	clk := newFakeClock()
+	a := e.newAgent(Options{Watch: true, Debounce: debounce, Clock: clk})
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	a.watchSeen = func(name string) {
+		mu.Lock()
+		seen[filepath.Base(name)] = true
+		mu.Unlock()
+	}
+	e.run(a)
 	waitFor(t, "first deploy", deployed(a, "a"))
+
+	// settle returns once the watcher has handled every event of what was
+	// written before: it writes a file of its own beside the config file
+	// and waits for the watcher to see it (events come in order).
+	syncs := 0
+	settle := func() {
+		t.Helper()
+		syncs++
+		name := fmt.Sprintf("sync-%d", syncs)
+		waitFor(t, "the watcher to see "+name, func() bool {
+			mu.Lock()
+			ok := seen[name]
+			mu.Unlock()
+			if !ok { // written again until seen: the watcher may be starting
+				os.WriteFile(filepath.Join(e.dir, name), nil, 0o644)
+			}
+			return ok
+		})
+	}
+	settle()
 
 	styles := []struct {
 		name  string
@@ -58,7 +89,6 @@ func TestReloadWriteStyles(t *testing.T) {
 		}},
 		{"deleted and recreated", func(text string) {
 			os.Remove(e.cfg)
-			time.Sleep(20 * time.Millisecond)
 			os.WriteFile(e.cfg, []byte(text), 0o644)
 		}},
 		{"in place", func(text string) {
@@ -69,8 +99,16 @@ func TestReloadWriteStyles(t *testing.T) {
 		before := a.reloads.Load()
 		// Each write changes the app's interval, so its content differs.
 		s.write(e.config(fmt.Sprintf("%dh", i+2), "a"))
+		settle()
+		if n := clk.pending(debounce); n != 1 {
+			t.Fatalf("%s: %d reloads pending, want 1", s.name, n)
+		}
+		clk.Advance(debounce)
 		waitFor(t, s.name+": a reload", func() bool { return a.reloads.Load() > before })
-		time.Sleep(400 * time.Millisecond) // room for a second, unwanted reload
+		settle() // the reload has ended, and whatever it stirred up was seen
+		if n := clk.pending(debounce); n != 0 {
+			t.Errorf("%s: a second reload is pending", s.name)
+		}
 		if got := a.reloads.Load() - before; got != 1 {
 			t.Errorf("%s: %d reloads, want 1", s.name, got)
 		}
@@ -83,7 +121,12 @@ func TestReloadWriteStyles(t *testing.T) {
 	before := a.reloads.Load()
 	src, _ := os.ReadFile(e.cfg)
 	os.WriteFile(e.cfg, src, 0o644)
-	time.Sleep(400 * time.Millisecond)
+	settle()
+	if n := clk.pending(debounce); n != 1 {
+		t.Fatalf("unchanged content: %d reloads pending, want 1", n)
+	}
+	clk.Advance(debounce) // the watcher reads the file again ...
+	settle()              // ... and has ended that reload
 	if got := a.reloads.Load() - before; got != 0 {
 		t.Errorf("unchanged content: %d reloads, want 0", got)
 	}

@@ -28,7 +28,7 @@ type State struct {
 	Deploys int `json:"deploys,omitempty"`
 	// LastError is the last poll or deploy error, cleared by a good poll.
 	LastError string `json:"last_error,omitempty"`
-	// LastErrorAt is when LastError happened.
+	// LastErrorAt is when LastError first happened (a repeat keeps it).
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// Bad lists versions whose deploy failed in a way a retry cannot fix (a
 	// checksum mismatch, an unsafe archive, a release that failed its health

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,17 +34,18 @@ type worker struct {
 	logger *slog.Logger
 	src    sources.Source
 	runner runners.Runner
-	input  runners.Input
-	store  *releasestore.Store
+	pipe   pipeline // files or image, chosen at wiring time
 	policy version.Policy
 	now    func() time.Time
+	clock  Clock // the timers between polls
 
 	metrics *metrics
 	client  *http.Client // for notifiers
 	host    string       // this machine's name, for deployment reports
 	polls   atomic.Int64 // polls started, for tests and benchmarks
+	polled  atomic.Int64 // polls ended (status updated), for tests
 
-	st State // touched only by the loop goroutine
+	st State // touched only by the loop goroutine, changed only through update
 
 	mu     sync.Mutex
 	status Status // guarded by mu; read by the admin API
@@ -123,7 +126,7 @@ const handover runners.StopReason = "handover"
 
 func (w *worker) loop(ctx context.Context) {
 	if err := w.resume(ctx); err != nil {
-		w.logger.Error("resume", "err", err)
+		w.logger.Error("resume failed", "err", err)
 		w.recordError(err)
 	}
 	failures := 0
@@ -154,19 +157,17 @@ func (w *worker) loop(ctx context.Context) {
 				s.State = StateIdle
 			}
 		})
-		t := time.NewTimer(wait)
+		w.polled.Add(1)
+		tick, stop := w.clock.After(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			stop()
 			return
-		case <-t.C:
+		case <-tick:
 		case <-w.retry:
-			t.Stop()
+			stop()
 			w.logger.Info("retry requested; bad versions forgotten", "bad", len(w.st.Bad))
-			w.st.Bad = nil
-			if err := w.st.save(w.dir); err != nil {
-				w.logger.Warn("save state", "err", err)
-			}
+			w.update(func(st *State) { st.Bad = nil })
 			failures = 0
 		}
 	}
@@ -185,35 +186,27 @@ func (w *worker) resume(ctx context.Context) error {
 			w.logger.Warn("ignoring saved registry state", "err", err)
 		}
 	}
-	w.setStatus(func(s *Status) {
-		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = st.Version, st.DeployedAt, st.Deploys, st.LastError
-	})
-	w.metrics.setVersion(w.app.Name, st.Version)
-	if !st.DeployedAt.IsZero() {
-		w.metrics.lastDeploy.WithLabelValues(w.app.Name).Set(float64(st.DeployedAt.Unix()))
-	}
+	w.publish()
 	if st.Version == "" {
 		return nil
 	}
-	d := runners.Deployment{Version: st.Version, Image: st.Image}
-	if w.input == runners.Files {
-		cur, err := w.store.Current()
-		if err != nil {
-			return err
-		}
-		if cur == "" {
-			// The release was removed by hand: deploy again from the registry.
-			w.logger.Warn("deployed release is missing on disk; it will be deployed again", "version", st.Version)
-			w.st.Version = ""
-			return nil
-		}
-		d.Dir = cur
+	d, ok, err := w.pipe.resume(st)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", st.Version, err)
+	}
+	if !ok {
+		w.logger.Warn("deployed release is missing on disk; it will be deployed again", "version", st.Version)
+		w.update(func(st *State) { st.Version = "" })
+		return nil
 	}
 	if w.handedOver {
 		return nil // the runner runs this release already
 	}
 	w.logger.Info("resuming", "version", st.Version)
-	return w.runner.Resume(ctx, d)
+	if err := w.runner.Resume(ctx, d); err != nil {
+		return fmt.Errorf("resume %s: %w", st.Version, err)
+	}
+	return nil
 }
 
 // poll checks the registry once and deploys the chosen release when it differs from
@@ -236,16 +229,22 @@ func (w *worker) poll(ctx context.Context) error {
 		return nil // the newest release is still waiting for its artifact
 	}
 	tag := cand.Version.Original()
-	w.setStatus(func(s *Status) { s.Newest = tag; s.LastError = "" })
+	w.setStatus(func(s *Status) { s.Newest = tag })
 	if tag == w.st.Version {
 		w.logger.Debug("up to date", "version", tag)
-		w.clearError()
+		w.update(func(st *State) { st.LastError, st.LastErrorAt = "", time.Time{} })
 		return nil
 	}
 	if bad, ok := w.st.isBad(tag); ok {
 		w.logger.Debug("newest version is marked bad; staying on the deployed one", "version", tag, "deployed", w.st.Version)
-		msg := fmt.Sprintf("%s is marked bad (%s); it is not retried until a newer version appears or `dewy-agent retry -app %s` clears it", tag, bad.Reason, w.app.Name)
-		w.setStatus(func(s *Status) { s.LastError = msg })
+		// The cause on the first line, which status's table shows; what to do
+		// about it on the second.
+		msg := fmt.Sprintf("%s is marked bad: %s\nit is not retried until a newer version appears or `dewy-agent retry -app %s` clears it", tag, bad.Reason, w.app.Name)
+		w.update(func(st *State) {
+			if st.LastError != msg {
+				st.LastError, st.LastErrorAt = msg, w.now()
+			}
+		})
 		return nil
 	}
 	w.setStatus(func(s *Status) { s.State = StateDeploying })
@@ -261,12 +260,12 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
+			w.events.send(failureEvent(err, tag, prev, took))
 			if errors.Is(err, runners.ErrBadRelease) || errors.Is(err, releasestore.ErrBadArtifact) {
 				w.markBad(tag, err)
 			}
-			w.events.send(failureEvent(err, tag, prev, took))
 		}
-		return fmt.Errorf("deploy %s: %w", tag, err)
+		return deployFailure(tag, err)
 	}
 	w.metrics.deploys.WithLabelValues(w.app.Name, "success").Inc()
 	w.logger.Info("deployed", "version", tag, "previous", prev, "artifact", cand.Artifact.Name,
@@ -294,7 +293,9 @@ type deployError struct {
 	err    error
 }
 
-func (e *deployError) Error() string { return e.step + ": " + e.err.Error() }
+// Error is the cause alone: each step's callee names what it did (the
+// runner, the release store, the hook), and the worker adds the version once.
+func (e *deployError) Error() string { return e.err.Error() }
 func (e *deployError) Unwrap() error { return e.err }
 
 // failureEvent describes a failed deploy for notifiers.
@@ -311,17 +312,6 @@ func failureEvent(err error, tag, prev string, took time.Duration) notify.Event 
 		}
 	}
 	return ev
-}
-
-// platform is the platform images are chosen for: the container engine's own
-// when the runner can ask it, else this host's ("" lets the source decide).
-func (w *worker) platform(ctx context.Context) string {
-	if p, ok := w.runner.(runners.Platformer); ok {
-		if s, err := p.Platform(ctx); err == nil {
-			return s
-		}
-	}
-	return ""
 }
 
 // hookEnv is what a hook is told about the deploy. releaseDir may be relative
@@ -357,115 +347,41 @@ func check(ctx context.Context, src sources.Source, p version.Policy, now time.T
 	return sel.Candidate, nil
 }
 
-// deploy fetches, verifies and extracts the candidate, runs the before_deploy
-// hook and hands the release to the runner. On failure the new release
-// directory is removed and `current` is as before.
+// deploy makes the candidate ready through the pipeline, runs the
+// before_deploy hook and hands the release to the runner. On failure what the
+// pipeline made is removed and `current` is as before.
 func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 	tag := c.Version.Original()
-	d := runners.Deployment{Version: tag, Image: c.Release.Image}
-	if p, ok := w.src.(sources.Pinner); ok && w.input == runners.Image {
-		ref, err := p.Pin(ctx, c.Release, w.platform(ctx))
-		if errors.Is(err, sources.ErrPlatform) {
-			err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err) // no image for this host
-		}
-		if err != nil {
-			return &deployError{step: "pin", err: err}
-		}
-		d.Image = ref
-	}
-	var prepared releasestore.Prepared
-	if w.input == runners.Files {
-		sum, err := w.checksum(ctx, c)
-		if err != nil {
-			return &deployError{step: "verify", err: err}
-		}
-		open := func(ctx context.Context) (io.ReadCloser, error) { return w.src.Open(ctx, c.Release, c.Artifact) }
-		prepared, err = w.store.Prepare(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open)
-		if err != nil {
-			return &deployError{step: "download", err: err}
-		}
-		d.Dir = prepared.Dir
-	}
-	discard := func() {
-		if d.Dir != "" {
-			if err := w.store.Remove(d.Dir); err != nil {
-				w.logger.Warn("remove failed release", "dir", d.Dir, "err", err)
-			}
-		}
+	rel, err := w.pipe.prepare(ctx, c)
+	if err != nil {
+		return err
 	}
 	if h := w.app.Hooks.BeforeDeploy; h != "" {
-		res, err := hooks.Run(ctx, "before_deploy", hooks.Hook{Command: h, Timeout: w.app.Hooks.Timeout}, w.hookEnv(tag, w.st.Version, d.Dir), w.logger)
+		res, err := hooks.Run(ctx, "before_deploy", hooks.Hook{Command: h, Timeout: w.app.Hooks.Timeout}, w.hookEnv(tag, w.st.Version, rel.d.Dir), w.logger)
 		if err != nil {
-			discard()
+			rel.discard()
 			return &deployError{step: "before_deploy", output: res.Output, err: err}
 		}
 	}
-	activated := false
-	if d.Dir != "" {
-		activate, rollback, err := w.store.Activation(d.Dir)
-		if err != nil {
-			discard()
-			return &deployError{step: "activate", err: err}
-		}
-		d.Activate = func() error { activated = true; return activate() }
-		d.Rollback = rollback
-	}
-	if err := w.runner.Deploy(ctx, d); err != nil {
-		discard()
+	if err := w.runner.Deploy(ctx, rel.d); err != nil {
+		rel.discard()
 		if ctx.Err() != nil {
 			return err
 		}
-		return &deployError{step: "deploy", rolledBack: activated, err: err}
+		return &deployError{step: "deploy", rolledBack: rel.activated, err: err}
 	}
-	w.st.Version = tag
-	w.st.Image = d.Image
-	w.st.Artifact = c.Artifact.Name
-	w.st.SHA256 = prepared.SHA256
-	w.st.Release = ""
-	if d.Dir != "" {
-		if rel, err := filepath.Rel(w.dir, d.Dir); err == nil {
-			w.st.Release = rel
-		}
-	}
-	w.st.DeployedAt = w.now()
-	w.st.Deploys++
-	w.st.LastError, w.st.LastErrorAt = "", time.Time{}
-	if err := w.st.save(w.dir); err != nil {
-		// The release is current; only the record failed. Say so loudly.
-		w.logger.Error("deployed but could not record it", "err", err)
-	}
-	w.setStatus(func(s *Status) {
-		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = tag, w.st.DeployedAt, w.st.Deploys, ""
+	w.update(func(st *State) {
+		st.Version = tag
+		st.Image = rel.d.Image
+		st.Artifact = c.Artifact.Name
+		st.SHA256 = rel.sha256
+		st.Release = rel.dir
+		st.DeployedAt = w.now()
+		st.Deploys++
+		st.LastError, st.LastErrorAt = "", time.Time{}
 	})
-	w.metrics.setVersion(w.app.Name, tag)
-	w.metrics.lastDeploy.WithLabelValues(w.app.Name).Set(float64(w.st.DeployedAt.Unix()))
-	if w.input == runners.Files {
-		if err := w.store.Prune(); err != nil {
-			w.logger.Warn("prune old releases", "err", err)
-		}
-	}
+	w.pipe.deployed()
 	return nil
-}
-
-// checksum returns the SHA-256 the release publishes for the artifact, or "" when
-// it publishes none.
-func (w *worker) checksum(ctx context.Context, c *version.Candidate) (string, error) {
-	if c.Checksum == nil {
-		return "", nil
-	}
-	r, err := w.src.Open(ctx, c.Release, *c.Checksum)
-	if err != nil {
-		return "", fmt.Errorf("fetch checksum file %s: %w", c.Checksum.Name, err)
-	}
-	defer r.Close()
-	sum, err := version.ParseChecksums(r, c.Artifact.Name)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", err
-		}
-		return "", fmt.Errorf("%w: checksum file %s: %w", runners.ErrBadRelease, c.Checksum.Name, err)
-	}
-	return sum, nil
 }
 
 // report writes the deploy's outcome back to the registry (report = true).
@@ -497,18 +413,26 @@ func (w *worker) requestRetry() {
 	}
 }
 
-// markBad records version as bad in state.json.
+// markBad records version as bad in state.json, with its deploy's error
+// (which the loop then records as the last error; see recordError).
 func (w *worker) markBad(version string, err error) {
-	w.st.Bad = append(w.st.Bad, BadVersion{Version: version, Reason: err.Error(), At: w.now()})
-	if len(w.st.Bad) > maxBad {
-		w.st.Bad = w.st.Bad[len(w.st.Bad)-maxBad:]
-	}
 	w.logger.Error("version marked bad; it will not be retried until a newer version appears", "version", version, "err", err)
-	if err := w.st.save(w.dir); err != nil {
-		w.logger.Warn("save state", "err", err)
-	}
+	w.update(func(st *State) {
+		st.Bad = append(st.Bad, BadVersion{Version: version, Reason: err.Error(), At: w.now()})
+		if len(st.Bad) > maxBad {
+			st.Bad = st.Bad[len(st.Bad)-maxBad:]
+		}
+		st.LastError, st.LastErrorAt = deployFailure(version, err).Error(), w.now()
+	})
 }
 
+// deployFailure is how poll words a failed deploy of version.
+func deployFailure(version string, err error) error {
+	return fmt.Errorf("deploy %s: %w", version, err)
+}
+
+// saveSourceState keeps the source's own state (ETags and the like) in
+// state.json when it changed.
 func (w *worker) saveSourceState() {
 	s, ok := w.src.(sources.Stateful)
 	if !ok {
@@ -518,29 +442,58 @@ func (w *worker) saveSourceState() {
 	if err != nil || string(b) == string(w.st.Source) {
 		return
 	}
-	w.st.Source = b
-	if err := os.MkdirAll(w.dir, 0o755); err != nil {
-		return
-	}
-	if err := w.st.save(w.dir); err != nil {
-		w.logger.Warn("save registry state", "err", err)
-	}
+	w.update(func(st *State) { st.Source = b })
 }
 
+// recordError notes a failed poll, deploy or resume in state.json and status.
+// The same error again (a registry down for several polls, a deploy already
+// recorded by markBad) keeps the time it first happened and is not saved
+// again.
 func (w *worker) recordError(err error) {
 	msg := err.Error()
-	w.st.LastError, w.st.LastErrorAt = msg, w.now()
-	w.setStatus(func(s *Status) { s.State = StateFailed; s.LastError = msg })
-	if err := os.MkdirAll(w.dir, 0o755); err == nil {
-		if err := w.st.save(w.dir); err != nil {
+	w.setStatus(func(s *Status) { s.State = StateFailed })
+	w.update(func(st *State) {
+		if st.LastError != msg {
+			st.LastError, st.LastErrorAt = msg, w.now()
+		}
+	})
+}
+
+// update is the one way the app's state changes: it applies change to the
+// state, saves state.json once when anything changed, and brings status and
+// metrics in line with it. It is called from the loop goroutine only.
+func (w *worker) update(change func(*State)) {
+	before := w.st
+	before.Bad = slices.Clone(w.st.Bad) // change may append in place
+	change(&w.st)
+	if reflect.DeepEqual(before, w.st) {
+		return
+	}
+	err := os.MkdirAll(w.dir, 0o755)
+	if err == nil {
+		err = w.st.save(w.dir)
+	}
+	if err != nil {
+		if w.st.Version != before.Version {
+			// The release is current; only the record failed. Say so loudly.
+			w.logger.Error("deployed but could not record it", "version", w.st.Version, "err", err)
+		} else {
 			w.logger.Warn("save state", "err", err)
 		}
 	}
+	w.publish()
 }
 
-func (w *worker) clearError() {
-	w.st.LastError, w.st.LastErrorAt = "", time.Time{}
-	w.setStatus(func(s *Status) { s.LastError = "" })
+// publish shows the state in status and metrics.
+func (w *worker) publish() {
+	st := w.st
+	w.setStatus(func(s *Status) {
+		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = st.Version, st.DeployedAt, st.Deploys, st.LastError
+	})
+	w.metrics.setVersion(w.app.Name, st.Version)
+	if !st.DeployedAt.IsZero() {
+		w.metrics.lastDeploy.WithLabelValues(w.app.Name).Set(float64(st.DeployedAt.Unix()))
+	}
 }
 
 func (w *worker) setStatus(f func(*Status)) {

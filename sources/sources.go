@@ -81,9 +81,11 @@ func (e *RateLimitedError) Error() string {
 // ErrNotFound is wrapped by sources when the repository, bucket or folder does not exist.
 var ErrNotFound = errors.New("not found")
 
-// ErrPlatform is wrapped by a Pinner's Pin when the release has no image for
-// the platform: it cannot run on this host, whatever is retried.
-var ErrPlatform = errors.New("no image for the platform")
+// ErrIncompatible is matched (errors.Is) by a source's error when a release
+// exists but has nothing this host can run, such as an image index without
+// this host's platform. Retrying cannot help: the agent records the version
+// as bad, as it does for a release that fails its health check.
+var ErrIncompatible = errors.New("release cannot run on this host")
 
 // Report is one deployment outcome, written back to the registry when the app
 // asks for it (report = true): the seed's audit tracking.

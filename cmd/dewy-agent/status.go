@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
@@ -21,8 +23,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", config.DefaultAdmin, "admin address of the running agent (the agent block's admin)")
 	raw := fs.Bool("json", false, "print the raw JSON")
+	app := fs.String("app", "", "print one app's full details, its whole last error included")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: dewy-agent status [-addr host:port] [-json]")
+		fmt.Fprintln(stderr, "Usage: dewy-agent status [-addr host:port] [-app NAME] [-json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +47,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dewy-agent status: %s answered %s %v\n", *addr, resp.Status, err)
 		return exitError
 	}
-	if *raw {
+	if *raw && *app == "" {
 		stdout.Write(body)
 		return exitOK
 	}
@@ -53,7 +56,26 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dewy-agent status: unexpected answer from %s: %v\n", *addr, err)
 		return exitError
 	}
-	printStatus(stdout, rep, time.Now())
+	if *app == "" {
+		printStatus(stdout, rep, time.Now())
+		return exitOK
+	}
+	i := slices.IndexFunc(rep.Apps, func(s agent.Status) bool { return s.Name == *app })
+	if i < 0 {
+		fmt.Fprintf(stderr, "dewy-agent status: the agent at %s runs no app %q\n", *addr, *app)
+		return exitError
+	}
+	if *raw {
+		// The app's object exactly as the agent sent it, every field kept.
+		var all struct{ Apps []json.RawMessage }
+		if err := json.Unmarshal(body, &all); err != nil || len(all.Apps) != len(rep.Apps) {
+			fmt.Fprintf(stderr, "dewy-agent status: unexpected answer from %s: %v\n", *addr, err)
+			return exitError
+		}
+		stdout.Write(append(all.Apps[i], '\n'))
+		return exitOK
+	}
+	printApp(stdout, rep.Apps[i], time.Now())
 	return exitOK
 }
 
@@ -83,9 +105,60 @@ func printStatus(w io.Writer, rep agent.StatusReport, now time.Time) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, a.Runner, dash(a.Deployed), dash(a.Newest), state,
-			agoOrDash(now, a.LastCheck), inOrDash(now, a.NextCheck), a.Deploys, dash(firstLine(a.LastError)))
+			agoOrDash(now, a.LastCheck), inOrDash(now, a.NextCheck), a.Deploys, dash(errorSummary(a.LastError, errorWidth)))
 	}
 	tw.Flush()
+	for _, a := range rep.Apps {
+		if a.LastError != "" && errorSummary(a.LastError, errorWidth) != a.LastError {
+			fmt.Fprintf(w, "\n(errors shortened; `dewy-agent status -app NAME` prints one in full)\n")
+			break
+		}
+	}
+}
+
+// printApp prints everything the agent tells about one app, the last error
+// in full.
+func printApp(w io.Writer, a agent.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("app", a.Name)
+	row("registry", a.Registry)
+	row("runner", a.Runner)
+	state := a.State
+	if wl := a.Workload; wl != nil {
+		switch {
+		case wl.CrashLooping:
+			state += " (crash-looping)"
+		case !wl.Running && a.Deployed != "":
+			state += " (not running)"
+		}
+	}
+	row("state", state)
+	deployed := dash(a.Deployed)
+	if !a.DeployedAt.IsZero() {
+		deployed += " (" + agoOrDash(now, a.DeployedAt) + ")"
+	}
+	row("deployed", deployed)
+	row("newest", dash(a.Newest))
+	row("deploys", fmt.Sprint(a.Deploys))
+	row("last check", agoOrDash(now, a.LastCheck))
+	row("next check", inOrDash(now, a.NextCheck))
+	if wl := a.Workload; wl != nil {
+		proc := "not running"
+		if wl.Running {
+			proc = "running"
+			if wl.PID != 0 {
+				proc += fmt.Sprintf(", pid %d", wl.PID)
+			}
+		}
+		row("workload", fmt.Sprintf("%s, %d restarts", proc, wl.Restarts))
+	}
+	tw.Flush()
+	if a.LastError == "" {
+		fmt.Fprintln(w, "last error: -")
+		return
+	}
+	fmt.Fprintf(w, "last error:\n%s\n", indent(a.LastError))
 }
 
 func ago(now, t time.Time) string { return now.Sub(t).Round(time.Second).String() }
@@ -104,12 +177,37 @@ func inOrDash(now, t time.Time) string {
 	return "in " + t.Sub(now).Round(time.Second).String()
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 80 {
-		s = s[:77] + "..."
+// errorWidth is the most characters the table gives an error.
+const errorWidth = 80
+
+// errorSummary fits an error's first line into width characters, keeping the
+// parts that matter: its first part (which version) and its end (the
+// innermost cause). Parts in between (each layer's context, ": "-separated)
+// are dropped first, then the first part; a cause too long on its own keeps
+// its end. " …" marks an error with more lines.
+func errorSummary(s string, width int) string {
+	s, _, more := strings.Cut(s, "\n")
+	if more {
+		s += " …"
 	}
-	return s
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	parts := strings.Split(s, ": ")
+	for drop := 1; drop < len(parts)-1; drop++ {
+		t := parts[0] + ": …: " + strings.Join(parts[1+drop:], ": ")
+		if utf8.RuneCountInString(t) <= width {
+			return t
+		}
+	}
+	for drop := 1; drop < len(parts); drop++ {
+		t := "…: " + strings.Join(parts[drop:], ": ")
+		if utf8.RuneCountInString(t) <= width {
+			return t
+		}
+	}
+	r := []rune(s)
+	return "…" + string(r[len(r)-(width-1):])
 }
 
 func indent(s string) string {

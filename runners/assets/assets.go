@@ -40,7 +40,7 @@ func (a *Assets) Resume(_ context.Context, d runners.Deployment) error {
 // link cannot be switched, `current` is switched back.
 func (a *Assets) Deploy(_ context.Context, d runners.Deployment) error {
 	if err := d.Activate(); err != nil {
-		return err
+		return fmt.Errorf("assets: %w", err)
 	}
 	if err := a.link(d.Dir); err != nil {
 		if rerr := d.Rollback(); rerr != nil {

@@ -246,11 +246,11 @@ func (s *Server) Resume(ctx context.Context, d runners.Deployment) error {
 	s.mu.Unlock()
 	go s.supervise(sv)
 	if err != nil {
-		return fmt.Errorf("server: resume %s: %w (retrying with backoff)", d.Version, err)
+		return fmt.Errorf("server: %w (retrying with backoff)", err)
 	}
 	if err := s.waitHealthy(ctx, g); err != nil {
 		s.logger.Warn("resumed release is not healthy; it stays supervised", "version", d.Version, "restart", s.cfg.Restart)
-		return fmt.Errorf("server: resume %s: %w", d.Version, err)
+		return fmt.Errorf("server: %w", err)
 	}
 	s.logger.Info("release resumed", "version", d.Version, "pid", g.pid)
 	return nil
@@ -266,7 +266,7 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	s.op.Lock()
 	defer s.op.Unlock()
 	if d.Dir == "" || d.Activate == nil || d.Rollback == nil {
-		return fmt.Errorf("server: deploy %s: Dir, Activate and Rollback are required", d.Version)
+		return errors.New("server: Dir, Activate and Rollback are required")
 	}
 	if err := s.prepare(); err != nil {
 		return err
@@ -276,9 +276,9 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, exec.ErrNotFound) {
 			// The release lacks its program, or it is not executable.
-			return fmt.Errorf("server: deploy %s: %w: %w", d.Version, runners.ErrBadRelease, err)
+			return fmt.Errorf("server: %w: %w", runners.ErrBadRelease, err)
 		}
-		return fmt.Errorf("server: deploy %s: %w", d.Version, err)
+		return fmt.Errorf("server: %w", err)
 	}
 	// A failed new generation is stopped gracefully even when ctx is done: it may
 	// already serve connections it accepted from the shared sockets.
@@ -286,13 +286,13 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	if err := s.waitHealthy(ctx, g); err != nil {
 		s.stopGeneration(detached, g)
 		if ctx.Err() != nil {
-			return fmt.Errorf("server: deploy %s: %w", d.Version, err)
+			return fmt.Errorf("server: %w", err)
 		}
-		return fmt.Errorf("server: deploy %s: %w: %w", d.Version, runners.ErrBadRelease, err)
+		return fmt.Errorf("server: %w: %w", runners.ErrBadRelease, err)
 	}
 	if err := d.Activate(); err != nil {
 		s.stopGeneration(detached, g)
-		return fmt.Errorf("server: deploy %s: activate: %w", d.Version, err)
+		return fmt.Errorf("server: activate: %w", err)
 	}
 	logger.Info("new generation healthy; current switched", "pid", g.pid)
 
@@ -311,7 +311,7 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	case <-g.done:
 		g.finish()
 		logger.Warn("new generation exited within the crash window; rolling back", append(g.exitAttrs(), "crash_window", s.cfg.CrashWindow)...)
-		err := fmt.Errorf("server: deploy %s: %w: %s within %s of going live", d.Version, runners.ErrBadRelease, g.exitString(), s.cfg.CrashWindow)
+		err := fmt.Errorf("server: %w: %s within %s of going live", runners.ErrBadRelease, g.exitString(), s.cfg.CrashWindow)
 		return s.rollback(ctx, d, old, err)
 	case <-window.C:
 	case <-ctx.Done():

@@ -87,9 +87,16 @@ type Pinner interface {
 }
 
 // ErrPlatform is wrapped by Pin when the tag has no image for the platform: the
-// release cannot run on this host, whatever is retried. It is
-// sources.ErrPlatform, which the agent checks without knowing this package.
-var ErrPlatform = sources.ErrPlatform
+// release cannot run on this host, whatever is retried. It matches
+// sources.ErrIncompatible, so the agent needs no knowledge of this package.
+var ErrPlatform error = platformError{}
+
+type platformError struct{}
+
+func (platformError) Error() string { return "no image for the platform" }
+
+// Is makes errors.Is(err, sources.ErrIncompatible) hold for ErrPlatform.
+func (platformError) Is(target error) bool { return target == sources.ErrIncompatible }
 
 // Registry is one app's view of one image repository.
 type Registry struct {

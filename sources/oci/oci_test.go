@@ -370,6 +370,9 @@ func TestPin(t *testing.T) {
 				if got := errors.Is(err, oci.ErrPlatform); got != tt.platformErr {
 					t.Errorf("errors.Is(err, ErrPlatform) = %v, want %v", got, tt.platformErr)
 				}
+				if got := errors.Is(err, sources.ErrIncompatible); got != tt.platformErr {
+					t.Errorf("errors.Is(err, sources.ErrIncompatible) = %v, want %v", got, tt.platformErr)
+				}
 			case err != nil:
 				t.Fatal(err)
 			default:

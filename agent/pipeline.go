@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/dewy-agent/dewy-agent/releasestore"
+	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// pipeline is how a release reaches the runner: as files (downloaded, verified
+// and extracted into the release store) or as an image (pinned by digest). The
+// worker's loop is the same for both; newPipeline picks one at wiring time from
+// what the runner needs (runners.Input).
+//
+// A pipeline is used by the worker's loop goroutine only.
+type pipeline interface {
+	// resume returns the deployment of the release st records, for the
+	// runner's Resume. ok is false when the release is gone and must be
+	// deployed again.
+	resume(st State) (d runners.Deployment, ok bool, err error)
+	// prepare makes the candidate ready for the runner. Its error is a
+	// *deployError naming the step; on error nothing is left behind.
+	prepare(ctx context.Context, c *version.Candidate) (*staged, error)
+	// deployed runs after the runner took the release and state.json
+	// records it (old releases are pruned).
+	deployed()
+}
+
+// staged is a release made ready for the runner by a pipeline.
+type staged struct {
+	d runners.Deployment
+	// sha256 is the artifact's digest; empty for images.
+	sha256 string
+	// dir is the release directory relative to the app directory, as
+	// state.json keeps it; empty for images.
+	dir string
+	// activated: the runner made the release current (so a failure after it
+	// means it was switched back).
+	activated bool
+	// discard removes what prepare made, after a later step failed.
+	discard func()
+}
+
+// newPipeline returns the pipeline for a runner that needs input.
+func newPipeline(input runners.Input, src sources.Source, run runners.Runner, store *releasestore.Store, dir string, logger *slog.Logger) pipeline {
+	if input == runners.Image {
+		return &imagePipeline{src: src, runner: run}
+	}
+	return &filePipeline{src: src, store: store, dir: dir, logger: logger}
+}
+
+// filePipeline brings a release's artifact into the release store: checksum,
+// download and extract, and `current` switched by the runner through
+// Activate.
+type filePipeline struct {
+	src    sources.Source
+	store  *releasestore.Store
+	dir    string // the app directory
+	logger *slog.Logger
+}
+
+func (p *filePipeline) resume(st State) (runners.Deployment, bool, error) {
+	cur, err := p.store.Current()
+	if err != nil {
+		return runners.Deployment{}, false, err
+	}
+	if cur == "" {
+		return runners.Deployment{}, false, nil // removed by hand
+	}
+	return runners.Deployment{Version: st.Version, Image: st.Image, Dir: cur}, true, nil
+}
+
+func (p *filePipeline) prepare(ctx context.Context, c *version.Candidate) (*staged, error) {
+	tag := c.Version.Original()
+	sum, err := p.checksum(ctx, c)
+	if err != nil {
+		return nil, &deployError{step: "verify", err: err}
+	}
+	open := func(ctx context.Context) (io.ReadCloser, error) { return p.src.Open(ctx, c.Release, c.Artifact) }
+	prep, err := p.store.Prepare(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open)
+	if err != nil {
+		return nil, &deployError{step: "download", err: err}
+	}
+	s := &staged{
+		d:      runners.Deployment{Version: tag, Image: c.Release.Image, Dir: prep.Dir},
+		sha256: prep.SHA256,
+	}
+	if rel, err := filepath.Rel(p.dir, prep.Dir); err == nil {
+		s.dir = rel
+	}
+	s.discard = func() {
+		if err := p.store.Remove(prep.Dir); err != nil {
+			p.logger.Warn("remove failed release", "dir", prep.Dir, "err", err)
+		}
+	}
+	activate, rollback, err := p.store.Activation(prep.Dir)
+	if err != nil {
+		s.discard()
+		return nil, &deployError{step: "activate", err: err}
+	}
+	s.d.Activate = func() error { s.activated = true; return activate() }
+	s.d.Rollback = rollback
+	return s, nil
+}
+
+func (p *filePipeline) deployed() {
+	if err := p.store.Prune(); err != nil {
+		p.logger.Warn("prune old releases", "err", err)
+	}
+}
+
+// checksum returns the SHA-256 the release publishes for the artifact, or "" when
+// it publishes none.
+func (p *filePipeline) checksum(ctx context.Context, c *version.Candidate) (string, error) {
+	if c.Checksum == nil {
+		return "", nil
+	}
+	r, err := p.src.Open(ctx, c.Release, *c.Checksum)
+	if err != nil {
+		return "", fmt.Errorf("fetch checksum file %s: %w", c.Checksum.Name, err)
+	}
+	defer r.Close()
+	sum, err := version.ParseChecksums(r, c.Artifact.Name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: checksum file %s: %w", runners.ErrBadRelease, c.Checksum.Name, err)
+	}
+	return sum, nil
+}
+
+// imagePipeline hands the runner an image, pinned by digest for the runner's
+// platform when the source can pin (see sources.Pinner).
+type imagePipeline struct {
+	src    sources.Source
+	runner runners.Runner
+}
+
+func (p *imagePipeline) resume(st State) (runners.Deployment, bool, error) {
+	return runners.Deployment{Version: st.Version, Image: st.Image}, true, nil
+}
+
+func (p *imagePipeline) prepare(ctx context.Context, c *version.Candidate) (*staged, error) {
+	s := &staged{d: runners.Deployment{Version: c.Version.Original(), Image: c.Release.Image}, discard: func() {}}
+	pin, ok := p.src.(sources.Pinner)
+	if !ok {
+		return s, nil
+	}
+	ref, err := pin.Pin(ctx, c.Release, p.platform(ctx))
+	if err != nil {
+		if errors.Is(err, sources.ErrIncompatible) {
+			err = fmt.Errorf("%w: %w", runners.ErrBadRelease, err)
+		}
+		return nil, &deployError{step: "pin", err: err}
+	}
+	s.d.Image = ref
+	return s, nil
+}
+
+func (p *imagePipeline) deployed() {}
+
+// platform is the platform images are chosen for: the container engine's own
+// when the runner can ask it, else this host's ("" lets the source decide).
+func (p *imagePipeline) platform(ctx context.Context) string {
+	if r, ok := p.runner.(runners.Platformer); ok {
+		if s, err := r.Platform(ctx); err == nil {
+			return s
+		}
+	}
+	return ""
+}
+
+var (
+	_ pipeline = (*filePipeline)(nil)
+	_ pipeline = (*imagePipeline)(nil)
+)
