@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
 // format is how an artifact is unpacked.
@@ -283,7 +285,7 @@ func (x *extractor) mkdir(name string, perm fs.FileMode) error {
 	fi, err := x.root.Lstat(name)
 	switch {
 	case err == nil && !fi.IsDir():
-		return bad("entry %q: a %s was already extracted there", name, kindOf(fi))
+		return bad("entry %q: a %s was already extracted there", name, atomicfile.KindOf(fi))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return err
 	case err != nil:
@@ -442,7 +444,7 @@ func (x *extractor) parents(name string) error {
 		case fi.Mode()&fs.ModeSymlink != 0:
 			return bad("entry %q: writes through the symlink %q", name, p)
 		case !fi.IsDir():
-			return bad("entry %q: %q is a %s, not a directory", name, p, kindOf(fi))
+			return bad("entry %q: %q is a %s, not a directory", name, p, atomicfile.KindOf(fi))
 		}
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
 // prepareAt prepares a small release of version at the given clock.
@@ -557,10 +559,10 @@ func TestAtomicSymlink(t *testing.T) {
 			link := filepath.Join(dir, "html")
 			tt.before(t, link)
 			before := snapshot(t, dir)
-			err := AtomicSymlink(target, link)
+			err := atomicfile.Symlink(target, link)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("AtomicSymlink = %v, want an error containing %q", err, tt.wantErr)
+					t.Fatalf("atomicfile.Symlink = %v, want an error containing %q", err, tt.wantErr)
 				}
 				after := snapshot(t, dir)
 				if len(after) != len(before) {
@@ -574,7 +576,7 @@ func TestAtomicSymlink(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("AtomicSymlink: %v", err)
+				t.Fatalf("atomicfile.Symlink: %v", err)
 			}
 			got, err := os.Readlink(link)
 			if err != nil || got != target {

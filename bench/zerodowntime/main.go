@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/server"
 )
@@ -154,25 +155,15 @@ func makeRelease(root, current, app, version string) (runners.Deployment, error)
 		Dir:     dir,
 		Activate: func() error {
 			prev, _ = os.Readlink(current)
-			return link(dir, current)
+			return atomicfile.Symlink(dir, current)
 		},
 		Rollback: func() error {
 			if prev == "" {
 				return os.Remove(current)
 			}
-			return link(prev, current)
+			return atomicfile.Symlink(prev, current)
 		},
 	}, nil
-}
-
-// link points name at target atomically.
-func link(target, name string) error {
-	tmp := name + ".tmp"
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
 }
 
 // load is the request loop of every connection.

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
@@ -123,7 +124,7 @@ var _ sources.Source = (*Folder)(nil)
 // Report records a deployment as a small text file in the release's folder,
 // <root>/<version>/.dewy-reports/<time>-<host>-<app>.txt, as the S3 and GCS
 // sources do; the dot folder is never listed as an artifact. The file is
-// written under a temporary name and renamed.
+// written atomically.
 func (f *Folder) Report(_ context.Context, r sources.Report) error {
 	tag := r.Release.Tag
 	if tag == "" || !filepath.IsLocal(tag) || strings.ContainsRune(tag, filepath.Separator) {
@@ -134,12 +135,7 @@ func (f *Folder) Report(_ context.Context, r sources.Report) error {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
 	name := filepath.Join(dir, sources.ReportName(r))
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, sources.ReportText(r), 0o644); err != nil {
-		return fmt.Errorf("file registry %s: report: %w", f.root, err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(name, sources.ReportText(r), 0o644); err != nil {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
 	return nil
