@@ -9,9 +9,9 @@ import (
 
 func TestWriteFile(t *testing.T) {
 	tests := []struct {
-		name    string
-		before  string // content at path before, "" for none
-		perm    os.FileMode
+		name   string
+		before string // content at path before, "" for none
+		perm   os.FileMode
 	}{
 		{name: "new file", perm: 0o644},
 		{name: "replaces", before: "old", perm: 0o600},
