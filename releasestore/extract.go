@@ -19,47 +19,9 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/dewy-agent/dewy-agent/internal/archive"
 	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
-
-// format is how an artifact is unpacked.
-type format int
-
-const (
-	formatBare format = iota
-	formatTar
-	formatTarGzip
-	formatTarBzip2
-	formatTarXz
-	formatZip
-)
-
-// formatOf picks the format from the artifact's name, case-insensitively.
-func formatOf(name string) format {
-	n := strings.ToLower(name)
-	has := func(suffixes ...string) bool {
-		for _, s := range suffixes {
-			if strings.HasSuffix(n, s) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case has(".tar.gz", ".tgz"):
-		return formatTarGzip
-	case has(".tar.bz2", ".tbz2", ".tbz"):
-		return formatTarBzip2
-	case has(".tar.xz", ".txz"):
-		return formatTarXz
-	case has(".tar"):
-		return formatTar
-	case has(".zip"):
-		return formatZip
-	default:
-		return formatBare
-	}
-}
 
 // maxLinkTarget caps the length of a symlink target read from a zip entry.
 const maxLinkTarget = 4096
@@ -69,7 +31,7 @@ const maxLinkTarget = 4096
 const maxLinkHops = 40
 
 // extract unpacks the downloaded artifact f (n bytes) into the staging directory.
-func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind format, artifact, staging string) error {
+func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind archive.Format, artifact, staging string) error {
 	root, err := os.OpenRoot(staging)
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", artifact, err)
@@ -82,7 +44,7 @@ func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind format, a
 		maxEntries: s.maxEntries(),
 		buf:        make([]byte, copyBufferSize),
 	}
-	if kind == formatZip {
+	if kind == archive.Zip {
 		err = x.zip(f, n)
 	} else {
 		err = x.tarStream(io.NewSectionReader(f, 0, n), kind)
@@ -116,19 +78,19 @@ type extractor struct {
 }
 
 // tarStream unpacks a tar archive, compressed or not, read from r.
-func (x *extractor) tarStream(r io.Reader, kind format) error {
+func (x *extractor) tarStream(r io.Reader, kind archive.Format) error {
 	var dr io.Reader = bufio.NewReaderSize(r, copyBufferSize)
 	switch kind {
-	case formatTarGzip:
+	case archive.TarGz:
 		zr, err := gzip.NewReader(dr)
 		if err != nil {
 			return bad("read gzip: %w", err)
 		}
 		defer zr.Close()
 		dr = zr
-	case formatTarBzip2:
+	case archive.TarBz2:
 		dr = bzip2.NewReader(dr)
-	case formatTarXz:
+	case archive.TarXz:
 		zr, err := xz.NewReader(dr)
 		if err != nil {
 			return bad("read xz: %w", err)
@@ -138,7 +100,7 @@ func (x *extractor) tarStream(r io.Reader, kind format) error {
 	if err := x.tar(tar.NewReader(dr)); err != nil {
 		return err
 	}
-	if kind == formatTar {
+	if kind == archive.Tar {
 		return nil
 	}
 	// Read the compressed stream to its end so that its trailing checksum is

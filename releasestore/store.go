@@ -39,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/archive"
 	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
@@ -214,8 +215,8 @@ func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, 
 	if err != nil {
 		return "", "", 0, err
 	}
-	kind := formatOf(artifact)
-	if kind == formatBare {
+	kind := archive.Of(artifact)
+	if kind == archive.None {
 		// The download is the release: move it in rather than copying it.
 		if err := f.Chmod(0o755); err != nil {
 			return "", "", 0, fmt.Errorf("prepare %s: %w", artifact, err)
