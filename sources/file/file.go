@@ -22,6 +22,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -126,22 +127,18 @@ var _ sources.Source = (*Folder)(nil)
 // sources do; the dot folder is never listed as an artifact. The file is
 // written atomically.
 func (f *Folder) Report(_ context.Context, r sources.Report) error {
-	tag := r.Release.Tag
-	if tag == "" || !filepath.IsLocal(tag) || strings.ContainsRune(tag, filepath.Separator) {
-		return fmt.Errorf("file registry %s: report: release tag %q is not a folder name", f.root, tag)
-	}
-	dir := filepath.Join(f.root, tag, reportDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	key, err := folders.ReportKey("", r)
+	if err != nil {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
-	name := filepath.Join(dir, sources.ReportName(r))
+	name := filepath.Join(f.root, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("file registry %s: report: %w", f.root, err)
+	}
 	if err := atomicfile.WriteFile(name, sources.ReportText(r), 0o644); err != nil {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
 	return nil
 }
-
-// reportDir is the sub-folder of a version folder that holds reports.
-const reportDir = ".dewy-reports"
 
 var _ sources.Reporter = (*Folder)(nil)

@@ -69,8 +69,6 @@ const (
 	quietAge = time.Hour
 	// maxCacheAge is how long a cached folder listing is used at most.
 	maxCacheAge = 24 * time.Hour
-	// reportDir is the sub-folder of a version folder that holds reports.
-	reportDir = ".dewy-reports"
 	// maxAttempts bounds the storage library's retries, which are otherwise
 	// endless until ctx ends.
 	maxAttempts = 3
