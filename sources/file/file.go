@@ -109,6 +109,9 @@ func (f *Folder) Open(ctx context.Context, _ version.Release, asset version.Asse
 		return nil, fmt.Errorf("file registry %s: asset %q is outside the registry", f.root, asset.Ref)
 	}
 	r, err := os.Open(filepath.Join(f.root, asset.Ref))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file registry %s: asset %s: %w", f.root, asset.Ref, sources.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("file registry %s: %w", f.root, err)
 	}
