@@ -426,25 +426,6 @@ func TestRunLogsBoundedLines(t *testing.T) {
 	}
 }
 
-func TestTailCutsAtLineBoundary(t *testing.T) {
-	tl := &tail{}
-	for i := range 15 {
-		tl.add(strings.Repeat(strconv.Itoa(i%10), 300))
-	}
-	got := tl.String()
-	if len(got) > TailBytes {
-		t.Fatalf("tail is %d bytes", len(got))
-	}
-	for l := range strings.SplitSeq(got, "\n") {
-		if len(l) != 300 {
-			t.Errorf("tail holds a partial line of %d bytes", len(l))
-		}
-	}
-	if !strings.HasSuffix(got, strings.Repeat("4", 300)) {
-		t.Error("tail does not end with the last line")
-	}
-}
-
 func TestStripUserInfo(t *testing.T) {
 	tests := []struct {
 		name, in, want string
