@@ -1,8 +1,8 @@
 // Package testimage builds small container images for tests and benchmarks, and
 // serves them from an in-process registry. Its words:
 //
-//   - App: testdata/app, an HTTP server answering /version and /health (see its
-//     doc), compiled as a static binary (CGO_ENABLED=0).
+//   - App: the module's testdata/imageapp, an HTTP server answering /version
+//     and /health (see its doc), compiled as a static binary (CGO_ENABLED=0).
 //   - Image: that binary as /app in one layer on an empty base, with the
 //     entrypoint, exposed port, environment and labels set in the config. Images
 //     of different versions share the layer and differ only in their config.
@@ -192,7 +192,7 @@ func binary(p v1.Platform) (string, error) {
 	if mod == "" || mod == os.DevNull {
 		return "", fmt.Errorf("not inside the dewy-agent module (go env GOMOD is empty)")
 	}
-	src := filepath.Join(filepath.Dir(mod), "internal", "testimage", "testdata", "app")
+	src := filepath.Join(filepath.Dir(mod), "testdata", "imageapp")
 	main, err := os.ReadFile(filepath.Join(src, "main.go"))
 	if err != nil {
 		return "", fmt.Errorf("read app source: %w", err)
