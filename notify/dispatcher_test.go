@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // testOptions are fast dispatcher options with a JSON log in logs.
@@ -36,18 +38,6 @@ func started(t *testing.T, d *Dispatcher) {
 		d.Close()
 		<-done
 	})
-}
-
-// waitFor polls cond until it holds or a few seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func summaries(reqs []hookRequest) []string {
@@ -173,7 +163,7 @@ func TestDispatcherSlowNotifierDoesNotBlock(t *testing.T) {
 			t.Errorf("Send %d took %s", i, took)
 		}
 	}
-	waitFor(t, "the fast notifier to get every message", func() bool { return len(fast.got()) == n })
+	testkit.Eventually(t, 5*time.Second, "the fast notifier to get every message", func() bool { return len(fast.got()) == n })
 
 	start := time.Now()
 	d.Close()
@@ -206,7 +196,7 @@ func TestDispatcherRetries(t *testing.T) {
 			d := NewDispatcher([]Notifier{mustParse(t, f.url("", "/hook"))}, opts)
 			started(t, d)
 			d.Send(Event{App: "api", Kind: DeployFailed})
-			waitFor(t, "the failure to be logged", func() bool { return len(logs.find(t, "notification failed")) > 0 })
+			testkit.Eventually(t, 5*time.Second, "the failure to be logged", func() bool { return len(logs.find(t, "notification failed")) > 0 })
 			if got := len(f.got()); got != tt.wantAttempts {
 				t.Errorf("server saw %d attempts, want %d", got, tt.wantAttempts)
 			}
