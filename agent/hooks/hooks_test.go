@@ -1,59 +1,22 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// logBuffer collects JSON log records for assertions; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
 func TestRunEnv(t *testing.T) {
@@ -337,7 +300,7 @@ func TestRunLeftoversStopped(t *testing.T) {
 }
 
 func TestRunLogsOutput(t *testing.T) {
-	logger, logs := newLogger()
+	logger, logs := testkit.NewLogger()
 	cmd := `echo first; echo oops >&2; printf 'no newline'`
 	res, err := Run(t.Context(), "after_deploy", Hook{Command: cmd}, Env{App: "api"}, logger)
 	if err != nil {
@@ -345,7 +308,7 @@ func TestRunLogsOutput(t *testing.T) {
 	}
 	type line struct{ stream, text string }
 	var got []line
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["msg"] != "hook output" {
 			continue
 		}
@@ -404,13 +367,13 @@ func TestRunOutputTailBounded(t *testing.T) {
 }
 
 func TestRunLogsBoundedLines(t *testing.T) {
-	logger, logs := newLogger()
+	logger, logs := testkit.NewLogger()
 	res, err := Run(t.Context(), "after_deploy", Hook{Command: "seq 1 3000"}, Env{}, logger)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	lines, notices := 0, 0
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		switch r["msg"] {
 		case "hook output":
 			lines++

@@ -2,50 +2,17 @@ package procgroup
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
-
-// logBuffer is a JSON log sink safe for the reader goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewJSONHandler(b, nil)), b
-}
 
 func TestOutputLines(t *testing.T) {
 	long := strings.Repeat("x", 100)
@@ -77,7 +44,7 @@ func TestOutputLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logger, logs := newLogger()
+			logger, logs := testkit.NewLogger()
 			tt.out.Logger = logger
 			p, err := Start(exec.Command("/bin/sh", "-c", "echo first; echo "+long+"; printf last"), tt.out)
 			if err != nil {
@@ -86,7 +53,7 @@ func TestOutputLines(t *testing.T) {
 			p.Drain(syscall.SIGKILL, time.Second)
 			var got []string
 			warned := false
-			for _, r := range logs.records(t) {
+			for _, r := range logs.Records(t) {
 				if r["level"] == "WARN" {
 					warned = true
 					continue

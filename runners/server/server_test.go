@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -138,29 +137,11 @@ func testConfig(ports int) Config {
 	}
 }
 
-// syncBuffer is a log destination safe for the runner's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newServer returns a runner logging JSON into the returned buffer (printed if the
 // test fails), stopped when the test ends.
-func newServer(t *testing.T, cfg Config) (*Server, *syncBuffer) {
+func newServer(t *testing.T, cfg Config) (*Server, *testkit.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			var b strings.Builder
