@@ -33,39 +33,11 @@ const (
 	testKey   = "wJalrXUtnFEMI-test-secret"
 )
 
-// clock is the fake's and the source's time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // fake is gofakes3 over s3mem in an httptest server on 127.0.0.1.
 type fake struct {
 	url     string
 	backend *s3mem.Backend
-	clock   *clock
+	clock   *folderstest.Clock
 
 	requests atomic.Int64
 	mu       sync.Mutex
@@ -74,7 +46,7 @@ type fake struct {
 
 func newFake(t *testing.T) *fake {
 	t.Helper()
-	f := &fake{clock: newClock()}
+	f := &fake{clock: &folderstest.Clock{}}
 	f.backend = s3mem.New(s3mem.WithTimeSource(f.clock))
 	if err := f.backend.CreateBucket(bucket); err != nil {
 		t.Fatal(err)
@@ -167,7 +139,7 @@ func registry(t *testing.T) folderstest.Registry {
 	f := newFake(t)
 	return folderstest.Registry{
 		Put: func(t *testing.T, key string, content []byte, at time.Time) {
-			f.clock.set(at)
+			f.clock.Set(at)
 			f.put(t, key, string(content))
 		},
 		Delete: func(t *testing.T, key string) {
@@ -187,6 +159,8 @@ func registry(t *testing.T) folderstest.Registry {
 			}
 			return b
 		},
+		SetNow:   f.clock.Set,
+		Requests: f.requests.Load,
 		Source: func(t *testing.T, prefix string) folderstest.Source {
 			return f.source(t, Config{Prefix: prefix, Endpoint: f.url})
 		},
@@ -380,75 +354,6 @@ func TestEndpointAndCredentials(t *testing.T) {
 }
 
 // TestPollCost checks which folders a poll lists again.
-func TestPollCost(t *testing.T) {
-	awsEnv(t)
-	f := newFake(t)
-	for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v2.0.0-rc.1"} {
-		f.put(t, "myapp/"+v+"/a_linux_amd64.tar.gz", v)
-	}
-	f.put(t, "myapp/latest/a_linux_amd64.tar.gz", "x")
-	s := f.source(t, Config{Prefix: "myapp", Endpoint: f.url})
-
-	poll := func(step string, want int64, wantSummary []string) {
-		t.Helper()
-		before := f.requests.Load()
-		rels, err := s.Releases(t.Context())
-		if err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-		if got := f.requests.Load() - before; got != want {
-			t.Errorf("%s: %d requests, want %d", step, got, want)
-		}
-		if wantSummary != nil {
-			if got := folderstest.Summary(rels); !slices.Equal(got, wantSummary) {
-				t.Errorf("%s: releases = %q, want %q", step, got, wantSummary)
-			}
-		}
-	}
-	// Everything is new: 1 folder listing + 5 version folders ("latest" is not opened).
-	poll("first poll", 6, nil)
-	// Listed when fresh: not quiet, so all are listed again.
-	poll("second poll, folders recent", 6, nil)
-
-	f.clock.advance(2 * time.Hour)
-	// Quiet now, but the cached listings were made while they were recent.
-	poll("first poll after an hour", 6, nil)
-	// Steady state: the folder listing, v2.0.0-rc.1 (highest) and v1.3.0 (highest release).
-	poll("steady poll", 3, nil)
-
-	// A late upload to an old, cached folder is not seen ...
-	f.put(t, "myapp/v1.0.0/a_darwin_arm64.tar.gz", "late")
-	// ... but a new folder and a late upload to the highest version are.
-	f.put(t, "myapp/v1.4.0/a_linux_amd64.tar.gz", "new")
-	f.put(t, "myapp/v2.0.0-rc.1/a_darwin_arm64.tar.gz", "late")
-	poll("new folder", 3, []string{
-		"latest:",
-		"v1.0.0: a_linux_amd64.tar.gz",
-		"v1.1.0: a_linux_amd64.tar.gz",
-		"v1.2.0: a_linux_amd64.tar.gz",
-		"v1.3.0: a_linux_amd64.tar.gz",
-		"v1.4.0: a_linux_amd64.tar.gz",
-		"v2.0.0-rc.1: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
-	})
-
-	// A removed folder leaves the list.
-	if _, err := f.backend.DeleteObject(bucket, "myapp/v1.1.0/a_linux_amd64.tar.gz"); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.advance(25 * time.Hour)
-	// A day later every folder is listed again, and the late upload shows.
-	poll("a day later", 6, []string{
-		"latest:",
-		"v1.0.0: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
-		"v1.2.0: a_linux_amd64.tar.gz",
-		"v1.3.0: a_linux_amd64.tar.gz",
-		"v1.4.0: a_linux_amd64.tar.gz",
-		"v2.0.0-rc.1: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
-	})
-	// The folder listing, v2.0.0-rc.1 and v1.4.0.
-	poll("steady again", 3, nil)
-}
-
 func TestNew(t *testing.T) {
 	tests := []struct {
 		name string

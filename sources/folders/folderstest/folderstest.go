@@ -17,6 +17,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,13 @@ type Registry struct {
 	// Source returns a new source for the registry's path prefix (no leading
 	// or trailing slash needed; "" for the root), as configured by a user.
 	Source func(t *testing.T, prefix string) Source
+	// SetNow sets the time the registry's sources see; nil for a registry
+	// that keeps no listings between polls.
+	SetNow func(time.Time)
+	// Requests counts the requests made to the registry so far; nil for a
+	// registry that keeps no listings between polls. With SetNow, it runs the
+	// poll cost part of the contract (the folders.Cache rules).
+	Requests func() int64
 	// OpensEveryFolder is true when a folder whose name is not a version is
 	// listed with its files (file), false when it is listed empty because its
 	// contents are never fetched (s3, gs).
@@ -52,6 +60,34 @@ type Registry struct {
 
 // T0 is the time the suite's objects are made at.
 var T0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// Clock is a settable time for a fake registry and its sources, starting at
+// T0; safe for concurrent use. It is a gofakes3 TimeSource.
+type Clock struct {
+	mu  sync.Mutex
+	t   time.Time
+	set bool
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.set {
+		return T0
+	}
+	return c.t
+}
+
+// Since returns the time from t to Now.
+func (c *Clock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t, c.set = t, true
+	c.mu.Unlock()
+}
 
 // Run runs the contract; newRegistry makes a fresh, empty registry for each
 // sub-test.
@@ -62,6 +98,9 @@ func Run(t *testing.T, newRegistry func(t *testing.T) Registry) {
 	t.Run("Cancelled", func(t *testing.T) { testCancelled(t, newRegistry(t)) })
 	t.Run("Report", func(t *testing.T) { testReport(t, newRegistry) })
 	t.Run("ReportRefusesBadTag", func(t *testing.T) { testReportBadTag(t, newRegistry(t)) })
+	if reg := newRegistry(t); reg.Requests != nil && reg.SetNow != nil {
+		t.Run("PollCost", func(t *testing.T) { testPollCost(t, reg) })
+	}
 }
 
 // Summary is "tag: asset asset" per release, sorted, for comparisons.
@@ -359,4 +398,80 @@ func testReportBadTag(t *testing.T, reg Registry) {
 			t.Errorf("Report with tag %q = %v, want a refusal: not a folder name", tag, err)
 		}
 	}
+}
+
+// testPollCost checks what a steady poll costs under the folders.Cache rules:
+// a listing is kept once its folder was quiet when listed, the highest version
+// and the highest stable version are listed on every poll, and every listing
+// is renewed after folders.MaxAge.
+func testPollCost(t *testing.T, reg Registry) {
+	now := T0
+	reg.SetNow(now)
+	put := func(key, content string) { reg.Put(t, key, []byte(content), now) }
+	advance := func(d time.Duration) {
+		now = now.Add(d)
+		reg.SetNow(now)
+	}
+	for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v2.0.0-rc.1"} {
+		put("myapp/"+v+"/a_linux_amd64.tar.gz", v)
+	}
+	put("myapp/latest/a_linux_amd64.tar.gz", "x")
+	src := reg.Source(t, "myapp")
+
+	poll := func(step string, want int64, wantSummary []string) {
+		t.Helper()
+		before := reg.Requests()
+		rels, err := src.Releases(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if got := reg.Requests() - before; got != want {
+			t.Errorf("%s: %d requests, want %d", step, got, want)
+		}
+		if wantSummary != nil {
+			if got := Summary(rels); !slices.Equal(got, wantSummary) {
+				t.Errorf("%s: releases = %q, want %q", step, got, wantSummary)
+			}
+		}
+	}
+	// Everything is new: 1 folder listing + 5 version folders ("latest" is not opened).
+	poll("first poll", 6, nil)
+	// Listed when fresh: not quiet, so all are listed again.
+	poll("second poll, folders recent", 6, nil)
+
+	advance(2 * folders.QuietAge)
+	// Quiet now, but the cached listings were made while they were recent.
+	poll("first poll after an hour", 6, nil)
+	// Steady state: the folder listing, v2.0.0-rc.1 (highest) and v1.3.0 (highest release).
+	poll("steady poll", 3, nil)
+
+	// A late upload to an old, cached folder is not seen ...
+	put("myapp/v1.0.0/a_darwin_arm64.tar.gz", "late")
+	// ... but a new folder and a late upload to the highest version are.
+	put("myapp/v1.4.0/a_linux_amd64.tar.gz", "new")
+	put("myapp/v2.0.0-rc.1/a_darwin_arm64.tar.gz", "late")
+	poll("new folder", 3, []string{
+		"latest:",
+		"v1.0.0: a_linux_amd64.tar.gz",
+		"v1.1.0: a_linux_amd64.tar.gz",
+		"v1.2.0: a_linux_amd64.tar.gz",
+		"v1.3.0: a_linux_amd64.tar.gz",
+		"v1.4.0: a_linux_amd64.tar.gz",
+		"v2.0.0-rc.1: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
+	})
+
+	// A removed folder leaves the list.
+	reg.Delete(t, "myapp/v1.1.0/a_linux_amd64.tar.gz")
+	advance(folders.MaxAge + time.Hour)
+	// A day later every folder is listed again, and the late upload shows.
+	poll("a day later", 6, []string{
+		"latest:",
+		"v1.0.0: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
+		"v1.2.0: a_linux_amd64.tar.gz",
+		"v1.3.0: a_linux_amd64.tar.gz",
+		"v1.4.0: a_linux_amd64.tar.gz",
+		"v2.0.0-rc.1: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
+	})
+	// The folder listing, v2.0.0-rc.1 and v1.4.0.
+	poll("steady again", 3, nil)
 }
