@@ -218,16 +218,7 @@ func TestOpenGzipEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Open(t.Context(), rels[0], rels[0].Assets[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, gz.Bytes()) {
+	if got := folderstest.ReadAsset(t, s, rels[0], rels[0].Assets[0]); !bytes.Equal(got, gz.Bytes()) {
 		t.Errorf("read %d bytes, want the %d stored bytes", len(got), gz.Len())
 	}
 }

@@ -103,6 +103,28 @@ func Run(t *testing.T, newRegistry func(t *testing.T) Registry) {
 	}
 }
 
+// ReadAsset opens an asset and reads it to the end, failing the test on any
+// error.
+func ReadAsset(t *testing.T, src sources.Source, rel version.Release, asset version.Asset) []byte {
+	t.Helper()
+	r, err := src.Open(t.Context(), rel, asset)
+	if err != nil {
+		t.Fatalf("open %s: %v", asset.Name, err)
+	}
+	return readAll(t, r)
+}
+
+// readAll reads r to the end and closes it.
+func readAll(t *testing.T, r io.ReadCloser) []byte {
+	t.Helper()
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // Summary is "tag: asset asset" per release, sorted, for comparisons.
 func Summary(rels []version.Release) []string {
 	var out []string
@@ -314,12 +336,7 @@ func testOpen(t *testing.T, reg Registry) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer r.Close()
-			got, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
+			if got := readAll(t, r); string(got) != tt.want {
 				t.Errorf("read %d bytes, want %d bytes of the object", len(got), len(tt.want))
 			}
 		})
