@@ -305,7 +305,7 @@ func newWatcher(url string) *watcher {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if v, err := get(c, url+"/version"); err == nil {
+			if v, err := testkit.Get(c, url+"/version"); err == nil {
 				w.mu.Lock()
 				if _, ok := w.seen[v]; !ok {
 					w.seen[v] = time.Now()
@@ -331,22 +331,6 @@ func (w *watcher) waitFor(ver string, timeout time.Duration) (time.Time, bool) {
 
 func (w *watcher) stop() { close(w.done); w.wg.Wait() }
 
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), nil
-}
-
 type result struct {
 	rate float64
 	lat  []time.Duration
@@ -366,7 +350,7 @@ func measure(ctx context.Context, url string, conc int, d time.Duration) result 
 			var lat []time.Duration
 			for time.Now().Before(end) && ctx.Err() == nil {
 				t0 := time.Now()
-				if _, err := get(c, url); err != nil {
+				if _, err := testkit.Get(c, url); err != nil {
 					continue
 				}
 				lat = append(lat, time.Since(t0))

@@ -80,7 +80,7 @@ func StartLoad(url string, o LoadOptions) *Load {
 				default:
 				}
 				start := time.Now()
-				body, err := get(c, url)
+				body, err := Get(c, url)
 				l.record(start, body, err, keepAlive)
 				if o.Pause > 0 {
 					time.Sleep(o.Pause)
@@ -132,19 +132,21 @@ func (r LoadResult) Quantile(q float64) time.Duration {
 	return r.Latencies[min(int(q*float64(len(r.Latencies))), len(r.Latencies)-1)]
 }
 
-// get fetches url and returns the body of a 200 OK answer.
-func get(c *http.Client, url string) (string, error) {
+// Get fetches url with c, or with a client that opens a new connection and
+// waits at most 10s when c is nil. It returns the body, and an error when
+// there was no answer or it was not 200 OK.
+func Get(c *http.Client, url string) (string, error) {
+	if c == nil {
+		c = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %s", resp.Status)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), nil
+	return string(b), err
 }

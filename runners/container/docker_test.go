@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -217,19 +216,7 @@ func proxyURL(t *testing.T, r *container.Container) string {
 }
 
 // fetch GETs url once on a fresh connection.
-func fetch(url string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
-}
+func fetch(url string) (string, error) { return testkit.Get(nil, url) }
 
 // startLoad starts workers sending GET url/version, half of them with
 // keep-alive and half without.

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,17 +164,7 @@ func newServer(t *testing.T, cfg Config) (*Server, *testkit.LogBuffer) {
 
 // get fetches path from addr on a new connection.
 func get(addr net.Addr, path string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + loopback(addr) + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
+	return testkit.Get(nil, "http://"+loopback(addr)+path)
 }
 
 // loopback is addr's port on 127.0.0.1 (the ports listen on all interfaces).
