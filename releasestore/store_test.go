@@ -344,7 +344,7 @@ func TestActivation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustCurrent(t, s, a)
+		mustCurrent(t, s, a) // Activation alone switches nothing
 		if err := activate(); err != nil {
 			t.Fatal(err)
 		}
@@ -362,17 +362,7 @@ func TestActivation(t *testing.T) {
 		if err := os.Symlink("releases/removed-by-hand", link); err != nil {
 			t.Fatal(err)
 		}
-		activate, rollback, err := s.Activation(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := activate(); err != nil {
-			t.Fatal(err)
-		}
-		mustCurrent(t, s, a)
-		if err := rollback(); err != nil {
-			t.Fatal(err)
-		}
+		activateThenRollBack(t, s, a)
 		if got, err := os.Readlink(link); err != nil || got != "releases/removed-by-hand" {
 			t.Errorf("current -> %q, %v; want the old target back", got, err)
 		}
@@ -388,17 +378,7 @@ func TestActivation(t *testing.T) {
 	t.Run("rollback of the first release removes current", func(t *testing.T) {
 		s, _ := newTestStore(t)
 		a := prepareAt(t, s, "v1", t0)
-		activate, rollback, err := s.Activation(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := activate(); err != nil {
-			t.Fatal(err)
-		}
-		mustCurrent(t, s, a)
-		if err := rollback(); err != nil {
-			t.Fatal(err)
-		}
+		activateThenRollBack(t, s, a)
 		mustCurrent(t, s, "")
 	})
 }
@@ -646,5 +626,22 @@ func TestConcurrentUse(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d, "app")); err != nil {
 			t.Errorf("release %d: %v", i, err)
 		}
+	}
+}
+
+// activateThenRollBack switches current to the release dir, checks it, and
+// rolls the switch back.
+func activateThenRollBack(t *testing.T, s *Store, dir string) {
+	t.Helper()
+	activate, rollback, err := s.Activation(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := activate(); err != nil {
+		t.Fatal(err)
+	}
+	mustCurrent(t, s, dir)
+	if err := rollback(); err != nil {
+		t.Fatal(err)
 	}
 }
