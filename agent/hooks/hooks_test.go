@@ -232,15 +232,7 @@ func TestRunTimeoutKillsGroup(t *testing.T) {
 			if took > 5*time.Second {
 				t.Errorf("Run took %s; the hook was not stopped at its timeout", took)
 			}
-			pids := pidsOf(t, pidFile, tt.pids)
-			for _, p := range pids {
-				if alive(t, p, 0) {
-					t.Errorf("process %d is still running", p)
-				}
-			}
-			if alive(t, 0, pids[0]) {
-				t.Errorf("process group %d still has live members", pids[0])
-			}
+			allGone(t, pidsOf(t, pidFile, tt.pids))
 		})
 	}
 }
@@ -273,6 +265,13 @@ func TestRunCancelKillsGroup(t *testing.T) {
 	if o.res.TimedOut {
 		t.Error("a cancelled hook is reported as timed out")
 	}
+	allGone(t, pids)
+}
+
+// allGone fails the test when a process of pids, or of the group pids[0]
+// leads, is still running.
+func allGone(t *testing.T, pids []int) {
+	t.Helper()
 	for _, p := range pids {
 		if alive(t, p, 0) {
 			t.Errorf("process %d is still running", p)
