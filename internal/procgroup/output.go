@@ -17,16 +17,15 @@ const truncated = " [line truncated]"
 
 // lineWriter logs and keeps the lines of both output streams of one process.
 type lineWriter struct {
-	out     Output
-	log     *slog.Logger
-	tail    *Tail
-	max     int
-	logged  atomic.Int64
-	enabled bool
+	out    Output
+	log    *slog.Logger
+	tail   *Tail
+	max    int
+	logged atomic.Int64
 }
 
 func newLineWriter(out Output, tail *Tail, pid int) *lineWriter {
-	w := &lineWriter{out: out, tail: tail, max: out.MaxLineBytes, log: out.Logger, enabled: out.Logger != nil}
+	w := &lineWriter{out: out, tail: tail, max: out.MaxLineBytes, log: out.Logger}
 	if w.max <= 0 {
 		w.max = DefaultMaxLineBytes
 	}
@@ -74,7 +73,11 @@ func (w *lineWriter) emit(line, stream string, partial bool) {
 	n := w.logged.Add(1)
 	if w.out.MaxLines > 0 && n > int64(w.out.MaxLines) {
 		if n == int64(w.out.MaxLines)+1 {
-			w.log.Warn(w.out.Message+" goes on; the rest is not logged", "logged_lines", w.out.MaxLines)
+			what := w.out.Message
+			if what == "" {
+				what = "output"
+			}
+			w.log.Warn(what+" goes on; the rest is not logged", "logged_lines", w.out.MaxLines)
 		}
 		return
 	}

@@ -49,8 +49,8 @@ type Output struct {
 	MaxLineBytes   int
 	SplitLongLines bool
 	// MaxLines is the most lines logged; zero means no limit. Past it one
-	// warning "<Message> goes on; the rest is not logged" is logged and the
-	// tail is still kept.
+	// warning "<Message or output> goes on; the rest is not logged" is logged
+	// and the tail is still kept.
 	MaxLines int
 	// TailLines and TailBytes bound what Tail returns: the last lines of both
 	// streams in the order they were read. Zero TailLines keeps nothing.
