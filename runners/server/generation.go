@@ -45,44 +45,39 @@ type generation struct {
 	healthURL string
 	logger    *slog.Logger
 
-	proc  *procgroup.Process
-	done  <-chan struct{}  // closed once the process is reaped
-	state *os.ProcessState // set before done is closed; nil if wait failed
+	proc *procgroup.Process
+	done <-chan struct{} // closed once the process is reaped
 }
 
 // exited reports whether the process has been reaped.
-func (g *generation) exited() bool {
-	select {
-	case <-g.done:
-		return true
-	default:
-		return false
-	}
-}
+func (g *generation) exited() bool { return g.proc.Exited() }
 
 // exitString describes how the process ended ("exit status 3", "signal: killed").
 func (g *generation) exitString() string {
-	if g.state == nil {
+	st := g.proc.State()
+	if st == nil {
 		return "unknown exit"
 	}
-	return g.state.String()
+	return st.String()
 }
 
 // exitAttrs are the log attributes of how the process ended.
 func (g *generation) exitAttrs() []any {
-	if g.state == nil {
+	st := g.proc.State()
+	if st == nil {
 		return []any{"exit", "unknown"}
 	}
-	if ws, ok := g.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return []any{"signal", ws.Signal().String()}
 	}
-	return []any{"code", g.state.ExitCode()}
+	return []any{"code", st.ExitCode()}
 }
 
 // failed reports whether the exit counts as a failure for Restart "on-failure":
 // a non-zero code or a signal.
 func (g *generation) failed() bool {
-	return g.state == nil || !g.state.Success()
+	st := g.proc.State()
+	return st == nil || !st.Success()
 }
 
 // start starts a generation of the release in dir. The process runs in its own
@@ -148,7 +143,6 @@ func (s *Server) start(dir, version string) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
 	g := &generation{
 		version:   version,
 		dir:       dir,
@@ -157,13 +151,8 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		healthURL: healthURL,
 		logger:    logger.With("pid", p.Pid()),
 		proc:      p,
-		done:      done,
+		done:      p.Done(),
 	}
-	go func() {
-		<-p.Done()
-		g.state = p.State()
-		close(done)
-	}()
 	g.logger.Info("generation started", "dir", dir)
 	return g, nil
 }
