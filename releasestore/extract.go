@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"math"
 	"os"
 	"path"
@@ -321,13 +322,9 @@ func (x *extractor) symlink(name, target string) error {
 	if to := path.Join(path.Dir(name), target); to == ".." || strings.HasPrefix(to, "../") {
 		return bad("symlink %q -> %q: points outside the release directory", name, target)
 	}
-	if err := x.clear(name); err != nil {
+	if err := x.place(name, func() error { return x.root.Symlink(target, name) }); err != nil {
 		return err
 	}
-	if err := x.root.Symlink(target, name); err != nil {
-		return err
-	}
-	x.created++
 	x.links = append(x.links, name)
 	return nil
 }
@@ -352,10 +349,15 @@ func (x *extractor) hardlink(name, target string) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return bad("hard link %q -> %q: target is not a file extracted earlier", name, target)
 	}
+	return x.place(name, func() error { return x.root.Link(to, name) })
+}
+
+// place clears name, makes it with mk and counts it.
+func (x *extractor) place(name string, mk func() error) error {
 	if err := x.clear(name); err != nil {
 		return err
 	}
-	if err := x.root.Link(to, name); err != nil {
+	if err := mk(); err != nil {
 		return err
 	}
 	x.created++
@@ -384,13 +386,7 @@ func (x *extractor) clear(name string) error {
 // parents makes the missing parent directories of name (mode 0755), refusing to
 // go through a symlink or a file an earlier entry made.
 func (x *extractor) parents(name string) error {
-	dir := path.Dir(name)
-	if dir == "." {
-		return nil
-	}
-	p := ""
-	for part := range strings.SplitSeq(dir, "/") {
-		p = path.Join(p, part)
+	for p := range parentDirs(name) {
 		fi, err := x.root.Lstat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -412,15 +408,27 @@ func (x *extractor) parents(name string) error {
 	return nil
 }
 
+// parentDirs yields the parent directories of the slash-separated name,
+// outermost first: "a", then "a/b", for "a/b/c".
+func parentDirs(name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		dir := path.Dir(name)
+		if dir == "." {
+			return
+		}
+		p := ""
+		for part := range strings.SplitSeq(dir, "/") {
+			p = path.Join(p, part)
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
 // noSymlinkIn refuses a path whose directories include a symlink.
 func (x *extractor) noSymlinkIn(p, entry string) error {
-	dir := path.Dir(p)
-	if dir == "." {
-		return nil
-	}
-	q := ""
-	for part := range strings.SplitSeq(dir, "/") {
-		q = path.Join(q, part)
+	for q := range parentDirs(p) {
 		fi, err := x.root.Lstat(q)
 		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			return bad("entry %q: goes through the symlink %q", entry, q)
