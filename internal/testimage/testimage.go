@@ -260,30 +260,29 @@ func (r *Registry) Repository(repo string) string { return r.Host + "/" + repo }
 
 // Push writes img as repo:tag and returns "<Host>/<repo>@<digest>".
 func (r *Registry) Push(ctx context.Context, repo, tag string, img v1.Image) (string, error) {
-	ref, err := name.ParseReference(r.Repository(repo)+":"+tag, name.Insecure)
-	if err != nil {
-		return "", err
-	}
-	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	return r.Repository(repo) + "@" + d.String(), nil
+	return r.push(repo, tag, img.Digest, func(ref name.Reference) error {
+		return remote.Write(ref, img, remote.WithContext(ctx))
+	})
 }
 
 // PushIndex writes idx as repo:tag and returns "<Host>/<repo>@<index digest>".
 func (r *Registry) PushIndex(ctx context.Context, repo, tag string, idx v1.ImageIndex) (string, error) {
+	return r.push(repo, tag, idx.Digest, func(ref name.Reference) error {
+		return remote.WriteIndex(ref, idx, remote.WithContext(ctx))
+	})
+}
+
+// push writes what write writes as repo:tag and returns its reference by
+// digest.
+func (r *Registry) push(repo, tag string, digest func() (v1.Hash, error), write func(name.Reference) error) (string, error) {
 	ref, err := name.ParseReference(r.Repository(repo)+":"+tag, name.Insecure)
 	if err != nil {
 		return "", err
 	}
-	if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx)); err != nil {
+	if err := write(ref); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
-	d, err := idx.Digest()
+	d, err := digest()
 	if err != nil {
 		return "", err
 	}
