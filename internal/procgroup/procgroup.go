@@ -160,7 +160,8 @@ func (p *Process) GroupAlive() bool { return groupAlive(p.pid) }
 // Stop sends sig to the group and waits until the leader has exited and no
 // live process is left in the group, for at most timeout and while ctx is not
 // done; then it sends SIGKILL to the whole group. It returns once the leader
-// is reaped: nil when the group stopped on its own within the wait,
+// is reaped and no live process is left in the group (or killWait after the
+// kill): nil when the group stopped on its own within the wait,
 // ErrStopTimeout or ctx's cause when it was killed.
 func (p *Process) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) error {
 	p.Signal(sig)
@@ -184,8 +185,17 @@ wait:
 	}
 	p.Signal(syscall.SIGKILL)
 	<-p.done
+	// SIGKILL cannot be ignored, but a process takes a moment to die: wait,
+	// boundedly, until no live process is left in the group.
+	deadline := time.Now().Add(killWait)
+	for p.GroupAlive() && time.Now().Before(deadline) {
+		time.Sleep(pollEvery / 5)
+	}
 	return err
 }
+
+// killWait bounds how long Stop waits for the group to die after SIGKILL.
+const killWait = 2 * time.Second
 
 // pollEvery is how often Stop looks whether the group is gone.
 const pollEvery = 50 * time.Millisecond
