@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -50,20 +48,6 @@ func (e *env) publish(v string) {
 	if err := os.WriteFile(filepath.Join(d, "site.tar.gz"), site(v), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
-}
-
-// tarGz returns a tar.gz holding files.
-func tarGz(files map[string]string) []byte {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, body := range files {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
 }
 
 // config returns a config file text with the named apps, each with interval.
@@ -120,13 +104,7 @@ func (e *env) run(a *Agent) *Agent {
 // waitFor polls cond until it holds or 10s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, what, cond)
 }
 
 func (a *Agent) worker(name string) *worker {

@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -11,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
 )
 
 // TestBadReleasesNeverReplaceAGoodOne publishes releases that must be refused (a
@@ -103,17 +102,8 @@ func TestBadReleasesNeverReplaceAGoodOne(t *testing.T) {
 
 func writeTarGz(t *testing.T, path, name, body string) {
 	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: 3})
-	tw.Write([]byte("ok\n"))
-	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
-	tw.Write([]byte(body))
-	tw.Close()
-	gz.Close()
 	os.MkdirAll(filepath.Dir(path), 0o755)
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := archive.WriteFile(path, archive.TarGz, archive.File{Name: "index.html", Body: []byte("ok\n")}, archive.File{Name: name, Body: []byte(body)}); err != nil {
 		t.Fatal(err)
 	}
 }

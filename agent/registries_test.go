@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/sources/grpc/dewypb"
 )
 
@@ -32,7 +33,7 @@ import (
 // is reported without affecting the app beside it.
 
 // site is a release's artifact: a tar.gz with index.html naming the version.
-func site(v string) []byte { return tarGz(map[string]string{"index.html": v + "\n"}) }
+func site(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
 
 // registryConfig is a config with one working app on url and one broken app on bad.
 func registryConfig(state, url, bad string) string {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
 // State is one app's state.json: what is deployed and what the agent remembers
@@ -81,30 +83,5 @@ func (st State) save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'))
-}
-
-// writeFileAtomic writes data to a temp file beside path, syncs it and renames it
-// over path, so readers see the old or the new content, never a part.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
 }

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // testOptions are fast dispatcher options with a JSON log in logs.
-func testOptions(logs *logBuffer, client *http.Client) Options {
+func testOptions(logs *testkit.LogBuffer, client *http.Client) Options {
 	return Options{
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HTTPClient:   client,
@@ -38,18 +40,6 @@ func started(t *testing.T, d *Dispatcher) {
 	})
 }
 
-// waitFor polls cond until it holds or a few seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func summaries(reqs []hookRequest) []string {
 	var out []string
 	for _, r := range reqs {
@@ -64,7 +54,7 @@ func summaries(reqs []hookRequest) []string {
 
 func TestDispatcherStormLimit(t *testing.T) {
 	f := newFakeWebhook(t, nil)
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	d := NewDispatcher([]Notifier{mustParse(t, f.url("", "/"))}, testOptions(logs, f.srv.Client()))
 	started(t, d)
 
@@ -106,7 +96,7 @@ func TestDispatcherStormLimit(t *testing.T) {
 
 func TestDispatcherResolved(t *testing.T) {
 	f := newFakeWebhook(t, nil)
-	d := NewDispatcher([]Notifier{mustParse(t, f.url("", "/"))}, testOptions(&logBuffer{}, f.srv.Client()))
+	d := NewDispatcher([]Notifier{mustParse(t, f.url("", "/"))}, testOptions(&testkit.LogBuffer{}, f.srv.Client()))
 	started(t, d)
 	down := Event{App: "api", Kind: RegistryUnreachable, Err: "dial tcp: connection refused"}
 	for range 4 {
@@ -131,7 +121,7 @@ func TestDispatcherQuiet(t *testing.T) {
 	d := NewDispatcher([]Notifier{
 		mustParse(t, f.url("", "/loud")),
 		mustParse(t, f.url("", "/quiet?quiet=true")),
-	}, testOptions(&logBuffer{}, f.srv.Client()))
+	}, testOptions(&testkit.LogBuffer{}, f.srv.Client()))
 	started(t, d)
 	for _, k := range Kinds() {
 		d.Send(Event{App: "api", Kind: k, Version: "v1"})
@@ -158,7 +148,7 @@ func TestDispatcherSlowNotifierDoesNotBlock(t *testing.T) {
 		return http.StatusOK
 	})
 	fast := newFakeWebhook(t, nil)
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	opts := testOptions(logs, &http.Client{})
 	opts.DrainTimeout = 200 * time.Millisecond
 	opts.Timeout = 10 * time.Second
@@ -173,14 +163,14 @@ func TestDispatcherSlowNotifierDoesNotBlock(t *testing.T) {
 			t.Errorf("Send %d took %s", i, took)
 		}
 	}
-	waitFor(t, "the fast notifier to get every message", func() bool { return len(fast.got()) == n })
+	testkit.Eventually(t, 5*time.Second, "the fast notifier to get every message", func() bool { return len(fast.got()) == n })
 
 	start := time.Now()
 	d.Close()
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("Close took %s; the drain is bounded by 200ms", took)
 	}
-	if len(logs.find(t, "notifications not delivered before shutdown were dropped")) != 1 {
+	if len(logs.Find(t, "notifications not delivered before shutdown were dropped")) != 1 {
 		t.Errorf("no warning about dropped notifications in %s", logs)
 	}
 }
@@ -200,17 +190,17 @@ func TestDispatcherRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeWebhook(t, func(*http.Request, int) int { return tt.status })
-			logs := &logBuffer{}
+			logs := &testkit.LogBuffer{}
 			opts := testOptions(logs, f.srv.Client())
 			opts.Retries = tt.retries
 			d := NewDispatcher([]Notifier{mustParse(t, f.url("", "/hook"))}, opts)
 			started(t, d)
 			d.Send(Event{App: "api", Kind: DeployFailed})
-			waitFor(t, "the failure to be logged", func() bool { return len(logs.find(t, "notification failed")) > 0 })
+			testkit.Eventually(t, 5*time.Second, "the failure to be logged", func() bool { return len(logs.Find(t, "notification failed")) > 0 })
 			if got := len(f.got()); got != tt.wantAttempts {
 				t.Errorf("server saw %d attempts, want %d", got, tt.wantAttempts)
 			}
-			r := logs.find(t, "notification failed")[0]
+			r := logs.Find(t, "notification failed")[0]
 			if r["level"] != "ERROR" || r["attempts"] != float64(tt.wantAttempts) || r["app"] != "api" || r["kind"] != "deploy_failed" {
 				t.Errorf("log record = %v", r)
 			}
@@ -229,7 +219,7 @@ func TestDispatcherQueueFull(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	opts := testOptions(logs, f.srv.Client())
 	opts.QueueSize = 1
 	d := NewDispatcher([]Notifier{mustParse(t, f.url("", "/"))}, opts)
@@ -246,7 +236,7 @@ func TestDispatcherQueueFull(t *testing.T) {
 	if got := summaries(f.got()); strings.Join(got, ",") != "api deploy_started v1,api deploy_started v2" {
 		t.Errorf("sent %v", got)
 	}
-	drops := logs.find(t, "notification dropped: queue full")
+	drops := logs.Find(t, "notification dropped: queue full")
 	if len(drops) != 1 || drops[0]["level"] != "WARN" || drops[0]["notifier"] != "http://"+f.srv.Listener.Addr().String() {
 		t.Errorf("drop warnings = %v", drops)
 	}
@@ -260,7 +250,7 @@ func TestDispatcherBrokenNotifierIsolated(t *testing.T) {
 	dead := "http://" + l.Addr().String() + "/hook"
 	l.Close()
 	good := newFakeWebhook(t, nil)
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	opts := testOptions(logs, &http.Client{})
 	opts.Retries = 1
 	d := NewDispatcher([]Notifier{mustParse(t, dead), mustParse(t, good.url("", "/"))}, opts)
@@ -272,7 +262,7 @@ func TestDispatcherBrokenNotifierIsolated(t *testing.T) {
 	if len(good.got()) != 3 {
 		t.Errorf("the working notifier got %d of 3 messages", len(good.got()))
 	}
-	if got := len(logs.find(t, "notification failed")); got != 3 {
+	if got := len(logs.Find(t, "notification failed")); got != 3 {
 		t.Errorf("%d failures logged for the broken notifier, want 3", got)
 	}
 }
@@ -282,7 +272,7 @@ func TestDispatcherKeepsSecrets(t *testing.T) {
 	slack := newFakeSlack(t)
 	slack.fail = "internal_error"
 	hook := newFakeWebhook(t, nil)
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	opts := testOptions(logs, &http.Client{})
 	opts.Retries = -1
 	opts.Env = envMap(SlackTokenEnv, testSlackToken, SlackAPIURLEnv, slack.srv.URL+"/api/", MailPasswordEnv, mailPassword)
@@ -313,7 +303,7 @@ func TestDispatcherKeepsSecrets(t *testing.T) {
 	if !strings.Contains(reqs[0].Body.Output, redacted) {
 		t.Errorf("output %q was not redacted", reqs[0].Body.Output)
 	}
-	if len(logs.find(t, "notification failed")) != 1 {
+	if len(logs.Find(t, "notification failed")) != 1 {
 		t.Errorf("the Slack failure was not logged: %s", logs)
 	}
 }
@@ -324,7 +314,7 @@ func TestDispatcherLifecycle(t *testing.T) {
 
 	t.Run("close without run delivers what was queued", func(t *testing.T) {
 		before := len(f.got())
-		d := NewDispatcher([]Notifier{n}, testOptions(&logBuffer{}, f.srv.Client()))
+		d := NewDispatcher([]Notifier{n}, testOptions(&testkit.LogBuffer{}, f.srv.Client()))
 		d.Send(Event{App: "api", Kind: DeployStarted})
 		d.Close()
 		d.Close()
@@ -336,7 +326,7 @@ func TestDispatcherLifecycle(t *testing.T) {
 	})
 	t.Run("context cancel drains", func(t *testing.T) {
 		before := len(f.got())
-		d := NewDispatcher([]Notifier{n}, testOptions(&logBuffer{}, f.srv.Client()))
+		d := NewDispatcher([]Notifier{n}, testOptions(&testkit.LogBuffer{}, f.srv.Client()))
 		ctx, cancel := context.WithCancel(t.Context())
 		for range 5 {
 			d.Send(Event{App: "api", Kind: DeployStarted})

@@ -109,6 +109,19 @@ func (s *smtpSession) Logout() error { return nil }
 // startSMTP serves be on host (an address on the loopback). With cert set the
 // server offers STARTTLS; without, it allows AUTH over plain text (net/smtp on
 // the client side still refuses it to anything but localhost).
+// password is the test login's password.
+const password = "m4il-passw0rd"
+
+// startTestSMTP starts be on host, asking for the test login when login is
+// set and offering STARTTLS with cert unless it is nil.
+func startTestSMTP(t *testing.T, host string, be *smtpBackend, login bool, cert *tls.Certificate) string {
+	t.Helper()
+	if login {
+		be.user, be.password = "dewy", password
+	}
+	return startSMTP(t, host, be, cert)
+}
+
 func startSMTP(t *testing.T, host string, be *smtpBackend, cert *tls.Certificate) string {
 	t.Helper()
 	s := smtp.NewServer(be)
@@ -159,7 +172,6 @@ func readMail(t *testing.T, data []byte) (*mail.Message, string) {
 }
 
 func TestMailDelivers(t *testing.T) {
-	const password = "m4il-passw0rd"
 	cert, pool := testcert.New(t)
 	tests := []struct {
 		name      string
@@ -200,14 +212,7 @@ func TestMailDelivers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := &smtpBackend{}
-			if tt.login {
-				be.user, be.password = "dewy", password
-			}
-			var c *tls.Certificate
-			if tt.tls {
-				c = &cert
-			}
-			addr := startSMTP(t, "127.0.0.1", be, c)
+			addr := startTestSMTP(t, "127.0.0.1", be, tt.login, tlsCert(tt.tls, &cert))
 			n := mustParse(t, "mail://"+tt.userinfo+addr+"/"+tt.recipient+tt.query)
 			m := Message{Event: Event{
 				App: "api", Host: "web-1", Kind: DeployFailed, Version: "v1.2.0", PreviousVersion: "v1.1.0",
@@ -250,7 +255,6 @@ func TestMailDelivers(t *testing.T) {
 }
 
 func TestMailRefuses(t *testing.T) {
-	const password = "m4il-passw0rd"
 	cert, _ := testcert.New(t)
 	tests := []struct {
 		name      string
@@ -287,14 +291,7 @@ func TestMailRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := &smtpBackend{}
-			if tt.login {
-				be.user, be.password = "dewy", password
-			}
-			var c *tls.Certificate
-			if tt.tls {
-				c = &cert
-			}
-			addr := startSMTP(t, tt.host, be, c)
+			addr := startTestSMTP(t, tt.host, be, tt.login, tlsCert(tt.tls, &cert))
 			n := mustParse(t, "mail://"+addr+"/ops@example.com")
 			tr := Transport{Getenv: envMap(tt.env...)}
 			err := n.Notify(t.Context(), Message{Event: Event{App: "api", Kind: DeployFailed}}, tr)
@@ -350,4 +347,12 @@ func TestMailHonoursContext(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("Notify took %s after its deadline", took)
 	}
+}
+
+// tlsCert is c when on, else nil.
+func tlsCert(on bool, c *tls.Certificate) *tls.Certificate {
+	if on {
+		return c
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"math"
 	"os"
 	"path"
@@ -18,46 +19,10 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
-
-// format is how an artifact is unpacked.
-type format int
-
-const (
-	formatBare format = iota
-	formatTar
-	formatTarGzip
-	formatTarBzip2
-	formatTarXz
-	formatZip
-)
-
-// formatOf picks the format from the artifact's name, case-insensitively.
-func formatOf(name string) format {
-	n := strings.ToLower(name)
-	has := func(suffixes ...string) bool {
-		for _, s := range suffixes {
-			if strings.HasSuffix(n, s) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case has(".tar.gz", ".tgz"):
-		return formatTarGzip
-	case has(".tar.bz2", ".tbz2", ".tbz"):
-		return formatTarBzip2
-	case has(".tar.xz", ".txz"):
-		return formatTarXz
-	case has(".tar"):
-		return formatTar
-	case has(".zip"):
-		return formatZip
-	default:
-		return formatBare
-	}
-}
 
 // maxLinkTarget caps the length of a symlink target read from a zip entry.
 const maxLinkTarget = 4096
@@ -67,7 +32,7 @@ const maxLinkTarget = 4096
 const maxLinkHops = 40
 
 // extract unpacks the downloaded artifact f (n bytes) into the staging directory.
-func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind format, artifact, staging string) error {
+func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind archive.Format, artifact, staging string) error {
 	root, err := os.OpenRoot(staging)
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", artifact, err)
@@ -80,7 +45,7 @@ func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind format, a
 		maxEntries: s.maxEntries(),
 		buf:        make([]byte, copyBufferSize),
 	}
-	if kind == formatZip {
+	if kind == archive.Zip {
 		err = x.zip(f, n)
 	} else {
 		err = x.tarStream(io.NewSectionReader(f, 0, n), kind)
@@ -114,19 +79,19 @@ type extractor struct {
 }
 
 // tarStream unpacks a tar archive, compressed or not, read from r.
-func (x *extractor) tarStream(r io.Reader, kind format) error {
+func (x *extractor) tarStream(r io.Reader, kind archive.Format) error {
 	var dr io.Reader = bufio.NewReaderSize(r, copyBufferSize)
 	switch kind {
-	case formatTarGzip:
+	case archive.TarGz:
 		zr, err := gzip.NewReader(dr)
 		if err != nil {
 			return bad("read gzip: %w", err)
 		}
 		defer zr.Close()
 		dr = zr
-	case formatTarBzip2:
+	case archive.TarBz2:
 		dr = bzip2.NewReader(dr)
-	case formatTarXz:
+	case archive.TarXz:
 		zr, err := xz.NewReader(dr)
 		if err != nil {
 			return bad("read xz: %w", err)
@@ -136,7 +101,7 @@ func (x *extractor) tarStream(r io.Reader, kind format) error {
 	if err := x.tar(tar.NewReader(dr)); err != nil {
 		return err
 	}
-	if kind == formatTar {
+	if kind == archive.Tar {
 		return nil
 	}
 	// Read the compressed stream to its end so that its trailing checksum is
@@ -283,7 +248,7 @@ func (x *extractor) mkdir(name string, perm fs.FileMode) error {
 	fi, err := x.root.Lstat(name)
 	switch {
 	case err == nil && !fi.IsDir():
-		return bad("entry %q: a %s was already extracted there", name, kindOf(fi))
+		return bad("entry %q: a %s was already extracted there", name, atomicfile.KindOf(fi))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return err
 	case err != nil:
@@ -357,13 +322,9 @@ func (x *extractor) symlink(name, target string) error {
 	if to := path.Join(path.Dir(name), target); to == ".." || strings.HasPrefix(to, "../") {
 		return bad("symlink %q -> %q: points outside the release directory", name, target)
 	}
-	if err := x.clear(name); err != nil {
+	if err := x.place(name, func() error { return x.root.Symlink(target, name) }); err != nil {
 		return err
 	}
-	if err := x.root.Symlink(target, name); err != nil {
-		return err
-	}
-	x.created++
 	x.links = append(x.links, name)
 	return nil
 }
@@ -388,10 +349,15 @@ func (x *extractor) hardlink(name, target string) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return bad("hard link %q -> %q: target is not a file extracted earlier", name, target)
 	}
+	return x.place(name, func() error { return x.root.Link(to, name) })
+}
+
+// place clears name, makes it with mk and counts it.
+func (x *extractor) place(name string, mk func() error) error {
 	if err := x.clear(name); err != nil {
 		return err
 	}
-	if err := x.root.Link(to, name); err != nil {
+	if err := mk(); err != nil {
 		return err
 	}
 	x.created++
@@ -420,13 +386,7 @@ func (x *extractor) clear(name string) error {
 // parents makes the missing parent directories of name (mode 0755), refusing to
 // go through a symlink or a file an earlier entry made.
 func (x *extractor) parents(name string) error {
-	dir := path.Dir(name)
-	if dir == "." {
-		return nil
-	}
-	p := ""
-	for part := range strings.SplitSeq(dir, "/") {
-		p = path.Join(p, part)
+	for p := range parentDirs(name) {
 		fi, err := x.root.Lstat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -442,21 +402,33 @@ func (x *extractor) parents(name string) error {
 		case fi.Mode()&fs.ModeSymlink != 0:
 			return bad("entry %q: writes through the symlink %q", name, p)
 		case !fi.IsDir():
-			return bad("entry %q: %q is a %s, not a directory", name, p, kindOf(fi))
+			return bad("entry %q: %q is a %s, not a directory", name, p, atomicfile.KindOf(fi))
 		}
 	}
 	return nil
 }
 
+// parentDirs yields the parent directories of the slash-separated name,
+// outermost first: "a", then "a/b", for "a/b/c".
+func parentDirs(name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		dir := path.Dir(name)
+		if dir == "." {
+			return
+		}
+		p := ""
+		for part := range strings.SplitSeq(dir, "/") {
+			p = path.Join(p, part)
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
 // noSymlinkIn refuses a path whose directories include a symlink.
 func (x *extractor) noSymlinkIn(p, entry string) error {
-	dir := path.Dir(p)
-	if dir == "." {
-		return nil
-	}
-	q := ""
-	for part := range strings.SplitSeq(dir, "/") {
-		q = path.Join(q, part)
+	for q := range parentDirs(p) {
 		fi, err := x.root.Lstat(q)
 		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			return bad("entry %q: goes through the symlink %q", entry, q)

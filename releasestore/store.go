@@ -38,6 +38,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
 // Defaults for the Store's fields.
@@ -212,8 +215,8 @@ func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, 
 	if err != nil {
 		return "", "", 0, err
 	}
-	kind := formatOf(artifact)
-	if kind == formatBare {
+	kind := archive.Of(artifact)
+	if kind == archive.None {
 		// The download is the release: move it in rather than copying it.
 		if err := f.Chmod(0o755); err != nil {
 			return "", "", 0, fmt.Errorf("prepare %s: %w", artifact, err)
@@ -260,7 +263,7 @@ func (s *Store) publish(staging, base string) (string, error) {
 			}
 			return "", err
 		}
-		syncDir(releases)
+		atomicfile.SyncDir(releases)
 		s.pending[dst] = true
 		return dst, nil
 	}
@@ -278,7 +281,7 @@ func (s *Store) Current() (string, error) {
 	}
 	if err != nil {
 		if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&fs.ModeSymlink == 0 {
-			return "", fmt.Errorf("read current: %s is a %s, not a symlink; move it away", link, kindOf(fi))
+			return "", fmt.Errorf("read current: %s is a %s, not a symlink; move it away", link, atomicfile.KindOf(fi))
 		}
 		return "", fmt.Errorf("read current: %w", err)
 	}
@@ -307,9 +310,9 @@ func (s *Store) Switch(dir string) error {
 		return fmt.Errorf("switch current: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("switch current: %s is a %s, not a release directory", full, kindOf(fi))
+		return fmt.Errorf("switch current: %s is a %s, not a release directory", full, atomicfile.KindOf(fi))
 	}
-	if err := AtomicSymlink(filepath.Join(releasesName, name), s.path(currentName)); err != nil {
+	if err := atomicfile.Symlink(filepath.Join(releasesName, name), s.path(currentName)); err != nil {
 		return fmt.Errorf("switch current: %w", err)
 	}
 	delete(s.pending, full)
@@ -329,7 +332,7 @@ func (s *Store) Activation(dir string) (activate, rollback func() error, err err
 		prev = ""
 	case err != nil:
 		if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&fs.ModeSymlink == 0 {
-			return nil, nil, fmt.Errorf("read current: %s is a %s, not a symlink; move it away", link, kindOf(fi))
+			return nil, nil, fmt.Errorf("read current: %s is a %s, not a symlink; move it away", link, atomicfile.KindOf(fi))
 		}
 		return nil, nil, fmt.Errorf("read current: %w", err)
 	}
@@ -340,7 +343,7 @@ func (s *Store) Activation(dir string) (activate, rollback func() error, err err
 		if prev == "" {
 			return s.unlinkCurrent()
 		}
-		if err := AtomicSymlink(prev, link); err != nil {
+		if err := atomicfile.Symlink(prev, link); err != nil {
 			return fmt.Errorf("switch current back: %w", err)
 		}
 		return nil
@@ -359,12 +362,12 @@ func (s *Store) unlinkCurrent() error {
 		return fmt.Errorf("remove current: %w", err)
 	}
 	if fi.Mode()&fs.ModeSymlink == 0 {
-		return fmt.Errorf("remove current: %s is a %s, not a symlink", link, kindOf(fi))
+		return fmt.Errorf("remove current: %s is a %s, not a symlink", link, atomicfile.KindOf(fi))
 	}
 	if err := os.Remove(link); err != nil {
 		return fmt.Errorf("remove current: %w", err)
 	}
-	syncDir(s.AppDir)
+	atomicfile.SyncDir(s.AppDir)
 	return nil
 }
 
@@ -478,42 +481,8 @@ func (s *Store) trash(full string) (string, error) {
 	if err := os.Rename(full, trash); err != nil {
 		return "", err
 	}
-	syncDir(s.path(releasesName))
+	atomicfile.SyncDir(s.path(releasesName))
 	return trash, nil
-}
-
-// AtomicSymlink makes link a symlink to target, replacing an existing symlink
-// atomically: the new link is created under a temporary name in link's directory
-// and renamed over link. It refuses to replace anything that is not a symlink (a
-// directory or a file at link may be someone's data).
-func AtomicSymlink(target, link string) error {
-	fi, err := os.Lstat(link)
-	switch {
-	case err == nil && fi.Mode()&fs.ModeSymlink == 0:
-		return fmt.Errorf("replace %s: it is a %s, not a symlink; move it away so that the link can be made", link, kindOf(fi))
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("replace %s: %w", link, err)
-	}
-	dir := filepath.Dir(link)
-	var tmp string
-	for range 10 {
-		tmp = filepath.Join(dir, "."+filepath.Base(link)+".tmp-"+rand.Text()[:12])
-		err = os.Symlink(target, tmp)
-		if !errors.Is(err, fs.ErrExist) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("link %s: %w", link, err)
-	}
-	// rename(2) replaces a symlink or a file at link atomically, and fails on a
-	// directory, so data put there since the check above is never lost.
-	if err := os.Rename(tmp, link); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("link %s: %w", link, err)
-	}
-	syncDir(dir)
-	return nil
 }
 
 // release is one directory of releases/ with its sort key.
@@ -680,29 +649,4 @@ func normalizeSHA256(want string) (string, error) {
 		return "", fmt.Errorf("published checksum %q is not a SHA-256 in hex", want)
 	}
 	return want, nil
-}
-
-// kindOf names what a file info describes, for error messages.
-func kindOf(fi fs.FileInfo) string {
-	switch m := fi.Mode(); {
-	case m.IsDir():
-		return "directory"
-	case m.IsRegular():
-		return "regular file"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	default:
-		return "special file"
-	}
-}
-
-// syncDir flushes a directory's entries to disk. It is best effort: some file
-// systems refuse fsync on a directory, and the rename it follows has happened.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	_ = d.Close()
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
 // prepareAt prepares a small release of version at the given clock.
@@ -342,7 +344,7 @@ func TestActivation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustCurrent(t, s, a)
+		mustCurrent(t, s, a) // Activation alone switches nothing
 		if err := activate(); err != nil {
 			t.Fatal(err)
 		}
@@ -360,17 +362,7 @@ func TestActivation(t *testing.T) {
 		if err := os.Symlink("releases/removed-by-hand", link); err != nil {
 			t.Fatal(err)
 		}
-		activate, rollback, err := s.Activation(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := activate(); err != nil {
-			t.Fatal(err)
-		}
-		mustCurrent(t, s, a)
-		if err := rollback(); err != nil {
-			t.Fatal(err)
-		}
+		activateThenRollBack(t, s, a)
 		if got, err := os.Readlink(link); err != nil || got != "releases/removed-by-hand" {
 			t.Errorf("current -> %q, %v; want the old target back", got, err)
 		}
@@ -386,17 +378,7 @@ func TestActivation(t *testing.T) {
 	t.Run("rollback of the first release removes current", func(t *testing.T) {
 		s, _ := newTestStore(t)
 		a := prepareAt(t, s, "v1", t0)
-		activate, rollback, err := s.Activation(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := activate(); err != nil {
-			t.Fatal(err)
-		}
-		mustCurrent(t, s, a)
-		if err := rollback(); err != nil {
-			t.Fatal(err)
-		}
+		activateThenRollBack(t, s, a)
 		mustCurrent(t, s, "")
 	})
 }
@@ -557,10 +539,10 @@ func TestAtomicSymlink(t *testing.T) {
 			link := filepath.Join(dir, "html")
 			tt.before(t, link)
 			before := snapshot(t, dir)
-			err := AtomicSymlink(target, link)
+			err := atomicfile.Symlink(target, link)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("AtomicSymlink = %v, want an error containing %q", err, tt.wantErr)
+					t.Fatalf("atomicfile.Symlink = %v, want an error containing %q", err, tt.wantErr)
 				}
 				after := snapshot(t, dir)
 				if len(after) != len(before) {
@@ -574,7 +556,7 @@ func TestAtomicSymlink(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("AtomicSymlink: %v", err)
+				t.Fatalf("atomicfile.Symlink: %v", err)
 			}
 			got, err := os.Readlink(link)
 			if err != nil || got != target {
@@ -644,5 +626,22 @@ func TestConcurrentUse(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d, "app")); err != nil {
 			t.Errorf("release %d: %v", i, err)
 		}
+	}
+}
+
+// activateThenRollBack switches current to the release dir, checks it, and
+// rolls the switch back.
+func activateThenRollBack(t *testing.T, s *Store, dir string) {
+	t.Helper()
+	activate, rollback, err := s.Activation(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := activate(); err != nil {
+		t.Fatal(err)
+	}
+	mustCurrent(t, s, dir)
+	if err := rollback(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -31,9 +31,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/procgroup"
 )
 
 // Defaults for a Hook's zero fields.
@@ -163,85 +164,47 @@ func Run(ctx context.Context, name string, h Hook, env Env, logger *slog.Logger)
 		return res, fmt.Errorf("%s hook not run: %w", name, context.Cause(ctx))
 	}
 
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return res, fmt.Errorf("%s hook: output pipe: %w", name, err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return res, fmt.Errorf("%s hook: output pipe: %w", name, err)
-	}
 	cmd := exec.Command("/bin/sh", "-c", h.Command)
 	cmd.Env = append(os.Environ(), env.Vars()...)
 	cmd.Dir = env.ReleaseDir
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-
-	start := time.Now()
-	err = cmd.Start()
-	// The child has its own copies of the write ends (or none, on failure).
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		return res, fmt.Errorf("%s hook: start: %w", name, err)
-	}
-	pgid := cmd.Process.Pid
 	log := logger.With("hook", name)
-	log.Debug("hook started", "pid", pgid, "timeout", timeout)
-
-	tail := &tail{}
-	var readers sync.WaitGroup
-	readers.Go(func() { pump(outR, "stdout", log, tail) })
-	readers.Go(func() { pump(errR, "stderr", log, tail) })
-	readersDone := make(chan struct{})
-	go func() {
-		readers.Wait()
-		close(readersDone)
-	}()
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait() // the outcome is read from cmd.ProcessState
-		close(exited)
-	}()
+	start := time.Now()
+	p, err := procgroup.Start(cmd, procgroup.Output{
+		Logger:       log,
+		Message:      "hook output",
+		MaxLineBytes: MaxLineBytes,
+		MaxLines:     MaxLoggedLines,
+		TailLines:    TailLines,
+		TailBytes:    TailBytes,
+	})
+	if err != nil {
+		return res, fmt.Errorf("%s hook: %w", name, err)
+	}
+	log.Debug("hook started", "pid", p.Pid(), "timeout", timeout)
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	var stopErr error
 	select {
-	case <-exited:
+	case <-p.Done():
 	case <-timer.C:
 		res.TimedOut = true
 		stopErr = fmt.Errorf("%s hook %w after %s", name, ErrTimedOut, timeout)
 		log.Debug("hook timed out; stopping its process group", "timeout", timeout)
-		terminate(pgid, exited, grace)
+		_ = p.Stop(context.Background(), syscall.SIGTERM, grace)
 	case <-ctx.Done():
 		stopErr = fmt.Errorf("%s hook stopped: %w", name, context.Cause(ctx))
 		log.Debug("hook cancelled; stopping its process group")
-		terminate(pgid, exited, grace)
+		_ = p.Stop(context.Background(), syscall.SIGTERM, grace)
 	}
 	res.Duration = time.Since(start)
 
-	// Stop whatever the shell left behind in its group, and wait for the
-	// output pipes to close, within bounds.
-	signalGroup(pgid, syscall.SIGTERM)
-	if !waitFor(readersDone, grace) {
-		signalGroup(pgid, syscall.SIGKILL)
-		if !waitFor(readersDone, grace) {
-			// Someone outside the group holds the pipes: stop reading.
-			outR.Close()
-			errR.Close()
-			<-readersDone
-		}
-	}
-	outR.Close()
-	errR.Close()
-	res.Output = tail.String()
+	// Stop whatever the shell left behind in its group, and read the output
+	// to its end, within bounds.
+	p.Drain(syscall.SIGTERM, grace)
+	res.Output = p.Tail()
 
-	ps := cmd.ProcessState
+	ps := p.State()
 	res.ExitCode = ps.ExitCode()
 	if stopErr != nil {
 		return res, stopErr
@@ -254,33 +217,4 @@ func Run(ctx context.Context, name string, h Hook, env Env, logger *slog.Logger)
 	}
 	log.Info("hook finished", "took", res.Duration.Round(time.Millisecond))
 	return res, nil
-}
-
-// terminate stops the process group led by pgid: SIGTERM, then SIGKILL when
-// the leader has not exited after grace. It returns once the leader has exited.
-func terminate(pgid int, exited <-chan struct{}, grace time.Duration) {
-	signalGroup(pgid, syscall.SIGTERM)
-	if waitFor(exited, grace) {
-		return
-	}
-	signalGroup(pgid, syscall.SIGKILL)
-	<-exited
-}
-
-// signalGroup sends sig to every process of the group. A group that is gone
-// (ESRCH) is not an error worth reporting.
-func signalGroup(pgid int, sig syscall.Signal) {
-	_ = syscall.Kill(-pgid, sig)
-}
-
-// waitFor reports whether c is closed within d.
-func waitFor(c <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-c:
-		return true
-	case <-t.C:
-		return false
-	}
 }

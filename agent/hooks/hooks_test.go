@@ -1,59 +1,22 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// logBuffer collects JSON log records for assertions; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
 func TestRunEnv(t *testing.T) {
@@ -269,15 +232,7 @@ func TestRunTimeoutKillsGroup(t *testing.T) {
 			if took > 5*time.Second {
 				t.Errorf("Run took %s; the hook was not stopped at its timeout", took)
 			}
-			pids := pidsOf(t, pidFile, tt.pids)
-			for _, p := range pids {
-				if alive(t, p, 0) {
-					t.Errorf("process %d is still running", p)
-				}
-			}
-			if alive(t, 0, pids[0]) {
-				t.Errorf("process group %d still has live members", pids[0])
-			}
+			allGone(t, pidsOf(t, pidFile, tt.pids))
 		})
 	}
 }
@@ -310,6 +265,13 @@ func TestRunCancelKillsGroup(t *testing.T) {
 	if o.res.TimedOut {
 		t.Error("a cancelled hook is reported as timed out")
 	}
+	allGone(t, pids)
+}
+
+// allGone fails the test when a process of pids, or of the group pids[0]
+// leads, is still running.
+func allGone(t *testing.T, pids []int) {
+	t.Helper()
 	for _, p := range pids {
 		if alive(t, p, 0) {
 			t.Errorf("process %d is still running", p)
@@ -337,7 +299,7 @@ func TestRunLeftoversStopped(t *testing.T) {
 }
 
 func TestRunLogsOutput(t *testing.T) {
-	logger, logs := newLogger()
+	logger, logs := testkit.NewLogger()
 	cmd := `echo first; echo oops >&2; printf 'no newline'`
 	res, err := Run(t.Context(), "after_deploy", Hook{Command: cmd}, Env{App: "api"}, logger)
 	if err != nil {
@@ -345,7 +307,7 @@ func TestRunLogsOutput(t *testing.T) {
 	}
 	type line struct{ stream, text string }
 	var got []line
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["msg"] != "hook output" {
 			continue
 		}
@@ -404,13 +366,13 @@ func TestRunOutputTailBounded(t *testing.T) {
 }
 
 func TestRunLogsBoundedLines(t *testing.T) {
-	logger, logs := newLogger()
+	logger, logs := testkit.NewLogger()
 	res, err := Run(t.Context(), "after_deploy", Hook{Command: "seq 1 3000"}, Env{}, logger)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	lines, notices := 0, 0
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		switch r["msg"] {
 		case "hook output":
 			lines++
@@ -423,25 +385,6 @@ func TestRunLogsBoundedLines(t *testing.T) {
 	}
 	if !strings.HasSuffix(res.Output, "\n3000") {
 		t.Errorf("the tail does not end with the last line: %q", res.Output)
-	}
-}
-
-func TestTailCutsAtLineBoundary(t *testing.T) {
-	tl := &tail{}
-	for i := range 15 {
-		tl.add(strings.Repeat(strconv.Itoa(i%10), 300))
-	}
-	got := tl.String()
-	if len(got) > TailBytes {
-		t.Fatalf("tail is %d bytes", len(got))
-	}
-	for l := range strings.SplitSeq(got, "\n") {
-		if len(l) != 300 {
-			t.Errorf("tail holds a partial line of %d bytes", len(l))
-		}
-	}
-	if !strings.HasSuffix(got, strings.Repeat("4", 300)) {
-		t.Error("tail does not end with the last line")
 	}
 }
 

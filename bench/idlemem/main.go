@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
 )
 
 func main() {
@@ -146,18 +148,5 @@ func publish(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "site.tar.gz"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
-	page := []byte("<h1>hello</h1>\n")
-	if err := tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: int64(len(page))}); err != nil {
-		return err
-	}
-	tw.Write(page)
-	tw.Close()
-	return gz.Close()
+	return archive.WriteFile(filepath.Join(dir, "site.tar.gz"), archive.TarGz, archive.File{Name: "index.html", Body: []byte("<h1>hello</h1>\n")})
 }

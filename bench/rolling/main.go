@@ -39,6 +39,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/container"
 	"github.com/dewy-agent/dewy-agent/sources"
@@ -135,7 +136,7 @@ func run(ctx context.Context, o options) error {
 
 	// 1 and 2: updates under load, through the agent loop.
 	w := newWatcher(url)
-	l := startLoad(url, o.workers)
+	l := testkit.StartLoad(url+"/version", testkit.LoadOptions{Workers: o.workers, KeepAlive: testkit.KeepAliveHalf, Timeout: 15 * time.Second})
 	actx, cancel := context.WithCancel(ctx)
 	var agentDone sync.WaitGroup
 	agentDone.Go(func() { a.loop(actx, o.poll) })
@@ -167,7 +168,8 @@ func run(ctx context.Context, o options) error {
 	}
 	cancel()
 	agentDone.Wait()
-	sent, failed, firstFail := l.finish()
+	res := l.Stop()
+	sent, failed := res.Sent, res.Failed
 	w.stop()
 	if runErr != nil {
 		return runErr
@@ -175,8 +177,8 @@ func run(ctx context.Context, o options) error {
 
 	fmt.Printf("1. Rolling updates under load (%d workers, half keep-alive)\n", o.workers)
 	fmt.Printf("   requests: %d sent, %d failed (goal 0)\n", sent, failed)
-	if firstFail != "" {
-		fmt.Printf("   first failure: %s\n", firstFail)
+	if len(res.Errors) > 0 {
+		fmt.Printf("   first failure: %s\n", res.Errors[0])
 	}
 	fmt.Printf("\n2. From tag pushed to new version serving through the proxy\n")
 	fmt.Printf("   %-8s %10s %10s %12s %14s\n", "version", "detected", "pinned", "deployed", "push->serving")
@@ -303,7 +305,7 @@ func newWatcher(url string) *watcher {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if v, err := get(c, url+"/version"); err == nil {
+			if v, err := testkit.Get(c, url+"/version"); err == nil {
 				w.mu.Lock()
 				if _, ok := w.seen[v]; !ok {
 					w.seen[v] = time.Now()
@@ -329,68 +331,6 @@ func (w *watcher) waitFor(ver string, timeout time.Duration) (time.Time, bool) {
 
 func (w *watcher) stop() { close(w.done); w.wg.Wait() }
 
-// load sends requests without pause from several workers.
-type load struct {
-	done      chan struct{}
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	sent      int
-	failed    int
-	firstFail string
-}
-
-func startLoad(url string, workers int) *load {
-	l := &load{done: make(chan struct{})}
-	for i := range workers {
-		keepAlive := i%2 == 0
-		l.wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: !keepAlive}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
-			for {
-				select {
-				case <-l.done:
-					return
-				default:
-				}
-				_, err := get(c, url+"/version")
-				l.mu.Lock()
-				l.sent++
-				if err != nil {
-					l.failed++
-					if l.firstFail == "" {
-						l.firstFail = fmt.Sprintf("keep-alive=%v: %v", keepAlive, err)
-					}
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
-}
-
-func (l *load) finish() (sent, failed int, first string) {
-	close(l.done)
-	l.wg.Wait()
-	return l.sent, l.failed, l.firstFail
-}
-
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), nil
-}
-
 type result struct {
 	rate float64
 	lat  []time.Duration
@@ -410,7 +350,7 @@ func measure(ctx context.Context, url string, conc int, d time.Duration) result 
 			var lat []time.Duration
 			for time.Now().Before(end) && ctx.Err() == nil {
 				t0 := time.Now()
-				if _, err := get(c, url); err != nil {
+				if _, err := testkit.Get(c, url); err != nil {
 					continue
 				}
 				lat = append(lat, time.Since(t0))

@@ -3,7 +3,7 @@
 // after another, then for as long again without deploys (the baseline). It prints the
 // requests sent and failed (the goal is 0) and the latency of both phases.
 //
-// It builds the runner's test app (runners/server/testdata/testapp), makes a release
+// It builds the runner's test app (testdata/testapp), makes a release
 // directory per version and drives the runner through its public API, with a real
 // `current` symlink switched by Activate and Rollback.
 //
@@ -12,23 +12,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/server"
 )
@@ -100,7 +97,7 @@ func run(conns, deploys int, keepAlive bool, crashWindow time.Duration) error {
 			deployErr = fmt.Errorf("deploy %s: %w", d.Version, err)
 		}
 	}
-	during := l.stop()
+	during := l.Stop()
 	length := time.Since(start)
 	if deployErr != nil {
 		return deployErr
@@ -108,13 +105,13 @@ func run(conns, deploys int, keepAlive bool, crashWindow time.Duration) error {
 
 	l = startLoad(url, conns, keepAlive)
 	time.Sleep(length)
-	baseline := l.stop()
+	baseline := l.Stop()
 
 	fmt.Printf("%-9s %9s %10s %7s %9s %9s %9s %s\n", "phase", "duration", "requests", "failed", "p50", "p99", "max", "versions answering")
-	during.print("deploys", length)
-	baseline.print("baseline", length)
-	for _, r := range []*result{during, baseline} {
-		for _, e := range r.errs {
+	printResult(during, "deploys", length)
+	printResult(baseline, "baseline", length)
+	for _, r := range []testkit.LoadResult{during, baseline} {
+		for _, e := range r.Errors {
 			fmt.Println("  error:", e)
 		}
 	}
@@ -129,7 +126,7 @@ func buildTestApp(dir string) (string, error) {
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	app := filepath.Join(dir, "testapp")
-	cmd := exec.Command("go", "build", "-o", app, "./runners/server/testdata/testapp")
+	cmd := exec.Command("go", "build", "-o", app, "./testdata/testapp")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the test app: %w\n%s", err, out)
@@ -154,118 +151,29 @@ func makeRelease(root, current, app, version string) (runners.Deployment, error)
 		Dir:     dir,
 		Activate: func() error {
 			prev, _ = os.Readlink(current)
-			return link(dir, current)
+			return atomicfile.Symlink(dir, current)
 		},
 		Rollback: func() error {
 			if prev == "" {
 				return os.Remove(current)
 			}
-			return link(prev, current)
+			return atomicfile.Symlink(prev, current)
 		},
 	}, nil
 }
 
-// link points name at target atomically.
-func link(target, name string) error {
-	tmp := name + ".tmp"
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
+// startLoad sends GET url from conns connections until stopped.
+func startLoad(url string, conns int, keepAlive bool) *testkit.Load {
+	ka := testkit.KeepAliveNone
+	if keepAlive {
+		ka = testkit.KeepAliveAll
 	}
-	return os.Rename(tmp, name)
+	return testkit.StartLoad(url, testkit.LoadOptions{Workers: conns, KeepAlive: ka, Timeout: 10 * time.Second})
 }
 
-// load is the request loop of every connection.
-type load struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	res  []*result
-}
-
-// result is what one phase saw.
-type result struct {
-	sent     int
-	failed   int
-	lat      []time.Duration
-	versions map[string]int
-	errs     []error
-}
-
-func startLoad(url string, conns int, keepAlive bool) *load {
-	l := &load{done: make(chan struct{})}
-	for range conns {
-		r := &result{versions: map[string]int{}}
-		l.res = append(l.res, r)
-		tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
-		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-		l.wg.Go(func() {
-			defer tr.CloseIdleConnections()
-			for {
-				select {
-				case <-l.done:
-					return
-				default:
-				}
-				t0 := time.Now()
-				v, err := get(c, url)
-				r.sent++
-				if err != nil {
-					r.failed++
-					if len(r.errs) < 3 {
-						r.errs = append(r.errs, fmt.Errorf("%s: %w", t0.Format("15:04:05.000"), err))
-					}
-					continue
-				}
-				r.lat = append(r.lat, time.Since(t0))
-				r.versions[v]++
-			}
-		})
-	}
-	return l
-}
-
-// stop ends the load and merges what every connection saw.
-func (l *load) stop() *result {
-	close(l.done)
-	l.wg.Wait()
-	all := &result{versions: map[string]int{}}
-	for _, r := range l.res {
-		all.sent += r.sent
-		all.failed += r.failed
-		all.lat = append(all.lat, r.lat...)
-		for v, n := range r.versions {
-			all.versions[v] += n
-		}
-		if len(all.errs) < 5 {
-			all.errs = append(all.errs, r.errs...)
-		}
-	}
-	slices.Sort(all.lat)
-	return all
-}
-
-func (r *result) print(phase string, length time.Duration) {
+// printResult prints one phase's row of the table.
+func printResult(r testkit.LoadResult, phase string, length time.Duration) {
+	q := func(x float64) time.Duration { return r.Quantile(x).Round(10 * time.Microsecond) }
 	fmt.Printf("%-9s %9s %10d %7d %9s %9s %9s %d\n", phase, length.Round(100*time.Millisecond),
-		r.sent, r.failed, r.quantile(0.50), r.quantile(0.99), r.quantile(1), len(r.versions))
-}
-
-func (r *result) quantile(q float64) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	i := min(int(q*float64(len(r.lat))), len(r.lat)-1)
-	return r.lat[i].Round(10 * time.Microsecond)
-}
-
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = errors.New(resp.Status)
-	}
-	return string(b), err
+		r.Sent, r.Failed, q(0.50), q(0.99), q(1), len(r.Answers))
 }

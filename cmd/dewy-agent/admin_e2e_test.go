@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/dewy-agent/dewy-agent/agent"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func freeAddr(t *testing.T) string {
@@ -37,7 +38,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 	dir := t.TempDir()
 	reg := filepath.Join(dir, "registry")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "v1.0.0\n"}))
+	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
 	state := filepath.Join(dir, "state")
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "dewy.hcl")

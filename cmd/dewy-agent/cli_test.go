@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // update rewrites golden files instead of comparing with them.
@@ -92,9 +94,9 @@ func TestUsage(t *testing.T) {
 func TestPlan(t *testing.T) {
 	dir := t.TempDir()
 	reg := filepath.Join(dir, "registry")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "1"}))
-	writeFile(t, filepath.Join(reg, "v1.2.0", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "2"}))
-	writeFile(t, filepath.Join(reg, "v2.0.0-rc.1", "site.tar.gz"), tarGz(t, map[string]string{"index.html": "3"}))
+	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "1"}))
+	writeFile(t, filepath.Join(reg, "v1.2.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "2"}))
+	writeFile(t, filepath.Join(reg, "v2.0.0-rc.1", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "3"}))
 	state := filepath.Join(dir, "state")
 	// The stable app has v1.0.0 deployed, as an earlier run would have left it.
 	writeFile(t, filepath.Join(state, "apps", "stable", "state.json"), []byte(`{"version":"v1.0.0"}`))

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners/container"
 )
 
@@ -85,13 +86,13 @@ app %q {
 	}
 
 	// A new tag rolls out under load through the proxy.
-	stopLoad := sendLoad(url, 4)
+	load := testkit.StartLoad(url, testkit.LoadOptions{Workers: 4})
 	push("v1.1.0", "v1.1.0")
 	waitAnswer(t, p, url, "v1.1.0")
 	waitState(t, p, state, app, "v1.1.0")
-	sent, failed := stopLoad()
-	if failed != 0 || sent < 50 {
-		t.Fatalf("during the rolling update: %d of %d requests failed", failed, sent)
+	res := load.Stop()
+	if res.Failed != 0 || res.Sent < 50 {
+		t.Fatalf("during the rolling update: %d of %d requests failed; first: %v", res.Failed, res.Sent, res.Errors)
 	}
 	running := containerIDs(t, cli, app)
 	if len(running) != 2 {

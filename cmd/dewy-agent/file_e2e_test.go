@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestFileRegistryDeployRestartShutdown runs the real binary against a local folder
@@ -19,7 +21,7 @@ func TestFileRegistryDeployRestartShutdown(t *testing.T) {
 	reg := filepath.Join(dir, "registry")
 	state := filepath.Join(dir, "state")
 	publish := func(v string) {
-		writeFile(t, filepath.Join(reg, v, "site.tar.gz"), tarGz(t, map[string]string{"index.html": v + "\n"}))
+		writeFile(t, filepath.Join(reg, v, "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": v + "\n"}))
 	}
 	publish("v1.0.0")
 	cfg := filepath.Join(dir, "dewy.hcl")

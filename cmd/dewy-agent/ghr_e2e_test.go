@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestGitHubEndToEnd runs the real binary against a fake GitHub API: two apps, one
@@ -25,7 +26,7 @@ func TestGitHubEndToEnd(t *testing.T) {
 	other := fmt.Sprintf("site_%s_%s.tar.gz", "windows", "386")
 	release := func(tag string, pre bool) fakegithub.Release {
 		return fakegithub.Release{Tag: tag, Prerelease: pre, Published: time.Now().Add(-time.Hour), Assets: map[string][]byte{
-			artifact:     tarGz(t, map[string]string{"index.html": tag + "\n"}),
+			artifact:     testkit.TarGz(map[string]string{"index.html": tag + "\n"}),
 			other:        []byte("not for this host"),
 			"SHA256SUMS": nil, // filled below
 		}}

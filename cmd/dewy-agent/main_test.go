@@ -1,21 +1,17 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,23 +35,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// tarGz returns a tar.gz holding the given files.
-func tarGz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(tw, body)
-	}
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
 }
 
 // proc is a running agent with its log captured.
@@ -170,38 +149,4 @@ func sleep() { time.Sleep(50 * time.Millisecond) }
 // sha256Line is one SHA256SUMS line for data named name.
 func sha256Line(data []byte, name string) string {
 	return fmt.Sprintf("%x  %s\n", sha256.Sum256(data), name)
-}
-
-// sendLoad sends requests to url from n goroutines, a new connection each, until
-// the returned stop is called; stop reports how many were sent and failed.
-func sendLoad(url string, n int) (stop func() (sent, failed int64)) {
-	var s, f atomic.Int64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				s.Add(1)
-				resp, err := c.Get(url)
-				if err != nil || resp.StatusCode != http.StatusOK {
-					f.Add(1)
-				}
-				if resp != nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		})
-	}
-	return func() (int64, int64) {
-		close(done)
-		wg.Wait()
-		return s.Load(), f.Load()
-	}
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestServerRunnerEndToEnd runs the real binary with the server runner: a web app
@@ -29,7 +29,7 @@ func TestServerRunnerEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	app := filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", app, "../../runners/server/testdata/testapp").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {
 		t.Fatalf("build testapp: %v\n%s", err, out)
 	}
 	bin, _ := os.ReadFile(app)
@@ -37,7 +37,7 @@ func TestServerRunnerEndToEnd(t *testing.T) {
 	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
 	publish := func(v string, flags ...string) {
 		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
-		writeFile(t, filepath.Join(reg, v, artifact), tarGzModes(t, map[string][]byte{"testapp": bin, "run.sh": []byte(script)}))
+		writeFile(t, filepath.Join(reg, v, artifact), testkit.Pack(t, archive.TarGz, archive.File{Name: "run.sh", Body: []byte(script), Mode: 0o755}, archive.File{Name: "testapp", Body: bin, Mode: 0o755}))
 	}
 	publish("v1.0.0")
 
@@ -68,13 +68,13 @@ app "web" {
 	waitAnswer(t, p, url, "v1.0.0")
 
 	// Upgrade under load: no request fails.
-	stopLoad := sendLoad(url, 4)
+	load := testkit.StartLoad(url, testkit.LoadOptions{Workers: 4})
 	publish("v1.1.0")
 	waitAnswer(t, p, url, "v1.1.0")
 	waitState(t, p, state, "web", "v1.1.0")
-	sent, failed := stopLoad()
-	if failed != 0 || sent < 50 {
-		t.Fatalf("during the upgrade: %d of %d requests failed", failed, sent)
+	res := load.Stop()
+	if res.Failed != 0 || res.Sent < 50 {
+		t.Fatalf("during the upgrade: %d of %d requests failed; first: %v", res.Failed, res.Sent, res.Errors)
 	}
 
 	// A release failing its health check never replaces the good one.
@@ -200,21 +200,4 @@ func appPIDs(t *testing.T, bin string) []int {
 		}
 	}
 	return pids
-}
-
-// tarGzModes returns a tar.gz of executable files.
-func tarGzModes(t *testing.T, files map[string][]byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(body)
-	}
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
 }

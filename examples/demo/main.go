@@ -7,8 +7,6 @@
 package main
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"flag"
 	"fmt"
 	"io"
@@ -20,10 +18,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func main() {
@@ -83,28 +82,22 @@ func run(agentBin, cfg string, keep bool) error {
 	say("3. the app answers at %s: %q", url, fetch(url))
 
 	say("4. sending requests continuously, and publishing v1.1.0; the agent polls every second")
-	var sent, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() { load(url, stop, &sent, &failed) })
-	}
+	load := testkit.StartLoad(url, testkit.LoadOptions{Workers: 4})
 	if err := publish(dir, registry, "v1.1.0"); err != nil {
 		return err
 	}
 	err = waitFor(url, "v1.1.0", exited)
 	time.Sleep(time.Second) // keep the load on while the old version drains
-	close(stop)
-	wg.Wait()
+	res := load.Stop()
 	if err != nil {
 		return err
 	}
 	say("5. the app now answers: %q", fetch(url))
-	say("   during the upgrade: %d requests, %d failed", sent.Load(), failed.Load())
+	say("   during the upgrade: %d requests, %d failed", res.Sent, res.Failed)
 	target, _ := os.Readlink(filepath.Join(dir, "state", "apps", "web", "current"))
 	say("   current -> %s", target)
-	if failed.Load() > 0 {
-		return fmt.Errorf("%d requests failed during the upgrade", failed.Load())
+	if res.Failed > 0 {
+		return fmt.Errorf("%d requests failed during the upgrade; first: %s", res.Failed, res.Errors[0])
 	}
 	say("done: v1.0.0 was deployed, then replaced by v1.1.0 without one failed request")
 	time.Sleep(2500 * time.Millisecond) // let the agent finish the deploy and log it before it stops
@@ -112,8 +105,7 @@ func run(agentBin, cfg string, keep bool) error {
 }
 
 // publish builds the web app as version and writes it into registry/<version>/
-// as webapp_<os>_<arch>.tar.gz, under a temporary name first so the agent never
-// sees half a file.
+// as webapp_<os>_<arch>.tar.gz, atomically so the agent never sees half a file.
 func publish(work, registry, version string) error {
 	bin := filepath.Join(work, "build", version, "webapp")
 	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", bin, "./examples/demo/webapp")
@@ -130,46 +122,7 @@ func publish(work, registry, version string) error {
 		return err
 	}
 	name := fmt.Sprintf("webapp_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	tmp := filepath.Join(dir, name+".part")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
-	if err := tw.WriteHeader(&tar.Header{Name: "webapp", Mode: 0o755, Size: int64(len(body)), ModTime: time.Now()}); err != nil {
-		return err
-	}
-	if _, err := tw.Write(body); err != nil {
-		return err
-	}
-	for _, c := range []io.Closer{tw, gz, f} {
-		if err := c.Close(); err != nil {
-			return err
-		}
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
-}
-
-// load sends requests without keep-alive until stop is closed.
-func load(url string, stop <-chan struct{}, sent, failed *atomic.Int64) {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		sent.Add(1)
-		resp, err := c.Get(url)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			failed.Add(1)
-		}
-		if resp != nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}
+	return archive.WriteFile(filepath.Join(dir, name), archive.TarGz, archive.File{Name: "webapp", Body: body, Mode: 0o755})
 }
 
 func waitFor(url, want string, exited <-chan error) error {

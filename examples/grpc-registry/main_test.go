@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/testcert"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 
 	"go.uber.org/goleak"
 
@@ -25,24 +24,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// syncBuffer is a log sink the server writes from its goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // releases writes a registry folder: version -> artifact names. Each artifact's
@@ -64,9 +45,9 @@ func releases(t *testing.T, layout map[string][]string) string {
 }
 
 // run starts the program in-process and stops it when the test ends.
-func run(t *testing.T, o options) (*server, *syncBuffer) {
+func run(t *testing.T, o options) (*server, *testkit.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	s, err := start(o, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

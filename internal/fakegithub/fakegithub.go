@@ -518,6 +518,13 @@ func (s *Server) assetJSON(rp *repository, rel *release, a *asset) apiAsset {
 	}
 }
 
+// beginRepo locks s and begins the answer for the request's {owner}/{repo}
+// as begin does; on nil the answer is sent and s is unlocked.
+func (s *Server) beginRepo(w http.ResponseWriter, r *http.Request) *repository {
+	s.mu.Lock()
+	return s.begin(w, r, s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")])
+}
+
 // begin does what every API request shares: find the repository, record the
 // request, check the token and any Failure. It returns the repository with
 // s.mu held, or nil after answering (s.mu released).
@@ -586,8 +593,7 @@ func (s *Server) rateHeaders(h http.Header) {
 }
 
 func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	rp := s.begin(w, r, s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")])
+	rp := s.beginRepo(w, r)
 	if rp == nil {
 		return
 	}
@@ -711,8 +717,7 @@ func (s *Server) getAsset(w http.ResponseWriter, r *http.Request) {
 
 // getReleaseByTag answers GET /repos/{owner}/{repo}/releases/tags/{tag}.
 func (s *Server) getReleaseByTag(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	rp := s.begin(w, r, s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")])
+	rp := s.beginRepo(w, r)
 	if rp == nil {
 		return
 	}
@@ -731,8 +736,7 @@ func (s *Server) getReleaseByTag(w http.ResponseWriter, r *http.Request) {
 // 201 with the asset, 422 when the release already has an asset of that name.
 func (s *Server) uploadAsset(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
-	s.mu.Lock()
-	rp := s.begin(w, r, s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")])
+	rp := s.beginRepo(w, r)
 	if rp == nil {
 		return
 	}

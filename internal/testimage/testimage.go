@@ -1,8 +1,8 @@
 // Package testimage builds small container images for tests and benchmarks, and
 // serves them from an in-process registry. Its words:
 //
-//   - App: testdata/app, an HTTP server answering /version and /health (see its
-//     doc), compiled as a static binary (CGO_ENABLED=0).
+//   - App: the module's testdata/imageapp, an HTTP server answering /version
+//     and /health (see its doc), compiled as a static binary (CGO_ENABLED=0).
 //   - Image: that binary as /app in one layer on an empty base, with the
 //     entrypoint, exposed port, environment and labels set in the config. Images
 //     of different versions share the layer and differ only in their config.
@@ -192,7 +192,7 @@ func binary(p v1.Platform) (string, error) {
 	if mod == "" || mod == os.DevNull {
 		return "", fmt.Errorf("not inside the dewy-agent module (go env GOMOD is empty)")
 	}
-	src := filepath.Join(filepath.Dir(mod), "internal", "testimage", "testdata", "app")
+	src := filepath.Join(filepath.Dir(mod), "testdata", "imageapp")
 	main, err := os.ReadFile(filepath.Join(src, "main.go"))
 	if err != nil {
 		return "", fmt.Errorf("read app source: %w", err)
@@ -260,30 +260,29 @@ func (r *Registry) Repository(repo string) string { return r.Host + "/" + repo }
 
 // Push writes img as repo:tag and returns "<Host>/<repo>@<digest>".
 func (r *Registry) Push(ctx context.Context, repo, tag string, img v1.Image) (string, error) {
-	ref, err := name.ParseReference(r.Repository(repo)+":"+tag, name.Insecure)
-	if err != nil {
-		return "", err
-	}
-	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	return r.Repository(repo) + "@" + d.String(), nil
+	return r.push(repo, tag, img.Digest, func(ref name.Reference) error {
+		return remote.Write(ref, img, remote.WithContext(ctx))
+	})
 }
 
 // PushIndex writes idx as repo:tag and returns "<Host>/<repo>@<index digest>".
 func (r *Registry) PushIndex(ctx context.Context, repo, tag string, idx v1.ImageIndex) (string, error) {
+	return r.push(repo, tag, idx.Digest, func(ref name.Reference) error {
+		return remote.WriteIndex(ref, idx, remote.WithContext(ctx))
+	})
+}
+
+// push writes what write writes as repo:tag and returns its reference by
+// digest.
+func (r *Registry) push(repo, tag string, digest func() (v1.Hash, error), write func(name.Reference) error) (string, error) {
 	ref, err := name.ParseReference(r.Repository(repo)+":"+tag, name.Insecure)
 	if err != nil {
 		return "", err
 	}
-	if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx)); err != nil {
+	if err := write(ref); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
-	d, err := idx.Digest()
+	d, err := digest()
 	if err != nil {
 		return "", err
 	}

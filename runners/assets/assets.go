@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/dewy-agent/dewy-agent/releasestore"
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
@@ -59,7 +59,7 @@ func (a *Assets) link(dir string) error {
 	if a.cfg.Link == "" || dir == "" {
 		return nil
 	}
-	if err := releasestore.AtomicSymlink(dir, a.cfg.Link); err != nil {
+	if err := atomicfile.Symlink(dir, a.cfg.Link); err != nil {
 		return fmt.Errorf("assets: link %s: %w", a.cfg.Link, err)
 	}
 	a.logger.Debug("link switched", "link", a.cfg.Link, "target", dir)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/container"
 	"github.com/dewy-agent/dewy-agent/sources"
@@ -217,93 +216,27 @@ func proxyURL(t *testing.T, r *container.Container) string {
 }
 
 // fetch GETs url once on a fresh connection.
-func fetch(url string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
-}
-
-// load sends requests from several goroutines until finish, counting failures.
-type load struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
-
-	mu       sync.Mutex
-	ok       int
-	fails    []string
-	versions map[string]int
-}
+func fetch(url string) (string, error) { return testkit.Get(nil, url) }
 
 // startLoad starts workers sending GET url/version, half of them with
 // keep-alive and half without.
-func startLoad(url string, workers int) *load {
-	l := &load{stop: make(chan struct{}), versions: map[string]int{}}
-	for i := range workers {
-		keepAlive := i%2 == 0
-		l.wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: !keepAlive}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				body, err := get(c, url+"/version")
-				l.mu.Lock()
-				if err != nil {
-					l.fails = append(l.fails, fmt.Sprintf("keep-alive=%v: %v", keepAlive, err))
-				} else {
-					l.ok++
-					l.versions[body]++
-				}
-				l.mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
-			}
-		})
-	}
-	return l
+func startLoad(url string, workers int) *testkit.Load {
+	return testkit.StartLoad(url+"/version", testkit.LoadOptions{Workers: workers, KeepAlive: testkit.KeepAliveHalf, Timeout: 15 * time.Second, Pause: 2 * time.Millisecond})
 }
 
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s: %s", resp.Status, b)
-	}
-	return string(b), nil
-}
-
-func (l *load) finish(t *testing.T) map[string]int {
+// finishLoad stops the load, fails the test on any failed request or when too
+// few succeeded, and returns the answers by version.
+func finishLoad(t *testing.T, l *testkit.Load) map[string]int {
 	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.fails) > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", len(l.fails), l.ok+len(l.fails), l.fails[0])
+	res := l.Stop()
+	if res.Failed > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", res.Failed, res.Sent, res.Errors)
 	}
-	if l.ok < 100 {
-		t.Errorf("only %d requests succeeded: the load did not run", l.ok)
+	if ok := res.Sent - res.Failed; ok < 100 {
+		t.Errorf("only %d requests succeeded: the load did not run", ok)
 	}
-	t.Logf("load: %d requests ok, versions %v", l.ok, l.versions)
-	return l.versions
+	t.Logf("load: %d requests ok, versions %v", res.Sent-res.Failed, res.Answers)
+	return res.Answers
 }
 
 func wantVersion(t *testing.T, url, want string) {
@@ -354,7 +287,7 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	wantVersion(t, url, "v1.2.0")
 	time.Sleep(200 * time.Millisecond)
-	versions := l.finish(t)
+	versions := finishLoad(t, l)
 	for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0"} {
 		if versions[v] == 0 {
 			t.Errorf("no request answered by %s during the updates: %v", v, versions)
@@ -435,7 +368,7 @@ func TestFailedDeployKeepsOld(t *testing.T) {
 			wantVersion(t, url, "v1.0.0")
 		})
 	}
-	versions := l.finish(t)
+	versions := finishLoad(t, l)
 	if len(versions) != 1 || versions["v1.0.0"] == 0 {
 		t.Errorf("answers during the failed deploys: %v, want v1.0.0 only", versions)
 	}

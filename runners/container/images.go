@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 )
 
 // imagesFile is the record, in the app's directory, of the images this runner
@@ -41,7 +43,7 @@ func (c *Container) loadImages() ([]imageRecord, error) {
 	return recs, nil
 }
 
-// saveImages writes the record atomically (a new file renamed over the old).
+// saveImages writes the record atomically and durably.
 func (c *Container) saveImages(recs []imageRecord) error {
 	if c.appDir == "" {
 		return nil
@@ -53,19 +55,7 @@ func (c *Container) saveImages(recs []imageRecord) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(c.appDir, "."+imagesFile+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(c.appDir, imagesFile))
+	return atomicfile.WriteFile(filepath.Join(c.appDir, imagesFile), append(b, '\n'), 0o600)
 }
 
 // imageFor returns the recorded image of the version, or "".

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,9 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/procgroup"
 )
 
 const (
@@ -45,48 +45,39 @@ type generation struct {
 	healthURL string
 	logger    *slog.Logger
 
-	cmd   *exec.Cmd
-	done  chan struct{}    // closed once the process is reaped
-	state *os.ProcessState // set before done is closed; nil if wait failed
-
-	pipes    []*os.File // read ends of stdout and stderr
-	logs     sync.WaitGroup
-	finished sync.Once
+	proc *procgroup.Process
+	done <-chan struct{} // closed once the process is reaped
 }
 
 // exited reports whether the process has been reaped.
-func (g *generation) exited() bool {
-	select {
-	case <-g.done:
-		return true
-	default:
-		return false
-	}
-}
+func (g *generation) exited() bool { return g.proc.Exited() }
 
 // exitString describes how the process ended ("exit status 3", "signal: killed").
 func (g *generation) exitString() string {
-	if g.state == nil {
+	st := g.proc.State()
+	if st == nil {
 		return "unknown exit"
 	}
-	return g.state.String()
+	return st.String()
 }
 
 // exitAttrs are the log attributes of how the process ended.
 func (g *generation) exitAttrs() []any {
-	if g.state == nil {
+	st := g.proc.State()
+	if st == nil {
 		return []any{"exit", "unknown"}
 	}
-	if ws, ok := g.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return []any{"signal", ws.Signal().String()}
 	}
-	return []any{"code", g.state.ExitCode()}
+	return []any{"code", st.ExitCode()}
 }
 
 // failed reports whether the exit counts as a failure for Restart "on-failure":
 // a non-zero code or a signal.
 func (g *generation) failed() bool {
-	return g.state == nil || !g.state.Success()
+	st := g.proc.State()
+	return st == nil || !st.Success()
 }
 
 // start starts a generation of the release in dir. The process runs in its own
@@ -147,45 +138,21 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		cmd.Path = "/bin/sh"
 		cmd.Args = append([]string{"sh", "-c", shim, "sh", prog}, s.cfg.Command[1:]...)
 	}
-	outR, outW, err := os.Pipe()
+	logger := s.logger.With("version", version)
+	p, err := procgroup.Start(cmd, procgroup.Output{Logger: logger, LogPid: true, MaxLineBytes: maxLine, SplitLongLines: true})
 	if err != nil {
-		return nil, fmt.Errorf("stdout pipe: %w", err)
+		return nil, err
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("stderr pipe: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		return nil, fmt.Errorf("start %s: %w", prog, err)
-	}
-
 	g := &generation{
 		version:   version,
 		dir:       dir,
-		pid:       cmd.Process.Pid,
+		pid:       p.Pid(),
 		started:   time.Now(),
 		healthURL: healthURL,
-		logger:    s.logger.With("version", version, "pid", cmd.Process.Pid),
-		cmd:       cmd,
-		done:      make(chan struct{}),
-		pipes:     []*os.File{outR, errR},
+		logger:    logger.With("pid", p.Pid()),
+		proc:      p,
+		done:      p.Done(),
 	}
-	g.logs.Add(2)
-	go g.copyLines(outR, "stdout")
-	go g.copyLines(errR, "stderr")
-	go func() {
-		_ = cmd.Wait() // the exit is in ProcessState
-		g.state = cmd.ProcessState
-		close(g.done)
-	}()
 	g.logger.Info("generation started", "dir", dir)
 	return g, nil
 }
@@ -236,52 +203,14 @@ func (s *Server) environ(nfiles int, names, starter []string) []string {
 	return env
 }
 
-// copyLines logs each line of one output stream at info, in pieces of at most
-// maxLine bytes.
-func (g *generation) copyLines(r io.Reader, stream string) {
-	defer g.logs.Done()
-	br := bufio.NewReaderSize(r, maxLine)
-	for {
-		line, err := br.ReadSlice('\n')
-		partial := errors.Is(err, bufio.ErrBufferFull)
-		if text := strings.TrimRight(string(line), "\r\n"); text != "" {
-			attrs := []any{"stream", stream}
-			if partial {
-				attrs = append(attrs, "partial", true)
-			}
-			g.logger.Info(text, attrs...)
-		}
-		if err != nil && !partial {
-			return
-		}
-	}
-}
-
 // finish cleans up after the process was reaped: it kills what is left of its
 // process group (children of a crashed app would otherwise keep the sockets) and
-// ends the output copying. Safe to call more than once.
+// reads the output to its end, for at most logDrain. Safe to call more than once.
 //
 // The group id is the reaped leader's pid; it cannot belong to anyone else while a
 // member of the group is alive, and an empty group answers ESRCH.
 func (g *generation) finish() {
-	g.finished.Do(func() {
-		_ = syscall.Kill(-g.pid, syscall.SIGKILL)
-		drained := make(chan struct{})
-		go func() {
-			g.logs.Wait()
-			close(drained)
-		}()
-		t := time.NewTimer(logDrain)
-		defer t.Stop()
-		select {
-		case <-drained:
-		case <-t.C: // a descendant outside the group still holds the pipe
-		}
-		for _, p := range g.pipes {
-			p.Close()
-		}
-		<-drained
-	})
+	g.proc.Drain(syscall.SIGKILL, logDrain)
 }
 
 // stopGeneration stops g: StopSignal to its process group, up to StopTimeout (or
@@ -292,25 +221,12 @@ func (s *Server) stopGeneration(ctx context.Context, g *generation) {
 	if running {
 		g.logger.Info("stopping generation", "signal", s.cfg.StopSignal.String())
 	}
-	_ = syscall.Kill(-g.pid, s.cfg.StopSignal)
-	timeout := time.NewTimer(s.cfg.StopTimeout)
-	defer timeout.Stop()
-	tick := time.NewTicker(pollEvery / 2)
-	defer tick.Stop()
-wait:
-	for !g.exited() || groupAlive(g.pid) {
-		select {
-		case <-g.done:
-		case <-tick.C:
-		case <-timeout.C:
-			g.logger.Warn("generation did not stop in time; killing it", "stop_timeout", s.cfg.StopTimeout)
-			break wait
-		case <-ctx.Done():
-			g.logger.Warn("stop cut short; killing generation", "reason", context.Cause(ctx))
-			break wait
-		}
+	switch err := g.proc.Stop(ctx, s.cfg.StopSignal, s.cfg.StopTimeout); {
+	case errors.Is(err, procgroup.ErrStopTimeout):
+		g.logger.Warn("generation did not stop in time; killed it", "stop_timeout", s.cfg.StopTimeout)
+	case err != nil:
+		g.logger.Warn("stop cut short; killed generation", "reason", err)
 	}
-	_ = syscall.Kill(-g.pid, syscall.SIGKILL)
 	<-g.done
 	g.finish()
 	if running {

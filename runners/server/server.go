@@ -53,7 +53,7 @@
 // closes a connection whose request it reads after Shutdown began, even one accepted
 // before (golang/go#75591): close the listeners, wait for Serve to return, turn
 // keep-alives off, wait for the open connections to close, then call Shutdown, as
-// testdata/testapp does.
+// testdata/testapp (at the module root) does.
 //
 // The output of every generation is logged line by line at info, with stream=stdout
 // or stream=stderr.

@@ -6,17 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
@@ -37,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testapp = filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", testapp, "./testdata/testapp").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", testapp, "../../testdata/testapp").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build testapp: %v\n%s", err, out)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -137,29 +135,11 @@ func testConfig(ports int) Config {
 	}
 }
 
-// syncBuffer is a log destination safe for the runner's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newServer returns a runner logging JSON into the returned buffer (printed if the
 // test fails), stopped when the test ends.
-func newServer(t *testing.T, cfg Config) (*Server, *syncBuffer) {
+func newServer(t *testing.T, cfg Config) (*Server, *testkit.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			var b strings.Builder
@@ -184,17 +164,7 @@ func newServer(t *testing.T, cfg Config) (*Server, *syncBuffer) {
 
 // get fetches path from addr on a new connection.
 func get(addr net.Addr, path string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + loopback(addr) + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
+	return testkit.Get(nil, "http://"+loopback(addr)+path)
 }
 
 // loopback is addr's port on 127.0.0.1 (the ports listen on all interfaces).
@@ -209,18 +179,6 @@ func mustGet(t *testing.T, addr net.Addr, path string) string {
 		t.Fatalf("GET %s: %v", path, err)
 	}
 	return body
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // gone reports whether no live process has the pid. A zombie counts as gone: the
@@ -409,67 +367,6 @@ func TestInheritance(t *testing.T) {
 	}
 }
 
-// hammer sends requests to addr from n goroutines until stop is closed.
-type hammer struct {
-	sent, failed atomic.Int64
-	mu           sync.Mutex
-	errs         []error
-	versions     map[string]int
-	wg           sync.WaitGroup
-	clients      []*http.Client
-}
-
-func startHammer(addr net.Addr, n int, keepAlive bool, stop <-chan struct{}) *hammer {
-	hm := &hammer{versions: map[string]int{}}
-	url := "http://" + loopback(addr) + "/version"
-	for range n {
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}}
-		hm.clients = append(hm.clients, c)
-		hm.wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				hm.sent.Add(1)
-				v, err := fetch(c, url)
-				hm.mu.Lock()
-				if err != nil {
-					hm.failed.Add(1)
-					if len(hm.errs) < 5 {
-						hm.errs = append(hm.errs, fmt.Errorf("%s: %w", time.Now().Format("15:04:05.000000"), err))
-					}
-				} else {
-					hm.versions[v]++
-				}
-				hm.mu.Unlock()
-			}
-		})
-	}
-	return hm
-}
-
-func (hm *hammer) wait() {
-	hm.wg.Wait()
-	for _, c := range hm.clients {
-		c.CloseIdleConnections()
-	}
-}
-
-func fetch(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
-}
-
 func TestDeployUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("deploys under continuous requests: skipped with -short")
@@ -488,14 +385,16 @@ func TestDeployUnderLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			addr := s.Addrs()[0]
-			stop := make(chan struct{})
-			hm := startHammer(addr, 8, keepAlive, stop)
+			ka := testkit.KeepAliveNone
+			if keepAlive {
+				ka = testkit.KeepAliveAll
+			}
+			load := testkit.StartLoad("http://"+loopback(addr)+"/version", testkit.LoadOptions{Workers: 8, KeepAlive: ka})
 			time.Sleep(100 * time.Millisecond)
 			for _, v := range []string{"v2", "v3"} {
 				oldPID := s.Stats().PID
 				if err := s.Deploy(t.Context(), h.release(v, "-delay", "2ms")); err != nil {
-					close(stop)
-					hm.wait()
+					load.Stop()
 					t.Fatalf("deploy %s: %v", v, err)
 				}
 				if !gone(oldPID) {
@@ -503,15 +402,14 @@ func TestDeployUnderLoad(t *testing.T) {
 				}
 			}
 			time.Sleep(100 * time.Millisecond)
-			close(stop)
-			hm.wait()
-			t.Logf("sent %d, failed %d, versions %v", hm.sent.Load(), hm.failed.Load(), hm.versions)
-			if n := hm.failed.Load(); n > 0 {
-				t.Errorf("%d of %d requests failed during deploys, e.g. %v", n, hm.sent.Load(), hm.errs)
+			res := load.Stop()
+			t.Logf("sent %d, failed %d, versions %v", res.Sent, res.Failed, res.Answers)
+			if res.Failed > 0 {
+				t.Errorf("%d of %d requests failed during deploys, e.g. %v", res.Failed, res.Sent, res.Errors)
 			}
 			for _, v := range []string{"v1", "v2", "v3"} {
-				if hm.versions[v] == 0 {
-					t.Errorf("no request was answered by %s: %v", v, hm.versions)
+				if res.Answers[v] == 0 {
+					t.Errorf("no request was answered by %s: %v", v, res.Answers)
 				}
 			}
 			if got := mustGet(t, addr, "/version"); got != "v3" {
@@ -711,14 +609,14 @@ func TestRestartPolicy(t *testing.T) {
 				syscall.Kill(first, syscall.SIGKILL)
 			}
 			if !tt.wantRestart {
-				eventually(t, 3*time.Second, "the app to exit", func() bool { return !s.Stats().Running })
+				testkit.Eventually(t, 3*time.Second, "the app to exit", func() bool { return !s.Stats().Running })
 				time.Sleep(200 * time.Millisecond) // several backoffs
 				if st := s.Stats(); st.Restarts != 0 || st.Running || st.Version != "v1" {
 					t.Errorf("Stats() = %+v, want v1 not restarted", st)
 				}
 				return
 			}
-			eventually(t, 5*time.Second, "a restart", func() bool {
+			testkit.Eventually(t, 5*time.Second, "a restart", func() bool {
 				st := s.Stats()
 				return st.Restarts >= 1 && st.Running && st.PID != first
 			})
@@ -728,7 +626,7 @@ func TestRestartPolicy(t *testing.T) {
 			if !tt.wantLoop {
 				return
 			}
-			eventually(t, 5*time.Second, "a crash loop", func() bool {
+			testkit.Eventually(t, 5*time.Second, "a crash loop", func() bool {
 				st := s.Stats()
 				return st.Restarts >= 3 && st.CrashLooping
 			})
@@ -793,7 +691,7 @@ func TestStop(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, c := range children { // the trap is set once the shell ran it
-				eventually(t, 3*time.Second, "the child to ignore SIGTERM", func() bool { return ignoresTERM(c) })
+				testkit.Eventually(t, 3*time.Second, "the child to ignore SIGTERM", func() bool { return ignoresTERM(c) })
 			}
 			start := time.Now()
 			if err := s.Stop(t.Context(), runners.AgentShutdown); err != nil {

@@ -1,53 +1,12 @@
 package server
 
-import (
-	"bytes"
-	"os"
-	"strconv"
-	"syscall"
-)
+import "syscall"
 
-// sysProcAttr puts the child in its own process group, so that a stop reaches every
-// process of the app, and asks the kernel to send it sig if the agent dies without
-// stopping it, so that a crashed agent leaves no app holding the ports. (Linux sends
-// it when the thread that started the child ends; Go ends a thread only when a
-// goroutine locked to it by runtime.LockOSThread exits without unlocking, which the
-// agent does not do.)
+// sysProcAttr asks the kernel to send the child sig if the agent dies without
+// stopping it, so that a crashed agent leaves no app holding the ports. (Linux
+// sends it when the thread that started the child ends; Go ends a thread only when
+// a goroutine locked to it by runtime.LockOSThread exits without unlocking, which
+// the agent does not do.) procgroup adds the child's own process group.
 func sysProcAttr(sig syscall.Signal) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: sig}
-}
-
-// groupAlive reports whether a live process is left in the process group. Zombies do
-// not count: the app's own children are reparented to init when it exits, and init
-// in some containers never reaps them.
-func groupAlive(pgid int) bool {
-	if syscall.Kill(-pgid, 0) == syscall.ESRCH {
-		return false
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return true
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(stat[i+1:])
-		if len(f) < 4 || string(f[0]) == "Z" {
-			continue
-		}
-		if pgrp, err := strconv.Atoi(string(f[2])); err == nil && pgrp == pgid {
-			return true
-		}
-	}
-	return false
+	return &syscall.SysProcAttr{Pdeathsig: sig}
 }

@@ -20,7 +20,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -107,6 +109,9 @@ func (f *Folder) Open(ctx context.Context, _ version.Release, asset version.Asse
 		return nil, fmt.Errorf("file registry %s: asset %q is outside the registry", f.root, asset.Ref)
 	}
 	r, err := os.Open(filepath.Join(f.root, asset.Ref))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file registry %s: asset %s: %w", f.root, asset.Ref, sources.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("file registry %s: %w", f.root, err)
 	}
@@ -123,29 +128,20 @@ var _ sources.Source = (*Folder)(nil)
 // Report records a deployment as a small text file in the release's folder,
 // <root>/<version>/.dewy-reports/<time>-<host>-<app>.txt, as the S3 and GCS
 // sources do; the dot folder is never listed as an artifact. The file is
-// written under a temporary name and renamed.
+// written atomically.
 func (f *Folder) Report(_ context.Context, r sources.Report) error {
-	tag := r.Release.Tag
-	if tag == "" || !filepath.IsLocal(tag) || strings.ContainsRune(tag, filepath.Separator) {
-		return fmt.Errorf("file registry %s: report: release tag %q is not a folder name", f.root, tag)
-	}
-	dir := filepath.Join(f.root, tag, reportDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	key, err := folders.ReportKey("", r)
+	if err != nil {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
-	name := filepath.Join(dir, sources.ReportName(r))
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, sources.ReportText(r), 0o644); err != nil {
+	name := filepath.Join(f.root, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(name, sources.ReportText(r), 0o644); err != nil {
 		return fmt.Errorf("file registry %s: report: %w", f.root, err)
 	}
 	return nil
 }
-
-// reportDir is the sub-folder of a version folder that holds reports.
-const reportDir = ".dewy-reports"
 
 var _ sources.Reporter = (*Folder)(nil)

@@ -2,7 +2,6 @@ package file
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders/folderstest"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -24,17 +24,61 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-func TestReleases(t *testing.T) {
+// registry is an empty folder, for the folder registry contract.
+func registry(t *testing.T) folderstest.Registry {
+	root := t.TempDir()
+	return folderstest.Registry{
+		Put: func(t *testing.T, key string, content []byte, at time.Time) {
+			path := filepath.Join(root, filepath.FromSlash(key))
+			if strings.HasSuffix(key, "/") {
+				if err := os.MkdirAll(path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				write(t, path, string(content))
+			}
+			// The file and the folders it is in carry the object's time.
+			for p := filepath.Clean(path); p != root; p = filepath.Dir(p) {
+				if err := os.Chtimes(p, at, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Delete: func(t *testing.T, key string) {
+			if err := os.Remove(filepath.Join(root, filepath.FromSlash(key))); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Get: func(t *testing.T, key string) []byte {
+			b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(key)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		Source: func(t *testing.T, prefix string) folderstest.Source {
+			f, err := New(filepath.Join(root, prefix), sources.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+		OpensEveryFolder: true,
+	}
+}
+
+func TestContract(t *testing.T) { folderstest.Run(t, registry) }
+
+// TestHiddenFiles: dot files and files still being written are skipped.
+func TestHiddenFiles(t *testing.T) {
 	root := t.TempDir()
 	write(t, filepath.Join(root, "v1.2.3", "app_linux_amd64.tar.gz"), "a")
-	write(t, filepath.Join(root, "v1.2.3", "SHA256SUMS"), "s")
 	write(t, filepath.Join(root, "v1.2.4", "app_linux_amd64.tar.gz.part"), "half")
+	write(t, filepath.Join(root, "v1.2.4", "app_linux_arm64.tar.gz.tmp"), "half")
 	write(t, filepath.Join(root, "v1.2.4", ".app_linux_arm64.tar.gz"), "hidden")
-	write(t, filepath.Join(root, "README"), "not a release")
 	if err := os.Mkdir(filepath.Join(root, ".staging"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-
 	f, err := New(root, sources.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -43,48 +87,9 @@ func TestReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tags []string
-	for _, r := range rels {
-		tags = append(tags, r.Tag)
-	}
-	slices.Sort(tags)
-	if !slices.Equal(tags, []string{"v1.2.3", "v1.2.4"}) {
-		t.Fatalf("tags = %v", tags)
-	}
-	for _, r := range rels {
-		var names []string
-		for _, a := range r.Assets {
-			names = append(names, a.Name)
-		}
-		slices.Sort(names)
-		want := []string{}
-		if r.Tag == "v1.2.3" {
-			want = []string{"SHA256SUMS", "app_linux_amd64.tar.gz"}
-		}
-		if !slices.Equal(names, want) && !(len(names) == 0 && len(want) == 0) {
-			t.Errorf("%s assets = %v, want %v", r.Tag, names, want)
-		}
-		if r.Created.IsZero() {
-			t.Errorf("%s has no time", r.Tag)
-		}
-	}
-
-	// The listed asset opens with its content.
-	var rel version.Release
-	for _, r := range rels {
-		if r.Tag == "v1.2.3" {
-			rel = r
-		}
-	}
-	i := slices.IndexFunc(rel.Assets, func(a version.Asset) bool { return a.Name == "app_linux_amd64.tar.gz" })
-	rc, err := f.Open(t.Context(), rel, rel.Assets[i])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(rc)
-	rc.Close()
-	if string(b) != "a" || rel.Assets[i].Size != 1 {
-		t.Fatalf("content %q size %d", b, rel.Assets[i].Size)
+	want := []string{"v1.2.3: app_linux_amd64.tar.gz", "v1.2.4:"}
+	if got := folderstest.Summary(rels); !slices.Equal(got, want) {
+		t.Errorf("releases = %q, want %q", got, want)
 	}
 }
 
@@ -109,34 +114,5 @@ func TestMissingFolder(t *testing.T) {
 func TestNewRefusesRelative(t *testing.T) {
 	if _, err := New("relative/path", sources.Options{}); err == nil {
 		t.Fatal("relative path accepted")
-	}
-}
-
-func TestReport(t *testing.T) {
-	root := t.TempDir()
-	write(t, filepath.Join(root, "v1.0.0", "site.tar.gz"), "a")
-	f, _ := New(root, sources.Options{})
-	rep := sources.Report{App: "site", Host: "web-1", Release: version.Release{Tag: "v1.0.0"},
-		Artifact: version.Asset{Name: "site.tar.gz"}, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	if err := f.Report(t.Context(), rep); err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob(filepath.Join(root, "v1.0.0", ".dewy-reports", "*.txt"))
-	if len(files) != 1 {
-		t.Fatalf("report files = %v", files)
-	}
-	b, _ := os.ReadFile(files[0])
-	if !strings.Contains(string(b), "app: site") || !strings.Contains(string(b), "result: success") {
-		t.Fatalf("report:\n%s", b)
-	}
-	// The report is not an asset of the release.
-	rels, _ := f.Releases(t.Context())
-	for _, r := range rels {
-		if len(r.Assets) != 1 {
-			t.Fatalf("%s assets = %+v", r.Tag, r.Assets)
-		}
-	}
-	if err := f.Report(t.Context(), sources.Report{Release: version.Release{Tag: "../x"}}); err == nil {
-		t.Fatal("a report outside the registry was written")
 	}
 }

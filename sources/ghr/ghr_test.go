@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/ghr"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -650,28 +651,10 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestLowRateWarning(t *testing.T) {
 	srv := fakegithub.New(t)
 	addReleases(srv, 1)
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	g := newSource(t, srv, setup{
 		env:    map[string]string{"GITHUB_TOKEN": "secret-w"},
 		logger: slog.New(slog.NewTextHandler(&logs, nil)),

@@ -69,8 +69,6 @@ const (
 	quietAge = time.Hour
 	// maxCacheAge is how long a cached folder listing is used at most.
 	maxCacheAge = 24 * time.Hour
-	// reportDir is the sub-folder of a version folder that holds reports.
-	reportDir = ".dewy-reports"
 	// maxAttempts bounds the storage library's retries, which are otherwise
 	// endless until ctx ends.
 	maxAttempts = 3
@@ -240,32 +238,43 @@ func (g *GCS) query(prefix string) *storage.Query {
 	return q
 }
 
-// listFolders returns the folder names under the prefix, in listing order,
-// each once, from every page of a delimiter listing.
-func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, error) {
-	it := c.Bucket(g.cfg.Bucket).Objects(ctx, g.query(g.prefix))
+// list calls fn with each entry of a delimiter listing of prefix, from every
+// page; what names the listing in errors.
+func (g *GCS) list(ctx context.Context, c *storage.Client, prefix, what string, fn func(*storage.ObjectAttrs)) error {
+	it := c.Bucket(g.cfg.Bucket).Objects(ctx, g.query(prefix))
 	if g.pageSize > 0 {
 		it.PageInfo().MaxSize = g.pageSize
 	}
-	var names []string
-	seen := map[string]bool{}
 	for {
 		attrs, err := it.Next()
 		if errors.Is(err, iterator.Done) {
-			break
+			return nil
 		}
 		if err != nil {
-			return nil, g.fail(ctx, "list version folders", err)
+			return g.fail(ctx, what, err)
 		}
+		fn(attrs)
+	}
+}
+
+// listFolders returns the folder names under the prefix, in listing order,
+// each once, from every page of a delimiter listing.
+func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	err := g.list(ctx, c, g.prefix, "list version folders", func(attrs *storage.ObjectAttrs) {
 		if attrs.Prefix == "" {
-			continue // an object at the top is not a release
+			return // an object at the top is not a release
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(attrs.Prefix, g.prefix), "/")
 		if name == "" || strings.Contains(name, "/") || seen[name] {
-			continue
+			return
 		}
 		seen[name] = true
 		names = append(names, name)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return names, nil
 }
@@ -273,26 +282,16 @@ func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, err
 // listFolder lists the artifacts directly inside one folder, from every page.
 func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folders.Listing, error) {
 	dir := g.prefix + name + "/"
-	it := c.Bucket(g.cfg.Bucket).Objects(ctx, g.query(dir)) // sub-folders (reports) are not artifacts
-	if g.pageSize > 0 {
-		it.PageInfo().MaxSize = g.pageSize
-	}
 	f := folders.Listing{Listed: now}
 	seen := map[string]bool{}
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return folders.Listing{}, g.fail(ctx, "list folder "+name, err)
-		}
+	// A delimiter listing: sub-folders (reports) come as prefixes, not artifacts.
+	err := g.list(ctx, c, dir, "list folder "+name, func(attrs *storage.ObjectAttrs) {
 		if attrs.Prefix != "" {
-			continue
+			return
 		}
 		base := strings.TrimPrefix(attrs.Name, dir)
 		if base == "" || strings.Contains(base, "/") || seen[attrs.Name] {
-			continue // the folder's own placeholder object, or not inside it
+			return // the folder's own placeholder object, or not inside it
 		}
 		seen[attrs.Name] = true
 		created := attrs.Created
@@ -304,6 +303,9 @@ func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, no
 			f.Newest = created
 		}
 		f.Assets = append(f.Assets, version.Asset{Name: base, Ref: attrs.Name, Size: attrs.Size, Created: created})
+	})
+	if err != nil {
+		return folders.Listing{}, err
 	}
 	return f, nil
 }

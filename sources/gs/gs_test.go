@@ -3,7 +3,6 @@ package gs
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/folders"
+	"github.com/dewy-agent/dewy-agent/sources/folders/folderstest"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -36,33 +36,13 @@ const (
 	testToken = "ya29.test-access-token"
 )
 
-// clock is the source's time, and the time objects are created at.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // fake is fake-gcs-server behind an httptest server on 127.0.0.1 that counts
 // requests and refuses the "locked" bucket.
 type fake struct {
 	srv   *fakestorage.Server
 	url   string // http://127.0.0.1:port
 	host  string // 127.0.0.1:port
-	clock *clock
+	clock *folderstest.Clock
 
 	requests atomic.Int64
 	mu       sync.Mutex
@@ -72,7 +52,7 @@ type fake struct {
 func newFake(t *testing.T) *fake {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
-	f := &fake{host: ts.Listener.Addr().String(), clock: newClock()}
+	f := &fake{host: ts.Listener.Addr().String(), clock: &folderstest.Clock{}}
 	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
 		Scheme:     "http",
 		Host:       "127.0.0.1",
@@ -151,287 +131,90 @@ func (f *fake) source(t *testing.T, cfg Config) *GCS {
 	return g
 }
 
-// summary is "tag: asset asset" per release, sorted.
-func summary(rels []version.Release) []string {
-	var out []string
-	for _, r := range rels {
-		var names []string
-		for _, a := range r.Assets {
-			names = append(names, a.Name)
-		}
-		slices.Sort(names)
-		out = append(out, strings.TrimSpace(r.Tag+": "+strings.Join(names, " ")))
-	}
-	slices.Sort(out)
-	return out
-}
-
-func TestReleases(t *testing.T) {
-	tests := []struct {
-		name     string
-		prefix   string
-		pageSize int
-		objects  []string
-		want     []string
-		// minRequests proves paging: more requests than folders + 1.
-		minRequests int64
-	}{
-		{
-			name:   "nested prefix",
-			prefix: "team/apps/myapp",
-			objects: []string{
-				"team/apps/myapp/v1.2.4/myapp_linux_amd64.tar.gz",
-				"team/apps/myapp/v1.2.4/myapp_darwin_arm64.tar.gz",
-				"team/apps/myapp/v1.2.3/myapp_linux_amd64.tar.gz",
-				"team/apps/other/v9.0.0/other_linux_amd64.tar.gz",
-				"team/apps/myapp2/v9.0.0/myapp2_linux_amd64.tar.gz", // a sibling sharing the name's start
-			},
-			want: []string{
-				"v1.2.3: myapp_linux_amd64.tar.gz",
-				"v1.2.4: myapp_darwin_arm64.tar.gz myapp_linux_amd64.tar.gz",
-			},
-		},
-		{
-			name:    "slashes around the prefix are ignored",
-			prefix:  "/myapp/",
-			objects: []string{"myapp/v1.0.0/myapp_linux_amd64.tar.gz"},
-			want:    []string{"v1.0.0: myapp_linux_amd64.tar.gz"},
-		},
-		{
-			name:   "empty prefix",
-			prefix: "",
-			objects: []string{
-				"v1.0.0/a_linux_amd64.tar.gz",
-				"1.1.0/a_linux_amd64.tar.gz",
-				"README.md", // an object at the top is not a release
-			},
-			want: []string{
-				"1.1.0: a_linux_amd64.tar.gz",
-				"v1.0.0: a_linux_amd64.tar.gz",
-			},
-		},
-		{
-			name:     "artifacts over several pages",
-			prefix:   "myapp",
-			pageSize: 2,
-			objects: []string{
-				"myapp/v1.0.0/a_linux_amd64.tar.gz",
-				"myapp/v1.0.0/a_linux_arm64.tar.gz",
-				"myapp/v1.0.0/a_darwin_arm64.tar.gz",
-				"myapp/v1.0.0/a_windows_amd64.zip",
-				"myapp/v1.0.0/checksums.txt",
-				"myapp/v1.1.0/a_linux_amd64.tar.gz",
-				"myapp/v1.2.0/a_linux_amd64.tar.gz",
-				"myapp/v1.2.0/a_linux_arm64.tar.gz",
-				"myapp/v1.2.0/checksums.txt",
-			},
-			want: []string{
-				"v1.0.0: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz a_linux_arm64.tar.gz a_windows_amd64.zip checksums.txt",
-				"v1.1.0: a_linux_amd64.tar.gz",
-				"v1.2.0: a_linux_amd64.tar.gz a_linux_arm64.tar.gz checksums.txt",
-			},
-			minRequests: 1 + 3 + 1 + 2, // v1.0.0's 5 objects in 3 pages, v1.2.0's 3 in 2
-		},
-		{
-			name:   "pre-releases and non-version folders are listed for the engine",
-			prefix: "myapp",
-			objects: []string{
-				"myapp/v1.0.0/a_linux_amd64.tar.gz",
-				"myapp/v1.1.0-rc.1/a_linux_amd64.tar.gz",
-				"myapp/latest/a_linux_amd64.tar.gz",
-			},
-			want: []string{
-				"latest:", // not opened: its contents are never listed
-				"v1.0.0: a_linux_amd64.tar.gz",
-				"v1.1.0-rc.1: a_linux_amd64.tar.gz",
-			},
-		},
-		{
-			name:   "placeholders and sub-folders are not artifacts",
-			prefix: "myapp",
-			objects: []string{
-				"myapp/v1.0.0/",
-				"myapp/v1.0.0/a_linux_amd64.tar.gz",
-				"myapp/v1.0.0/.dewy-reports/20250601T120000.000Z-web1-api.txt",
-				"myapp/v1.0.0/docs/guide.md",
-				"myapp/v2.0.0/.dewy-reports/20250601T120000.000Z-web1-api.txt",
-			},
-			want: []string{
-				"v1.0.0: a_linux_amd64.tar.gz",
-				"v2.0.0:",
-			},
-		},
-		{
-			name:    "no folders",
-			prefix:  "nothing-here",
-			objects: []string{"myapp/v1.0.0/a_linux_amd64.tar.gz"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t)
-			f.emulatorEnv(t)
-			for _, k := range tt.objects {
-				f.put(k, "content of "+k)
-			}
-			g := f.source(t, Config{Prefix: tt.prefix})
-			g.pageSize = tt.pageSize
-			rels, err := g.Releases(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := summary(rels); !slices.Equal(got, tt.want) {
-				t.Errorf("releases:\n got %q\nwant %q", got, tt.want)
-			}
-			if n := f.requests.Load(); n < tt.minRequests {
-				t.Errorf("%d requests, want at least %d (paging)", n, tt.minRequests)
-			}
-		})
-	}
-}
-
-func TestReleaseFields(t *testing.T) {
+// registry is an empty bucket on a fresh fake, for the folder registry contract.
+func registry(t *testing.T) folderstest.Registry {
 	f := newFake(t)
 	f.emulatorEnv(t)
-	t0 := f.clock.Now()
-	f.put("myapp/v1.0.0/a_linux_amd64.tar.gz", "12345")
-	f.clock.advance(10 * time.Minute)
-	f.put("myapp/v1.0.0/checksums.txt", "abc")
-	g := f.source(t, Config{Prefix: "myapp"})
-	rels, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rels) != 1 {
-		t.Fatalf("got %d releases, want 1", len(rels))
-	}
-	r := rels[0]
-	if !r.Created.Equal(t0.Add(10 * time.Minute)) {
-		t.Errorf("Created = %v, want the newest object's time %v", r.Created, t0.Add(10*time.Minute))
-	}
-	want := []version.Asset{
-		{Name: "a_linux_amd64.tar.gz", Ref: "myapp/v1.0.0/a_linux_amd64.tar.gz", Size: 5, Created: t0},
-		{Name: "checksums.txt", Ref: "myapp/v1.0.0/checksums.txt", Size: 3, Created: t0.Add(10 * time.Minute)},
-	}
-	if len(r.Assets) != len(want) {
-		t.Fatalf("assets = %+v, want %+v", r.Assets, want)
-	}
-	for i, a := range r.Assets {
-		if a.Name != want[i].Name || a.Ref != want[i].Ref || a.Size != want[i].Size || !a.Created.Equal(want[i].Created) {
-			t.Errorf("asset %d = %+v, want %+v", i, a, want[i])
-		}
-	}
-}
-
-func TestOpen(t *testing.T) {
-	f := newFake(t)
-	f.emulatorEnv(t)
-	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
-	f.put("myapp/v1.0.0/a_linux_amd64.tar.gz", big)
-	g := f.source(t, Config{Prefix: "myapp"})
-	rels, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := rels[0]
-
-	tests := []struct {
-		name    string
-		asset   version.Asset
-		want    string
-		wantErr error  // errors.Is
-		errText string // substring
-	}{
-		{name: "listed asset streams", asset: rel.Assets[0], want: big},
-		{name: "deleted object", asset: version.Asset{Name: "gone", Ref: "myapp/v1.0.0/gone"}, wantErr: sources.ErrNotFound},
-		{name: "name outside the prefix", asset: version.Asset{Name: "x", Ref: "other/v1.0.0/x"}, errText: "outside the registry"},
-		{name: "the prefix itself", asset: version.Asset{Name: "x", Ref: "myapp/"}, errText: "outside the registry"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := g.Open(t.Context(), rel, tt.asset)
-			if tt.wantErr != nil || tt.errText != "" {
-				if err == nil {
-					r.Close()
-					t.Fatal("Open succeeded, want an error")
-				}
-				if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-					t.Errorf("err = %v, want %v", err, tt.wantErr)
-				}
-				if !strings.Contains(err.Error(), tt.errText) {
-					t.Errorf("err = %v, want it to contain %q", err, tt.errText)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			got, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("read %d bytes, want %d bytes of the object", len(got), len(tt.want))
-			}
-		})
-	}
-}
-
-func TestReport(t *testing.T) {
-	tests := []struct {
-		name     string
-		err      error
-		wantText []string
-	}{
-		{name: "success", wantText: []string{"result: success\n"}},
-		{name: "failure", err: errors.New("health check failed:\nstatus 500"),
-			wantText: []string{"result: failure\n", "error: health check failed: status 500\n"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t)
-			f.emulatorEnv(t)
-			f.put("apps/myapp/v1.2.4/myapp_linux_amd64.tar.gz", "x")
-			g := f.source(t, Config{Prefix: "apps/myapp"})
-			rels, err := g.Releases(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			at := time.Date(2025, 6, 1, 12, 30, 5, 250e6, time.UTC)
-			err = g.Report(t.Context(), sources.Report{
-				App: "api", Host: "web 1/a", Release: rels[0], Artifact: rels[0].Assets[0], Time: at, Err: tt.err,
+	return folderstest.Registry{
+		Put: func(t *testing.T, key string, content []byte, at time.Time) {
+			f.srv.CreateObject(fakestorage.Object{
+				ObjectAttrs: fakestorage.ObjectAttrs{BucketName: bucket, Name: key, Created: at, Updated: at},
+				Content:     content,
 			})
-			if err != nil {
+		},
+		Delete: func(t *testing.T, key string) {
+			if err := f.srv.Backend().DeleteObject(bucket, key); err != nil {
 				t.Fatal(err)
 			}
-			name := "apps/myapp/v1.2.4/.dewy-reports/20250601T123005.250Z-web_1_a-api.txt"
-			obj, err := f.srv.GetObject(bucket, name)
+		},
+		Get: func(t *testing.T, key string) []byte {
+			obj, err := f.srv.GetObject(bucket, key)
 			if err != nil {
-				t.Fatalf("report object %s: %v", name, err)
+				t.Fatalf("object %s: %v", key, err)
 			}
-			text := string(obj.Content)
-			for _, want := range append([]string{
-				"app: api\n", "host: web 1/a\n", "version: v1.2.4\n",
-				"artifact: myapp_linux_amd64.tar.gz\n", "time: 2025-06-01T12:30:05.250Z\n",
-			}, tt.wantText...) {
-				if !strings.Contains(text, want) {
-					t.Errorf("report:\n%s\nwant it to contain %q", text, want)
-				}
-			}
-			if obj.ContentType != "text/plain; charset=utf-8" {
-				t.Errorf("content type %q", obj.ContentType)
-			}
+			return obj.Content
+		},
+		SetNow:   f.clock.Set,
+		Requests: f.requests.Load,
+		Source: func(t *testing.T, prefix string) folderstest.Source {
+			return f.source(t, Config{Prefix: prefix})
+		},
+	}
+}
 
-			g.cache = folders.Cache{} // make the next poll list the folder again
-			rels, err = g.Releases(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := summary(rels), []string{"v1.2.4: myapp_linux_amd64.tar.gz"}; !slices.Equal(got, want) {
-				t.Errorf("after the report, releases = %q, want %q", got, want)
-			}
-		})
+func TestContract(t *testing.T) { folderstest.Run(t, registry) }
+
+func TestPaging(t *testing.T) {
+	f := newFake(t)
+	f.emulatorEnv(t)
+	for _, k := range []string{
+		"myapp/v1.0.0/a_linux_amd64.tar.gz",
+		"myapp/v1.0.0/a_linux_arm64.tar.gz",
+		"myapp/v1.0.0/a_darwin_arm64.tar.gz",
+		"myapp/v1.0.0/a_windows_amd64.zip",
+		"myapp/v1.0.0/checksums.txt",
+		"myapp/v1.1.0/a_linux_amd64.tar.gz",
+		"myapp/v1.2.0/a_linux_amd64.tar.gz",
+		"myapp/v1.2.0/a_linux_arm64.tar.gz",
+		"myapp/v1.2.0/checksums.txt",
+	} {
+		f.put(k, "content of "+k)
+	}
+	g := f.source(t, Config{Prefix: "myapp"})
+	g.pageSize = 2
+	rels, err := g.Releases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"v1.0.0: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz a_linux_arm64.tar.gz a_windows_amd64.zip checksums.txt",
+		"v1.1.0: a_linux_amd64.tar.gz",
+		"v1.2.0: a_linux_amd64.tar.gz a_linux_arm64.tar.gz checksums.txt",
+	}
+	if got := folderstest.Summary(rels); !slices.Equal(got, want) {
+		t.Errorf("releases:\n got %q\nwant %q", got, want)
+	}
+	// v1.0.0's 5 objects in 3 pages, v1.2.0's 3 in 2.
+	if n, min := f.requests.Load(), int64(1+3+1+2); n < min {
+		t.Errorf("%d requests, want at least %d (paging)", n, min)
+	}
+}
+
+func TestReportContentType(t *testing.T) {
+	f := newFake(t)
+	f.emulatorEnv(t)
+	g := f.source(t, Config{Prefix: "myapp"})
+	r := sources.Report{App: "api", Host: "h", Release: version.Release{Tag: "v1.0.0"}, Time: f.clock.Now()}
+	if err := g.Report(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := folders.ReportKey("myapp/", r)
+	obj, err := f.srv.GetObject(bucket, key)
+	if err != nil {
+		t.Fatalf("report object %s: %v", key, err)
+	}
+	if obj.ContentType != "text/plain; charset=utf-8" {
+		t.Errorf("content type %q", obj.ContentType)
 	}
 }
 
@@ -518,7 +301,7 @@ func TestCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := summary(rels), []string{"v1.0.0: a_linux_amd64.tar.gz a_linux_arm64.tar.gz"}; !slices.Equal(got, want) {
+	if got, want := folderstest.Summary(rels), []string{"v1.0.0: a_linux_amd64.tar.gz a_linux_arm64.tar.gz"}; !slices.Equal(got, want) {
 		t.Fatalf("releases = %q, want %q", got, want)
 	}
 	for _, a := range rels[0].Assets {
@@ -591,91 +374,6 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // TestPollCost checks which folders a poll lists again.
-func TestPollCost(t *testing.T) {
-	f := newFake(t)
-	f.emulatorEnv(t)
-	for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v2.0.0-rc.1"} {
-		f.put("myapp/"+v+"/a_linux_amd64.tar.gz", v)
-	}
-	f.put("myapp/latest/a_linux_amd64.tar.gz", "x")
-	g := f.source(t, Config{Prefix: "myapp"})
-
-	poll := func(step string, want int64, wantSummary []string) {
-		t.Helper()
-		before := f.requests.Load()
-		rels, err := g.Releases(t.Context())
-		if err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-		if got := f.requests.Load() - before; got != want {
-			t.Errorf("%s: %d requests, want %d", step, got, want)
-		}
-		if wantSummary != nil {
-			if got := summary(rels); !slices.Equal(got, wantSummary) {
-				t.Errorf("%s: releases = %q, want %q", step, got, wantSummary)
-			}
-		}
-	}
-	// Everything is new: 1 folder listing + 5 version folders ("latest" is not opened).
-	poll("first poll", 6, nil)
-	// Listed when fresh: not quiet, so all are listed again.
-	poll("second poll, folders recent", 6, nil)
-
-	f.clock.advance(2 * time.Hour)
-	// Quiet now, but the cached listings were made while they were recent.
-	poll("first poll after an hour", 6, nil)
-	// Steady state: the folder listing, v2.0.0-rc.1 (highest) and v1.3.0 (highest release).
-	poll("steady poll", 3, nil)
-
-	// A late upload to an old, cached folder is not seen ...
-	f.put("myapp/v1.0.0/a_darwin_arm64.tar.gz", "late")
-	// ... but a new folder and a late upload to the highest version are.
-	f.put("myapp/v1.4.0/a_linux_amd64.tar.gz", "new")
-	f.put("myapp/v2.0.0-rc.1/a_darwin_arm64.tar.gz", "late")
-	poll("new folder", 3, []string{
-		"latest:",
-		"v1.0.0: a_linux_amd64.tar.gz",
-		"v1.1.0: a_linux_amd64.tar.gz",
-		"v1.2.0: a_linux_amd64.tar.gz",
-		"v1.3.0: a_linux_amd64.tar.gz",
-		"v1.4.0: a_linux_amd64.tar.gz",
-		"v2.0.0-rc.1: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
-	})
-
-	// A removed folder leaves the list.
-	if err := f.srv.Backend().DeleteObject(bucket, "myapp/v1.1.0/a_linux_amd64.tar.gz"); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.advance(25 * time.Hour)
-	// A day later every folder is listed again, and the late upload shows.
-	poll("a day later", 6, []string{
-		"latest:",
-		"v1.0.0: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
-		"v1.2.0: a_linux_amd64.tar.gz",
-		"v1.3.0: a_linux_amd64.tar.gz",
-		"v1.4.0: a_linux_amd64.tar.gz",
-		"v2.0.0-rc.1: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz",
-	})
-	// The folder listing, v2.0.0-rc.1 and v1.4.0.
-	poll("steady again", 3, nil)
-}
-
-func TestCancelled(t *testing.T) {
-	f := newFake(t)
-	f.emulatorEnv(t)
-	g := f.source(t, Config{Prefix: "myapp"})
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	start := time.Now()
-	_, err := g.Releases(ctx)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("returned after %v", d)
-	}
-}
-
 func TestNew(t *testing.T) {
 	tests := []struct {
 		name string

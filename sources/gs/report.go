@@ -3,9 +3,9 @@ package gs
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 )
 
 // Report records a deployment as one small text object in the release's
@@ -20,7 +20,7 @@ func (g *GCS) Report(ctx context.Context, r sources.Report) error {
 	if r.Time.IsZero() {
 		r.Time = g.now()
 	}
-	name, err := reportName(g.prefix, r)
+	name, err := folders.ReportKey(g.prefix, r)
 	if err != nil {
 		return fmt.Errorf("gs %s: report: %w", g.where, err)
 	}
@@ -40,14 +40,4 @@ func (g *GCS) Report(ctx context.Context, r sources.Report) error {
 		return g.fail(ctx, "write report "+name, err)
 	}
 	return nil
-}
-
-// reportName is the object name of the report for r.
-func reportName(prefix string, r sources.Report) (string, error) {
-	tag := r.Release.Tag
-	if tag == "" || tag == "." || tag == ".." || strings.Contains(tag, "/") {
-		return "", fmt.Errorf("release tag %q is not a folder name", tag)
-	}
-	name := sources.ReportName(r)
-	return prefix + tag + "/" + reportDir + "/" + name, nil
 }

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 )
 
 // Report records a deployment as one small text object in the release's
@@ -24,7 +24,7 @@ func (s *S3) Report(ctx context.Context, r sources.Report) error {
 	if r.Time.IsZero() {
 		r.Time = s.now()
 	}
-	key, err := reportKey(s.prefix, r)
+	key, err := folders.ReportKey(s.prefix, r)
 	if err != nil {
 		return fmt.Errorf("s3 %s: report: %w", s.where, err)
 	}
@@ -44,14 +44,4 @@ func (s *S3) Report(ctx context.Context, r sources.Report) error {
 		return s.fail(ctx, "write report "+key, err)
 	}
 	return nil
-}
-
-// reportKey is where the report for r goes.
-func reportKey(prefix string, r sources.Report) (string, error) {
-	tag := r.Release.Tag
-	if tag == "" || tag == "." || tag == ".." || strings.Contains(tag, "/") {
-		return "", fmt.Errorf("release tag %q is not a folder name", tag)
-	}
-	name := sources.ReportName(r)
-	return prefix + tag + "/" + reportDir + "/" + name, nil
 }

@@ -61,9 +61,6 @@ import (
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
-// reportDir is the sub-folder of a version folder that holds reports.
-const reportDir = ".dewy-reports"
-
 // Config is where the registry is: the parts of s3://<region>/<bucket>/<prefix>.
 type Config struct {
 	// Region is the bucket's region, e.g. "ap-northeast-1".

@@ -4,6 +4,8 @@ import (
 	"iter"
 	"runtime"
 	"strings"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
 )
 
 // Format is how an artifact file is packed, judged by its name alone.
@@ -16,15 +18,15 @@ const (
 	// (.deb, .rpm, .msi, ...) or any other extension not listed below.
 	FormatNone Format = ""
 	// FormatTarGz is .tar.gz or .tgz.
-	FormatTarGz Format = "tar.gz"
+	FormatTarGz = Format(archive.TarGz)
 	// FormatTarBz2 is .tar.bz2, .tbz2 or .tbz.
-	FormatTarBz2 Format = "tar.bz2"
+	FormatTarBz2 = Format(archive.TarBz2)
 	// FormatTarXz is .tar.xz or .txz.
-	FormatTarXz Format = "tar.xz"
+	FormatTarXz = Format(archive.TarXz)
 	// FormatTar is .tar.
-	FormatTar Format = "tar"
+	FormatTar = Format(archive.Tar)
 	// FormatZip is .zip.
-	FormatZip Format = "zip"
+	FormatZip = Format(archive.Zip)
 	// FormatBinary is a bare executable: .exe, or a name without an extension.
 	FormatBinary Format = "binary"
 )
@@ -44,20 +46,11 @@ func FormatOf(name string) Format {
 
 // formatOfLower is FormatOf for a name already lower-cased.
 func formatOfLower(lower string) Format {
-	for _, s := range [...]struct {
-		suffix string
-		format Format
-	}{
-		{".tar.gz", FormatTarGz}, {".tgz", FormatTarGz},
-		{".tar.bz2", FormatTarBz2}, {".tbz2", FormatTarBz2}, {".tbz", FormatTarBz2},
-		{".tar.xz", FormatTarXz}, {".txz", FormatTarXz},
-		{".tar", FormatTar},
-		{".zip", FormatZip},
-		{".exe", FormatBinary},
-	} {
-		if strings.HasSuffix(lower, s.suffix) {
-			return s.format
-		}
+	if f := archive.Of(lower); f != archive.None {
+		return Format(f)
+	}
+	if strings.HasSuffix(lower, ".exe") {
+		return FormatBinary
 	}
 	if dot := strings.LastIndexByte(lower, '.'); dot >= 0 && isExtension(lower[dot+1:]) {
 		return FormatNone

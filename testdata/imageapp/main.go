@@ -1,4 +1,4 @@
-// Command app is the HTTP app that internal/testimage puts in test images, as the
+// Command imageapp is the HTTP app that internal/testimage puts in test images, as the
 // image's entrypoint. It listens on one TCP port and shuts down gracefully on
 // SIGTERM (docker stop), so that a rolling update can be checked for lost requests.
 //

@@ -1,0 +1,58 @@
+// Package testkit holds the helpers the project's tests, benchmarks and demo
+// share: polling for a condition with a deadline (Eventually), building small
+// archives (TarGz, Pack) and an HTTP load generator that counts what failed
+// (Load).
+package testkit
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+)
+
+// pollEvery is how often Eventually checks its condition.
+const pollEvery = 10 * time.Millisecond
+
+// Eventually polls cond until it holds, failing the test with "timed out
+// after <timeout> waiting for <what>" when it has not held within timeout.
+// It is how a test waits for something that must happen; it never proves
+// that something did not.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// TarGz returns a tar.gz holding files (name to content), each with mode 0644,
+// in name order. It panics if the archive cannot be made, which for names and
+// contents in memory is a mistake in the test.
+func TarGz(files map[string]string) []byte {
+	var fs []archive.File
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fs = append(fs, archive.File{Name: name, Body: []byte(files[name])})
+	}
+	var buf bytes.Buffer
+	if err := archive.Write(&buf, archive.TarGz, fs...); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// Pack returns an archive of the format (tar, tar.gz or zip) holding files.
+func Pack(t testing.TB, format archive.Format, files ...archive.File) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := archive.Write(&buf, format, files...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,27 @@
+package folders
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dewy-agent/dewy-agent/sources"
+)
+
+// ReportDir is the sub-folder of a version folder that holds deployment
+// reports. Registries list a version folder without descending into it, so a
+// report is never taken for an artifact.
+const ReportDir = ".dewy-reports"
+
+// ReportKey is the slash-separated key of the report for r under prefix (which
+// is empty or ends in "/"):
+//
+//	<prefix><version>/.dewy-reports/<UTC time>-<host>-<app>.txt
+//
+// It fails when the release tag cannot be a single folder name.
+func ReportKey(prefix string, r sources.Report) (string, error) {
+	tag := r.Release.Tag
+	if tag == "" || tag == "." || tag == ".." || strings.ContainsAny(tag, `/\`) {
+		return "", fmt.Errorf("release tag %q is not a folder name", tag)
+	}
+	return prefix + tag + "/" + ReportDir + "/" + sources.ReportName(r), nil
+}
