@@ -59,6 +59,8 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 		return ReloadStatus{Time: a.opts.Now(), Result: "unchanged"}, nil
 	}
 	a.reloads.Add(1)
+	a.notifyReloading()
+	defer a.notifyReady()
 	var cfg *config.File
 	var msg string
 	switch {

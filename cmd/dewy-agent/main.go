@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
 )
@@ -184,7 +186,16 @@ func cmdRun(args []string, stderr io.Writer) int {
 	logger := newLogger(cfg.Agent, level, stderr)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := agent.New(cfg, agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion()})
+	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion()}
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		// Started by systemd with Type=notify: say when the agent is ready,
+		// reloading and stopping, and feed the watchdog when WatchdogSec= is set.
+		opts.Notifier = sdNotifier{}
+		if d, err := daemon.SdWatchdogEnabled(false); err == nil {
+			opts.Watchdog = d
+		}
+	}
+	a := agent.New(cfg, opts)
 
 	stopSigs := make(chan os.Signal, 2)
 	signal.Notify(stopSigs, os.Interrupt, syscall.SIGTERM)
@@ -238,6 +249,15 @@ func agentVersion() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// sdNotifier sends sd_notify messages to the socket systemd names in
+// NOTIFY_SOCKET.
+type sdNotifier struct{}
+
+func (sdNotifier) Notify(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
 }
 
 func dash(s string) string {
