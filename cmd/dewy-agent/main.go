@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
@@ -23,8 +24,13 @@ import (
 	"github.com/dewy-agent/dewy-agent/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = ""
+// Build information, set with -ldflags "-X main.version=v1.2.3 -X
+// main.commit=abc1234 -X main.date=2026-01-02T03:04:05Z" (the Makefile does).
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
 
 // Exit codes.
 const (
@@ -67,8 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "retry":
 		return cmdRetry(args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "dewy-agent", agentVersion())
-		return exitOK
+		return cmdVersion(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -239,6 +244,35 @@ func newLogger(a config.Agent, level *slog.LevelVar, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// cmdVersion prints the version and what the binary was built from.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "dewy-agent version: unexpected argument %q; version takes no arguments\n", args[0])
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, "dewy-agent", agentVersion())
+	fmt.Fprintln(stdout, "  commit:    ", buildSetting(commit, "vcs.revision"))
+	fmt.Fprintln(stdout, "  built:     ", buildSetting(date, "vcs.time"))
+	fmt.Fprintln(stdout, "  go:        ", runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	return exitOK
+}
+
+// buildSetting is v when the build set it, else the Go toolchain's record of
+// key (from a build inside a git checkout), else "unknown".
+func buildSetting(v, key string) string {
+	if v != "" {
+		return v
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == key && s.Value != "" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }
 
 func agentVersion() string {
