@@ -69,6 +69,11 @@ type Options struct {
 	// Notifier, when set, is told when the agent is ready, reloading and
 	// stopping, and fed the watchdog (systemd's sd_notify; see ServiceNotifier).
 	Notifier ServiceNotifier
+	// AllowEmpty accepts a file that is empty or declares no app, at start and
+	// on reload (dewy-agent run -allow-empty). Without it such a file is refused
+	// on reload and changes nothing: a file caught while it is being rewritten
+	// must not stop every app.
+	AllowEmpty bool
 	// Watchdog is the service manager's watchdog interval (WATCHDOG_USEC);
 	// zero sends no WATCHDOG=1.
 	Watchdog time.Duration

@@ -66,10 +66,10 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 	switch {
 	case err != nil:
 		msg = fmt.Sprintf("read %s: %v", old.Path, err)
-	case len(bytes.TrimSpace(src)) == 0:
+	case len(bytes.TrimSpace(src)) == 0 && !a.opts.AllowEmpty:
 		// A file being truncated and rewritten in place is empty for a moment;
 		// applying it would stop every app.
-		msg = fmt.Sprintf("%s is empty; ignored (to remove every app, leave the agent block or a comment in the file)", old.Path)
+		msg = fmt.Sprintf("%s is empty; ignored (start the agent with -allow-empty to let an empty file remove every app)", old.Path)
 	default:
 		var diags hcl.Diagnostics
 		cfg, diags = config.Parse(old.Path, src)
@@ -80,6 +80,8 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 			cfg = nil
 		} else if err := Check(cfg); err != nil {
 			msg, cfg = err.Error(), nil
+		} else if len(cfg.Apps) == 0 && !a.opts.AllowEmpty {
+			msg, cfg = fmt.Sprintf("%s declares no app; ignored, the running apps are kept (start the agent with -allow-empty to let a file without apps remove every app)", old.Path), nil
 		}
 	}
 	a.src = src

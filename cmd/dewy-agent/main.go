@@ -39,71 +39,39 @@ const (
 	exitUsage = 2 // bad command line
 )
 
-const usage = `dewy-agent: pull-based continuous deployment for hosts without Kubernetes
-
-Usage:
-  dewy-agent -config dewy.hcl             run the agent (the default command)
-  dewy-agent validate -config dewy.hcl    check the file; exit 1 on any error
-  dewy-agent plan -config dewy.hcl        show what would be deployed; deploys nothing
-  dewy-agent status [-addr host:port]     ask a running agent for each app's state
-  dewy-agent retry -app NAME              make a running agent retry an app's bad versions
-  dewy-agent version                      print the version
-
-Run 'dewy-agent <command> -h' for a command's flags.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "run":
-		return cmdRun(args, stderr)
-	case "validate":
-		return cmdValidate(args, stdout, stderr)
-	case "plan":
-		return cmdPlan(args, stdout, stderr)
-	case "status":
-		return cmdStatus(args, stdout, stderr)
-	case "retry":
-		return cmdRetry(args, stdout, stderr)
-	case "version":
-		return cmdVersion(args, stdout, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "dewy-agent: unknown command %q\n\n%s", cmd, usage)
-	return exitUsage
+// configFlags parses the flags every config-reading command shares. ok is
+// false when the command must end; code is then its exit code (0 after -h).
+func configFlags(name string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+	path, _, code, ok = configFlagsWith(name, args, stderr, false)
+	return path, code, ok
 }
 
-// configFlags parses the flags every config-reading command shares.
-func configFlags(name string, args []string, stderr io.Writer) (string, bool) {
+// configFlagsWith is configFlags with run's -allow-empty when withAllowEmpty is true.
+func configFlagsWith(name string, args []string, stderr io.Writer, withAllowEmpty bool) (path string, allowEmpty bool, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "path of the HCL config file (required)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: dewy-agent %s -config FILE\n", name)
-		fs.PrintDefaults()
+	p := fs.String("config", "", "path of the config file: HCL, or JSON/YAML by its extension (required)")
+	var empty *bool
+	if withAllowEmpty {
+		empty = fs.Bool("allow-empty", false, "start even when the file is empty or declares no app (for config management that fills it later)")
 	}
+	fs.Usage = func() { commandUsage(stderr, name, fs) }
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return "", false, parseExit(err), false
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dewy-agent %s: unexpected argument %q\n", name, fs.Arg(0))
-		fs.Usage()
-		return "", false
+		extraArgument(stderr, name, fs.Arg(0), "-config")
+		return "", false, exitUsage, false
 	}
-	if *path == "" {
+	if *p == "" {
 		fmt.Fprintf(stderr, "dewy-agent %s: -config is required, e.g. -config /etc/dewy-agent/dewy.hcl\n", name)
-		return "", false
+		return "", false, exitUsage, false
 	}
-	return *path, true
+	return *p, empty != nil && *empty, exitOK, true
 }
 
 // load reads and validates the config file, printing diagnostics (warnings too).
@@ -131,9 +99,9 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlags("validate", args, stderr)
+	path, code, ok := configFlags("validate", args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, ok := load(path, stderr)
 	if !ok {
@@ -148,9 +116,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlags("plan", args, stderr)
+	path, code, ok := configFlags("plan", args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, ok := load(path, stderr)
 	if !ok {
@@ -178,20 +146,24 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	path, ok := configFlags("run", args, stderr)
+func cmdRun(args []string, _, stderr io.Writer) int {
+	path, allowEmpty, code, ok := configFlagsWith("run", args, stderr, true)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, ok := load(path, stderr)
 	if !ok {
+		return exitError
+	}
+	if len(cfg.Apps) == 0 && !allowEmpty {
+		fmt.Fprintf(stderr, "dewy-agent: %s declares no app, so the agent would have nothing to do; add an app block, or start with -allow-empty if config management fills the file later\n", path)
 		return exitError
 	}
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg.Agent, level, stderr)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion()}
+	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion(), AllowEmpty: allowEmpty}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Started by systemd with Type=notify: say when the agent is ready,
 		// reloading and stopping, and feed the watchdog when WatchdogSec= is set.
@@ -248,9 +220,8 @@ func newLogger(a config.Agent, level *slog.LevelVar, w io.Writer) *slog.Logger {
 
 // cmdVersion prints the version and what the binary was built from.
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintf(stderr, "dewy-agent version: unexpected argument %q; version takes no arguments\n", args[0])
-		return exitUsage
+	if code, ok := noArguments("version", args, stderr); !ok {
+		return code
 	}
 	fmt.Fprintln(stdout, "dewy-agent", agentVersion())
 	fmt.Fprintln(stdout, "  commit:    ", buildSetting(commit, "vcs.revision"))
