@@ -2,9 +2,15 @@
 GO      ?= go
 BIN     := bin/dewy-agent
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+# Package versions must start with a digit: v1.2.3 -> 1.2.3; an untagged tree is 0.0.0~<commit>.
+PKGVERSION ?= $(or $(shell echo '$(VERSION)' | sed -n 's/^v\{0,1\}\([0-9][0-9]*\.[0-9][0-9]*\.[0-9].*\)$$/\1/p'),0.0.0~$(COMMIT))
+DIST    := dist
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build test test-short lint demo bench clean
+.PHONY: build test test-short lint demo bench package dist clean
 
 build: ## build bin/dewy-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dewy-agent
@@ -30,5 +36,23 @@ bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) run ./bench/zerodowntime
 	$(GO) run ./bench/rolling
 
+package: ## build the .deb and .rpm for this machine's architecture into dist/ (nfpm)
+	@mkdir -p $(DIST)/pkg
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(DIST)/pkg/dewy-agent ./cmd/dewy-agent
+	for p in deb rpm; do \
+	  VERSION=$(PKGVERSION) ARCH=$$($(GO) env GOARCH) \
+	    $(GO) tool nfpm pkg --packager $$p --config packaging/nfpm.yaml --target $(DIST)/ || exit 1; \
+	done
+
+dist: ## release archives per OS/arch with SHA256SUMS, in the layout dewy-agent selects from
+	@rm -rf $(DIST)/release && mkdir -p $(DIST)/release
+	for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; d=$(DIST)/release/dewy-agent_$(VERSION)_$${os}_$${arch}; \
+	  mkdir -p $$d && cp README.md dewy.hcl.example $$d/ && \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$d/dewy-agent ./cmd/dewy-agent && \
+	  tar -C $$d -czf $$d.tar.gz . && rm -rf $$d || exit 1; \
+	done
+	cd $(DIST)/release && sha256sum *.tar.gz > SHA256SUMS
+
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

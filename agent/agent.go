@@ -36,6 +36,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/releasestore"
@@ -67,6 +69,17 @@ type Options struct {
 	Debounce time.Duration
 	// Version is the agent's own version, shown in status.
 	Version string
+	// Notifier, when set, is told when the agent is ready, reloading and
+	// stopping, and fed the watchdog (systemd's sd_notify; see ServiceNotifier).
+	Notifier ServiceNotifier
+	// AllowEmpty accepts a file that is empty or declares no app, at start and
+	// on reload (dewy-agent run -allow-empty). Without it such a file is refused
+	// on reload and changes nothing: a file caught while it is being rewritten
+	// must not stop every app.
+	AllowEmpty bool
+	// Watchdog is the service manager's watchdog interval (WATCHDOG_USEC);
+	// zero sends no WATCHDOG=1.
+	Watchdog time.Duration
 }
 
 // Agent supervises the apps of one config file.
@@ -170,6 +183,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.startApp(cfg, app)
 	}
 	a.reloadMu.Unlock()
+	a.notifyReady()
+	if a.opts.Watchdog > 0 {
+		go a.watchdog(ctx, a.opts.Watchdog)
+	}
 
 	var watchDone chan struct{}
 	if a.opts.Watch {
@@ -180,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	<-ctx.Done()
+	a.notify(daemon.SdNotifyStopping)
 
 	if watchDone != nil {
 		<-watchDone

@@ -59,15 +59,17 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 		return ReloadStatus{Time: a.opts.Now(), Result: "unchanged"}, nil
 	}
 	a.reloads.Add(1)
+	a.notifyReloading()
+	defer a.notifyReady()
 	var cfg *config.File
 	var msg string
 	switch {
 	case err != nil:
 		msg = fmt.Sprintf("read %s: %v", old.Path, err)
-	case len(bytes.TrimSpace(src)) == 0:
+	case len(bytes.TrimSpace(src)) == 0 && !a.opts.AllowEmpty:
 		// A file being truncated and rewritten in place is empty for a moment;
 		// applying it would stop every app.
-		msg = fmt.Sprintf("%s is empty; ignored (to remove every app, leave the agent block or a comment in the file)", old.Path)
+		msg = fmt.Sprintf("%s is empty; ignored (start the agent with -allow-empty to let an empty file remove every app)", old.Path)
 	default:
 		var diags hcl.Diagnostics
 		cfg, diags = config.Parse(old.Path, src)
@@ -76,6 +78,8 @@ func (a *Agent) Reload(force bool) (ReloadStatus, error) {
 			config.WriteDiagnostics(&b, old.Path, src, diags, false)
 			msg = strings.TrimSpace(b.String())
 			cfg = nil
+		} else if len(cfg.Apps) == 0 && !a.opts.AllowEmpty {
+			msg, cfg = fmt.Sprintf("%s declares no app; ignored, the running apps are kept (start the agent with -allow-empty to let a file without apps remove every app)", old.Path), nil
 		}
 	}
 	a.src = src

@@ -13,16 +13,24 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = ""
+// Build information, set with -ldflags "-X main.version=v1.2.3 -X
+// main.commit=abc1234 -X main.date=2026-01-02T03:04:05Z" (the Makefile does).
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
 
 // Exit codes.
 const (
@@ -31,72 +39,39 @@ const (
 	exitUsage = 2 // bad command line
 )
 
-const usage = `dewy-agent: pull-based continuous deployment for hosts without Kubernetes
-
-Usage:
-  dewy-agent -config dewy.hcl             run the agent (the default command)
-  dewy-agent validate -config dewy.hcl    check the file; exit 1 on any error
-  dewy-agent plan -config dewy.hcl        show what would be deployed; deploys nothing
-  dewy-agent status [-addr host:port]     ask a running agent for each app's state
-  dewy-agent retry -app NAME              make a running agent retry an app's bad versions
-  dewy-agent version                      print the version
-
-Run 'dewy-agent <command> -h' for a command's flags.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "run":
-		return cmdRun(args, stderr)
-	case "validate":
-		return cmdValidate(args, stdout, stderr)
-	case "plan":
-		return cmdPlan(args, stdout, stderr)
-	case "status":
-		return cmdStatus(args, stdout, stderr)
-	case "retry":
-		return cmdRetry(args, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "dewy-agent", agentVersion())
-		return exitOK
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "dewy-agent: unknown command %q\n\n%s", cmd, usage)
-	return exitUsage
+// configFlags parses the flags every config-reading command shares. ok is
+// false when the command must end; code is then its exit code (0 after -h).
+func configFlags(name string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+	path, _, code, ok = configFlagsWith(name, args, stderr, false)
+	return path, code, ok
 }
 
-// configFlags parses the flags every config-reading command shares.
-func configFlags(name string, args []string, stderr io.Writer) (string, bool) {
+// configFlagsWith is configFlags with run's -allow-empty when withAllowEmpty is true.
+func configFlagsWith(name string, args []string, stderr io.Writer, withAllowEmpty bool) (path string, allowEmpty bool, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "path of the HCL config file (required)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: dewy-agent %s -config FILE\n", name)
-		fs.PrintDefaults()
+	p := fs.String("config", "", "path of the config file: HCL, or JSON/YAML by its extension (required)")
+	var empty *bool
+	if withAllowEmpty {
+		empty = fs.Bool("allow-empty", false, "start even when the file is empty or declares no app (for config management that fills it later)")
 	}
+	fs.Usage = func() { commandUsage(stderr, name, fs) }
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return "", false, parseExit(err), false
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dewy-agent %s: unexpected argument %q\n", name, fs.Arg(0))
-		fs.Usage()
-		return "", false
+		extraArgument(stderr, name, fs.Arg(0), "-config")
+		return "", false, exitUsage, false
 	}
-	if *path == "" {
+	if *p == "" {
 		fmt.Fprintf(stderr, "dewy-agent %s: -config is required, e.g. -config /etc/dewy-agent/dewy.hcl\n", name)
-		return "", false
+		return "", false, exitUsage, false
 	}
-	return *path, true
+	return *p, empty != nil && *empty, exitOK, true
 }
 
 // load reads and validates the config file, printing diagnostics (warnings too).
@@ -124,9 +99,9 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlags("validate", args, stderr)
+	path, code, ok := configFlags("validate", args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, ok := load(path, stderr)
 	if !ok {
@@ -137,9 +112,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlags("plan", args, stderr)
+	path, code, ok := configFlags("plan", args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, ok := load(path, stderr)
 	if !ok {
@@ -167,20 +142,33 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	path, ok := configFlags("run", args, stderr)
+func cmdRun(args []string, _, stderr io.Writer) int {
+	path, allowEmpty, code, ok := configFlagsWith("run", args, stderr, true)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, ok := load(path, stderr)
 	if !ok {
+		return exitError
+	}
+	if len(cfg.Apps) == 0 && !allowEmpty {
+		fmt.Fprintf(stderr, "dewy-agent: %s declares no app, so the agent would have nothing to do; add an app block, or start with -allow-empty if config management fills the file later\n", path)
 		return exitError
 	}
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg.Agent, level, stderr)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := agent.New(cfg, agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion()})
+	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion(), AllowEmpty: allowEmpty}
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		// Started by systemd with Type=notify: say when the agent is ready,
+		// reloading and stopping, and feed the watchdog when WatchdogSec= is set.
+		opts.Notifier = sdNotifier{}
+		if d, err := daemon.SdWatchdogEnabled(false); err == nil {
+			opts.Watchdog = d
+		}
+	}
+	a := agent.New(cfg, opts)
 
 	stopSigs := make(chan os.Signal, 2)
 	signal.Notify(stopSigs, os.Interrupt, syscall.SIGTERM)
@@ -226,6 +214,34 @@ func newLogger(a config.Agent, level *slog.LevelVar, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// cmdVersion prints the version and what the binary was built from.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	if code, ok := noArguments("version", args, stderr); !ok {
+		return code
+	}
+	fmt.Fprintln(stdout, "dewy-agent", agentVersion())
+	fmt.Fprintln(stdout, "  commit:    ", buildSetting(commit, "vcs.revision"))
+	fmt.Fprintln(stdout, "  built:     ", buildSetting(date, "vcs.time"))
+	fmt.Fprintln(stdout, "  go:        ", runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	return exitOK
+}
+
+// buildSetting is v when the build set it, else the Go toolchain's record of
+// key (from a build inside a git checkout), else "unknown".
+func buildSetting(v, key string) string {
+	if v != "" {
+		return v
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == key && s.Value != "" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
 func agentVersion() string {
 	if version != "" {
 		return version
@@ -234,6 +250,15 @@ func agentVersion() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// sdNotifier sends sd_notify messages to the socket systemd names in
+// NOTIFY_SOCKET.
+type sdNotifier struct{}
+
+func (sdNotifier) Notify(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
 }
 
 func dash(s string) string {

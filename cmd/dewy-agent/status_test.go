@@ -15,7 +15,6 @@ import (
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
-
 // statusNow is the time the golden files are written for.
 var statusNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
