@@ -228,6 +228,9 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "  commit:    ", buildSetting(commit, "vcs.revision"))
 	fmt.Fprintln(stdout, "  built:     ", buildSetting(date, "vcs.time"))
 	fmt.Fprintln(stdout, "  go:        ", runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	kinds, schemes := config.Compiled()
+	fmt.Fprintln(stdout, "  registries:", strings.Join(schemes, ", "))
+	fmt.Fprintln(stdout, "  runners:   ", strings.Join(kinds, ", "))
 	return exitOK
 }
 
