@@ -23,10 +23,15 @@ type PlanItem struct {
 	// Artifact is the file that would be fetched, or the image for img://
 	// registries.
 	Artifact string
-	// Action is "deploy", "none" (up to date), "wait" (artifact not uploaded yet)
-	// or "error".
+	// Action is "deploy", "none" (up to date), "wait" (artifact not uploaded
+	// yet), "skip" (the newest version is marked bad on this host, see Bad),
+	// "no release" (the registry answered but holds nothing the app allows) or
+	// "error" (the registry could not be read). The last two are failures: the
+	// agent reports them as such, and plan exits non-zero.
 	Action string
-	Err    error
+	// Bad is why the newest version was marked bad, when Action is "skip".
+	Bad string
+	Err error
 }
 
 // Plan asks every app's registry for its newest allowed release and compares it
@@ -71,7 +76,7 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 	cand, err := check(ctx, src, policy(app), a.opts.Now(), logger)
 	switch {
 	case errors.Is(err, version.ErrNoVersion):
-		it.Action, it.Err = "none", err
+		it.Action, it.Err = "no release", err
 	case err != nil:
 		it.Err = err
 	case cand == nil:
@@ -82,6 +87,9 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 			it.Artifact = cand.Release.Image // the tag; the deploy pins it to a digest
 		}
 		it.Action = "deploy"
+		if b, bad := st.isBad(it.Newest); bad && it.Newest != it.Deployed {
+			it.Action, it.Bad = "skip", b.Reason
+		}
 		if it.Newest == it.Deployed {
 			it.Action = "none"
 		}

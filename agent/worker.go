@@ -219,12 +219,17 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.polls.WithLabelValues(w.app.Name, "error").Inc()
-			w.events.send(notify.Event{Kind: notify.RegistryUnreachable, Version: w.st.Version, Err: err.Error()})
+			kind := notify.RegistryUnreachable
+			if errors.Is(err, version.ErrNoVersion) {
+				kind = notify.NoRelease // the registry answered: it is empty, not down
+			}
+			w.events.send(notify.Event{Kind: kind, Version: w.st.Version, Err: err.Error()})
 		}
 		return err
 	}
 	w.metrics.polls.WithLabelValues(w.app.Name, "ok").Inc()
 	w.events.resolved(notify.RegistryUnreachable)
+	w.events.resolved(notify.NoRelease)
 	if cand == nil {
 		return nil // the newest release is still waiting for its artifact
 	}

@@ -37,6 +37,11 @@ func Load(path string) (*File, hcl.Diagnostics) {
 // Expressions may call env("NAME"), which reads the agent's environment (an
 // unset variable is the empty string). No variables are defined.
 func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
+	return parse(filename, src, hclsettings.NewEvalContext(os.Getenv))
+}
+
+// parse is Parse with the context expressions are evaluated in.
+func parse(filename string, src []byte, ctx *hcl.EvalContext) (*File, hcl.Diagnostics) {
 	hf, diags := parseFile(filename, src)
 	if diags.HasErrors() {
 		return nil, sortDiagnostics(diags)
@@ -48,7 +53,7 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 	var raw rawFile
 	diags = append(diags, gohcl.DecodeBody(hf.Body, nil, &raw)...)
 
-	d := &decoder{Decoder: hclsettings.NewDecoder(hclsettings.NewEvalContext(os.Getenv))}
+	d := &decoder{Decoder: hclsettings.NewDecoder(ctx)}
 	in := d.read(filename, &raw)
 	applyDefaults(&in)
 	f := d.build(&in)

@@ -10,8 +10,9 @@
 //     failure that repeats (same app and kind, in a row) is sent MaxRepeats
 //     times, then suppressed until the app deploys successfully again.
 //
-// Every notifier URL takes `quiet=true`: such a notifier sends only
-// deploy_succeeded and deploy_failed. Secrets (SLACK_TOKEN, mail passwords,
+// Every notifier URL takes `quiet=true`: such a notifier sends only the
+// outcomes of deploys: deploy_succeeded, deploy_failed, rolled_back and
+// hook_failed (not deploy_started, registry_unreachable or no_release). Secrets (SLACK_TOKEN, mail passwords,
 // credentials in URLs) never appear in String, errors, logs or messages.
 //
 // Parse and NewDispatcher do no I/O; connections are made when a message is
@@ -50,17 +51,30 @@ const (
 	HookFailed Kind = "hook_failed"
 	// RegistryUnreachable: the registry could not be read.
 	RegistryUnreachable Kind = "registry_unreachable"
+	// NoRelease: the registry answered but holds no release the app allows
+	// (an empty folder, only pre-releases without pre_release, no version tags).
+	NoRelease Kind = "no_release"
 )
 
 // Kinds lists every kind, in the order above.
 func Kinds() []Kind {
-	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable}
+	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease}
 }
 
 // Failure reports whether k is a failure: the kinds the storm limiter counts.
 func (k Kind) Failure() bool {
 	switch k {
-	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable:
+	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease:
+		return true
+	}
+	return false
+}
+
+// Outcome reports whether k is the outcome of a deploy: succeeded, failed,
+// rolled back, or a hook failed. Quiet notifiers send only these.
+func (k Kind) Outcome() bool {
+	switch k {
+	case DeploySucceeded, DeployFailed, RolledBack, HookFailed:
 		return true
 	}
 	return false
@@ -191,7 +205,7 @@ type common struct {
 // Wants implements Notifier: a quiet notifier sends successes and failed
 // deploys only.
 func (c common) Wants(k Kind) bool {
-	return !c.quiet || k == DeploySucceeded || k == DeployFailed
+	return !c.quiet || k.Outcome()
 }
 
 // options reads a URL's query: each allowed option at most once, quiet for

@@ -100,6 +100,11 @@ func TestPlan(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	// The stable app has v1.0.0 deployed, as an earlier run would have left it.
 	writeFile(t, filepath.Join(state, "apps", "stable", "state.json"), []byte(`{"version":"v1.0.0"}`))
+	// The careful app found v1.2.0 bad earlier; the agent will not deploy it.
+	writeFile(t, filepath.Join(state, "apps", "careful", "state.json"),
+		[]byte(`{"version":"v1.0.0","bad":[{"version":"v1.2.0","reason":"server: bad release: exited before it was healthy\nmore"}]}`))
+	empty := filepath.Join(dir, "empty")
+	os.MkdirAll(empty, 0o755)
 	cfg := filepath.Join(dir, "dewy.hcl")
 	writeFile(t, cfg, []byte(fmt.Sprintf(`
 agent { state_dir = %q }
@@ -115,7 +120,15 @@ app "missing" {
   registry = "file://%s/nope"
   runner "assets" {}
 }
-`, state, reg, reg, dir)))
+app "careful" {
+  registry = "file://%s?artifact=site.tar.gz"
+  runner "assets" {}
+}
+app "vacant" {
+  registry = "file://%s"
+  runner "assets" {}
+}
+`, state, reg, reg, dir, reg, empty)))
 	code, stdout, stderr := runCLI("plan", "-config", cfg)
 	if code != exitError { // the missing registry is an error
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
@@ -124,14 +137,16 @@ app "missing" {
 		regexp.MustCompile(`stable\s+assets\s+v1.0.0\s+v1.2.0\s+site.tar.gz\s+deploy`),
 		regexp.MustCompile(`staging\s+assets\s+-\s+v2.0.0-rc.1\s+site.tar.gz\s+deploy`),
 		regexp.MustCompile(`missing\s+assets\s+-\s+-\s+-\s+error`),
+		regexp.MustCompile(`careful\s+assets\s+v1.0.0\s+v1.2.0\s+site.tar.gz\s+skip \(bad: server: bad release: exited before it was healthy\)\n`),
+		regexp.MustCompile(`vacant\s+assets\s+-\s+-\s+-\s+no release`),
 	}
 	for _, re := range want {
 		if !re.MatchString(stdout) {
 			t.Errorf("plan lacks %s:\n%s", re, stdout)
 		}
 	}
-	if !strings.Contains(stderr, "missing:") {
-		t.Errorf("no error for the missing registry:\n%s", stderr)
+	if !strings.Contains(stderr, "missing:") || !strings.Contains(stderr, "vacant:") {
+		t.Errorf("no error for the missing or the empty registry:\n%s", stderr)
 	}
 	// Nothing was deployed or written.
 	if _, err := os.Stat(filepath.Join(state, "apps", "staging")); !os.IsNotExist(err) {

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -127,13 +128,17 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "APP\tRUNNER\tDEPLOYED\tNEWEST\tARTIFACT\tACTION")
 	failed := false
 	for _, it := range items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.App, it.Runner, dash(it.Deployed), dash(it.Newest), dash(it.Artifact), it.Action)
+		action := it.Action
+		if action == "skip" {
+			action = "skip (bad: " + firstLine(it.Bad) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.App, it.Runner, dash(it.Deployed), dash(it.Newest), dash(it.Artifact), action)
 	}
 	tw.Flush()
 	for _, it := range items {
 		if it.Err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", it.App, it.Err)
-			failed = failed || it.Action == "error"
+			failed = failed || it.Action == "error" || it.Action == "no release"
 		}
 	}
 	if failed {
@@ -223,6 +228,9 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "  commit:    ", buildSetting(commit, "vcs.revision"))
 	fmt.Fprintln(stdout, "  built:     ", buildSetting(date, "vcs.time"))
 	fmt.Fprintln(stdout, "  go:        ", runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	kinds, schemes := config.Compiled()
+	fmt.Fprintln(stdout, "  registries:", strings.Join(schemes, ", "))
+	fmt.Fprintln(stdout, "  runners:   ", strings.Join(kinds, ", "))
 	return exitOK
 }
 
@@ -259,6 +267,15 @@ type sdNotifier struct{}
 func (sdNotifier) Notify(state string) error {
 	_, err := daemon.SdNotify(false, state)
 	return err
+}
+
+// firstLine is s up to its first line break, cut to 60 characters.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
 }
 
 func dash(s string) string {

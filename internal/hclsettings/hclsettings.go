@@ -109,6 +109,7 @@ func Error(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
 // want says in words what T is, for the message when the value does not fit.
 // A missing attribute and an explicit null are both "not set".
 func Eval[T any](d *Decoder, expr hcl.Expression, name, want string, block hcl.Range) Setting[T] {
+	record[T](d, name, want, block)
 	s := Setting[T]{Range: block}
 	if expr == nil {
 		return s

@@ -304,18 +304,17 @@ func (s *S3) Open(ctx context.Context, rel version.Release, asset version.Asset)
 	return out.Body, nil
 }
 
-// sdkLogger sends the SDK's own log lines to the app's logger.
+// sdkLogger sends the SDK's own log lines to the app's logger at debug level.
+// Its warnings ("falling back to IMDSv1" on any host without instance
+// metadata) are chatter: what fails reaches the agent as an error and is
+// logged and shown there.
 type sdkLogger struct {
 	log *slog.Logger
 }
 
 // Logf implements logging.Logger.
 func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
-	level := slog.LevelDebug
-	if c == logging.Warn {
-		level = slog.LevelWarn
-	}
-	l.log.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+	l.log.Debug("aws sdk: "+fmt.Sprintf(format, v...), "class", string(c))
 }
 
 var (

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go/logging"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -389,5 +390,23 @@ func TestReportText(t *testing.T) {
 	text := sources.ReportText(r)
 	if !bytes.Contains(text, []byte("x...\n")) || len(text) > 4500 {
 		t.Errorf("long error not cut: %d bytes", len(text))
+	}
+}
+
+// TestSDKWarningsAreDebug: the SDK's warnings (such as "falling back to
+// IMDSv1") never reach an info-level log, so plan and validate print no
+// library noise.
+func TestSDKWarningsAreDebug(t *testing.T) {
+	var buf bytes.Buffer
+	l := sdkLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	l.Logf(logging.Warn, "falling back to IMDSv1: %s", "no token")
+	if buf.Len() != 0 {
+		t.Fatalf("an SDK warning was logged at info: %s", buf.String())
+	}
+	buf.Reset()
+	l = sdkLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l.Logf(logging.Warn, "falling back to IMDSv1: %s", "no token")
+	if !strings.Contains(buf.String(), "falling back to IMDSv1: no token") {
+		t.Fatalf("not at debug either: %q", buf.String())
 	}
 }
