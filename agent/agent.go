@@ -321,5 +321,9 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		events:     &events{app: app.Name, agent: a.agentNotifier},
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), State: StateStarting}
+	if fp, ok := w.pipe.(*filePipeline); ok {
+		w.progress = &progress{}
+		fp.progress = w.progress
+	}
 	return w, nil
 }

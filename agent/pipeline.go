@@ -64,6 +64,8 @@ type filePipeline struct {
 	store  *releasestore.Store
 	dir    string // the app directory
 	logger *slog.Logger
+	// progress, when set, counts the artifact's bytes for status.
+	progress *progress
 }
 
 func (p *filePipeline) resume(st State) (runners.Deployment, bool, error) {
@@ -83,8 +85,18 @@ func (p *filePipeline) prepare(ctx context.Context, c *version.Candidate) (*stag
 	if err != nil {
 		return nil, &deployError{step: "verify", err: err}
 	}
-	open := func(ctx context.Context) (io.ReadCloser, error) { return p.src.Open(ctx, c.Release, c.Artifact) }
+	open := func(ctx context.Context) (io.ReadCloser, error) {
+		r, err := p.src.Open(ctx, c.Release, c.Artifact)
+		if err != nil || p.progress == nil {
+			return r, err
+		}
+		p.progress.begin(c.Artifact.Name, c.Artifact.Size)
+		return countingReader{ReadCloser: r, p: p.progress}, nil
+	}
 	prep, err := p.store.Prepare(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open)
+	if p.progress != nil {
+		p.progress.end()
+	}
 	if err != nil {
 		return nil, &deployError{step: "download", err: err}
 	}

@@ -47,6 +47,10 @@ type worker struct {
 
 	st State // touched only by the loop goroutine, changed only through update
 
+	// progress is the download in flight, shown in status; set by the file
+	// pipeline.
+	progress *progress
+
 	mu     sync.Mutex
 	status Status // guarded by mu; read by the admin API
 
@@ -76,6 +80,19 @@ type Status struct {
 	Deploys    int       `json:"deploys"`
 	// Workload is the runner's process, for runners that have one.
 	Workload *runners.Workload `json:"workload,omitempty"`
+	// Phase is the state in words a person reads at a glance (Phase*
+	// constants); Detail says more when there is more (download progress,
+	// the version being deployed).
+	Phase  string `json:"phase"`
+	Detail string `json:"detail,omitempty"`
+	// Waiting: the newest release is waiting for its artifact to be uploaded.
+	Waiting bool `json:"waiting_for_artifact,omitempty"`
+	// Download is the download in flight, while there is one.
+	Download *Progress `json:"download,omitempty"`
+	// Bad are the versions marked bad on this host, with their reasons.
+	Bad []BadVersion `json:"bad_versions,omitempty"`
+	// History is the last deploys, newest first.
+	History []DeployRecord `json:"history,omitempty"`
 }
 
 // App states shown in Status.State.
@@ -230,6 +247,7 @@ func (w *worker) poll(ctx context.Context) error {
 	w.metrics.polls.WithLabelValues(w.app.Name, "ok").Inc()
 	w.events.resolved(notify.RegistryUnreachable)
 	w.events.resolved(notify.NoRelease)
+	w.setStatus(func(s *Status) { s.Waiting = cand == nil })
 	if cand == nil {
 		return nil // the newest release is still waiting for its artifact
 	}
@@ -258,6 +276,13 @@ func (w *worker) poll(ctx context.Context) error {
 	w.events.send(notify.Event{Kind: notify.DeployStarted, Version: tag, PreviousVersion: prev})
 	err = w.deploy(ctx, cand)
 	took := time.Since(start)
+	if ctx.Err() == nil {
+		rec := DeployRecord{Version: tag, Previous: prev, At: start, Took: took, Outcome: outcomeOf(err)}
+		if err != nil {
+			rec.Err = err.Error()
+		}
+		w.recordDeploy(rec)
+	}
 	w.metrics.deployDuration.WithLabelValues(w.app.Name).Observe(took.Seconds())
 	if w.app.Report && ctx.Err() == nil {
 		w.report(ctx, cand, err)
@@ -494,6 +519,7 @@ func (w *worker) publish() {
 	st := w.st
 	w.setStatus(func(s *Status) {
 		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = st.Version, st.DeployedAt, st.Deploys, st.LastError
+		s.Bad = slices.Clone(st.Bad)
 	})
 	w.metrics.setVersion(w.app.Name, st.Version)
 	if !st.DeployedAt.IsZero() {
@@ -514,6 +540,16 @@ func (w *worker) snapshot() Status {
 	if o, ok := w.runner.(runners.Observable); ok {
 		wl := o.Workload()
 		s.Workload = &wl
+	}
+	if w.progress != nil {
+		s.Download = w.progress.snapshot()
+	}
+	s.Phase = phase(s)
+	switch s.Phase {
+	case PhaseDownloading:
+		s.Detail = describeProgress(s.Download)
+	case PhaseDeploying:
+		s.Detail = s.Newest
 	}
 	return s
 }

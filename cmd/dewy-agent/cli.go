@@ -28,7 +28,7 @@ func init() {
 		{"run", "-config FILE [-allow-empty]", "run the agent (the default command)", cmdRun},
 		{"validate", "-config FILE", "check the file; every mistake, with its line", cmdValidate},
 		{"plan", "-config FILE", "show what each app would deploy; deploys nothing", cmdPlan},
-		{"status", "[-addr host:port] [-json]", "ask a running agent for each app's state", cmdStatus},
+		{"status", "[-addr A] [-app NAME] [-json] [-watch]", "ask a running agent for each app's state", cmdStatus},
 		{"retry", "-app NAME [-addr host:port]", "make the agent forget an app's bad versions", cmdRetry},
 		{"fmt", "[-check] FILE...", "rewrite HCL files in canonical form; -check for CI", cmdFmt},
 		{"schema", "", "print a JSON Schema of the config, for editors", cmdSchema},

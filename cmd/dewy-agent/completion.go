@@ -12,7 +12,7 @@ var commandFlags = map[string][]string{
 	"run":      {"-config", "-allow-empty"},
 	"validate": {"-config"},
 	"plan":     {"-config"},
-	"status":   {"-addr", "-app", "-json"},
+	"status":   {"-addr", "-app", "-json", "-watch", "-interval"},
 	"retry":    {"-app", "-addr"},
 	"fmt":      {"-check"},
 }

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -24,16 +29,24 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", config.DefaultAdmin, "admin address of the running agent (the agent block's admin)")
 	raw := fs.Bool("json", false, "print the raw JSON")
 	app := fs.String("app", "", "print one app's full details, its whole last error included")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: dewy-agent status [-addr host:port] [-app NAME] [-json]")
-		fs.PrintDefaults()
-	}
+	watch := fs.Bool("watch", false, "redraw every -interval until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "how often -watch redraws")
+	fs.Usage = func() { commandUsage(stderr, "status", fs) }
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dewy-agent status: unexpected argument %q\n", fs.Arg(0))
+		extraArgument(stderr, "status", fs.Arg(0), "")
 		return exitUsage
+	}
+	if *watch {
+		once := []string{"-addr", *addr}
+		if *app != "" {
+			once = append(once, "-app", *app)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return watchStatus(ctx, *interval, isTerminal(stdout), stdout, func(w io.Writer) int { return cmdStatus(once, w, w) })
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get("http://" + *addr + "/status")
@@ -92,27 +105,100 @@ func printStatus(w io.Writer, rep agent.StatusReport, now time.Time) {
 		fmt.Fprintf(w, "%s\n", indent(lr.Error))
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tRUNNER\tDEPLOYED\tNEWEST\tSTATE\tLAST CHECK\tNEXT CHECK\tDEPLOYS\tLAST ERROR")
-	for _, a := range rep.Apps {
-		state := a.State
-		if w := a.Workload; w != nil {
-			switch {
-			case w.CrashLooping:
-				state += " (crash-looping)"
-			case !w.Running && a.Deployed != "":
-				state += " (not running)"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, a.Runner, dash(a.Deployed), dash(a.Newest), state,
-			agoOrDash(now, a.LastCheck), inOrDash(now, a.NextCheck), a.Deploys, dash(errorSummary(a.LastError, errorWidth)))
-	}
-	tw.Flush()
+	printTable(w, rep.Apps, now)
 	for _, a := range rep.Apps {
 		if a.LastError != "" && errorSummary(a.LastError, errorWidth) != a.LastError {
 			fmt.Fprintf(w, "\n(errors shortened; `dewy-agent status -app NAME` prints one in full)\n")
 			break
 		}
+	}
+}
+
+// watchStatus redraws what draw prints every interval until ctx ends: on a
+// terminal it clears the screen first, elsewhere it separates the frames with
+// a blank line and the time.
+func watchStatus(ctx context.Context, interval time.Duration, terminal bool, out io.Writer, draw func(io.Writer) int) int {
+	for {
+		var frame bytes.Buffer
+		draw(&frame)
+		if terminal {
+			io.WriteString(out, "\033[H\033[2J")
+		} else {
+			fmt.Fprintf(out, "\n--- %s\n", time.Now().Format(time.TimeOnly))
+		}
+		out.Write(frame.Bytes())
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-time.After(interval):
+		}
+	}
+}
+
+// tableWidth is the most columns the status table uses.
+const tableWidth = 100
+
+// stateText is an app's phase with its detail, as the table shows it.
+func stateText(a agent.Status) string {
+	s := a.Phase
+	if s == "" {
+		s = a.State // an older agent
+	}
+	if a.Detail != "" {
+		s += " " + a.Detail
+	}
+	return s
+}
+
+// shortState is an app's phase with the part of its detail that fits a
+// table cell: the version being deployed, a download's percentage.
+func shortState(a agent.Status) string {
+	s := a.Phase
+	if s == "" {
+		return a.State // an older agent
+	}
+	switch d := a.Download; {
+	case d != nil && d.Total > 0:
+		s += fmt.Sprintf(" %d%%", d.Bytes*100/d.Total)
+	case d != nil:
+		s += fmt.Sprintf(" %d MiB", d.Bytes>>20)
+	case a.Phase == agent.PhaseDeploying && a.Detail != "":
+		s += " " + a.Detail
+	}
+	return s
+}
+
+// printTable prints one row per app, within tableWidth columns: the error
+// column gets what the others leave.
+func printTable(w io.Writer, apps []agent.Status, now time.Time) {
+	head := []string{"APP", "RUNNER", "DEPLOYED", "STATE", "NEXT", "LAST ERROR"}
+	rows := [][]string{head}
+	for _, a := range apps {
+		rows = append(rows, []string{a.Name, a.Runner, dash(a.Deployed), shortState(a), inOrDash(now, a.NextCheck), a.LastError})
+	}
+	widths := make([]int, len(head)-1)
+	for _, r := range rows {
+		for i := range widths {
+			widths[i] = max(widths[i], utf8.RuneCountInString(r[i]))
+		}
+	}
+	used := 0
+	for _, n := range widths {
+		used += n + 2
+	}
+	errW := max(tableWidth-used, 20)
+	for i, r := range rows {
+		var b strings.Builder
+		for j, n := range widths {
+			b.WriteString(r[j])
+			b.WriteString(strings.Repeat(" ", n-utf8.RuneCountInString(r[j])+2))
+		}
+		last := r[len(r)-1]
+		if i > 0 {
+			last = dash(errorSummary(last, errW))
+		}
+		b.WriteString(last)
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
 }
 
@@ -124,16 +210,7 @@ func printApp(w io.Writer, a agent.Status, now time.Time) {
 	row("app", a.Name)
 	row("registry", a.Registry)
 	row("runner", a.Runner)
-	state := a.State
-	if wl := a.Workload; wl != nil {
-		switch {
-		case wl.CrashLooping:
-			state += " (crash-looping)"
-		case !wl.Running && a.Deployed != "":
-			state += " (not running)"
-		}
-	}
-	row("state", state)
+	row("state", stateText(a))
 	deployed := dash(a.Deployed)
 	if !a.DeployedAt.IsZero() {
 		deployed += " (" + agoOrDash(now, a.DeployedAt) + ")"
@@ -154,6 +231,24 @@ func printApp(w io.Writer, a agent.Status, now time.Time) {
 		row("workload", fmt.Sprintf("%s, %d restarts", proc, wl.Restarts))
 	}
 	tw.Flush()
+	if len(a.Bad) > 0 {
+		fmt.Fprintln(w, "bad versions:")
+		for _, b := range a.Bad {
+			fmt.Fprintf(w, "  %s (%s ago): %s\n", b.Version, ago(now, b.At), strings.ReplaceAll(b.Reason, "\n", " "))
+		}
+	}
+	if len(a.History) > 0 {
+		fmt.Fprintln(w, "last deploys:")
+		htw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, d := range a.History {
+			line := fmt.Sprintf("  %s\t%s\t%s ago\ttook %s", d.Version, d.Outcome, ago(now, d.At), d.Took.Round(time.Millisecond))
+			if d.Err != "" {
+				line += "\t" + errorSummary(d.Err, 60)
+			}
+			fmt.Fprintln(htw, line)
+		}
+		htw.Flush()
+	}
 	if a.LastError == "" {
 		fmt.Fprintln(w, "last error: -")
 		return

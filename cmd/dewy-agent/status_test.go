@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,21 +36,30 @@ func statusReport() agent.StatusReport {
 		Apps: []agent.Status{
 			{Name: "api", Registry: "ghr://acme/api", Runner: "server", Deployed: "v0.1.0", Newest: "v0.2.0",
 				State: agent.StateFailed, LastCheck: at(-10 * time.Second), NextCheck: at(50 * time.Second),
-				DeployedAt: at(-24 * time.Hour), Deploys: 3, LastError: deployErr,
-				Workload: &runners.Workload{Running: true, PID: 4242, Restarts: 1}},
+				DeployedAt: at(-24 * time.Hour), Deploys: 3, LastError: deployErr, Phase: agent.PhaseFailing,
+				Workload: &runners.Workload{Running: true, PID: 4242, Restarts: 1},
+				History: []agent.DeployRecord{
+					{Version: "v0.2.0", Previous: "v0.1.0", At: at(-15 * time.Second), Took: 2300 * time.Millisecond, Outcome: "failed", Err: deployErr},
+					{Version: "v0.1.0", At: at(-24 * time.Hour), Took: 1200 * time.Millisecond, Outcome: "succeeded"},
+				}},
 			{Name: "docs", Registry: "s3://eu-west-1/acme-releases/docs", Runner: "assets", Deployed: "v3.0.0", Newest: "v3.1.0",
 				State: agent.StateIdle, LastCheck: at(-time.Minute), NextCheck: at(4 * time.Minute),
-				DeployedAt: at(-48 * time.Hour), Deploys: 7,
+				DeployedAt: at(-48 * time.Hour), Deploys: 7, Phase: agent.PhaseBadVersion,
+				Bad: []agent.BadVersion{{Version: "v3.1.0", At: at(-time.Hour), Reason: "release store: prepare docs.tar.gz: download docs.tar.gz: checksum mismatch: want 5e88c0a1, got 2cf24dba"}},
 				LastError: "v3.1.0 is marked bad: release store: prepare docs.tar.gz: download docs.tar.gz: checksum mismatch: want 5e88c0a1, got 2cf24dba\n" +
 					"it is not retried until a newer version appears or `dewy-agent retry -app docs` clears it"},
 			{Name: "site", Registry: "file:///srv/releases/site", Runner: "assets", Deployed: "v1.0.0", Newest: "v1.0.0",
 				State: agent.StateIdle, LastCheck: at(-5 * time.Second), NextCheck: at(55 * time.Second),
-				DeployedAt: at(-time.Hour), Deploys: 1},
+				DeployedAt: at(-time.Hour), Deploys: 1, Phase: agent.PhaseRunning},
+			{Name: "video", Registry: "gs://acme-releases/video", Runner: "server", Newest: "v5.0.0",
+				State: agent.StateDeploying, LastCheck: at(-20 * time.Second), Phase: agent.PhaseDownloading,
+				Detail:   "120.0 MiB of 500.0 MiB at 30.0 MiB/s",
+				Download: &agent.Progress{Artifact: "video_linux_amd64.tar.gz", Bytes: 120 << 20, Total: 500 << 20, Rate: 30 << 20}},
 			{Name: "web", Registry: "img://127.0.0.1:5000/acme/web", Runner: "container", Deployed: "v2.0.0", Newest: "v2.1.0",
 				State: agent.StateFailed, LastCheck: at(-3 * time.Second), NextCheck: at(2 * time.Second), Deploys: 2,
 				DeployedAt: at(-3 * time.Hour),
 				LastError:  "deploy v2.1.0: container: bad release: web-v2.1.0-0 not healthy within 30s: health check /healthz: connection refused\nswitch back: container web-v2.0.0-0 restarted",
-				Workload:   &runners.Workload{Running: false, CrashLooping: true, Restarts: 5}},
+				Workload:   &runners.Workload{Running: false, CrashLooping: true, Restarts: 5}, Phase: agent.PhaseCrashLooping},
 		},
 	}
 }
@@ -79,21 +91,21 @@ func TestStatusTable(t *testing.T) {
 	printStatus(&b, statusReport(), statusNow)
 	out := b.String()
 	golden(t, "table.golden", out)
-	// Each line of the table fits: the error column never goes past errorWidth.
+	// Each line of the table fits in 100 columns.
 	for _, l := range strings.Split(out, "\n") {
-		if i := strings.Index(l, "deploy v0.2.0"); i >= 0 && len([]rune(l[i:])) > errorWidth {
-			t.Errorf("error column is wider than %d: %q", errorWidth, l[i:])
+		if n := len([]rune(l)); n > tableWidth && !strings.HasPrefix(l, "agent ") {
+			t.Errorf("line is %d columns wide, more than %d: %q", n, tableWidth, l)
 		}
 	}
 	// What matters survives the shortening: the version and the innermost cause.
-	if !strings.Contains(out, "exit status 3") || !strings.Contains(out, "v3.1.0 is marked bad: …: checksum mismatch") {
+	if !strings.Contains(out, "exit status 3") || !strings.Contains(out, "deploy v2.1.0: …: connection refused") || !strings.Contains(out, "newest is bad") {
 		t.Errorf("the table lost the causes:\n%s", out)
 	}
 }
 
 func TestStatusApp(t *testing.T) {
 	rep := statusReport()
-	for _, name := range []string{"api", "docs", "site", "web"} {
+	for _, name := range []string{"api", "docs", "site", "video", "web"} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
 			for _, a := range rep.Apps {
@@ -156,11 +168,36 @@ func TestStatusCommandApp(t *testing.T) {
 	}
 	code, stdout, _ = runCLI("status", "-addr", addr, "-json")
 	var all agent.StatusReport
-	if err := json.Unmarshal([]byte(stdout), &all); code != exitOK || err != nil || len(all.Apps) != 4 || all.Apps[1].LastError != rep.Apps[1].LastError {
+	if err := json.Unmarshal([]byte(stdout), &all); code != exitOK || err != nil || len(all.Apps) != len(rep.Apps) || all.Apps[1].LastError != rep.Apps[1].LastError {
 		t.Fatalf("status -json is not complete: exit %d, %v\n%s", code, err, stdout)
 	}
 	code, _, stderr = runCLI("status", "-addr", addr, "-app", "nope")
 	if code != exitError || !strings.Contains(stderr, `no app "nope"`) {
 		t.Fatalf("status -app nope: exit %d, %s", code, stderr)
+	}
+}
+
+// TestStatusWatch: -watch redraws until interrupted, each frame a fresh status.
+func TestStatusWatch(t *testing.T) {
+	var frames int
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	code := watchStatus(ctx, time.Millisecond, false, &out, func(w io.Writer) int {
+		frames++
+		fmt.Fprintf(w, "frame %d\n", frames)
+		if frames == 3 {
+			cancel()
+		}
+		return exitOK
+	})
+	if code != exitOK || frames != 3 || !strings.Contains(out.String(), "frame 1\n") || !strings.Contains(out.String(), "frame 3\n") || strings.Count(out.String(), "\n--- ") != 3 {
+		t.Fatalf("exit %d after %d frames:\n%s", code, frames, out.String())
+	}
+	out.Reset()
+	ctx, cancel = context.WithCancel(t.Context())
+	cancel()
+	watchStatus(ctx, time.Hour, true, &out, func(w io.Writer) int { io.WriteString(w, "x"); return exitOK })
+	if out.String() != "\033[H\033[2Jx" {
+		t.Fatalf("terminal frame = %q", out.String())
 	}
 }
