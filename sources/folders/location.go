@@ -47,3 +47,10 @@ func (l Location) KeyPrefix() string {
 func BadNameRune(r rune) bool {
 	return r == '/' || r == '?' || r == '#' || r <= ' ' || r == 0x7f
 }
+
+// Holds reports whether key names an object inside the registry whose key
+// prefix (KeyPrefix) is keyPrefix: below it, and not a folder.
+func Holds(keyPrefix, key string) bool {
+	rest, ok := strings.CutPrefix(key, keyPrefix)
+	return ok && rest != "" && !strings.HasSuffix(rest, "/")
+}

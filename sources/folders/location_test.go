@@ -36,3 +36,20 @@ func TestLocation(t *testing.T) {
 		}
 	}
 }
+
+func TestHolds(t *testing.T) {
+	for _, tt := range []struct {
+		prefix, key string
+		want        bool
+	}{
+		{"app/", "app/v1/a.tar.gz", true},
+		{"", "v1/a.tar.gz", true},
+		{"app/", "other/v1/a.tar.gz", false},
+		{"app/", "app/", false},
+		{"app/", "app/v1/", false},
+	} {
+		if got := Holds(tt.prefix, tt.key); got != tt.want {
+			t.Errorf("Holds(%q, %q) = %v, want %v", tt.prefix, tt.key, got, tt.want)
+		}
+	}
+}

@@ -291,8 +291,7 @@ func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, no
 // Names outside the registry's prefix are refused.
 func (g *GCS) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
 	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
-	rest, ok := strings.CutPrefix(asset.Ref, g.prefix)
-	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+	if !folders.Holds(g.prefix, asset.Ref) {
 		return nil, fmt.Errorf("gs %s: %s: object %q is outside the registry", g.where, what, asset.Ref)
 	}
 	c, err := g.gcsClient(ctx)

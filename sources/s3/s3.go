@@ -270,8 +270,7 @@ func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now t
 // closes the reader. Keys outside the registry's prefix are refused.
 func (s *S3) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
 	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
-	rest, ok := strings.CutPrefix(asset.Ref, s.prefix)
-	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+	if !folders.Holds(s.prefix, asset.Ref) {
 		return nil, fmt.Errorf("s3 %s: %s: object key %q is outside the registry", s.where, what, asset.Ref)
 	}
 	c, err := s.s3Client(ctx)
