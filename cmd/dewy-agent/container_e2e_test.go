@@ -28,9 +28,7 @@ import (
 // proxy with none failed, a restarted agent adopts the running containers, and
 // removing the app from the file removes them.
 func TestContainerEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test on the Docker engine; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test on the Docker engine")
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

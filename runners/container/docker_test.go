@@ -50,9 +50,7 @@ const testLabel = "dewy-agent.test"
 // engine returns a client of the local Docker engine, or skips the test.
 func engine(t *testing.T) *client.Client {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("skipped under -short: starts real containers on the Docker engine")
-	}
+	testkit.Slow(t, "starts real containers on the Docker engine")
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Skipf("skipped: no Docker engine (%v); these tests need one (DOCKER_HOST or the local socket)", err)
