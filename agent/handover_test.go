@@ -4,15 +4,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestReloadKeepsTheProcessWhenOnlyLoopSettingsChange: changing an app's
 // interval restarts its loop but hands its runner over, so its process keeps
 // running; changing its runner block restarts the process.
 func TestReloadKeepsTheProcessWhenOnlyLoopSettingsChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes; skipped with -short")
-	}
+	testkit.Slow(t, "starts processes")
 	e := newEnv(t)
 	text := func(interval, env string) string {
 		return fmt.Sprintf(`

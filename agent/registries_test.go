@@ -124,9 +124,7 @@ func (f *s3Fake) put(t testing.TB, v string) {
 }
 
 func TestS3EndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	f := newS3Fake(t)
 	f.put(t, "v1.0.0")
 	runRegistry(t,
@@ -186,9 +184,7 @@ func (f *gcsFake) put(v string) {
 }
 
 func TestGCSEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	f := newGCSFake(t)
 	f.put("v1.0.0")
 	runRegistry(t, registryConfig(t.TempDir(), "gs://releases/site?artifact=site.tar.gz", "gs://missing-bucket/site"), f.put, "not found")
@@ -244,9 +240,7 @@ func (g *grpcRegistry) Report(_ context.Context, req *dewypb.ReportRequest) (*em
 }
 
 func TestGRPCEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		w.Write(site(v))

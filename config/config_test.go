@@ -38,11 +38,7 @@ func render(t *testing.T, path string) (*File, hcl.Diagnostics, string) {
 }
 
 func TestBadFixtures(t *testing.T) {
-	tests := []struct {
-		name string
-		file string
-		want []string
-	}{
+	tests := []badFixture{
 		{
 			name: "unknown attribute",
 			file: "unknown_attribute.bad.hcl",
@@ -269,41 +265,11 @@ func TestBadFixtures(t *testing.T) {
 		},
 	}
 
-	// Every bad fixture on disk is in the table, so none is left untested.
 	onDisk, err := filepath.Glob("testdata/*.bad.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inTable []string
-	for _, tt := range tests {
-		inTable = append(inTable, filepath.Join("testdata", tt.file))
-	}
-	slices.Sort(inTable)
-	if !slices.Equal(onDisk, inTable) {
-		t.Errorf("bad fixtures on disk %v\ndo not match the table %v", onDisk, inTable)
-	}
-
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, diags, out := render(t, filepath.Join("testdata", tt.file))
-			if !diags.HasErrors() {
-				t.Fatalf("no error; diagnostics:\n%s", out)
-			}
-			if f != nil {
-				t.Errorf("File = %+v, want nil with errors", f)
-			}
-			for _, d := range diags {
-				if d.Severity == hcl.DiagError && d.Subject == nil {
-					t.Errorf("error %q has no source range", d.Summary)
-				}
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("diagnostics lack %q; got:\n%s", w, out)
-				}
-			}
-		})
-	}
+	runBadFixtures(t, tests, onDisk)
 }
 
 func TestGoodFixtures(t *testing.T) {
@@ -507,14 +473,11 @@ func TestGoodFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inTable []string
+	var files []string
 	for _, tt := range tests {
-		inTable = append(inTable, filepath.Join("testdata", tt.file))
+		files = append(files, tt.file)
 	}
-	slices.Sort(inTable)
-	if !slices.Equal(onDisk, inTable) {
-		t.Errorf("good fixtures on disk %v\ndo not match the table %v", onDisk, inTable)
-	}
+	checkTableCoversDisk(t, "good", onDisk, files)
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

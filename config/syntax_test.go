@@ -44,11 +44,7 @@ func syntaxFixtures(t *testing.T, kind string) []string {
 // TestSyntaxBadFixtures checks that every bad JSON and YAML fixture is
 // reported with its own file name, line and column, and the source line.
 func TestSyntaxBadFixtures(t *testing.T) {
-	tests := []struct {
-		name string
-		file string
-		want []string
-	}{
+	tests := []badFixture{
 		{
 			name: "YAML: unknown attribute, worded as in HCL",
 			file: "unknown_attribute.bad.yaml",
@@ -177,37 +173,7 @@ func TestSyntaxBadFixtures(t *testing.T) {
 		},
 	}
 
-	// Every bad fixture on disk is in the table, so none is left untested.
-	var inTable []string
-	for _, tt := range tests {
-		inTable = append(inTable, filepath.Join("testdata", tt.file))
-	}
-	slices.Sort(inTable)
-	if onDisk := syntaxFixtures(t, "bad"); !slices.Equal(onDisk, inTable) {
-		t.Errorf("bad JSON/YAML fixtures on disk %v\ndo not match the table %v", onDisk, inTable)
-	}
-
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, diags, out := render(t, filepath.Join("testdata", tt.file))
-			if !diags.HasErrors() {
-				t.Fatalf("no error; diagnostics:\n%s", out)
-			}
-			if f != nil {
-				t.Errorf("File = %+v, want nil with errors", f)
-			}
-			for _, d := range diags {
-				if d.Severity == hcl.DiagError && d.Subject == nil {
-					t.Errorf("error %q has no source range", d.Summary)
-				}
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("diagnostics lack %q; got:\n%s", w, out)
-				}
-			}
-		})
-	}
+	runBadFixtures(t, tests, syntaxFixtures(t, "bad"))
 }
 
 // TestSyntaxGoodFixtures checks that each good JSON and YAML fixture decodes to

@@ -33,9 +33,6 @@ import (
 	"sync"
 	"time"
 
-	dcontainer "github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
@@ -404,13 +401,5 @@ func loopback(a net.Addr) string {
 
 // cleanup removes the app's containers and the images the bench built.
 func cleanup(cli *client.Client, app string) {
-	ctx := context.Background()
-	list, _ := cli.ContainerList(ctx, dcontainer.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", container.LabelApp+"="+app))})
-	for _, c := range list {
-		cli.ContainerRemove(ctx, c.ID, dcontainer.RemoveOptions{Force: true, RemoveVolumes: true})
-	}
-	imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", benchLabel+"="+app))})
-	for _, i := range imgs {
-		cli.ImageRemove(ctx, i.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-	}
+	testimage.Clean(context.Background(), cli, container.LabelApp, benchLabel, app)
 }

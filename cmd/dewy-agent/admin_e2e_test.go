@@ -33,9 +33,7 @@ func freeAddr(t *testing.T) string {
 // the CLI's table), healthz, metrics (parsed by Prometheus's text parser), POST
 // /reload with a broken file, and SIGHUP.
 func TestAdminAPI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	dir := t.TempDir()
 	reg := filepath.Join(dir, "registry")
 	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))

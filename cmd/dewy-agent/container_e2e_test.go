@@ -13,7 +13,6 @@ import (
 
 	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
@@ -28,9 +27,7 @@ import (
 // proxy with none failed, a restarted agent adopts the running containers, and
 // removing the app from the file removes them.
 func TestContainerEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test on the Docker engine; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test on the Docker engine")
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -155,13 +152,5 @@ func containerIDs(t *testing.T, cli *client.Client, app string) []string {
 
 // removeApp removes every container and test image of app.
 func removeApp(cli *client.Client, app string) {
-	ctx := context.Background()
-	list, _ := cli.ContainerList(ctx, dcontainer.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", container.LabelApp+"="+app))})
-	for _, c := range list {
-		cli.ContainerRemove(ctx, c.ID, dcontainer.RemoveOptions{Force: true})
-	}
-	imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "dewy-agent.test="+app))})
-	for _, i := range imgs {
-		cli.ImageRemove(ctx, i.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-	}
+	testimage.Clean(context.Background(), cli, container.LabelApp, "dewy-agent.test", app)
 }

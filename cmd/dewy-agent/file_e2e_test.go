@@ -14,9 +14,7 @@ import (
 // registry: the first release is deployed, a newer one replaces it, a restart with an
 // unchanged registry redeploys nothing, and SIGTERM stops the agent cleanly.
 func TestFileRegistryDeployRestartShutdown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	dir := t.TempDir()
 	reg := filepath.Join(dir, "registry")
 	state := filepath.Join(dir, "state")

@@ -17,9 +17,7 @@ import (
 // storage host, a new release picked up, and steady polls answered 304. A restart
 // with the registry unchanged downloads and deploys nothing.
 func TestGitHubEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	gh := fakegithub.New(t)
 	gh.RequireToken("ghp_e2e_secret_token")
 	artifact := fmt.Sprintf("site_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)

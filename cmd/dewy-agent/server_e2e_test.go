@@ -24,9 +24,7 @@ import (
 // bad, shutdown leaves no process and frees the port, and a restart serves the
 // current release again without downloading anything.
 func TestServerRunnerEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	dir := t.TempDir()
 	app := filepath.Join(dir, "testapp")
 	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {

@@ -81,9 +81,7 @@ func fields(msg string) map[string]string {
 // while it runs, RELOADING=1 with MONOTONIC_USEC= and then READY=1 around a
 // reload, and STOPPING=1 on SIGTERM.
 func TestSystemdNotify(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	dir := t.TempDir()
 	reg := filepath.Join(dir, "registry")
 	state := filepath.Join(dir, "state")

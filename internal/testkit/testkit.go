@@ -32,6 +32,16 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// Slow skips the test under -short, saying why it is slow (e.g. "end-to-end
+// test", "starts real containers"). Tests that start the binary, processes or
+// containers use it, so the quick loop (make test-short) stays quick.
+func Slow(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why + "; skipped with -short")
+	}
+}
+
 // TarGz returns a tar.gz holding files (name to content), each with mode 0644,
 // in name order. It panics if the archive cannot be made, which for names and
 // contents in memory is a mistake in the test.

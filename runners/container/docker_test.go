@@ -19,7 +19,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.uber.org/goleak"
@@ -50,9 +49,7 @@ const testLabel = "dewy-agent.test"
 // engine returns a client of the local Docker engine, or skips the test.
 func engine(t *testing.T) *client.Client {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("skipped under -short: starts real containers on the Docker engine")
-	}
+	testkit.Slow(t, "starts real containers on the Docker engine")
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Skipf("skipped: no Docker engine (%v); these tests need one (DOCKER_HOST or the local socket)", err)
@@ -98,15 +95,7 @@ func newEnv(t *testing.T) *env {
 
 // cleanup removes every container of the app and every image the test built.
 func (e *env) cleanup() {
-	ctx := context.Background()
-	list, _ := e.cli.ContainerList(ctx, dcontainer.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", container.LabelApp+"="+e.app))})
-	for _, c := range list {
-		e.cli.ContainerRemove(ctx, c.ID, dcontainer.RemoveOptions{Force: true, RemoveVolumes: true})
-	}
-	imgs, _ := e.cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.app))})
-	for _, i := range imgs {
-		e.cli.ImageRemove(ctx, i.ID, image.RemoveOptions{Force: true, PruneChildren: true})
-	}
+	testimage.Clean(context.Background(), e.cli, container.LabelApp, testLabel, e.app)
 }
 
 // build builds an image of the test app labelled for cleanup.

@@ -4,47 +4,23 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/hashicorp/hcl/v2"
 
 	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/ghr"
+	"github.com/dewy-agent/dewy-agent/sources/sourcestest"
 )
 
 func TestSchemeDecode(t *testing.T) {
-	rng := hcl.Range{Filename: "dewy.hcl", Start: hcl.Pos{Line: 2, Column: 14}}
-	tests := []struct {
-		url, wantErr string
-		want         sources.Settings
-	}{
-		{url: "ghr://linyows/myapp", want: ghr.Config{Owner: "linyows", Repo: "myapp"}},
-		{url: "ghr://linyows", wantErr: "Invalid ghr registry"},
-		{url: "ghr://owner:8080/repo", wantErr: "Invalid GitHub owner"},
-		{url: "ghr://owner/re%20po", wantErr: "Invalid GitHub repository"},
-		{url: "ghr://owner/..", wantErr: "Invalid GitHub repository"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.url, func(t *testing.T) {
-			u, err := url.Parse(tt.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, diags := ghr.Scheme().Decode(u, nil, rng)
-			if tt.wantErr == "" {
-				if diags.HasErrors() || got != tt.want {
-					t.Fatalf("Decode = %#v, %v; want %#v", got, diags, tt.want)
-				}
-				return
-			}
-			if got != nil || len(diags) != 1 || *diags[0].Subject != rng || diags[0].Summary != tt.wantErr {
-				t.Fatalf("Decode = %#v, %v; want one %q at the registry", got, diags, tt.wantErr)
-			}
-		})
-	}
+	sourcestest.Decode(t, ghr.Scheme(), []sourcestest.DecodeCase{
+		{URL: "ghr://linyows/myapp", Want: ghr.Config{Owner: "linyows", Repo: "myapp"}},
+		{URL: "ghr://linyows", WantErr: "Invalid ghr registry"},
+		{URL: "ghr://owner:8080/repo", WantErr: "Invalid GitHub owner"},
+		{URL: "ghr://owner/re%20po", WantErr: "Invalid GitHub repository"},
+		{URL: "ghr://owner/..", WantErr: "Invalid GitHub repository"},
+	})
 }
 
 // TestOpenURL fetches ghr://<owner>/<repo>/<tag>/<asset>, as a gRPC

@@ -116,35 +116,12 @@ type GCS struct {
 func New(cfg Config, opts sources.Options) (*GCS, error) {
 	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
 	where := "gs://" + path.Join(cfg.Bucket, cfg.Prefix)
-	if err := validate(cfg); err != nil {
+	loc := folders.Location{Bucket: cfg.Bucket, Prefix: cfg.Prefix}
+	if err := loc.Check("gs://<bucket>/<path-prefix>"); err != nil {
 		return nil, fmt.Errorf("gs %s: %w", where, err)
 	}
 	opts = opts.WithDefaults()
-	g := &GCS{cfg: cfg, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
-	if cfg.Prefix != "" {
-		g.prefix = cfg.Prefix + "/"
-	}
-	return g, nil
-}
-
-// validate checks the parts of the URL.
-func validate(cfg Config) error {
-	switch {
-	case cfg.Bucket == "":
-		return errors.New("bucket is empty: want gs://<bucket>/<path-prefix>")
-	case strings.ContainsFunc(cfg.Bucket, func(r rune) bool {
-		return r == '/' || r == '?' || r == '#' || r <= ' ' || r == 0x7f
-	}):
-		return fmt.Errorf("bucket %q is not a bucket name", cfg.Bucket)
-	}
-	if cfg.Prefix != "" {
-		for seg := range strings.SplitSeq(cfg.Prefix, "/") {
-			if seg == "" || seg == "." || seg == ".." {
-				return fmt.Errorf("path prefix %q has an empty, \".\" or \"..\" element", cfg.Prefix)
-			}
-		}
-	}
-	return nil
+	return &GCS{cfg: cfg, prefix: loc.KeyPrefix(), where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}, nil
 }
 
 // gcsClient returns the client, making it on the first call. A failure is not
@@ -314,8 +291,7 @@ func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, no
 // Names outside the registry's prefix are refused.
 func (g *GCS) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
 	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
-	rest, ok := strings.CutPrefix(asset.Ref, g.prefix)
-	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+	if !folders.Holds(g.prefix, asset.Ref) {
 		return nil, fmt.Errorf("gs %s: %s: object %q is outside the registry", g.where, what, asset.Ref)
 	}
 	c, err := g.gcsClient(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -44,11 +45,10 @@ func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Se
 	if strings.Contains(prefix, "//") {
 		return fail("the path has an empty folder (\"//\"); " + form + ".")
 	}
-	cfg := Config{Bucket: u.Host, Prefix: prefix}
-	if err := validate(cfg); err != nil {
+	if err := (folders.Location{Bucket: u.Host, Prefix: prefix}).Check("gs://<bucket>/<path-prefix>"); err != nil {
 		return fail(err.Error() + "; " + form + ".")
 	}
-	return cfg, nil
+	return Config{Bucket: u.Host, Prefix: prefix}, nil
 }
 
 // OpenURL fetches gs://<bucket>/<key>.

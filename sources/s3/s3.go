@@ -100,11 +100,8 @@ func New(cfg Config, opts sources.Options) (*S3, error) {
 		return nil, fmt.Errorf("s3 %s: %w", where, err)
 	}
 	opts = opts.WithDefaults()
-	s := &S3{cfg: cfg, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
-	if cfg.Prefix != "" {
-		s.prefix = cfg.Prefix + "/"
-	}
-	return s, nil
+	prefix := folders.Location{Prefix: cfg.Prefix}.KeyPrefix()
+	return &S3{cfg: cfg, prefix: prefix, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}, nil
 }
 
 // validate checks the parts of the URL and the endpoint option.
@@ -112,19 +109,11 @@ func validate(cfg Config) error {
 	switch {
 	case cfg.Region == "":
 		return errors.New("region is empty: want s3://<region>/<bucket>/<path-prefix>")
-	case strings.ContainsFunc(cfg.Region, badNameRune):
+	case strings.ContainsFunc(cfg.Region, folders.BadNameRune):
 		return fmt.Errorf("region %q is not a region name", cfg.Region)
-	case cfg.Bucket == "":
-		return errors.New("bucket is empty: want s3://<region>/<bucket>/<path-prefix>")
-	case strings.ContainsFunc(cfg.Bucket, badNameRune):
-		return fmt.Errorf("bucket %q is not a bucket name", cfg.Bucket)
 	}
-	if cfg.Prefix != "" {
-		for seg := range strings.SplitSeq(cfg.Prefix, "/") {
-			if seg == "" || seg == "." || seg == ".." {
-				return fmt.Errorf("path prefix %q has an empty, \".\" or \"..\" element", cfg.Prefix)
-			}
-		}
+	if err := (folders.Location{Bucket: cfg.Bucket, Prefix: cfg.Prefix}).Check("s3://<region>/<bucket>/<path-prefix>"); err != nil {
+		return err
 	}
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
@@ -139,11 +128,6 @@ func validate(cfg Config) error {
 		}
 	}
 	return nil
-}
-
-// badNameRune reports characters no region or bucket name has.
-func badNameRune(r rune) bool {
-	return r == '/' || r == '?' || r == '#' || r <= ' ' || r == 0x7f
 }
 
 // s3Client returns the client, loading the AWS configuration on the first
@@ -286,8 +270,7 @@ func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now t
 // closes the reader. Keys outside the registry's prefix are refused.
 func (s *S3) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
 	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
-	rest, ok := strings.CutPrefix(asset.Ref, s.prefix)
-	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+	if !folders.Holds(s.prefix, asset.Ref) {
 		return nil, fmt.Errorf("s3 %s: %s: object key %q is outside the registry", s.where, what, asset.Ref)
 	}
 	c, err := s.s3Client(ctx)

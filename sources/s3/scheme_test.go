@@ -3,52 +3,21 @@ package s3
 import (
 	"context"
 	"io"
-	"net/url"
-	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/sourcestest"
 )
 
 func TestSchemeDecode(t *testing.T) {
-	rng := hcl.Range{Filename: "dewy.hcl", Start: hcl.Pos{Line: 3, Column: 14}}
-	tests := []struct {
-		url     string
-		options map[string]string
-		want    sources.Settings
-		wantErr string
-	}{
-		{url: "s3://ap-northeast-1/rel/team/app", want: Config{Region: "ap-northeast-1", Bucket: "rel", Prefix: "team/app"}},
-		{url: "s3://auto/rel", options: map[string]string{"endpoint": "https://s3.example.com"}, want: Config{Region: "auto", Bucket: "rel", Endpoint: "https://s3.example.com"}},
-		{url: "s3://us-east-1", wantErr: "Invalid s3 registry"},
-		{url: "s3://us_east/rel", wantErr: "Invalid S3 region"},
-		{url: "s3://us-east-1/rel/a/../b", wantErr: `has an empty, "." or ".." element`},
-		{url: "s3://auto/rel", options: map[string]string{"endpoint": "https://key:secret@s3.example.com"}, wantErr: "Invalid endpoint option"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.url, func(t *testing.T) {
-			u, err := url.Parse(tt.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, diags := Scheme().Decode(u, tt.options, rng)
-			if tt.wantErr == "" {
-				if diags.HasErrors() || got != tt.want {
-					t.Fatalf("Decode = %#v, %v; want %#v", got, diags, tt.want)
-				}
-				return
-			}
-			if got != nil || len(diags) != 1 || diags[0].Subject == nil || *diags[0].Subject != rng ||
-				!strings.Contains(diags[0].Summary+": "+diags[0].Detail, tt.wantErr) {
-				t.Fatalf("Decode = %#v, %v; want one error at the registry saying %q", got, diags, tt.wantErr)
-			}
-			if strings.Contains(diags[0].Detail, "secret") {
-				t.Errorf("diagnostic repeats a secret: %s", diags[0].Detail)
-			}
-		})
-	}
+	sourcestest.Decode(t, Scheme(), []sourcestest.DecodeCase{
+		{URL: "s3://ap-northeast-1/rel/team/app", Want: Config{Region: "ap-northeast-1", Bucket: "rel", Prefix: "team/app"}},
+		{URL: "s3://auto/rel", Options: map[string]string{"endpoint": "https://s3.example.com"}, Want: Config{Region: "auto", Bucket: "rel", Endpoint: "https://s3.example.com"}},
+		{URL: "s3://us-east-1", WantErr: "Invalid s3 registry"},
+		{URL: "s3://us_east/rel", WantErr: "Invalid S3 region"},
+		{URL: "s3://us-east-1/rel/a/../b", WantErr: `has an empty, "." or ".." element`},
+		{URL: "s3://auto/rel", Options: map[string]string{"endpoint": "https://key:secret@s3.example.com"}, WantErr: "Invalid endpoint option"},
+	})
 }
 
 // TestOpenURL fetches s3://<region>/<bucket>/<key>, as a gRPC registry's

@@ -1,0 +1,66 @@
+package config
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// badFixture is a file of testdata/ that must fail to parse, and the parts
+// its rendered diagnostics must contain (file:line,col, message, source line).
+type badFixture struct {
+	name string
+	file string
+	want []string
+}
+
+// checkTableCoversDisk fails the test unless the fixtures the table names
+// (file names in testdata/) are exactly those on disk, so none is left
+// untested.
+func checkTableCoversDisk(t *testing.T, what string, onDisk, files []string) {
+	t.Helper()
+	var inTable []string
+	for _, f := range files {
+		inTable = append(inTable, filepath.Join("testdata", f))
+	}
+	slices.Sort(inTable)
+	if !slices.Equal(onDisk, inTable) {
+		t.Errorf("%s fixtures on disk %v\ndo not match the table %v", what, onDisk, inTable)
+	}
+}
+
+// runBadFixtures checks that every fixture of tests is refused, with every
+// error at a source range and each wanted part in the rendered diagnostics;
+// onDisk is the list the table must match.
+func runBadFixtures(t *testing.T, tests []badFixture, onDisk []string) {
+	t.Helper()
+	var files []string
+	for _, tt := range tests {
+		files = append(files, tt.file)
+	}
+	checkTableCoversDisk(t, "bad", onDisk, files)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags, out := render(t, filepath.Join("testdata", tt.file))
+			if !diags.HasErrors() {
+				t.Fatalf("no error; diagnostics:\n%s", out)
+			}
+			if f != nil {
+				t.Errorf("File = %+v, want nil with errors", f)
+			}
+			for _, d := range diags {
+				if d.Severity == hcl.DiagError && d.Subject == nil {
+					t.Errorf("error %q has no source range", d.Summary)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("diagnostics lack %q; got:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
