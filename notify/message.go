@@ -72,6 +72,8 @@ func (m Message) Summary() string {
 		return fmt.Sprintf("%s: %s hook failed for %s%s", app, hook, v, on)
 	case RegistryUnreachable:
 		return fmt.Sprintf("%s: registry unreachable%s", app, on)
+	case DiskFull:
+		return fmt.Sprintf("%s: not enough disk space to prepare %s%s", app, v, on)
 	default:
 		return fmt.Sprintf("%s: %s%s", app, m.Kind, on)
 	}

@@ -50,17 +50,22 @@ const (
 	HookFailed Kind = "hook_failed"
 	// RegistryUnreachable: the registry could not be read.
 	RegistryUnreachable Kind = "registry_unreachable"
+	// DiskFull: a release could not be prepared because the state directory's
+	// file system has too little space or too few inodes above the reserve
+	// (agent min_free_space). The version is not marked bad; it is tried
+	// again with backoff.
+	DiskFull Kind = "disk_full"
 )
 
 // Kinds lists every kind, in the order above.
 func Kinds() []Kind {
-	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable}
+	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable, DiskFull}
 }
 
 // Failure reports whether k is a failure: the kinds the storm limiter counts.
 func (k Kind) Failure() bool {
 	switch k {
-	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable:
+	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable, DiskFull:
 		return true
 	}
 	return false
