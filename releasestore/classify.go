@@ -38,7 +38,7 @@ func transient(format string, args ...any) error {
 }
 
 func diskFull(format string, args ...any) error {
-	return &classifiedError{err: fmt.Errorf(format, args...), class: ErrDiskFull}
+	return &classifiedError{err: fmt.Errorf("disk full: "+format, args...), class: ErrDiskFull}
 }
 
 // classifyRead classifies a failed read of the archive: an early end may be a
