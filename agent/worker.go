@@ -130,6 +130,7 @@ func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 const handover runners.StopReason = "handover"
 
 func (w *worker) loop(ctx context.Context) {
+	w.repair()
 	if err := w.resume(ctx); err != nil {
 		w.logger.Error("resume failed", "err", err)
 		w.recordError(err)
