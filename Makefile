@@ -56,3 +56,20 @@ dist: ## release archives per OS/arch with SHA256SUMS, in the layout dewy-agent 
 
 clean:
 	rm -rf bin $(DIST)
+
+# Each fuzz target for FUZZTIME (a minute by default); the seed corpora run in
+# every `go test`. See docs/reliability.md.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := \
+	./config:FuzzParseHCL ./config:FuzzParseJSON ./config:FuzzParseYAML \
+	./config:FuzzRegistryURL ./config:FuzzParseFreeSpace \
+	./sources/version:FuzzParse ./sources/version:FuzzSelect ./sources/version:FuzzParseChecksums \
+	./releasestore:FuzzExtractTar ./releasestore:FuzzExtractZip
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (1m)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done

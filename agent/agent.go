@@ -40,7 +40,6 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/notify"
-	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
@@ -309,7 +308,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		logger:     logger,
 		src:        src,
 		runner:     run,
-		pipe:       newPipeline(input, src, run, releasestore.NewStore(dir, app.KeepReleases, logger), dir, logger),
+		pipe:       newPipeline(input, src, run, newStore(cfg, dir, app, logger), dir, logger),
 		policy:     policy(app),
 		now:        a.opts.Now,
 		clock:      a.opts.Clock,

@@ -15,6 +15,7 @@ type metrics struct {
 
 	polls            *prometheus.CounterVec
 	deploys          *prometheus.CounterVec
+	diskFull         *prometheus.GaugeVec
 	deployDuration   *prometheus.HistogramVec
 	versionInfo      *prometheus.GaugeVec
 	lastDeploy       *prometheus.GaugeVec
@@ -74,6 +75,9 @@ func newMetrics() *metrics {
 		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dewy_deploys_total", Help: "Deploys by app and result (success, failure).",
 		}, []string{"app", "result"}),
+		diskFull: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dewy_disk_full", Help: "1 while an app's last deploy stopped for lack of disk space or inodes above the reserve (agent min_free_space), else 0.",
+		}, []string{"app"}),
 		deployDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dewy_deploy_duration_seconds",
 			Help:    "Time from deciding to deploy to the runner reporting done (download included).",
@@ -98,7 +102,7 @@ func newMetrics() *metrics {
 			Name: "dewy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful config load.",
 		}),
 	}
-	m.reg.MustRegister(m.polls, m.deploys, m.deployDuration, m.versionInfo, m.lastDeploy,
+	m.reg.MustRegister(m.polls, m.deploys, m.diskFull, m.deployDuration, m.versionInfo, m.lastDeploy,
 		m.registryRequests, m.reloads, m.lastReloadOK, m.lastReloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -109,6 +113,7 @@ func (m *metrics) forget(app string) {
 	l := prometheus.Labels{"app": app}
 	m.polls.DeletePartialMatch(l)
 	m.deploys.DeletePartialMatch(l)
+	m.diskFull.DeletePartialMatch(l)
 	m.deployDuration.DeletePartialMatch(l)
 	m.versionInfo.DeletePartialMatch(l)
 	m.lastDeploy.DeletePartialMatch(l)

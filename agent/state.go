@@ -42,17 +42,27 @@ type State struct {
 	Source json.RawMessage `json:"source,omitempty"`
 }
 
-// BadVersion is one version that will not be deployed again.
+// BadVersion is one version that will not be deployed again, as long as the
+// registry offers the same artifact for it.
 type BadVersion struct {
-	Version string    `json:"version"`
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
+	Version string `json:"version"`
+	// Artifact is the identity of what failed (see artifactIdentity): a
+	// version republished with another artifact is tried again. Empty in
+	// state written before it existed, which marks every artifact of the
+	// version bad.
+	Artifact string    `json:"artifact,omitempty"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
 }
 
-// isBad reports whether version is recorded as bad.
-func (st *State) isBad(version string) (BadVersion, bool) {
+// isBad reports whether version, offered as the artifact ident, is recorded
+// as bad. ident "" matches any record of the version.
+func (st *State) isBad(version string, ident ...string) (BadVersion, bool) {
 	for _, b := range st.Bad {
-		if b.Version == version {
+		if b.Version != version {
+			continue
+		}
+		if b.Artifact == "" || len(ident) == 0 || ident[0] == "" || b.Artifact == ident[0] {
 			return b, true
 		}
 	}

@@ -22,6 +22,7 @@ const (
 	PhaseNotRunning    = "not running"
 	PhaseCrashLooping  = "crash-looping"
 	PhaseStopped       = "stopped"
+	PhaseDiskFull      = "disk full"
 )
 
 // DeployRecord is one deploy attempt, for status's history.
@@ -114,6 +115,8 @@ func phase(s Status) string {
 		return PhaseDeploying
 	case s.State == StateStarting:
 		return PhaseStarting
+	case s.State == StateDiskFull:
+		return PhaseDiskFull
 	}
 	if wl := s.Workload; wl != nil && s.Deployed != "" {
 		switch {

@@ -58,6 +58,8 @@ type worker struct {
 	// deployed release already, so resume does not start it again.
 	handedOver bool
 
+	tries map[string]int // transient deploy failures per version and artifact (see failed)
+
 	retry  chan struct{} // a request to forget bad versions and poll now
 	events *events       // deploy events to the app's and the agent's notifiers
 
@@ -102,7 +104,10 @@ const (
 	StateChecking  = "checking"
 	StateDeploying = "deploying"
 	StateFailed    = "failed"
-	StateStopped   = "stopped"
+	// StateDiskFull: the last deploy stopped for lack of disk space or
+	// inodes above the reserve; it is tried again with backoff.
+	StateDiskFull = "disk_full"
+	StateStopped  = "stopped"
 )
 
 // start launches the loop. The loop ends when ctx is cancelled or stop is called.
@@ -142,6 +147,7 @@ func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 const handover runners.StopReason = "handover"
 
 func (w *worker) loop(ctx context.Context) {
+	w.repair()
 	if err := w.resume(ctx); err != nil {
 		w.logger.Error("resume failed", "err", err)
 		w.recordError(err)
@@ -258,7 +264,8 @@ func (w *worker) poll(ctx context.Context) error {
 		w.update(func(st *State) { st.LastError, st.LastErrorAt = "", time.Time{} })
 		return nil
 	}
-	if bad, ok := w.st.isBad(tag); ok {
+	ident := artifactIdentity(cand)
+	if bad, ok := w.st.isBad(tag, ident); ok {
 		w.logger.Debug("newest version is marked bad; staying on the deployed one", "version", tag, "deployed", w.st.Version)
 		// The cause on the first line, which status's table shows; what to do
 		// about it on the second.
@@ -290,13 +297,11 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
-			w.events.send(failureEvent(err, tag, prev, took))
-			if errors.Is(err, runners.ErrBadRelease) || errors.Is(err, releasestore.ErrBadArtifact) {
-				w.markBad(tag, err)
-			}
+			w.failed(tag, prev, ident, took, err)
 		}
 		return deployFailure(tag, err)
 	}
+	w.succeeded()
 	w.metrics.deploys.WithLabelValues(w.app.Name, "success").Inc()
 	w.logger.Info("deployed", "version", tag, "previous", prev, "artifact", cand.Artifact.Name,
 		"took", took.Round(time.Millisecond))
@@ -443,12 +448,13 @@ func (w *worker) requestRetry() {
 	}
 }
 
-// markBad records version as bad in state.json, with its deploy's error
-// (which the loop then records as the last error; see recordError).
-func (w *worker) markBad(version string, err error) {
-	w.logger.Error("version marked bad; it will not be retried until a newer version appears", "version", version, "err", err)
+// markBad records version, offered as the artifact ident, as bad in
+// state.json, with its deploy's error (which the loop then records as the
+// last error; see recordError).
+func (w *worker) markBad(version, ident string, err error) {
+	w.logger.Error("version marked bad; it will not be retried until a newer version or another artifact appears", "version", version, "artifact", ident, "err", err)
 	w.update(func(st *State) {
-		st.Bad = append(st.Bad, BadVersion{Version: version, Reason: err.Error(), At: w.now()})
+		st.Bad = append(st.Bad, BadVersion{Version: version, Artifact: ident, Reason: err.Error(), At: w.now()})
 		if len(st.Bad) > maxBad {
 			st.Bad = st.Bad[len(st.Bad)-maxBad:]
 		}
@@ -481,7 +487,11 @@ func (w *worker) saveSourceState() {
 // again.
 func (w *worker) recordError(err error) {
 	msg := err.Error()
-	w.setStatus(func(s *Status) { s.State = StateFailed })
+	state := StateFailed
+	if errors.Is(err, releasestore.ErrDiskFull) {
+		state = StateDiskFull
+	}
+	w.setStatus(func(s *Status) { s.State = state })
 	w.update(func(st *State) {
 		if st.LastError != msg {
 			st.LastError, st.LastErrorAt = msg, w.now()

@@ -62,6 +62,9 @@ type Agent struct {
 	Admin     string // admin: host:port of the status API; "" turns it off
 	// Notify are notifier URLs for every app's events.
 	Notify []string
+	// MinFreeSpace is min_free_space: what the state directory's file
+	// system keeps free while releases are prepared. Zero: the default.
+	MinFreeSpace FreeSpace
 }
 
 // App is one `app "name" {}` block.

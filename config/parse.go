@@ -79,7 +79,9 @@ type rawAgent struct {
 	LogFormat hcl.Expression `hcl:"log_format,optional"`
 	Admin     hcl.Expression `hcl:"admin,optional"`
 	Notify    hcl.Expression `hcl:"notify,optional"`
-	DefRange  hcl.Range      `hcl:",def_range"`
+	// MinFreeSpace: see config/freespace.go.
+	MinFreeSpace hcl.Expression `hcl:"min_free_space,optional"`
+	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
 type rawApp struct {
@@ -124,6 +126,7 @@ type fileInput struct {
 type agentInput struct {
 	stateDir, logLevel, logFormat, admin setting[string]
 	notify                               setting[[]string]
+	minFreeSpace                         setting[string]
 }
 
 type appInput struct {
@@ -198,11 +201,12 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 	if len(raw.Agents) > 0 {
 		a := raw.Agents[0]
 		in.agent = agentInput{
-			stateDir:  eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
-			logLevel:  eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
-			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
-			admin:     eval[string](d, a.Admin, "admin", "a string", a.DefRange),
-			notify:    eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			stateDir:     eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
+			logLevel:     eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
+			logFormat:    eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
+			admin:        eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+			notify:       eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			minFreeSpace: eval[string](d, a.MinFreeSpace, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`, a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",

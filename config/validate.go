@@ -58,6 +58,7 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 	d.checkEnum(in.logFormat, "log_format", []string{"text", "json"})
 	d.checkAdmin(in.admin)
 	a.Notify = d.checkNotify(in.notify)
+	a.MinFreeSpace = d.checkFreeSpace(in.minFreeSpace)
 	return a
 }
 

@@ -74,6 +74,8 @@ func (m Message) Summary() string {
 		return fmt.Sprintf("%s: registry unreachable%s", app, on)
 	case NoRelease:
 		return fmt.Sprintf("%s: the registry holds no release to deploy%s", app, on)
+	case DiskFull:
+		return fmt.Sprintf("%s: not enough disk space to prepare %s%s", app, v, on)
 	default:
 		return fmt.Sprintf("%s: %s%s", app, m.Kind, on)
 	}

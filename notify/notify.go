@@ -54,27 +54,33 @@ const (
 	// NoRelease: the registry answered but holds no release the app allows
 	// (an empty folder, only pre-releases without pre_release, no version tags).
 	NoRelease Kind = "no_release"
+	// DiskFull: a release could not be prepared because the state directory's
+	// file system has too little space or too few inodes above the reserve
+	// (agent min_free_space). The version is not marked bad; it is tried
+	// again with backoff.
+	DiskFull Kind = "disk_full"
 )
 
 // Kinds lists every kind, in the order above.
 func Kinds() []Kind {
-	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease}
+	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease, DiskFull}
 }
 
 // Failure reports whether k is a failure: the kinds the storm limiter counts.
 func (k Kind) Failure() bool {
 	switch k {
-	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease:
+	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease, DiskFull:
 		return true
 	}
 	return false
 }
 
 // Outcome reports whether k is the outcome of a deploy: succeeded, failed,
-// rolled back, or a hook failed. Quiet notifiers send only these.
+// rolled back, a hook failed, or the disk was too full to prepare it. Quiet
+// notifiers send only these.
 func (k Kind) Outcome() bool {
 	switch k {
-	case DeploySucceeded, DeployFailed, RolledBack, HookFailed:
+	case DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull:
 		return true
 	}
 	return false

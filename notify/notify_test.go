@@ -127,9 +127,9 @@ func TestWantsQuiet(t *testing.T) {
 		want []Kind
 	}{
 		{name: "loud", raw: "slack://deploys", want: Kinds()},
-		{name: "quiet slack", raw: "slack://deploys?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed}},
-		{name: "quiet mail", raw: "mail://smtp.example.com/ops@example.com?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed}},
-		{name: "quiet webhook", raw: "https://hooks.example.com/x?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed}},
+		{name: "quiet slack", raw: "slack://deploys?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull}},
+		{name: "quiet mail", raw: "mail://smtp.example.com/ops@example.com?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull}},
+		{name: "quiet webhook", raw: "https://hooks.example.com/x?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull}},
 		{name: "quiet false", raw: "https://hooks.example.com/x?quiet=false", want: Kinds()},
 	}
 	for _, tt := range tests {

@@ -17,7 +17,7 @@ const copyBufferSize = 256 << 10
 
 // download streams the artifact from open into dst while hashing it, checks its
 // length and digest, and flushes dst to disk. It returns the digest and length.
-func (s *Store) download(ctx context.Context, dst *os.File, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error)) (string, int64, error) {
+func (s *Store) download(ctx context.Context, dst *budgetWriter, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error)) (string, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return "", 0, fmt.Errorf("download %s: %w", artifact, err)
 	}
@@ -49,11 +49,14 @@ func (s *Store) download(ctx context.Context, dst *os.File, artifact string, siz
 		return "", n, fmt.Errorf("download %s: %w", artifact, cerr)
 	}
 	if err != nil {
-		return "", n, fmt.Errorf("download %s: after %d bytes: %w", artifact, n, err)
+		if dst.err != nil {
+			return "", n, fmt.Errorf("download %s: %w", artifact, dst.err)
+		}
+		return "", n, transient("download %s: after %d bytes: %w", artifact, n, err)
 	}
 	switch {
 	case size >= 0 && n < size:
-		return "", n, fmt.Errorf("download %s: short download: got %d of %d bytes", artifact, n, size)
+		return "", n, transient("download %s: short download: got %d of %d bytes", artifact, n, size)
 	case size >= 0 && n > size:
 		return "", n, fmt.Errorf("download %s: longer than the announced %d bytes", artifact, size)
 	case n > limit:
@@ -63,7 +66,7 @@ func (s *Store) download(ctx context.Context, dst *os.File, artifact string, siz
 	if want != "" && sum != want {
 		return "", n, bad("checksum mismatch for %s: want %s, got %s", artifact, want, sum)
 	}
-	if err := dst.Sync(); err != nil {
+	if err := dst.f.Sync(); err != nil {
 		return "", n, fmt.Errorf("download %s: %w", artifact, err)
 	}
 	return sum, n, nil
@@ -86,4 +89,26 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // non-empty directory).
 func isNotEmpty(err error) bool {
 	return errors.Is(err, syscall.ENOTEMPTY)
+}
+
+// budgetWriter writes to f, charging each write to the disk budget; its err
+// is the budget's refusal or the file's own write error.
+type budgetWriter struct {
+	f   *os.File
+	b   *budget
+	err error
+}
+
+func (w *budgetWriter) Write(p []byte) (int, error) {
+	if w.b != nil {
+		if err := w.b.takeBytes(int64(len(p))); err != nil {
+			w.err = err
+			return 0, err
+		}
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = classifyLocal(err)
+	}
+	return n, err
 }

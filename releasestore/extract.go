@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"iter"
 	"math"
 	"os"
 	"path"
@@ -27,12 +26,19 @@ import (
 // maxLinkTarget caps the length of a symlink target read from a zip entry.
 const maxLinkTarget = 4096
 
+// maxNameLen and maxPathLen are the longest file name and path an entry may
+// have (NAME_MAX and PATH_MAX on Linux): longer ones can never be extracted.
+const (
+	maxNameLen = 255
+	maxPathLen = 4095
+)
+
 // maxLinkHops caps the symlinks followed when checking where one resolves, as
 // the kernel does (ELOOP).
 const maxLinkHops = 40
 
 // extract unpacks the downloaded artifact f (n bytes) into the staging directory.
-func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind archive.Format, artifact, staging string) error {
+func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind archive.Format, artifact, staging string, budget *budget) error {
 	root, err := os.OpenRoot(staging)
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", artifact, err)
@@ -43,8 +49,13 @@ func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind archive.F
 		root:       root,
 		maxBytes:   s.maxBytes(),
 		maxEntries: s.maxEntries(),
+		maxDepth:   s.maxDepth(),
+		mask:       s.modeMask(),
+		budget:     budget,
 		buf:        make([]byte, copyBufferSize),
+		dirs:       map[string]bool{".": true},
 	}
+	defer x.closeDirs()
 	if kind == archive.Zip {
 		err = x.zip(f, n)
 	} else {
@@ -53,6 +64,10 @@ func (s *Store) extract(ctx context.Context, f *os.File, n int64, kind archive.F
 	if err == nil {
 		err = x.finish()
 	}
+	if err == nil {
+		err = syncTree(staging)
+	}
+	err = classifyLocal(err)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("extract %s: %w", artifact, cerr)
@@ -70,12 +85,26 @@ type extractor struct {
 	root       *os.Root
 	maxBytes   int64
 	maxEntries int
+	maxDepth   int
+	mask       fs.FileMode // permission bits removed from every entry
+	budget     *budget     // what the disk may still take; nil for no check
 	buf        []byte
+
+	// dirs holds the directories made or checked so far (names under root):
+	// each is a real directory, not a symlink, and stays one (an entry at a
+	// directory's name is refused), so it is never checked again.
+	dirs map[string]bool
+	// stack is the chain of directories opened last, outermost first: the
+	// parent of the previous entry. Archives list a tree depth first, so the
+	// next entry's parent is nearly always on it, and each entry costs a few
+	// system calls however deep it is.
+	stack []openDir
 
 	bytes   int64    // bytes of file contents written so far
 	entries int      // archive entries seen so far
 	created int      // files, directories and links made
 	links   []string // symlinks made, checked again by finish
+	name    string   // the entry being extracted, for messages
 }
 
 // tarStream unpacks a tar archive, compressed or not, read from r.
@@ -85,7 +114,7 @@ func (x *extractor) tarStream(r io.Reader, kind archive.Format) error {
 	case archive.TarGz:
 		zr, err := gzip.NewReader(dr)
 		if err != nil {
-			return bad("read gzip: %w", err)
+			return classifyRead("read gzip", err)
 		}
 		defer zr.Close()
 		dr = zr
@@ -109,7 +138,7 @@ func (x *extractor) tarStream(r io.Reader, kind archive.Format) error {
 	rest := x.maxBytes - x.bytes
 	m, err := io.CopyBuffer(io.Discard, io.LimitReader(&ctxReader{ctx: x.ctx, r: dr}, rest+1), x.buf)
 	if err != nil {
-		return bad("read compressed stream after the tar end: %w", err)
+		return classifyRead("read compressed stream after the tar end", err)
 	}
 	if m > rest {
 		return x.tooBig()
@@ -128,7 +157,7 @@ func (x *extractor) tar(tr *tar.Reader) error {
 			if cerr := x.ctx.Err(); cerr != nil {
 				return cerr
 			}
-			return bad("read tar: %w", err)
+			return classifyRead("read tar", err)
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // pax metadata (git archive writes one), not a file
@@ -137,7 +166,7 @@ func (x *extractor) tar(tr *tar.Reader) error {
 		if err != nil {
 			return err
 		}
-		mode := fs.FileMode(hdr.Mode) & fs.ModePerm
+		mode := fs.FileMode(hdr.Mode) & fs.ModePerm &^ x.mask
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			err = x.mkdir(name, mode)
@@ -197,7 +226,7 @@ func (x *extractor) zipEntry(zf *zip.File) error {
 		}
 		return x.symlink(name, string(target))
 	case mode.IsDir() || strings.HasSuffix(zf.Name, "/"):
-		return x.mkdir(name, mode.Perm())
+		return x.mkdir(name, mode.Perm()&^x.mask)
 	case !mode.IsRegular():
 		return bad("entry %q: special files (%v) are refused", zf.Name, mode.Type())
 	}
@@ -209,7 +238,7 @@ func (x *extractor) zipEntry(zf *zip.File) error {
 		return bad("entry %q: %w", zf.Name, err)
 	}
 	defer rc.Close()
-	return x.file(name, mode.Perm(), rc, int64(zf.UncompressedSize64))
+	return x.file(name, mode.Perm()&^x.mask, rc, int64(zf.UncompressedSize64))
 }
 
 // entry counts one archive entry and returns its name cleaned, refusing names
@@ -219,6 +248,7 @@ func (x *extractor) entry(name string) (string, error) {
 		return "", err
 	}
 	x.entries++
+	x.name = name
 	if x.entries > x.maxEntries {
 		return "", bad("more than %d entries (Store.MaxEntries)", x.maxEntries)
 	}
@@ -234,7 +264,121 @@ func (x *extractor) entry(name string) (string, error) {
 	if clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", bad("entry %q: path escapes the release directory", name)
 	}
+	if len(clean) > maxPathLen {
+		return "", bad("entry %q...: path longer than %d bytes", clean[:64], maxPathLen)
+	}
+	depth, part := 1, 0
+	for i := 0; i < len(clean); i++ {
+		if clean[i] != '/' {
+			part++
+			continue
+		}
+		if part > maxNameLen {
+			break
+		}
+		depth, part = depth+1, 0
+	}
+	switch {
+	case part > maxNameLen:
+		return "", bad("entry %q: a name is longer than %d bytes", clip(clean), maxNameLen)
+	case depth > x.maxDepth:
+		return "", bad("entry %q: deeper than %d levels (Store.MaxDepth)", clip(clean), x.maxDepth)
+	}
 	return clean, nil
+}
+
+// openDir is a directory of the tree held open, with its name under the root.
+type openDir struct {
+	name string
+	root *os.Root
+}
+
+// dirOf returns dir (a name under the root, "." the root itself) opened, using
+// and updating the stack of open directories. dir and its ancestors are in
+// x.dirs: real directories, so opening them one component at a time from their
+// parent cannot leave the root.
+func (x *extractor) dirOf(dir string) (*os.Root, error) {
+	if dir == "." {
+		return x.root, nil
+	}
+	for len(x.stack) > 0 {
+		top := x.stack[len(x.stack)-1].name
+		if top == dir {
+			return x.stack[len(x.stack)-1].root, nil
+		}
+		if len(dir) > len(top) && dir[len(top)] == '/' && dir[:len(top)] == top {
+			break
+		}
+		_ = x.stack[len(x.stack)-1].root.Close()
+		x.stack = x.stack[:len(x.stack)-1]
+	}
+	base, rest := x.root, dir
+	if n := len(x.stack); n > 0 {
+		base, rest = x.stack[n-1].root, dir[len(x.stack[n-1].name)+1:]
+	}
+	name := dir[:len(dir)-len(rest)]
+	for part := range strings.SplitSeq(rest, "/") {
+		r, err := base.OpenRoot(part)
+		if err != nil {
+			return nil, err
+		}
+		name += part
+		x.stack = append(x.stack, openDir{name: name, root: r})
+		name += "/"
+		base = r
+	}
+	return base, nil
+}
+
+// closeDirs closes the open directories of the stack.
+func (x *extractor) closeDirs() {
+	for _, d := range x.stack {
+		_ = d.root.Close()
+	}
+	x.stack = nil
+}
+
+// ensureDir makes dir and its missing ancestors (mode 0755), refusing to go
+// through a symlink or a file an earlier entry made. Known directories are not
+// looked at again, so an entry costs the same at any depth.
+func (x *extractor) ensureDir(dir string) error {
+	if x.dirs[dir] {
+		return nil
+	}
+	var missing []string
+	for d := dir; !x.dirs[d]; d = path.Dir(d) {
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		p := missing[i]
+		parent, err := x.dirOf(path.Dir(p))
+		if err != nil {
+			return err
+		}
+		base := path.Base(p)
+		fi, err := parent.Lstat(base)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := x.budget.take(0, 1); err != nil {
+				return err
+			}
+			if err := parent.Mkdir(base, 0o755); err != nil {
+				return err
+			}
+			if err := parent.Chmod(base, 0o755); err != nil {
+				return err
+			}
+			x.created++
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return bad("entry %q: writes through the symlink %q", x.name, p)
+		case !fi.IsDir():
+			return bad("entry %q: %q is a %s, not a directory", x.name, p, atomicfile.KindOf(fi))
+		}
+		x.dirs[p] = true
+	}
+	return nil
 }
 
 // mkdir makes the directory name (mode perm, owner rwx always).
@@ -242,26 +386,39 @@ func (x *extractor) mkdir(name string, perm fs.FileMode) error {
 	if name == "." {
 		return nil
 	}
-	if err := x.parents(name); err != nil {
+	dir := path.Dir(name)
+	if err := x.ensureDir(dir); err != nil {
 		return err
 	}
-	fi, err := x.root.Lstat(name)
-	switch {
-	case err == nil && !fi.IsDir():
-		return bad("entry %q: a %s was already extracted there", name, atomicfile.KindOf(fi))
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	parent, err := x.dirOf(dir)
+	if err != nil {
 		return err
-	case err != nil:
-		if err := x.root.Mkdir(name, 0o700); err != nil {
+	}
+	base := path.Base(name)
+	if !x.dirs[name] {
+		fi, err := parent.Lstat(base)
+		switch {
+		case err == nil && !fi.IsDir():
+			return bad("entry %q: a %s was already extracted there", name, atomicfile.KindOf(fi))
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return err
+		case err != nil:
+			if err := x.budget.take(0, 1); err != nil {
+				return err
+			}
+			if err := parent.Mkdir(base, 0o700); err != nil {
+				return err
+			}
+			x.created++
 		}
-		x.created++
+		x.dirs[name] = true
 	}
-	return x.root.Chmod(name, perm|0o700)
+	return parent.Chmod(base, perm|0o700)
 }
 
 // file writes one regular file of the declared size (or less: tar and zip
-// readers fail on a mismatch) with mode perm, owner-readable always.
+// readers fail on a mismatch) with mode perm, owner-readable always. It is not
+// synced here: the whole tree is, once, by syncTree.
 func (x *extractor) file(name string, perm fs.FileMode, r io.Reader, size int64) error {
 	if name == "." {
 		return bad("entry %q: a file cannot replace the release directory", name)
@@ -270,10 +427,14 @@ func (x *extractor) file(name string, perm fs.FileMode, r io.Reader, size int64)
 	if size > rest {
 		return x.tooBig()
 	}
-	if err := x.clear(name); err != nil {
+	if err := x.budget.take(size, 1); err != nil {
 		return err
 	}
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	parent, base, err := x.clear(name)
+	if err != nil {
+		return err
+	}
+	f, err := parent.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -284,22 +445,21 @@ func (x *extractor) file(name string, perm fs.FileMode, r io.Reader, size int64)
 	switch {
 	case err != nil && src.err != nil && x.ctx.Err() == nil:
 		// The archive, not the disk, failed: a corrupt or truncated stream.
-		err = bad("entry %q: read: %w", name, src.err)
+		err = classifyRead(fmt.Sprintf("entry %q: read", name), src.err)
 	case err == nil && n > rest:
 		err = x.tooBig()
+	case err == nil && n > size:
+		// A zip entry longer than it said: charge the disk for the rest.
+		err = x.budget.take(n-size, 0)
 	}
 	if err == nil {
 		err = f.Chmod(perm | 0o400)
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		var be *badArtifact
-		if errors.As(err, &be) || x.ctx.Err() != nil {
+		if classified(err) || x.ctx.Err() != nil {
 			return err
 		}
 		return fmt.Errorf("entry %q: %w", name, err)
@@ -318,13 +478,23 @@ func (x *extractor) symlink(name, target string) error {
 		return bad("symlink %q: target contains a NUL byte", name)
 	case path.IsAbs(target):
 		return bad("symlink %q -> %q: absolute targets are refused", name, target)
+	case len(target) > maxLinkTarget:
+		return bad("symlink %q: target longer than %d bytes", name, maxLinkTarget)
 	}
 	if to := path.Join(path.Dir(name), target); to == ".." || strings.HasPrefix(to, "../") {
 		return bad("symlink %q -> %q: points outside the release directory", name, target)
 	}
-	if err := x.place(name, func() error { return x.root.Symlink(target, name) }); err != nil {
+	if err := x.budget.take(0, 1); err != nil {
 		return err
 	}
+	parent, base, err := x.clear(name)
+	if err != nil {
+		return err
+	}
+	if err := parent.Symlink(target, base); err != nil {
+		return err
+	}
+	x.created++
 	x.links = append(x.links, name)
 	return nil
 }
@@ -342,22 +512,23 @@ func (x *extractor) hardlink(name, target string) error {
 	if to == name {
 		return bad("hard link %q points at itself", name)
 	}
-	if err := x.noSymlinkIn(to, name); err != nil {
+	// The target's directory must be one extracted as a real directory, so
+	// that no symlink lies on the way to it.
+	if !x.dirs[path.Dir(to)] {
+		return bad("hard link %q -> %q: target is not a file extracted earlier", name, target)
+	}
+	tdir, err := x.dirOf(path.Dir(to))
+	if err != nil {
 		return err
 	}
-	fi, err := x.root.Lstat(to)
+	fi, err := tdir.Lstat(path.Base(to))
 	if err != nil || !fi.Mode().IsRegular() {
 		return bad("hard link %q -> %q: target is not a file extracted earlier", name, target)
 	}
-	return x.place(name, func() error { return x.root.Link(to, name) })
-}
-
-// place clears name, makes it with mk and counts it.
-func (x *extractor) place(name string, mk func() error) error {
-	if err := x.clear(name); err != nil {
+	if _, _, err := x.clear(name); err != nil {
 		return err
 	}
-	if err := mk(); err != nil {
+	if err := x.root.Link(to, name); err != nil {
 		return err
 	}
 	x.created++
@@ -366,75 +537,35 @@ func (x *extractor) place(name string, mk func() error) error {
 
 // clear prepares name for a new file or link: its parent directories exist and
 // none is a symlink, and whatever an earlier entry left at name (not a
-// directory) is removed, as tar does when an archive repeats a name.
-func (x *extractor) clear(name string) error {
-	if err := x.parents(name); err != nil {
-		return err
+// directory) is removed, as tar does when an archive repeats a name. It
+// returns name's parent, opened, and name's last component.
+func (x *extractor) clear(name string) (*os.Root, string, error) {
+	dir := path.Dir(name)
+	if err := x.ensureDir(dir); err != nil {
+		return nil, "", err
 	}
-	fi, err := x.root.Lstat(name)
+	if x.dirs[name] {
+		return nil, "", bad("entry %q: a directory was already extracted there", name)
+	}
+	parent, err := x.dirOf(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	base := path.Base(name)
+	fi, err := parent.Lstat(base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return parent, base, nil
 	case err != nil:
-		return err
+		return nil, "", err
 	case fi.IsDir():
-		return bad("entry %q: a directory was already extracted there", name)
+		return nil, "", bad("entry %q: a directory was already extracted there", name)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		// Replacing a symlink would let the archive decide, by its order,
+		// what a name means; such an archive is refused.
+		return nil, "", bad("entry %q: conflicts with the symlink extracted earlier at that name", name)
 	}
-	return x.root.Remove(name)
-}
-
-// parents makes the missing parent directories of name (mode 0755), refusing to
-// go through a symlink or a file an earlier entry made.
-func (x *extractor) parents(name string) error {
-	for p := range parentDirs(name) {
-		fi, err := x.root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := x.root.Mkdir(p, 0o755); err != nil {
-				return err
-			}
-			if err := x.root.Chmod(p, 0o755); err != nil {
-				return err
-			}
-			x.created++
-		case err != nil:
-			return err
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return bad("entry %q: writes through the symlink %q", name, p)
-		case !fi.IsDir():
-			return bad("entry %q: %q is a %s, not a directory", name, p, atomicfile.KindOf(fi))
-		}
-	}
-	return nil
-}
-
-// parentDirs yields the parent directories of the slash-separated name,
-// outermost first: "a", then "a/b", for "a/b/c".
-func parentDirs(name string) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		dir := path.Dir(name)
-		if dir == "." {
-			return
-		}
-		p := ""
-		for part := range strings.SplitSeq(dir, "/") {
-			p = path.Join(p, part)
-			if !yield(p) {
-				return
-			}
-		}
-	}
-}
-
-// noSymlinkIn refuses a path whose directories include a symlink.
-func (x *extractor) noSymlinkIn(p, entry string) error {
-	for q := range parentDirs(p) {
-		fi, err := x.root.Lstat(q)
-		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return bad("entry %q: goes through the symlink %q", entry, q)
-		}
-	}
-	return nil
+	return parent, base, parent.Remove(base)
 }
 
 // finish checks the whole tree once every entry is written: the archive was not

@@ -52,6 +52,11 @@ const (
 	DefaultMaxBytes int64 = 10 << 30
 	// DefaultMaxEntries caps the number of entries in one archive.
 	DefaultMaxEntries = 100_000
+	// DefaultMaxDepth caps the directory levels of an archive's paths.
+	DefaultMaxDepth = 256
+	// DefaultModeMask is removed from every extracted mode: group and world
+	// write.
+	DefaultModeMask fs.FileMode = 0o022
 )
 
 // TimestampFormat is the UTC timestamp in release directory names.
@@ -101,6 +106,19 @@ type Store struct {
 	MaxBytes int64
 	// MaxEntries caps the number of entries of an archive.
 	MaxEntries int
+	// MaxDepth caps the directory levels of an archive's paths.
+	MaxDepth int
+	// ModeMask holds the permission bits removed from every extracted file
+	// and directory (NewStore sets DefaultModeMask; 0 keeps them all).
+	ModeMask fs.FileMode
+	// Reserve is the space and inodes of the app directory's file system
+	// that Prepare leaves free: it refuses to start a download that would
+	// cross it, and stops an extraction as soon as it would, with an error
+	// wrapping ErrDiskFull.
+	Reserve Reserve
+	// Probe measures the file system holding a path (StatFS when nil); tests
+	// replace it.
+	Probe func(path string) (Space, error)
 	// Now returns the time used in release directory names.
 	Now func() time.Time
 	// Logger receives the Store's own events (pruned releases, failed cleanups).
@@ -129,6 +147,9 @@ func NewStore(appDir string, keep int, logger *slog.Logger) *Store {
 		Keep:       keep,
 		MaxBytes:   DefaultMaxBytes,
 		MaxEntries: DefaultMaxEntries,
+		MaxDepth:   DefaultMaxDepth,
+		ModeMask:   DefaultModeMask,
+		Reserve:    DefaultReserve,
 		Now:        time.Now,
 		Logger:     logger,
 		inflight:   map[string]bool{},
@@ -177,6 +198,10 @@ func (s *Store) Prepare(ctx context.Context, version, artifactName string, size 
 	if err := s.ensureDirs(); err != nil {
 		return Prepared{}, err
 	}
+	space, err := s.budget(size)
+	if err != nil {
+		return Prepared{}, fmt.Errorf("prepare %s: %w", artifactName, err)
+	}
 
 	staging, err := s.makeTemp("stage-", true)
 	if err != nil {
@@ -190,7 +215,7 @@ func (s *Store) Prepare(ctx context.Context, version, artifactName string, size 
 	}
 	defer s.forget(dlPath)
 
-	dir, sum, n, err := s.prepare(ctx, base, artifactName, size, want, open, staging, dlPath)
+	dir, sum, n, err := s.prepare(ctx, base, artifactName, size, want, open, staging, dlPath, space)
 	if rerr := os.Remove(dlPath); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		s.Logger.Warn("remove download", "path", dlPath, "err", rerr)
 	}
@@ -205,15 +230,15 @@ func (s *Store) Prepare(ctx context.Context, version, artifactName string, size 
 
 // prepare is Prepare after the checks of its arguments: staging and dlPath exist
 // and the caller removes them.
-func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error), staging, dlPath string) (dir, sum string, n int64, err error) {
+func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error), staging, dlPath string, space *budget) (dir, sum string, n int64, err error) {
 	f, err := os.OpenFile(dlPath, os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", "", 0, fmt.Errorf("prepare %s: %w", artifact, err)
 	}
 	defer f.Close()
-	sum, n, err = s.download(ctx, f, artifact, size, want, open)
+	sum, n, err = s.download(ctx, &budgetWriter{f: f, b: space}, artifact, size, want, open)
 	if err != nil {
-		return "", "", 0, err
+		return "", "", 0, classifyLocal(err)
 	}
 	kind := archive.Of(artifact)
 	if kind == archive.None {
@@ -224,7 +249,7 @@ func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, 
 		if err := os.Rename(dlPath, filepath.Join(staging, artifact)); err != nil {
 			return "", "", 0, fmt.Errorf("prepare %s: %w", artifact, err)
 		}
-	} else if err := s.extract(ctx, f, n, kind, artifact, staging); err != nil {
+	} else if err := s.extract(ctx, f, n, kind, artifact, staging, space); err != nil {
 		return "", "", 0, err
 	}
 	if err := os.Chmod(staging, 0o755); err != nil {
@@ -529,6 +554,29 @@ func (s *Store) maxBytes() int64 {
 		return DefaultMaxBytes
 	}
 	return s.MaxBytes
+}
+
+func (s *Store) maxDepth() int {
+	if s.MaxDepth <= 0 {
+		return DefaultMaxDepth
+	}
+	return s.MaxDepth
+}
+
+func (s *Store) modeMask() fs.FileMode { return s.ModeMask & fs.ModePerm }
+
+// budget measures the app directory's file system and returns what a Prepare
+// of an artifact of size bytes (-1: unknown) may take from it.
+func (s *Store) budget(size int64) (*budget, error) {
+	probe := s.Probe
+	if probe == nil {
+		probe = StatFS
+	}
+	sp, err := probe(s.path(tmpName))
+	if err != nil {
+		return nil, err
+	}
+	return newBudget(sp, s.Reserve, size, s.AppDir)
 }
 
 func (s *Store) maxEntries() int {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/sources"
@@ -29,14 +30,30 @@ import (
 // Folder is a local-folder registry.
 type Folder struct {
 	root string
+	// MinAge is how old an artifact's last change must be before it is read
+	// (DefaultMinAge): a file copied straight into a version folder, without
+	// a temporary name and a rename, is read only once it stopped changing.
+	MinAge time.Duration
+	// Now is the clock MinAge is measured with.
+	Now func() time.Time
+	// sleep waits d or until ctx is done; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
+
+// DefaultMinAge is Folder.MinAge when New makes a Folder.
+const DefaultMinAge = time.Second
+
+// ErrChanging is wrapped by Open's error for an artifact that changed while
+// it was looked at: it is still being written and is tried again later,
+// never marked bad.
+var ErrChanging = errors.New("still being written")
 
 // New returns the source for the folder root (an absolute path). It does no I/O.
 func New(root string, _ sources.Options) (*Folder, error) {
 	if !filepath.IsAbs(root) {
 		return nil, fmt.Errorf("file registry: %q is not an absolute path", root)
 	}
-	return &Folder{root: filepath.Clean(root)}, nil
+	return &Folder{root: filepath.Clean(root), MinAge: DefaultMinAge, Now: time.Now, sleep: sleepCtx}, nil
 }
 
 // Releases lists one release per sub-folder of the root. A release's time is the
@@ -115,7 +132,53 @@ func (f *Folder) Open(ctx context.Context, _ version.Release, asset version.Asse
 	if err != nil {
 		return nil, fmt.Errorf("file registry %s: %w", f.root, err)
 	}
+	if err := f.settled(ctx, r, asset); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("file registry %s: asset %s: %w", f.root, asset.Ref, err)
+	}
 	return r, nil
+}
+
+// settled checks that the open file r is the one the listing saw (same size
+// and modification time) and waits until its last change is MinAge old,
+// looking again after the wait: a file that changed is still being written.
+func (f *Folder) settled(ctx context.Context, r *os.File, asset version.Asset) error {
+	fi, err := r.Stat()
+	if err != nil {
+		return err
+	}
+	same := func(fi fs.FileInfo) bool {
+		return (asset.Size < 0 || fi.Size() == asset.Size) && (asset.Created.IsZero() || fi.ModTime().Equal(asset.Created))
+	}
+	if !same(fi) {
+		return fmt.Errorf("%w: changed since it was listed", ErrChanging)
+	}
+	age := f.Now().Sub(fi.ModTime())
+	if age >= f.MinAge {
+		return nil
+	}
+	if err := f.sleep(ctx, f.MinAge-age); err != nil {
+		return err
+	}
+	fi, err = r.Stat()
+	if err != nil {
+		return err
+	}
+	if !same(fi) {
+		return fmt.Errorf("%w: changed within %s", ErrChanging, f.MinAge)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // hidden reports names that are skipped: dot files and files still being written.

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -114,5 +115,68 @@ func TestMissingFolder(t *testing.T) {
 func TestNewRefusesRelative(t *testing.T) {
 	if _, err := New("relative/path", sources.Options{}); err == nil {
 		t.Fatal("relative path accepted")
+	}
+}
+
+// TestOpenWaitsForAFileBeingWritten: a file younger than MinAge is read once
+// it is that old and unchanged; one that changed since it was listed, or
+// during the wait, is refused as still being written (never as a bad file).
+func TestOpenWaitsForAFileBeingWritten(t *testing.T) {
+	tests := []struct {
+		name       string
+		age        time.Duration
+		grow       bool // the file grows after the listing
+		growInWait bool // the file grows during the wait
+		wantWait   bool
+		wantErr    bool
+	}{
+		{name: "old file", age: time.Hour},
+		{name: "young file waited for", age: 100 * time.Millisecond, wantWait: true},
+		{name: "changed since listed", age: time.Hour, grow: true, wantErr: true},
+		{name: "changed while waiting", age: 100 * time.Millisecond, growInWait: true, wantWait: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			path := filepath.Join(root, "v1.0.0", "app.tar.gz")
+			write(t, path, "part one")
+			mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			if err := os.Chtimes(path, mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			f, err := New(root, sources.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Now = func() time.Time { return mtime.Add(tt.age) }
+			waited := time.Duration(0)
+			f.sleep = func(_ context.Context, d time.Duration) error {
+				waited = d
+				if tt.growInWait {
+					write(t, path, "part one, part two")
+				}
+				return nil
+			}
+			rels, err := f.Releases(t.Context())
+			if err != nil || len(rels) != 1 || len(rels[0].Assets) != 1 {
+				t.Fatalf("Releases = %+v, %v", rels, err)
+			}
+			if tt.grow {
+				write(t, path, "part one, part two")
+			}
+			rc, err := f.Open(t.Context(), rels[0], rels[0].Assets[0])
+			if rc != nil {
+				rc.Close()
+			}
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrChanging)) {
+				t.Fatalf("Open err = %v, want error %v wrapping ErrChanging", err, tt.wantErr)
+			}
+			if got := waited > 0; got != tt.wantWait {
+				t.Fatalf("waited %s, want a wait: %v", waited, tt.wantWait)
+			}
+			if tt.wantWait && waited != DefaultMinAge-tt.age {
+				t.Fatalf("waited %s, want %s", waited, DefaultMinAge-tt.age)
+			}
+		})
 	}
 }

@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/notify"
+	"github.com/dewy-agent/dewy-agent/releasestore"
+	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// maxTransientTries is how many times in a row the same artifact of a
+// version may fail in a way that can be transient (a truncated stream, a
+// short download) before it is marked bad.
+const maxTransientTries = 3
+
+// artifactIdentity names what the registry offers for a candidate, so that a
+// bad mark applies to that artifact only: an image pinned by digest, or the
+// artifact's name, size and upload (for file://, modification) time. A
+// version republished with another artifact gets another identity.
+func artifactIdentity(c *version.Candidate) string {
+	if c == nil {
+		return ""
+	}
+	if c.Release.Image != "" {
+		return c.Release.Image
+	}
+	a := c.Artifact
+	id := a.Name
+	if a.Size >= 0 {
+		id += " size=" + strconv.FormatInt(a.Size, 10)
+	}
+	if !a.Created.IsZero() {
+		id += " time=" + a.Created.UTC().Format(time.RFC3339Nano)
+	}
+	return id
+}
+
+// failed sorts a failed deploy of tag (artifact ident) by the class its
+// source gave the error, once: a full disk is reported as disk_full and backs
+// off without blaming the version; a bad artifact or release is marked bad at
+// once; a transient failure is marked bad only after maxTransientTries in a
+// row; anything else (a registry or local hiccup) backs off.
+func (w *worker) failed(tag, prev, ident string, took time.Duration, err error) {
+	if errors.Is(err, releasestore.ErrDiskFull) {
+		w.metrics.diskFull.WithLabelValues(w.app.Name).Set(1)
+		w.events.send(notify.Event{Kind: notify.DiskFull, Version: tag, PreviousVersion: prev, Duration: took, Err: err.Error()})
+		return
+	}
+	w.metrics.diskFull.WithLabelValues(w.app.Name).Set(0)
+	w.events.send(failureEvent(err, tag, prev, took))
+	switch {
+	case errors.Is(err, runners.ErrBadRelease) || errors.Is(err, releasestore.ErrBadArtifact):
+		w.markBad(tag, ident, err)
+	case errors.Is(err, releasestore.ErrTransient):
+		if w.tries == nil {
+			w.tries = map[string]int{}
+		}
+		key := tag + "\x00" + ident
+		w.tries[key]++
+		if n := w.tries[key]; n >= maxTransientTries {
+			delete(w.tries, key)
+			w.markBad(tag, ident, fmt.Errorf("%w (failed %d times in a row)", err, n))
+			return
+		}
+		w.logger.Warn("deploy failed in a way that may pass; trying again with backoff", "version", tag, "try", w.tries[key], "of", maxTransientTries)
+	}
+}
+
+// succeeded clears what failed remembers once a deploy went through.
+func (w *worker) succeeded() {
+	clear(w.tries)
+	w.metrics.diskFull.WithLabelValues(w.app.Name).Set(0)
+}
+
+// newStore returns the app's release store with the agent block's disk
+// reserve (min_free_space).
+func newStore(cfg *config.File, dir string, app config.App, logger *slog.Logger) *releasestore.Store {
+	s := releasestore.NewStore(dir, app.KeepReleases, logger)
+	if r := cfg.Agent.MinFreeSpace; !r.IsZero() {
+		s.Reserve = releasestore.Reserve{Bytes: r.Bytes, Percent: r.Percent}
+	}
+	return s
+}

@@ -1,0 +1,100 @@
+package releasestore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrTransient is wrapped by Prepare's errors that may not happen again with
+// the same artifact: a stream that ended early (a file still being written, a
+// connection cut). The caller retries with backoff before it gives up on the
+// artifact.
+var ErrTransient = errors.New("transient failure")
+
+// ErrDiskFull is wrapped by Prepare's errors that say the state directory's
+// file system has too little space or too few inodes left above the reserve
+// (Store.Reserve), or ran out of them. It says nothing about the artifact:
+// the caller backs off and tries again when space was freed.
+var ErrDiskFull = errors.New("disk full")
+
+// classifiedError gives err one class (ErrTransient or ErrDiskFull) without
+// changing its message.
+type classifiedError struct {
+	err   error
+	class error
+}
+
+func (e *classifiedError) Error() string        { return e.err.Error() }
+func (e *classifiedError) Unwrap() error        { return e.err }
+func (e *classifiedError) Is(target error) bool { return target == e.class }
+
+func transient(format string, args ...any) error {
+	return &classifiedError{err: fmt.Errorf(format, args...), class: ErrTransient}
+}
+
+func diskFull(format string, args ...any) error {
+	return &classifiedError{err: fmt.Errorf("disk full: "+format, args...), class: ErrDiskFull}
+}
+
+// classifyRead classifies a failed read of the archive: an early end may be a
+// file still being written or a cut connection (transient); anything else is
+// a corrupt archive (bad).
+func classifyRead(what string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return transient("%s: truncated: %w", what, err)
+	}
+	return bad("%s: %w", what, err)
+}
+
+// classified reports whether err already carries its class.
+func classified(err error) bool {
+	return errors.Is(err, ErrBadArtifact) || errors.Is(err, ErrTransient) || errors.Is(err, ErrDiskFull)
+}
+
+// classifyLocal gives a local error its class, once, where extraction fails:
+// errors the same artifact will always meet again (a name the file system
+// refuses) mark it bad; a full disk or quota is disk_full; the rest stay
+// unclassified, which the caller treats as transient.
+func classifyLocal(err error) error {
+	if err == nil || classified(err) {
+		return err
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err
+	}
+	switch errno {
+	case syscall.ENAMETOOLONG, syscall.EINVAL, syscall.EILSEQ, syscall.ELOOP, syscall.ENOTDIR, syscall.EEXIST, syscall.EISDIR:
+		return &badArtifact{err: err}
+	case syscall.ENOSPC, syscall.EDQUOT:
+		return &classifiedError{err: err, class: ErrDiskFull}
+	}
+	return err
+}
+
+// syncTree flushes the file system holding dir to disk with one syncfs(2),
+// rather than one fsync per extracted file, before the release is published.
+func syncTree(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// clip shortens a name for an error message.
+func clip(name string) string {
+	if len(name) <= 80 {
+		return name
+	}
+	return name[:60] + "..." + name[len(name)-16:]
+}
