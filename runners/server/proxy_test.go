@@ -321,3 +321,27 @@ func TestProxyRestart(t *testing.T) {
 		t.Errorf("Stats() = %+v, want one restart", st)
 	}
 }
+
+// TestProxyRoutesOnceHealthy: a resumed release not healthy within
+// HealthTimeout gets no user until it is; a connection that arrives meanwhile
+// waits in the proxy and is answered once the release is healthy.
+func TestProxyRoutesOnceHealthy(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	cfg := proxyConfig(1)
+	cfg.HealthTimeout = 500 * time.Millisecond
+	s, _ := newServer(t, cfg)
+	const unhealthyFor = 1500 * time.Millisecond
+	start := time.Now()
+	err := s.Resume(t.Context(), h.release("v1", "-unhealthy-for", unhealthyFor.String()))
+	if err == nil || !strings.Contains(err.Error(), "not healthy within 500ms") {
+		t.Fatalf("Resume() = %v, want a failed health check", err)
+	}
+	body, err := get(s.Addrs()[0], "/version")
+	if err != nil || body != "v1" {
+		t.Fatalf("GET /version = %q, %v; want v1 once healthy", body, err)
+	}
+	if took := time.Since(start); took < unhealthyFor {
+		t.Errorf("answered %s after the start, before the app was healthy (%s)", took, unhealthyFor)
+	}
+}
