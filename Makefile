@@ -34,6 +34,8 @@ bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) run ./bench/bigartifact
 	$(GO) run ./bench/idlemem -agent $(BIN)
 	$(GO) run ./bench/zerodowntime
+	$(GO) run ./bench/zerodowntime -conns 8 -deploys 10
+	$(GO) run ./bench/zerodowntime -conns 8 -deploys 10 -proxy
 	$(GO) run ./bench/rolling
 
 package: ## build the .deb and .rpm for this machine's architecture into dist/ (nfpm)

@@ -35,6 +35,7 @@ func rules() []rule {
 		{"runners", runnerImpls, "the runners role package knows no implementation", false},
 		{"sources", sourceImpls, "the sources role package knows no implementation", false},
 		{"internal/hclsettings", []string{""}, "the settings helpers are a leaf: they import no package of the module", false},
+		{"internal/tcpproxy", []string{""}, "the proxy shared by the runners is a leaf: it imports no package of the module", false},
 		{"agent", append(slices.Clone(runnerImpls), sourceImpls...), "the agent knows runners and sources only through their interfaces", true},
 	}
 	for _, r := range runnerImpls {

@@ -3,11 +3,15 @@
 // after another, then for as long again without deploys (the baseline). It prints the
 // requests sent and failed (the goal is 0) and the latency of both phases.
 //
+// With -proxy the runner runs with proxy = true (the agent keeps the port and forwards
+// to the healthy generation) instead of handing the socket over: comparing the two
+// at the same -conns is the proxy's cost.
+//
 // It builds the runner's test app (testdata/testapp), makes a release
 // directory per version and drives the runner through its public API, with a real
 // `current` symlink switched by Activate and Rollback.
 //
-//	go run ./bench/zerodowntime [-conns 32] [-deploys 20] [-keepalive=false]
+//	go run ./bench/zerodowntime [-conns 32] [-deploys 20] [-keepalive=false] [-proxy]
 package main
 
 import (
@@ -35,14 +39,15 @@ func main() {
 	deploys := flag.Int("deploys", 20, "successive deploys")
 	keepAlive := flag.Bool("keepalive", true, "reuse connections (false: a new connection per request)")
 	crashWindow := flag.Duration("crash-window", time.Second, "the runner's crash window after each deploy")
+	proxy := flag.Bool("proxy", false, "run the runner with proxy = true instead of the socket hand-off")
 	flag.Parse()
-	if err := run(*conns, *deploys, *keepAlive, *crashWindow); err != nil {
+	if err := run(*conns, *deploys, *keepAlive, *crashWindow, *proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "zerodowntime:", err)
 		os.Exit(1)
 	}
 }
 
-func run(conns, deploys int, keepAlive bool, crashWindow time.Duration) error {
+func run(conns, deploys int, keepAlive bool, crashWindow time.Duration, proxy bool) error {
 	dir, err := os.MkdirTemp("", "dewy-zerodowntime-")
 	if err != nil {
 		return err
@@ -65,6 +70,7 @@ func run(conns, deploys int, keepAlive bool, crashWindow time.Duration) error {
 		HealthTimeout: 10 * time.Second,
 		StopTimeout:   10 * time.Second,
 		CrashWindow:   crashWindow,
+		Proxy:         proxy,
 	}, runners.Options{Logger: logger, AppDir: dir})
 	ctx := context.Background()
 	defer s.Stop(ctx, runners.AgentShutdown)
@@ -81,8 +87,12 @@ func run(conns, deploys int, keepAlive bool, crashWindow time.Duration) error {
 	}
 	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Addrs()[0].(*net.TCPAddr).Port)) + "/version"
 
-	fmt.Printf("%d connections (keep-alive %v), %d deploys, crash window %s, GOMAXPROCS %d\n",
-		conns, keepAlive, deploys, crashWindow, runtime.GOMAXPROCS(0))
+	mode := "socket hand-off"
+	if proxy {
+		mode = "proxy"
+	}
+	fmt.Printf("%s: %d connections (keep-alive %v), %d deploys, crash window %s, GOMAXPROCS %d\n",
+		mode, conns, keepAlive, deploys, crashWindow, runtime.GOMAXPROCS(0))
 
 	l := startLoad(url, conns, keepAlive)
 	start := time.Now()
@@ -107,7 +117,7 @@ func run(conns, deploys int, keepAlive bool, crashWindow time.Duration) error {
 	time.Sleep(length)
 	baseline := l.Stop()
 
-	fmt.Printf("%-9s %9s %10s %7s %9s %9s %9s %s\n", "phase", "duration", "requests", "failed", "p50", "p99", "max", "versions answering")
+	fmt.Printf("%-9s %9s %10s %9s %7s %9s %9s %9s %s\n", "phase", "duration", "requests", "req/s", "failed", "p50", "p99", "max", "versions answering")
 	printResult(during, "deploys", length)
 	printResult(baseline, "baseline", length)
 	for _, r := range []testkit.LoadResult{during, baseline} {
@@ -174,6 +184,6 @@ func startLoad(url string, conns int, keepAlive bool) *testkit.Load {
 // printResult prints one phase's row of the table.
 func printResult(r testkit.LoadResult, phase string, length time.Duration) {
 	q := func(x float64) time.Duration { return r.Quantile(x).Round(10 * time.Microsecond) }
-	fmt.Printf("%-9s %9s %10d %7d %9s %9s %9s %d\n", phase, length.Round(100*time.Millisecond),
-		r.Sent, r.Failed, q(0.50), q(0.99), q(1), len(r.Answers))
+	fmt.Printf("%-9s %9s %10d %9.0f %7d %9s %9s %9s %d\n", phase, length.Round(100*time.Millisecond),
+		r.Sent, float64(r.Sent)/length.Seconds(), r.Failed, q(0.50), q(0.99), q(1), len(r.Answers))
 }

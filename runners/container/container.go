@@ -74,9 +74,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/tcpproxy"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
@@ -110,7 +112,7 @@ type Container struct {
 	mu      sync.Mutex // guards the fields below and the replicas' guarded fields
 	specs   []portSpec
 	eng     Engine
-	proxies []*proxy // one per spec
+	proxies []*tcpproxy.Proxy // one per spec
 	live    []*replica
 	recent  []time.Time // restarts seen by the monitor, for CrashLooping
 	stopped bool
@@ -188,12 +190,12 @@ func (c *Container) prepare() (Engine, error) {
 		c.eng, c.ownEngine = eng, true
 	}
 	if c.proxies == nil {
-		var ps []*proxy
+		var ps []*tcpproxy.Proxy
 		for _, s := range c.specs {
-			p, err := listen(s.proxy, c.logger)
+			p, err := tcpproxy.Listen(":"+strconv.Itoa(s.proxy), c.logger)
 			if err != nil {
 				for _, q := range ps {
-					q.close(context.Background(), 0)
+					q.Close(context.Background(), 0)
 				}
 				return nil, fmt.Errorf("container: proxy port %d: %w", s.proxy, err)
 			}
@@ -349,7 +351,7 @@ func (c *Container) swap(news, old []*replica) {
 		r.retired = true
 	}
 	for i, p := range c.proxies {
-		var add, rm []*backend
+		var add, rm []*tcpproxy.Backend
 		for _, r := range news {
 			add = append(add, r.backends[i])
 		}
@@ -358,8 +360,8 @@ func (c *Container) swap(news, old []*replica) {
 				rm = append(rm, r.backends[i])
 			}
 		}
-		p.add(add...)
-		p.remove(rm...)
+		p.Add(add...)
+		p.Remove(rm...)
 	}
 	live := slices.DeleteFunc(slices.Clone(c.live), func(r *replica) bool { return slices.Contains(old, r) })
 	c.live = append(live, news...)
@@ -371,11 +373,11 @@ func (c *Container) retire(ctx context.Context, eng Engine, rs []*replica, since
 	if len(rs) == 0 {
 		return
 	}
-	var bs []*backend
+	var bs []*tcpproxy.Backend
 	for _, r := range rs {
 		bs = append(bs, r.backends...)
 	}
-	if !idle(ctx, since.Add(c.cfg.DrainTime), bs) {
+	if !tcpproxy.Idle(ctx, since.Add(c.cfg.DrainTime), bs) {
 		c.logger.Info("drain time over; stopping replicas with connections still open", "drain_time", c.cfg.DrainTime)
 	}
 	if err := c.removeAll(ctx, eng, rs); err != nil {
@@ -564,11 +566,11 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 	var err error
 	if why == runners.AppRemoved && eng != nil {
 		c.swap(nil, live)
-		var bs []*backend
+		var bs []*tcpproxy.Backend
 		for _, r := range live {
 			bs = append(bs, r.backends...)
 		}
-		idle(ctx, time.Now().Add(c.cfg.DrainTime), bs)
+		tcpproxy.Idle(ctx, time.Now().Add(c.cfg.DrainTime), bs)
 		all := live
 		if list, lerr := c.appContainers(ctx, eng); lerr == nil {
 			for _, s := range list {
@@ -584,7 +586,7 @@ func (c *Container) Stop(ctx context.Context, why runners.StopReason) error {
 		}
 	}
 	for _, p := range proxies {
-		p.close(ctx, c.cfg.DrainTime)
+		p.Close(ctx, c.cfg.DrainTime)
 	}
 	c.mu.Lock()
 	c.proxies = nil
@@ -636,7 +638,7 @@ func (c *Container) Addrs() []net.Addr {
 	defer c.mu.Unlock()
 	var as []net.Addr
 	for _, p := range c.proxies {
-		as = append(as, p.addr())
+		as = append(as, p.Addr())
 	}
 	return as
 }
@@ -661,7 +663,7 @@ func (c *Container) Replicas() []Replica {
 	for _, r := range c.live {
 		rep := Replica{ID: r.id, Name: r.name, Version: r.version, Image: r.image, Running: r.running}
 		for _, b := range r.backends {
-			rep.Addrs = append(rep.Addrs, *b.addr.Load())
+			rep.Addrs = append(rep.Addrs, b.Addr())
 		}
 		out = append(out, rep)
 	}

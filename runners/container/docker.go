@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/dewy-agent/dewy-agent/internal/tcpproxy"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
@@ -36,8 +37,8 @@ const (
 // replica is one container of the app.
 type replica struct {
 	id, name, version, image, config string
-	ports                            []int      // container ports, in Config.Ports order
-	backends                         []*backend // one per proxy, same order
+	ports                            []int               // container ports, in Config.Ports order
+	backends                         []*tcpproxy.Backend // one per proxy, same order
 
 	// Guarded by Container.mu.
 	running  bool
@@ -223,9 +224,9 @@ func (c *Container) bind(r *replica, ins ContainerInfo) error {
 	if err != nil {
 		return err
 	}
-	r.backends = make([]*backend, len(addrs))
+	r.backends = make([]*tcpproxy.Backend, len(addrs))
 	for i, a := range addrs {
-		r.backends[i] = newBackend(r.name, a)
+		r.backends[i] = tcpproxy.NewBackend(r.name, a)
 	}
 	r.running, r.pid, r.restarts = ins.Running, ins.Pid, ins.RestartCount
 	return nil
@@ -302,7 +303,7 @@ func (c *Container) probe(ctx context.Context, r *replica) (bool, string) {
 	if len(r.backends) == 0 {
 		return false, "no port"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*r.backends[0].addr.Load()+c.cfg.HealthPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.backends[0].Addr()+c.cfg.HealthPath, nil)
 	if err != nil {
 		return false, err.Error()
 	}

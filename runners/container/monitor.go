@@ -153,8 +153,8 @@ func (c *Container) check(ctx context.Context) {
 			continue
 		}
 		for i, a := range addrs {
-			if *r.backends[i].addr.Load() != a {
-				r.backends[i].addr.Store(&a)
+			if r.backends[i].Addr() != a {
+				r.backends[i].SetAddr(a)
 			}
 		}
 		if !out {
@@ -167,7 +167,7 @@ func (c *Container) check(ctx context.Context) {
 		if !r.retired && r.out && len(r.backends) == len(c.proxies) {
 			r.out = false
 			for i, p := range c.proxies {
-				p.add(r.backends[i])
+				p.Add(r.backends[i])
 			}
 			c.logger.Info("replica back in rotation", "container", r.name)
 		}
@@ -180,7 +180,7 @@ func (c *Container) takeOut(r *replica) {
 	r.out = true
 	for i, p := range c.proxies {
 		if i < len(r.backends) {
-			p.remove(r.backends[i])
+			p.Remove(r.backends[i])
 		}
 	}
 	c.logger.Warn("replica out of rotation until it is healthy", "container", r.name)

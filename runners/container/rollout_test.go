@@ -188,12 +188,10 @@ func (c *Container) rotationAddrs() [][]string {
 	c.mu.Unlock()
 	var out [][]string
 	for _, p := range ps {
-		p.mu.Lock()
 		var as []string
-		for _, b := range p.rotation {
-			as = append(as, *b.addr.Load())
+		for _, b := range p.Rotation() {
+			as = append(as, b.Addr())
 		}
-		p.mu.Unlock()
 		out = append(out, as)
 	}
 	return out
@@ -460,7 +458,7 @@ func TestFakeDrain(t *testing.T) {
 
 		done := make(chan error, 1)
 		go func() { done <- c.Deploy(context.Background(), deployment("v2")) }()
-		waitUntil(t, 10*time.Second, "v1 out of rotation", func() bool { return !c.proxies[0].inRotation(oldBackend) })
+		waitUntil(t, 10*time.Second, "v1 out of rotation", func() bool { return !c.proxies[0].InRotation(oldBackend) })
 		before := fe.container(old).conns.Load()
 		for range 20 {
 			if got, err := fetchOnce(proxyBase(t, c) + "/version"); err != nil || got != "v2" {

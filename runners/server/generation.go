@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/procgroup"
+	"github.com/dewy-agent/dewy-agent/internal/tcpproxy"
 )
 
 const (
@@ -44,6 +45,8 @@ type generation struct {
 	// healthURL is the private health endpoint; "" without Config.HealthPath.
 	healthURL string
 	logger    *slog.Logger
+	// backends are the private listeners in proxy mode, one per port.
+	backends []*tcpproxy.Backend
 
 	proc *procgroup.Process
 	done <-chan struct{} // closed once the process is reaped
@@ -113,6 +116,12 @@ func (s *Server) start(dir, version string) (*generation, error) {
 			starter = append(starter, fmt.Sprintf("%d=%d", port, 3+i))
 		}
 	}
+	pfiles, pnames, pstarter, backends, err := s.privateListeners(version)
+	if err != nil {
+		return nil, fmt.Errorf("private listeners: %w", err)
+	}
+	defer closeFiles(pfiles) // the child holds its own copies once started
+	files, names, starter = append(files, pfiles...), append(names, pnames...), append(starter, pstarter...)
 	healthURL := ""
 	if s.cfg.HealthPath != "" {
 		hf, addr, err := listenFile("127.0.0.1:0", "health")
@@ -149,6 +158,7 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		pid:       p.Pid(),
 		started:   time.Now(),
 		healthURL: healthURL,
+		backends:  backends,
 		logger:    logger.With("pid", p.Pid()),
 		proc:      p,
 		done:      p.Done(),

@@ -19,6 +19,10 @@
 //     exits on its own it is restarted per Config.Restart, with backoff.
 //   - Crash window: how long a new generation is watched after the old one was
 //     stopped; an exit in that window rolls the deploy back.
+//   - Proxy mode (Config.Proxy): the runner keeps the ports as TCP proxies and
+//     each generation gets private loopback listeners instead of the shared
+//     sockets; only a generation that passed its health check gets connections.
+//     See proxy.go. Everything below describes the default, socket hand-off mode.
 //
 // # What the app receives
 //
@@ -107,6 +111,11 @@ type Config struct {
 	// CrashWindow: a new generation that exits within this long after the old one was
 	// stopped makes the deploy roll back. Default 10s.
 	CrashWindow time.Duration
+	// Proxy: the runner keeps the ports and forwards connections only to the
+	// generation that passed its health check; each generation gets private
+	// loopback listeners. False (the default) hands the shared sockets to every
+	// generation, so a new one serves users from its start. See proxy.go.
+	Proxy bool
 }
 
 // Defaults of Config's zero values.
@@ -170,6 +179,7 @@ type Server struct {
 
 	mu      sync.Mutex // guards the fields below and the supervisors' fields
 	ports   *portListeners
+	proxies *publicProxies // Config.Proxy: the ports, as proxies (ports is then nil)
 	live    *supervisor
 	stopped bool
 }
@@ -210,7 +220,14 @@ func (s *Server) prepare() error {
 	if s.stopped {
 		return errStopped
 	}
-	if s.ports == nil {
+	if s.cfg.Proxy && s.proxies == nil {
+		pp, err := s.bindProxies()
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.proxies = pp
+	}
+	if s.ports == nil && !s.cfg.Proxy {
 		pl, err := bindPorts(s.cfg.Ports)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
@@ -250,8 +267,10 @@ func (s *Server) Resume(ctx context.Context, d runners.Deployment) error {
 	}
 	if err := s.waitHealthy(ctx, g); err != nil {
 		s.logger.Warn("resumed release is not healthy; it stays supervised", "version", d.Version, "restart", s.cfg.Restart)
+		s.routeWhenHealthy(sv, g)
 		return fmt.Errorf("server: %w", err)
 	}
+	s.route(sv, g)
 	s.logger.Info("release resumed", "version", d.Version, "pid", g.pid)
 	return nil
 }
@@ -300,6 +319,7 @@ func (s *Server) Deploy(ctx context.Context, d runners.Deployment) error {
 	s.mu.Lock()
 	old := s.live
 	s.live = sv
+	s.routeLocked(sv, g)
 	s.mu.Unlock()
 	if old != nil {
 		s.retire(detached, old)
@@ -347,7 +367,9 @@ func (s *Server) rollback(ctx context.Context, d runners.Deployment, old *superv
 	default:
 		if herr := s.waitHealthy(ctx, g); herr != nil {
 			errs = append(errs, fmt.Errorf("restarted %s: %w", old.version, herr))
+			s.routeWhenHealthy(sv, g)
 		} else {
+			s.route(sv, g)
 			s.logger.Info("rolled back", "version", old.version, "pid", g.pid)
 		}
 	}
@@ -379,7 +401,12 @@ func (s *Server) Stop(ctx context.Context, why runners.StopReason) error {
 		s.ports.close()
 		s.ports = nil
 	}
+	pp := s.proxies
+	s.proxies = nil
 	s.mu.Unlock()
+	if pp != nil {
+		pp.close(ctx)
+	}
 	return nil
 }
 
@@ -414,6 +441,9 @@ func (s *Server) Workload() runners.Workload {
 func (s *Server) Addrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.proxies != nil {
+		return s.proxies.addrs()
+	}
 	if s.ports == nil {
 		return nil
 	}

@@ -58,6 +58,7 @@ type rawConfig struct {
 	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
 	Restart       hcl.Expression `hcl:"restart,optional"`
 	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
+	Proxy         hcl.Expression `hcl:"proxy,optional"`
 }
 
 // Decode reads runner "server" {} into a Config with its defaults applied.
@@ -76,6 +77,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	stopTimeout := hclsettings.Eval[string](d, raw.StopTimeout, "stop_timeout", `a duration string such as "30s"`, blk)
 	restart := hclsettings.Eval[string](d, raw.Restart, "restart", "a string", blk)
 	crashWindow := hclsettings.Eval[string](d, raw.CrashWindow, "crash_window", `a duration string such as "10s"`, blk)
+	proxy := hclsettings.Eval[bool](d, raw.Proxy, "proxy", "true or false", blk)
 
 	healthTimeout.OrDefault(DefaultHealthTimeout.String())
 	stopTimeout.OrDefault(DefaultStopTimeout.String())
@@ -90,6 +92,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		Env:        env.Val,
 		HealthPath: healthPath.Val,
 		Restart:    restart.Val,
+		Proxy:      proxy.Val,
 	}
 	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", minHealthTimeout)
 	c.StopTimeout = d.Duration(stopTimeout, "stop_timeout", 0)
@@ -111,13 +114,13 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	probs := c.problems(true)
 	// command and restart are reported above with the file's wording; an
 	// attribute that did not evaluate is reported already.
-	skip := map[string]bool{"command": true, "restart": true, "dir": dir.Bad, "ports": ports.Bad, "health_path": healthPath.Bad}
+	skip := map[string]bool{"command": true, "restart": true, "dir": dir.Bad, "ports": ports.Bad, "health_path": healthPath.Bad, "proxy": proxy.Bad}
 	probs = slices.DeleteFunc(probs, func(p hclsettings.Problem) bool {
-		return skip[p.Attr] || (ports.Bad && p.Summary == "health_path without ports")
+		return skip[p.Attr] || (ports.Bad && strings.HasSuffix(p.Summary, " without ports"))
 	})
 	d.Enum(restart, "restart", restartPolicies())
 	d.Diags = append(d.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
-		"dir": dir.Range, "ports": ports.Range, "health_path": healthPath.Range, "env": env.Range,
+		"dir": dir.Range, "ports": ports.Range, "health_path": healthPath.Range, "env": env.Range, "proxy": proxy.Range,
 	}, blk)...)
 	c = c.withDefaults()
 	return c, d.Diags
@@ -153,6 +156,10 @@ func (c Config) problems(file bool) []hclsettings.Problem {
 	if file && c.HealthPath != "" && len(c.Ports) == 0 {
 		add("health_path", "health_path without ports",
 			"health_path is checked over HTTP on the app's inherited sockets, so it needs ports; add ports = [8000] or remove health_path.")
+	}
+	if c.Proxy && len(c.Ports) == 0 {
+		add("proxy", "proxy without ports",
+			"proxy = true forwards the app's ports to its healthy generation, so it needs ports; add ports = [8000] or remove proxy.")
 	}
 	if c.Restart != "" && !slices.Contains(restartPolicies(), c.Restart) {
 		add("restart", "Invalid restart", "restart %q is not one of %s; use one of them.", c.Restart, hclsettings.QuoteList(restartPolicies()))

@@ -32,6 +32,7 @@ func TestDecode(t *testing.T) {
 command     = ["./app"]
 ports       = [8000, env("PORT")]
 stop_signal = "sigint"
+proxy       = true
 `)
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
@@ -39,7 +40,7 @@ stop_signal = "sigint"
 	want := Config{
 		Command: []string{"./app"}, Ports: []int{8000, 8001}, StopSignal: syscall.SIGINT,
 		HealthTimeout: DefaultHealthTimeout, StopTimeout: DefaultStopTimeout, Restart: DefaultRestart,
-		SettleTime: DefaultSettleTime, CrashWindow: DefaultCrashWindow,
+		SettleTime: DefaultSettleTime, CrashWindow: DefaultCrashWindow, Proxy: true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Decode = %#v\nwant %#v", got, want)
@@ -59,6 +60,7 @@ restart        = "sometimes"
 dir            = "../outside"
 crash_window   = "10ms"
 unknown        = 1
+proxy          = "maybe"
 `)
 	want := []struct {
 		line int
@@ -74,6 +76,7 @@ unknown        = 1
 		{6, `dir "../outside" leaves the release directory`},
 		{7, `crash_window: "10ms" is shorter than "1s"`},
 		{8, `An argument named "unknown" is not expected here`},
+		{9, `proxy must be true or false`},
 	}
 	for _, w := range want {
 		found := false
@@ -88,5 +91,24 @@ unknown        = 1
 	}
 	if len(diags) != len(want) {
 		t.Errorf("%d diagnostics, want %d:\n%v", len(diags), len(want), diags)
+	}
+}
+
+// TestProxyNeedsPorts: proxy = true forwards ports, so a file without them is
+// told so at the attribute; a program gets the same rule from Validate.
+func TestProxyNeedsPorts(t *testing.T) {
+	_, diags := decodeBlock(t, `
+command = ["./worker"]
+proxy   = true
+`)
+	if len(diags) != 1 || diags[0].Subject == nil || diags[0].Subject.Start.Line != 3 ||
+		!strings.Contains(diags[0].Detail, "proxy = true forwards the app's ports") {
+		t.Errorf("diagnostics = %v, want one about proxy without ports at line 3", diags)
+	}
+	if err := (Config{Command: []string{"./app"}, Proxy: true}).Validate(); err == nil || !strings.Contains(err.Error(), "needs ports") {
+		t.Errorf("Validate() = %v, want proxy without ports", err)
+	}
+	if err := (Config{Command: []string{"./app"}, Ports: []int{0}, Proxy: true}).Validate(); err != nil {
+		t.Errorf("Validate() with a port = %v", err)
 	}
 }

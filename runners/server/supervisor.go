@@ -88,6 +88,7 @@ func (s *Server) supervise(sv *supervisor) {
 			s.logger.Error("restart failed", "version", sv.version, "err", err, "retry_in", backoff)
 			continue
 		}
+		s.routeWhenHealthy(sv, ng)
 		if err := s.waitHealthy(sv.ctx, ng); err != nil && sv.ctx.Err() == nil {
 			ng.logger.Warn("restarted generation is not healthy", "err", err)
 		}

@@ -4,7 +4,7 @@
 // (SERVER_STARTER_PORT), and shuts down gracefully on SIGTERM.
 //
 // Endpoints: /version (the -version flag or TESTAPP_VERSION), /health (200, or 503
-// with -unhealthy), /conventions (JSON: which convention was used and what it said),
+// with -unhealthy or during -unhealthy-for), /conventions (JSON: which convention was used and what it said),
 // /pid, /children (pids of the -spawn children).
 //
 // Misbehaviour on demand, for the tests: -exit-at-start, -crash-after, -ignore-term,
@@ -45,6 +45,7 @@ func main() {
 	version := flag.String("version", os.Getenv("TESTAPP_VERSION"), "version reported at /version")
 	convention := flag.String("convention", "auto", "auto | systemd | server-starter")
 	unhealthy := flag.Bool("unhealthy", os.Getenv("TESTAPP_UNHEALTHY") != "", "answer /health with 503")
+	unhealthyFor := flag.Duration("unhealthy-for", 0, "answer /health with 503 for this long after start")
 	exitAtStart := flag.Int("exit-at-start", -1, "exit at once with this code (-1: do not)")
 	crashAfter := flag.Duration("crash-after", 0, "exit with -crash-code after this long (0: never)")
 	crashCode := flag.Int("crash-code", 3, "exit code for -crash-after")
@@ -63,6 +64,7 @@ func main() {
 	}
 
 	pid := os.Getpid()
+	started := time.Now()
 	conv, listeners, err := inherit(*convention, pid)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testapp:", err)
@@ -86,7 +88,7 @@ func main() {
 		fmt.Fprint(w, *version)
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
-		if *unhealthy {
+		if *unhealthy || time.Since(started) < *unhealthyFor {
 			http.Error(w, "unhealthy as told", http.StatusServiceUnavailable)
 			return
 		}

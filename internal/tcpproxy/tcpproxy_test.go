@@ -1,4 +1,4 @@
-package container
+package tcpproxy
 
 import (
 	"context"
@@ -26,13 +26,13 @@ func named(t *testing.T, name string) *httptest.Server {
 	return srv
 }
 
-func newTestProxy(t *testing.T) *proxy {
+func newTestProxy(t *testing.T) *Proxy {
 	t.Helper()
-	p, err := listen(0, slog.New(slog.DiscardHandler))
+	p, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.close(context.Background(), 0) })
+	t.Cleanup(func() { p.Close(context.Background(), 0) })
 	return p
 }
 
@@ -77,12 +77,12 @@ func TestProxyRoundRobin(t *testing.T) {
 				if n != "" {
 					addr = strings.TrimPrefix(named(t, n).URL, "http://")
 				}
-				p.add(newBackend(n, addr))
+				p.Add(NewBackend(n, addr))
 			}
 			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 			got := map[string]int{}
 			for range 20 {
-				body, err := get(t, client, "http://"+p.addr().String()+"/")
+				body, err := get(t, client, "http://"+p.Addr().String()+"/")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -96,14 +96,21 @@ func TestProxyRoundRobin(t *testing.T) {
 }
 
 // TestProxyDrain checks that a backend out of rotation keeps its open connection
-// until it ends, and that idle sees it.
+// until it ends, and that Idle sees it, whether it left by Add and Remove (the
+// container runner's swap) or by Set (the server runner's switch).
 func TestProxyDrain(t *testing.T) {
+	for _, how := range []string{"add-remove", "set"} {
+		t.Run(how, func(t *testing.T) { testProxyDrain(t, how) })
+	}
+}
+
+func testProxyDrain(t *testing.T, how string) {
 	p := newTestProxy(t)
-	oldB := newBackend("old", strings.TrimPrefix(named(t, "old").URL, "http://"))
-	newB := newBackend("new", strings.TrimPrefix(named(t, "new").URL, "http://"))
-	p.add(oldB)
+	oldB := NewBackend("old", strings.TrimPrefix(named(t, "old").URL, "http://"))
+	newB := NewBackend("new", strings.TrimPrefix(named(t, "new").URL, "http://"))
+	p.Add(oldB)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	url := "http://" + p.addr().String()
+	url := "http://" + p.Addr().String()
 
 	slow := make(chan string, 1)
 	go func() {
@@ -113,12 +120,19 @@ func TestProxyDrain(t *testing.T) {
 		}
 		slow <- body
 	}()
-	for oldB.active.Load() == 0 {
+	for oldB.Active() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	p.add(newB)
-	p.remove(oldB)
-	if idle(t.Context(), time.Now().Add(50*time.Millisecond), []*backend{oldB}) {
+	if how == "set" {
+		p.Set(newB)
+	} else {
+		p.Add(newB)
+		p.Remove(oldB)
+	}
+	if p.InRotation(oldB) || !p.InRotation(newB) || len(p.Rotation()) != 1 {
+		t.Fatalf("rotation after the switch: %v", p.Rotation())
+	}
+	if Idle(t.Context(), time.Now().Add(50*time.Millisecond), []*Backend{oldB}) {
 		t.Fatal("idle reported the old backend idle while a request was in flight")
 	}
 	for range 5 {
@@ -126,7 +140,7 @@ func TestProxyDrain(t *testing.T) {
 			t.Fatalf("after the swap: %q, %v; want new", body, err)
 		}
 	}
-	if !idle(t.Context(), time.Now().Add(5*time.Second), []*backend{oldB}) {
+	if !Idle(t.Context(), time.Now().Add(5*time.Second), []*Backend{oldB}) {
 		t.Fatal("old backend never idle")
 	}
 	if body := <-slow; body != "old" {
@@ -141,14 +155,14 @@ func TestProxyWaitsForBackend(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	done := make(chan string, 1)
 	go func() {
-		body, err := get(t, client, "http://"+p.addr().String())
+		body, err := get(t, client, "http://"+p.Addr().String())
 		if err != nil {
 			body = err.Error()
 		}
 		done <- body
 	}()
 	time.Sleep(200 * time.Millisecond)
-	p.add(newBackend("late", strings.TrimPrefix(named(t, "late").URL, "http://")))
+	p.Add(NewBackend("late", strings.TrimPrefix(named(t, "late").URL, "http://")))
 	if body := <-done; body != "late" {
 		t.Errorf("got %q, want late", body)
 	}
@@ -157,13 +171,13 @@ func TestProxyWaitsForBackend(t *testing.T) {
 // TestProxyClose checks that close frees the port and ends open connections after
 // the drain time.
 func TestProxyClose(t *testing.T) {
-	p, err := listen(0, slog.New(slog.DiscardHandler))
+	p, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBackend("a", strings.TrimPrefix(named(t, "a").URL, "http://"))
-	p.add(b)
-	conn, err := net.Dial("tcp", p.addr().String())
+	b := NewBackend("a", strings.TrimPrefix(named(t, "a").URL, "http://"))
+	p.Add(b)
+	conn, err := net.Dial("tcp", p.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +188,7 @@ func TestProxyClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	p.close(t.Context(), 100*time.Millisecond)
+	p.Close(t.Context(), 100*time.Millisecond)
 	if took := time.Since(start); took < 100*time.Millisecond || took > 3*time.Second {
 		t.Errorf("close took %s, want the 100ms drain", took)
 	}
@@ -182,10 +196,10 @@ func TestProxyClose(t *testing.T) {
 	if _, err := conn.Read(buf); err == nil {
 		t.Error("connection still open after close")
 	}
-	if b.active.Load() != 0 {
-		t.Errorf("backend active = %d after close", b.active.Load())
+	if b.Active() != 0 {
+		t.Errorf("backend active = %d after close", b.Active())
 	}
-	ln, err := net.Listen("tcp", p.addr().String())
+	ln, err := net.Listen("tcp", p.Addr().String())
 	if err != nil {
 		t.Fatalf("port not free after close: %v", err)
 	}

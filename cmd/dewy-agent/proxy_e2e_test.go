@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
+)
+
+// TestServerRunnerProxyEndToEnd runs the real binary with the server runner's
+// proxy = true under continuous requests, each on a new connection: a release
+// that fails its health check answers none of them and none fails, and a
+// healthy release then takes over with none failed.
+func TestServerRunnerProxyEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped with -short")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "testapp")
+	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {
+		t.Fatalf("build testapp: %v\n%s", err, out)
+	}
+	bin, _ := os.ReadFile(app)
+	reg := filepath.Join(dir, "registry")
+	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
+	publish := func(v string, flags ...string) {
+		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
+		writeFile(t, filepath.Join(reg, v, artifact), testkit.Pack(t, archive.TarGz, archive.File{Name: "run.sh", Body: []byte(script), Mode: 0o755}, archive.File{Name: "testapp", Body: bin, Mode: 0o755}))
+	}
+	publish("v1.0.0")
+
+	port := freePort(t)
+	state := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "dewy.hcl")
+	writeFile(t, cfg, []byte(fmt.Sprintf(`
+agent {
+  state_dir = %q
+  admin     = ""
+}
+app "web" {
+  registry = "file://%s"
+  interval = "1s"
+  runner "server" {
+    command        = ["./run.sh"]
+    ports          = [%d]
+    health_path    = "/health"
+    health_timeout = "2s"
+    stop_timeout   = "5s"
+    crash_window   = "1s"
+    proxy          = true
+  }
+}
+`, state, reg, port)))
+	url := fmt.Sprintf("http://127.0.0.1:%d/version", port)
+
+	p := startAgent(t, cfg)
+	waitAnswer(t, p, url, "v1.0.0")
+
+	load := testkit.StartLoad(url, testkit.LoadOptions{Workers: 8})
+	publish("v1.1.0", "-unhealthy")
+	for i := 0; !strings.Contains(readFile(filepath.Join(state, "apps", "web", "state.json")), `"version": "v1.1.0"`); i++ {
+		if i > 600 {
+			load.Stop()
+			t.Fatalf("v1.1.0 never recorded as bad:\n%s", readFile(filepath.Join(state, "apps", "web", "state.json")))
+		}
+		sleep()
+	}
+	res := load.Stop()
+	t.Logf("unhealthy release: sent %d, failed %d, answers %v", res.Sent, res.Failed, res.Answers)
+	if res.Answers["v1.1.0"] != 0 || res.Failed != 0 || res.Sent < 50 {
+		t.Fatalf("while v1.1.0 failed its health check: %d of %d answered by it, %d failed (%v)", res.Answers["v1.1.0"], res.Sent, res.Failed, res.Errors)
+	}
+
+	load = testkit.StartLoad(url, testkit.LoadOptions{Workers: 8, KeepAlive: testkit.KeepAliveHalf})
+	publish("v1.2.0")
+	waitAnswer(t, p, url, "v1.2.0")
+	waitState(t, p, state, "web", "v1.2.0")
+	res = load.Stop()
+	t.Logf("healthy release: sent %d, failed %d, answers %v", res.Sent, res.Failed, res.Answers)
+	if res.Failed != 0 || res.Answers["v1.2.0"] == 0 {
+		t.Fatalf("during the upgrade: %d of %d requests failed (%v), answers %v", res.Failed, res.Sent, res.Errors, res.Answers)
+	}
+	if pids := appPIDs(t, app); len(pids) != 1 {
+		t.Errorf("testapp processes: %v, want one", pids)
+	}
+	p.stop(t)
+	if left := appPIDs(t, app); len(left) != 0 {
+		t.Errorf("processes left after shutdown: %v", left)
+	}
+}
