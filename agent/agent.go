@@ -319,6 +319,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		retry:      make(chan struct{}, 1),
 		handedOver: handedOver,
 		events:     &events{app: app.Name, agent: a.agentNotifier},
+		scrub:      hookScrubber(cfg, app, os.Environ()),
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), State: StateStarting}
 	return w, nil

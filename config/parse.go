@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -48,10 +49,21 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 	var raw rawFile
 	diags = append(diags, gohcl.DecodeBody(hf.Body, nil, &raw)...)
 
-	d := &decoder{Decoder: hclsettings.NewDecoder(hclsettings.NewEvalContext(os.Getenv))}
+	// env() values are remembered: they are the secrets hook output is
+	// scrubbed of.
+	var secrets []string
+	getenv := func(name string) string {
+		v := os.Getenv(name)
+		if v != "" && !slices.Contains(secrets, v) {
+			secrets = append(secrets, v)
+		}
+		return v
+	}
+	d := &decoder{Decoder: hclsettings.NewDecoder(hclsettings.NewEvalContext(getenv))}
 	in := d.read(filename, &raw)
 	applyDefaults(&in)
 	f := d.build(&in)
+	f.Secrets = secrets
 
 	diags = sortDiagnostics(append(diags, d.Diags...))
 	if diags.HasErrors() {
@@ -72,9 +84,10 @@ type rawAgent struct {
 	StateDir  hcl.Expression `hcl:"state_dir,optional"`
 	LogLevel  hcl.Expression `hcl:"log_level,optional"`
 	LogFormat hcl.Expression `hcl:"log_format,optional"`
-	Admin     hcl.Expression `hcl:"admin,optional"`
-	Notify    hcl.Expression `hcl:"notify,optional"`
-	DefRange  hcl.Range      `hcl:",def_range"`
+	Admin      hcl.Expression `hcl:"admin,optional"`
+	AdminToken hcl.Expression `hcl:"admin_token,optional"`
+	Notify     hcl.Expression `hcl:"notify,optional"`
+	DefRange   hcl.Range      `hcl:",def_range"`
 }
 
 type rawApp struct {
@@ -96,6 +109,7 @@ type rawHooks struct {
 	BeforeDeploy hcl.Expression `hcl:"before_deploy,optional"`
 	AfterDeploy  hcl.Expression `hcl:"after_deploy,optional"`
 	Timeout      hcl.Expression `hcl:"timeout,optional"`
+	Env          hcl.Expression `hcl:"env,optional"`
 	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
@@ -117,8 +131,8 @@ type fileInput struct {
 }
 
 type agentInput struct {
-	stateDir, logLevel, logFormat, admin setting[string]
-	notify                               setting[[]string]
+	stateDir, logLevel, logFormat, admin, adminToken setting[string]
+	notify                                           setting[[]string]
 }
 
 type appInput struct {
@@ -139,6 +153,7 @@ type appInput struct {
 
 type hooksInput struct {
 	beforeDeploy, afterDeploy, timeout setting[string]
+	env                                setting[map[string]string]
 }
 
 // runnerInput is the app's runner block, decoded by its kind.
@@ -196,8 +211,9 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			stateDir:  eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
 			logLevel:  eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
 			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
-			admin:     eval[string](d, a.Admin, "admin", "a string", a.DefRange),
-			notify:    eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			admin:      eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+			adminToken: eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
+			notify:     eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",
@@ -230,6 +246,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 				beforeDeploy: eval[string](d, h.BeforeDeploy, "before_deploy", "a shell command string", h.DefRange),
 				afterDeploy:  eval[string](d, h.AfterDeploy, "after_deploy", "a shell command string", h.DefRange),
 				timeout:      eval[string](d, h.Timeout, "timeout", `a duration string such as "5m"`, h.DefRange),
+				env:          eval[map[string]string](d, h.Env, "env", `a map of strings such as { LOG_DIR = "/var/log/app" }`, h.DefRange),
 			}
 		}
 		in.apps = append(in.apps, app)
