@@ -34,7 +34,7 @@ type worker struct {
 	logger *slog.Logger
 	src    sources.Source
 	runner runners.Runner
-	pipe   pipeline // files or image, chosen at wiring time
+	pipe   pipeline        // files or image, chosen at wiring time
 	scrub  *hooks.Scrubber // the secrets hook output is scrubbed of
 	policy version.Policy
 	now    func() time.Time

@@ -81,9 +81,9 @@ type rawFile struct {
 }
 
 type rawAgent struct {
-	StateDir  hcl.Expression `hcl:"state_dir,optional"`
-	LogLevel  hcl.Expression `hcl:"log_level,optional"`
-	LogFormat hcl.Expression `hcl:"log_format,optional"`
+	StateDir   hcl.Expression `hcl:"state_dir,optional"`
+	LogLevel   hcl.Expression `hcl:"log_level,optional"`
+	LogFormat  hcl.Expression `hcl:"log_format,optional"`
 	Admin      hcl.Expression `hcl:"admin,optional"`
 	AdminToken hcl.Expression `hcl:"admin_token,optional"`
 	Notify     hcl.Expression `hcl:"notify,optional"`
@@ -208,9 +208,9 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 	if len(raw.Agents) > 0 {
 		a := raw.Agents[0]
 		in.agent = agentInput{
-			stateDir:  eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
-			logLevel:  eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
-			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
+			stateDir:   eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
+			logLevel:   eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
+			logFormat:  eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
 			admin:      eval[string](d, a.Admin, "admin", "a string", a.DefRange),
 			adminToken: eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
 			notify:     eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
