@@ -100,6 +100,7 @@ type Agent struct {
 	workers    map[string]*worker
 	lastReload ReloadStatus
 	admin      *adminServer
+	adminToken atomic.Pointer[string] // the admin API's bearer token; "" or nil: none
 	notifier   *notify.Dispatcher // agent notify; nil when none
 
 	// watchSeen, when set (by tests, before Run), is told the name of every
@@ -166,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setReload(ReloadStatus{Time: a.started, Result: "success"})
 	a.metrics.lastReloadOK.Set(1)
 	a.metrics.lastReloadTime.SetToCurrentTime()
+	a.adminToken.Store(&cfg.Agent.AdminToken)
 	if cfg.Agent.Admin != "" {
 		adm, err := a.startAdmin(cfg.Agent.Admin)
 		if err != nil {
