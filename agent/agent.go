@@ -101,7 +101,7 @@ type Agent struct {
 	lastReload ReloadStatus
 	admin      *adminServer
 	adminToken atomic.Pointer[string] // the admin API's bearer token; "" or nil: none
-	notifier   *notify.Dispatcher // agent notify; nil when none
+	notifier   *notify.Dispatcher     // agent notify; nil when none
 
 	// watchSeen, when set (by tests, before Run), is told the name of every
 	// file event the config watcher handles, before it is filtered.
