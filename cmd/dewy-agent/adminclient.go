@@ -45,7 +45,7 @@ func adminCall(method, addr, path, token string) ([]byte, error) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the agent at %s: %v\n(is it running, and is admin set to this address in its agent block?)", addr, unwrapURLError(err))
+		return nil, fmt.Errorf("cannot reach the agent at %s (%v); is it running, and is admin set to this address in its agent block?", addr, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
