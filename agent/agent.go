@@ -59,6 +59,9 @@ type Options struct {
 	// Clock makes the timers the apps' loops and the config watcher wait on.
 	// Nil means the wall clock. Tests pass a fake one (see Clock).
 	Clock Clock
+	// StallTimeout is how long a registry response may send nothing before
+	// it fails; zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// StopTimeout bounds how long stopping all runners may take on shutdown.
 	// Zero means two minutes.
 	StopTimeout time.Duration
@@ -124,6 +127,9 @@ func New(cfg *config.File, opts Options) *Agent {
 	}
 	if opts.Clock == nil {
 		opts.Clock = wallClock{now: opts.Now}
+	}
+	if opts.StallTimeout == 0 {
+		opts.StallTimeout = DefaultStallTimeout
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 2 * time.Minute
