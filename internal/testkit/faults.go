@@ -238,4 +238,3 @@ func IsArtifact(r *http.Request) bool {
 	p := r.URL.Path
 	return strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") || strings.HasSuffix(p, ".zip")
 }
-
