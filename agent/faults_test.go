@@ -12,9 +12,39 @@ import (
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
-// TestRegistryFaults deploys v1.0.0 from an S3 registry (gofakes3 behind a
-// testkit.FaultProxy), publishes v1.1.0, turns a fault on, and polls three
-// times. Each fault ends the same way: v1.0.0 still serving, a status line
+// faultSource is a registry fake for TestRegistryFaults: start returns the
+// URL to put the fault proxy in front of; registry builds the app's
+// registry URL with the proxy's URL; put publishes a version.
+type faultSource struct {
+	name     string
+	start    func(t *testing.T) (target string, put func(v string))
+	registry func(t *testing.T, target, proxy string) string
+	// artifactsProxied: downloads go through the proxy (else stall and
+	// truncate are injected into the listing).
+	artifactsProxied bool
+	secrets          []string
+}
+
+// faultSources are the registries TestRegistryFaults runs against. Only S3
+// is here yet; the table takes any source whose fake is an HTTP server.
+var faultSources = []faultSource{
+	{
+		name: "s3",
+		start: func(t *testing.T) (string, func(string)) {
+			f := newS3Fake(t)
+			return f.url, func(v string) { f.put(t, v) }
+		},
+		registry: func(t *testing.T, _, proxy string) string {
+			return "s3://us-east-1/releases/site?artifact=site.tar.gz&endpoint=" + proxy
+		},
+		artifactsProxied: true,
+		secrets:          []string{"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AKIDEXAMPLE"},
+	},
+}
+
+// TestRegistryFaults deploys v1.0.0 from each registry (a fake that speaks
+// its protocol, behind a testkit.FaultProxy), publishes v1.1.0, turns a
+// fault on, and polls three times. Each fault ends the same way: v1.0.0 still serving, a status line
 // that says what went wrong without a secret in it, and a bounded number of
 // requests per poll (the client's own retries and nothing more: no storm).
 func TestRegistryFaults(t *testing.T) {
@@ -27,21 +57,31 @@ func TestRegistryFaults(t *testing.T) {
 	// of 10 per attempt.
 	perPoll := map[testkit.Fault]int64{testkit.FaultRedirectLoop: 2 * 3 * 11}
 	const defaultPerPoll = 2 * 3 * 2
-	for _, fault := range testkit.Faults {
-		t.Run(string(fault), func(t *testing.T) {
-			f := newS3Fake(t)
-			f.put(t, "v1.0.0")
+	for _, src := range faultSources {
+		for _, fault := range testkit.Faults {
+			t.Run(src.name+"/"+string(fault), func(t *testing.T) {
+				testRegistryFault(t, src, fault, polls, perPoll, defaultPerPoll)
+			})
+		}
+	}
+}
+
+func testRegistryFault(t *testing.T, src faultSource, fault testkit.Fault, polls int, perPoll map[testkit.Fault]int64, defaultPerPoll int) {
+	{
+		{
+			target, put := src.start(t)
+			put("v1.0.0")
 			var proxy *testkit.FaultProxy
 			var client *http.Client
 			if fault == testkit.FaultTLS {
-				proxy = testkit.NewTLSFaultProxy(t, f.url)
+				proxy = testkit.NewTLSFaultProxy(t, target)
 				client = proxy.Client()
 			} else {
-				proxy = testkit.NewFaultProxy(t, f.url)
+				proxy = testkit.NewFaultProxy(t, target)
 				client = DefaultHTTPClient()
 			}
 			client.Transport.(*http.Transport).ResponseHeaderTimeout = time.Second
-			if fault == testkit.FaultStall || fault == testkit.FaultTruncate {
+			if src.artifactsProxied && (fault == testkit.FaultStall || fault == testkit.FaultTruncate) {
 				proxy.Only = testkit.IsArtifact
 			}
 			e := newEnv(t)
@@ -50,17 +90,17 @@ func TestRegistryFaults(t *testing.T) {
   admin     = ""
 }
 app "site" {
-  registry = "s3://us-east-1/releases/site?artifact=site.tar.gz&endpoint=%s"
+  registry = %q
   interval = "1m"
   runner "assets" {}
 }
-`, e.state, proxy.URL))
+`, e.state, src.registry(t, target, proxy.URL)))
 			clk := newFakeClock()
 			a := e.start(Options{Clock: clk, HTTPClient: client, StallTimeout: 500 * time.Millisecond})
 			waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
 			w := a.worker("site")
 
-			f.put(t, "v1.1.0")
+			put("v1.1.0")
 			proxy.Set(fault)
 			before := proxy.Requests()
 			for range polls {
@@ -77,7 +117,7 @@ app "site" {
 			if s.Deployed != "v1.0.0" || s.LastError == "" {
 				t.Errorf("status = %+v; want v1.0.0 deployed and the fault in last error", s)
 			}
-			for _, secret := range []string{"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AKIDEXAMPLE"} {
+			for _, secret := range src.secrets {
 				if strings.Contains(s.LastError, secret) {
 					t.Errorf("last error holds a credential: %s", s.LastError)
 				}
@@ -104,6 +144,6 @@ app "site" {
 				}
 				return false
 			})
-		})
+		}
 	}
 }
