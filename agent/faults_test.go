@@ -25,8 +25,8 @@ type faultSource struct {
 	secrets          []string
 }
 
-// faultSources are the registries TestRegistryFaults runs against. Only S3
-// is here yet; the table takes any source whose fake is an HTTP server.
+// faultSources are the registries TestRegistryFaults runs against; the
+// table takes any source whose fake is an HTTP server.
 var faultSources = []faultSource{
 	{
 		name: "s3",
@@ -39,6 +39,19 @@ var faultSources = []faultSource{
 		},
 		artifactsProxied: true,
 		secrets:          []string{"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AKIDEXAMPLE"},
+	},
+	{
+		// fake-gcs-server: the listing goes through the proxy (downloads go
+		// to its public host), so stall and truncate hit the listing.
+		name: "gs",
+		start: func(t *testing.T) (string, func(string)) {
+			f := newGCSFake(t)
+			return "http://" + os.Getenv("STORAGE_EMULATOR_HOST"), f.put
+		},
+		registry: func(t *testing.T, _, proxy string) string {
+			t.Setenv("STORAGE_EMULATOR_HOST", proxy)
+			return "gs://releases/site?artifact=site.tar.gz"
+		},
 	},
 }
 
@@ -128,6 +141,9 @@ app "site" {
 			}
 			if made > int64(polls*limit) {
 				t.Errorf("%d requests in %d polls, want at most %d per poll", made, polls, limit)
+			}
+			if fault == testkit.FaultTLS && (made != 0 || !strings.Contains(s.LastError, "certificate")) {
+				t.Errorf("TLS fault: %d requests reached the registry, last error %q; want none and a certificate error", made, s.LastError)
 			}
 			if proxy.Faulted() == 0 && fault != testkit.FaultTLS {
 				t.Errorf("no request met the fault")
