@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -41,7 +42,8 @@ func (a *Agent) Report() StatusReport {
 	return StatusReport{Agent: ag, Apps: a.Statuses()}
 }
 
-// Handler is the admin API:
+// Handler is the admin API (startAdmin serves it behind adminGuard's rules
+// and connLimiter's limit):
 //
 //	GET  /status   JSON: every app's state and the agent's (StatusReport)
 //	GET  /healthz  200 "ok" while the agent runs
@@ -87,7 +89,7 @@ func (a *Agent) Retry(app string) error {
 	w := a.workers[app]
 	a.mu.Unlock()
 	if w == nil {
-		return fmt.Errorf("no app %q is running", app)
+		return fmt.Errorf("the agent has no app named %q", app)
 	}
 	w.requestRetry()
 	return nil
@@ -103,9 +105,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // adminServer is the running admin API.
 type adminServer struct {
-	srv  *http.Server
-	addr string
-	done chan struct{}
+	srv   *http.Server
+	addr  string
+	done  chan struct{}
+	conns *connLimiter
 }
 
 // startAdmin binds addr and serves the admin API on it.
@@ -115,16 +118,33 @@ func (a *Agent) startAdmin(addr string) (*adminServer, error) {
 		return nil, fmt.Errorf("admin API on %s: %w (is another dewy-agent running? set admin = \"\" in the agent block to turn the API off)", addr, err)
 	}
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
-		a.opts.Logger.Warn("admin API listens beyond loopback; anyone who can reach it can read status and trigger reloads", "admin", addr)
+		a.opts.Logger.Warn("admin API listens beyond loopback; only requests with its admin_token are answered", "admin", addr)
+	}
+	lim := newConnLimiter(ln, AdminMaxConns)
+	token := func() string {
+		if t := a.adminToken.Load(); t != nil {
+			return *t
+		}
+		return ""
 	}
 	s := &adminServer{
-		srv:  &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		addr: ln.Addr().String(),
-		done: make(chan struct{}),
+		srv: &http.Server{
+			Handler:           newAdminGuard(a.Handler(), addr, ln.Addr().String(), token),
+			ReadHeaderTimeout: AdminReadHeaderTimeout,
+			ReadTimeout:       AdminReadTimeout,
+			WriteTimeout:      AdminWriteTimeout,
+			IdleTimeout:       AdminIdleTimeout,
+			MaxHeaderBytes:    AdminMaxHeaderBytes,
+			ConnState:         lim.track,
+			ErrorLog:          slog.NewLogLogger(a.opts.Logger.Handler(), slog.LevelDebug),
+		},
+		addr:  ln.Addr().String(),
+		done:  make(chan struct{}),
+		conns: lim,
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(lim); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.opts.Logger.Error("admin API stopped", "err", err)
 		}
 	}()

@@ -58,6 +58,9 @@ type Options struct {
 	// Clock makes the timers the apps' loops and the config watcher wait on.
 	// Nil means the wall clock. Tests pass a fake one (see Clock).
 	Clock Clock
+	// StallTimeout is how long a registry response may send nothing before
+	// it fails; zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// StopTimeout bounds how long stopping all runners may take on shutdown.
 	// Zero means two minutes.
 	StopTimeout time.Duration
@@ -99,7 +102,8 @@ type Agent struct {
 	workers    map[string]*worker
 	lastReload ReloadStatus
 	admin      *adminServer
-	notifier   *notify.Dispatcher // agent notify; nil when none
+	adminToken atomic.Pointer[string] // the admin API's bearer token; "" or nil: none
+	notifier   *notify.Dispatcher     // agent notify; nil when none
 
 	// watchSeen, when set (by tests, before Run), is told the name of every
 	// file event the config watcher handles, before it is filtered.
@@ -122,6 +126,9 @@ func New(cfg *config.File, opts Options) *Agent {
 	}
 	if opts.Clock == nil {
 		opts.Clock = wallClock{now: opts.Now}
+	}
+	if opts.StallTimeout == 0 {
+		opts.StallTimeout = DefaultStallTimeout
 	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = 2 * time.Minute
@@ -165,6 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setReload(ReloadStatus{Time: a.started, Result: "success"})
 	a.metrics.lastReloadOK.Set(1)
 	a.metrics.lastReloadTime.SetToCurrentTime()
+	a.adminToken.Store(&cfg.Agent.AdminToken)
 	if cfg.Agent.Admin != "" {
 		adm, err := a.startAdmin(cfg.Agent.Admin)
 		if err != nil {
@@ -318,6 +326,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		retry:      make(chan struct{}, 1),
 		handedOver: handedOver,
 		events:     &events{app: app.Name, agent: a.agentNotifier},
+		scrub:      hookScrubber(cfg, app, os.Environ()),
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), State: StateStarting}
 	if fp, ok := w.pipe.(*filePipeline); ok {

@@ -126,6 +126,7 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 			cfg.Agent.LogLevel = old.Agent.LogLevel
 		}
 	}
+	a.adminToken.Store(&cfg.Agent.AdminToken) // before a new address is bound
 	if cfg.Agent.Admin != old.Agent.Admin {
 		if err := a.moveAdmin(cfg.Agent.Admin); err != nil {
 			a.opts.Logger.Error("admin address not changed", "admin", cfg.Agent.Admin, "err", err)

@@ -16,7 +16,7 @@ import (
 func (a *Agent) sourceOptions(logger *slog.Logger, app config.App) sources.Options {
 	opts := sources.Options{
 		Logger:     logger.With("source", app.Registry.Scheme),
-		HTTPClient: a.metrics.appClient(a.opts.HTTPClient, app.Name),
+		HTTPClient: withStallGuard(a.metrics.appClient(a.opts.HTTPClient, app.Name), a.opts.StallTimeout),
 		Now:        a.opts.Now,
 		Runner:     app.Runner.Kind(),
 	}

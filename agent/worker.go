@@ -34,7 +34,8 @@ type worker struct {
 	logger *slog.Logger
 	src    sources.Source
 	runner runners.Runner
-	pipe   pipeline // files or image, chosen at wiring time
+	pipe   pipeline        // files or image, chosen at wiring time
+	scrub  *hooks.Scrubber // the secrets hook output is scrubbed of
 	policy version.Policy
 	now    func() time.Time
 	clock  Clock // the timers between polls
@@ -307,7 +308,7 @@ func (w *worker) poll(ctx context.Context) error {
 		"took", took.Round(time.Millisecond))
 	w.events.send(notify.Event{Kind: notify.DeploySucceeded, Version: tag, PreviousVersion: prev, Duration: took})
 	if h := w.app.Hooks.AfterDeploy; h != "" {
-		res, err := hooks.Run(ctx, "after_deploy", hooks.Hook{Command: h, Timeout: w.app.Hooks.Timeout}, w.hookEnv(tag, prev, w.st.Release), w.logger)
+		res, err := hooks.Run(ctx, "after_deploy", w.hook(h), w.hookEnv(tag, prev, w.st.Release), w.logger)
 		if err != nil && ctx.Err() == nil {
 			// The deploy stands; the failure is reported.
 			w.logger.Error("after_deploy hook failed; the deploy stands", "version", tag, "err", err)
@@ -392,7 +393,7 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 		return err
 	}
 	if h := w.app.Hooks.BeforeDeploy; h != "" {
-		res, err := hooks.Run(ctx, "before_deploy", hooks.Hook{Command: h, Timeout: w.app.Hooks.Timeout}, w.hookEnv(tag, w.st.Version, rel.d.Dir), w.logger)
+		res, err := hooks.Run(ctx, "before_deploy", w.hook(h), w.hookEnv(tag, w.st.Version, rel.d.Dir), w.logger)
 		if err != nil {
 			rel.discard()
 			return &deployError{step: "before_deploy", output: res.Output, err: err}

@@ -52,6 +52,9 @@ type File struct {
 	Agent Agent
 	// Apps in the order they appear in the file. Names are unique.
 	Apps []App
+	// Secrets are the non-empty values env() returned while the file was
+	// decoded: what hook output is scrubbed of before it is logged.
+	Secrets []string
 }
 
 // Agent is the `agent {}` block.
@@ -60,6 +63,10 @@ type Agent struct {
 	LogLevel  string // log_level: debug | info | warn | error
 	LogFormat string // log_format: text | json
 	Admin     string // admin: host:port of the status API; "" turns it off
+	// AdminToken is admin_token: when set, every admin API request but GET
+	// /healthz must carry "Authorization: Bearer <token>". Required when
+	// Admin binds beyond loopback.
+	AdminToken string
 	// Notify are notifier URLs for every app's events.
 	Notify []string
 	// MinFreeSpace is min_free_space: what the state directory's file
@@ -95,6 +102,10 @@ type Hooks struct {
 	AfterDeploy string
 	// Timeout bounds each hook.
 	Timeout time.Duration
+	// Env is the hooks block's env: variables set for each hook, besides
+	// PATH, HOME, LANG, TZ, USER and DEWY_* (a hook sees nothing else of
+	// the agent's environment).
+	Env map[string]string
 }
 
 // DefaultHookTimeout bounds a hook that sets no timeout.

@@ -309,7 +309,7 @@ func TestGoodFixtures(t *testing.T) {
 			name: "every option set",
 			file: "full.good.hcl",
 			want: File{
-				Agent: Agent{StateDir: "/srv/dewy", LogLevel: "debug", LogFormat: "json", Admin: "0.0.0.0:9000"},
+				Agent: Agent{StateDir: "/srv/dewy", LogLevel: "debug", LogFormat: "json", Admin: "0.0.0.0:9000", AdminToken: "fixture-admin-token"},
 				Apps: []App{{
 					Name:         "api",
 					Registry:     ghr("ghr://linyows/myapp", "linyows", "myapp"),
@@ -465,6 +465,7 @@ func TestGoodFixtures(t *testing.T) {
 					KeepReleases: 7,
 					Runner:       assets("/opt/dewy/www"),
 				}},
+				Secrets: []string{"/opt/dewy", "warn", "octo-org", "2m"},
 			},
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -37,7 +38,21 @@ func Load(path string) (*File, hcl.Diagnostics) {
 // Expressions may call env("NAME"), which reads the agent's environment (an
 // unset variable is the empty string). No variables are defined.
 func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
-	return parse(filename, src, hclsettings.NewEvalContext(os.Getenv))
+	// env() values are remembered: they are the secrets hook output is
+	// scrubbed of.
+	var secrets []string
+	getenv := func(name string) string {
+		v := os.Getenv(name)
+		if v != "" && !slices.Contains(secrets, v) {
+			secrets = append(secrets, v)
+		}
+		return v
+	}
+	f, diags := parse(filename, src, hclsettings.NewEvalContext(getenv))
+	if f != nil {
+		f.Secrets = secrets
+	}
+	return f, diags
 }
 
 // parse is Parse with the context expressions are evaluated in.
@@ -74,11 +89,12 @@ type rawFile struct {
 }
 
 type rawAgent struct {
-	StateDir  hcl.Expression `hcl:"state_dir,optional"`
-	LogLevel  hcl.Expression `hcl:"log_level,optional"`
-	LogFormat hcl.Expression `hcl:"log_format,optional"`
-	Admin     hcl.Expression `hcl:"admin,optional"`
-	Notify    hcl.Expression `hcl:"notify,optional"`
+	StateDir   hcl.Expression `hcl:"state_dir,optional"`
+	LogLevel   hcl.Expression `hcl:"log_level,optional"`
+	LogFormat  hcl.Expression `hcl:"log_format,optional"`
+	Admin      hcl.Expression `hcl:"admin,optional"`
+	AdminToken hcl.Expression `hcl:"admin_token,optional"`
+	Notify     hcl.Expression `hcl:"notify,optional"`
 	// MinFreeSpace: see config/freespace.go.
 	MinFreeSpace hcl.Expression `hcl:"min_free_space,optional"`
 	DefRange     hcl.Range      `hcl:",def_range"`
@@ -103,6 +119,7 @@ type rawHooks struct {
 	BeforeDeploy hcl.Expression `hcl:"before_deploy,optional"`
 	AfterDeploy  hcl.Expression `hcl:"after_deploy,optional"`
 	Timeout      hcl.Expression `hcl:"timeout,optional"`
+	Env          hcl.Expression `hcl:"env,optional"`
 	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
@@ -124,9 +141,9 @@ type fileInput struct {
 }
 
 type agentInput struct {
-	stateDir, logLevel, logFormat, admin setting[string]
-	notify                               setting[[]string]
-	minFreeSpace                         setting[string]
+	stateDir, logLevel, logFormat, admin, adminToken setting[string]
+	notify                                           setting[[]string]
+	minFreeSpace                                     setting[string]
 }
 
 type appInput struct {
@@ -147,6 +164,7 @@ type appInput struct {
 
 type hooksInput struct {
 	beforeDeploy, afterDeploy, timeout setting[string]
+	env                                setting[map[string]string]
 }
 
 // runnerInput is the app's runner block, decoded by its kind.
@@ -205,6 +223,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			logLevel:     eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
 			logFormat:    eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
 			admin:        eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+			adminToken:   eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
 			notify:       eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
 			minFreeSpace: eval[string](d, a.MinFreeSpace, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`, a.DefRange),
 		}
@@ -239,6 +258,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 				beforeDeploy: eval[string](d, h.BeforeDeploy, "before_deploy", "a shell command string", h.DefRange),
 				afterDeploy:  eval[string](d, h.AfterDeploy, "after_deploy", "a shell command string", h.DefRange),
 				timeout:      eval[string](d, h.Timeout, "timeout", `a duration string such as "5m"`, h.DefRange),
+				env:          eval[map[string]string](d, h.Env, "env", `a map of strings such as { LOG_DIR = "/var/log/app" }`, h.DefRange),
 			}
 		}
 		in.apps = append(in.apps, app)

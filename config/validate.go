@@ -53,6 +53,7 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 		LogFormat: in.logFormat.Val,
 		Admin:     in.admin.Val,
 	}
+	a.AdminToken = d.checkAdminToken(in.admin, in.adminToken)
 	a.StateDir = d.checkStateDir(filename, in.stateDir)
 	d.checkEnum(in.logLevel, "log_level", []string{"debug", "info", "warn", "error"})
 	d.checkEnum(in.logFormat, "log_format", []string{"text", "json"})
@@ -172,6 +173,7 @@ func (d *decoder) buildApp(in appInput) App {
 	if h := in.hooks; h != nil {
 		app.Hooks = Hooks{BeforeDeploy: h.beforeDeploy.Val, AfterDeploy: h.afterDeploy.Val}
 		app.Hooks.Timeout = d.Duration(h.timeout, "timeout", time.Second)
+		app.Hooks.Env = d.checkHookEnv(h.env)
 	}
 	return app
 }

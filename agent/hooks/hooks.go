@@ -3,6 +3,10 @@
 //
 //   - Hook: one command with its timeout ("before_deploy", "after_deploy").
 //   - Env: what the hook is told about the deploy, as DEWY_* environment variables.
+//     A hook's environment is clean (Environ): PATH, HOME, LANG, TZ, USER, the
+//     DEWY_* variables and the hook block's env, nothing else of the agent's.
+//   - Scrubber: the secrets the agent knows, removed from a hook's output
+//     before it is logged or put into a notification.
 //   - Result: how the run went (exit code, duration, the tail of its output),
 //     kept short enough to put in a notification.
 //
@@ -18,6 +22,10 @@
 // SIGTERM too (and SIGKILL if it still holds the output pipes after the grace):
 // a hook runs to completion, and a process meant to outlive it must detach
 // itself (setsid) and close its output.
+//
+// Output is bounded: lines are cut at MaxLineBytes, at most MaxLoggedLines
+// are logged, and only the tail is kept, so a hook that prints 100 MB costs
+// a few kilobytes of memory.
 //
 // Run starts no goroutine that outlives it.
 package hooks
@@ -71,6 +79,13 @@ type Hook struct {
 	// KillGrace is the wait between SIGTERM and SIGKILL; zero means
 	// DefaultKillGrace.
 	KillGrace time.Duration
+	// Env are variables set for the hook besides PATH, HOME, LANG, TZ, USER
+	// and the DEWY_* ones (see Environ); names starting with DEWY_ are
+	// ignored.
+	Env map[string]string
+	// Scrub removes secrets from the hook's output before it is logged or
+	// kept in Result.Output; nil removes nothing.
+	Scrub *Scrubber
 }
 
 // Env is what a hook is told about the deploy it is part of. Vars lists the
@@ -165,9 +180,9 @@ func Run(ctx context.Context, name string, h Hook, env Env, logger *slog.Logger)
 	}
 
 	cmd := exec.Command("/bin/sh", "-c", h.Command)
-	cmd.Env = append(os.Environ(), env.Vars()...)
+	cmd.Env = Environ(os.Environ(), h.Env, env)
 	cmd.Dir = env.ReleaseDir
-	log := logger.With("hook", name)
+	log := slog.New(h.Scrub.Handler(logger.Handler())).With("hook", name)
 	start := time.Now()
 	p, err := procgroup.Start(cmd, procgroup.Output{
 		Logger:       log,
@@ -202,7 +217,7 @@ func Run(ctx context.Context, name string, h Hook, env Env, logger *slog.Logger)
 	// Stop whatever the shell left behind in its group, and read the output
 	// to its end, within bounds.
 	p.Drain(syscall.SIGTERM, grace)
-	res.Output = p.Tail()
+	res.Output = h.Scrub.Scrub(p.Tail())
 
 	ps := p.State()
 	res.ExitCode = ps.ExitCode()

@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRunEnv(t *testing.T) {
+	// The agent's own DEWY_* variables are not passed on: only the deploy's.
 	t.Setenv("DEWY_TEST_INHERITED", "from-agent")
 	agentDir, err := os.Getwd()
 	if err != nil {
@@ -38,13 +39,13 @@ func TestRunEnv(t *testing.T) {
 				ReleaseDir: t.TempDir(),
 				Registry:   "s3://AKIAEXAMPLE:s3cr3t@ap-northeast-1/bucket/api?pre-release=true",
 			},
-			wantValues: []string{"api", "v1.2.0", "v1.1.0", "", "s3://ap-northeast-1/bucket/api?pre-release=true", "from-agent"},
+			wantValues: []string{"api", "v1.2.0", "v1.1.0", "", "s3://ap-northeast-1/bucket/api?pre-release=true", ""},
 		},
 		{
 			name:       "no release dir runs in the agent's directory",
 			env:        Env{App: "web", Version: "v2.0.0", Registry: "img://ghcr.io/org/web"},
 			wantDir:    agentDir,
-			wantValues: []string{"web", "v2.0.0", "", "", "img://ghcr.io/org/web", "from-agent"},
+			wantValues: []string{"web", "v2.0.0", "", "", "img://ghcr.io/org/web", ""},
 		},
 	}
 	for _, tt := range tests {

@@ -101,7 +101,7 @@ app "site" {
 
 	// POST /reload with a broken file: 422, nothing changes, status tells.
 	writeFile(t, cfg, []byte(strings.Replace(text, `interval = "1h"`, `interval = "soon"`, 1)))
-	resp, err = http.Post("http://"+addr+"/reload", "", nil)
+	resp, err = http.Post("http://"+addr+"/reload", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ func TestValidateBadFixtures(t *testing.T) {
 func TestDocumentedConfigsValidate(t *testing.T) {
 	t.Setenv("DEMO_DIR", t.TempDir())
 	t.Setenv("DEMO_PORT", "18080")
+	t.Setenv("DEWY_ADMIN_TOKEN", "example-token") // dewy.hcl.example's admin_token
 	var files []string
 	for _, pattern := range []string{"*.hcl", "*.json", "*.yaml"} {
 		f, _ := filepath.Glob("../../examples/" + pattern)

@@ -12,8 +12,8 @@ var commandFlags = map[string][]string{
 	"run":      {"-config", "-allow-empty"},
 	"validate": {"-config"},
 	"plan":     {"-config"},
-	"status":   {"-addr", "-app", "-json", "-watch", "-interval"},
-	"retry":    {"-app", "-addr"},
+	"status":   {"-addr", "-app", "-json", "-watch", "-interval", "-token"},
+	"retry":    {"-app", "-addr", "-token"},
 	"fmt":      {"-check"},
 }
 

@@ -31,6 +31,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	app := fs.String("app", "", "print one app's full details, its whole last error included")
 	watch := fs.Bool("watch", false, "redraw every -interval until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "how often -watch redraws")
+	token := tokenFlag(fs)
 	fs.Usage = func() { commandUsage(stderr, "status", fs) }
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
@@ -40,7 +41,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *watch {
-		once := []string{"-addr", *addr}
+		once := []string{"-addr", *addr, "-token", *token}
 		if *app != "" {
 			once = append(once, "-app", *app)
 		}
@@ -48,16 +49,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		return watchStatus(ctx, *interval, isTerminal(stdout), stdout, func(w io.Writer) int { return cmdStatus(once, w, w) })
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + *addr + "/status")
+	body, err := adminCall(http.MethodGet, *addr, "/status", *token)
 	if err != nil {
-		fmt.Fprintf(stderr, "dewy-agent status: cannot reach the agent at %s: %v\n(is it running, and is admin set to this address in its agent block?)\n", *addr, err)
-		return exitError
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "dewy-agent status: %s answered %s %v\n", *addr, resp.Status, err)
+		fmt.Fprintf(stderr, "dewy-agent status: %v\n", err)
 		return exitError
 	}
 	if *raw && *app == "" {
@@ -66,7 +60,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	var rep agent.StatusReport
 	if err := json.Unmarshal(body, &rep); err != nil {
-		fmt.Fprintf(stderr, "dewy-agent status: unexpected answer from %s: %v\n", *addr, err)
+		fmt.Fprintf(stderr, "dewy-agent status: %s did not answer like a dewy-agent admin API (%v)\n", *addr, err)
 		return exitError
 	}
 	if *app == "" {
@@ -82,7 +76,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		// The app's object exactly as the agent sent it, every field kept.
 		var all struct{ Apps []json.RawMessage }
 		if err := json.Unmarshal(body, &all); err != nil || len(all.Apps) != len(rep.Apps) {
-			fmt.Fprintf(stderr, "dewy-agent status: unexpected answer from %s: %v\n", *addr, err)
+			fmt.Fprintf(stderr, "dewy-agent status: %s did not answer like a dewy-agent admin API\n", *addr)
 			return exitError
 		}
 		stdout.Write(append(all.Apps[i], '\n'))
@@ -315,23 +309,16 @@ func cmdRetry(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", config.DefaultAdmin, "admin address of the running agent")
 	app := fs.String("app", "", "the app whose bad versions are forgotten (required)")
+	token := tokenFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if *app == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "Usage: dewy-agent retry -app NAME [-addr host:port]")
+		fmt.Fprintln(stderr, "Usage: dewy-agent retry -app NAME [-addr host:port] [-token TOKEN]")
 		return exitUsage
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Post("http://"+*addr+"/apps/"+url.PathEscape(*app)+"/retry", "", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "dewy-agent retry: cannot reach the agent at %s: %v\n", *addr, err)
-		return exitError
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		fmt.Fprintf(stderr, "dewy-agent retry: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+	if _, err := adminCall(http.MethodPost, *addr, "/apps/"+url.PathEscape(*app)+"/retry", *token); err != nil {
+		fmt.Fprintf(stderr, "dewy-agent retry: %v\n", err)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "%s: bad versions forgotten; polling now\n", *app)

@@ -1,9 +1,10 @@
 # Every option of this build, none left to its default.
 agent {
-  state_dir  = "/srv/dewy"
-  log_level  = "debug"
-  log_format = "json"
-  admin      = "0.0.0.0:9000"
+  state_dir   = "/srv/dewy"
+  log_level   = "debug"
+  log_format  = "json"
+  admin       = "0.0.0.0:9000"
+  admin_token = "fixture-admin-token"
 }
 
 app "api" {
