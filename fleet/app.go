@@ -41,21 +41,21 @@ type AppHandle struct {
 	done   chan struct{}
 	kickCh chan struct{}
 
-	mu        sync.Mutex
-	rollout   Rollout
-	view      *appView // nil until the watch is in sync
-	kvs       map[string]*mvccpb.KeyValue
-	changed   chan struct{}
-	leaderKey string
-	leaderRev int64
-	deployed  string
-	phase     Phase
-	target    string
-	wait      string
-	waitPhase Phase
-	local     *Release // release published while acting alone
-	subs      []chan Release
-	bakeStart map[string]time.Time
+	mu          sync.Mutex
+	rollout     Rollout
+	view        *appView // nil until the watch is in sync
+	kvs         map[string]*mvccpb.KeyValue
+	changed     chan struct{}
+	leaderKey   string
+	leaderRev   int64
+	deployed    string
+	phase       Phase
+	target      string
+	wait        string
+	waitPhase   Phase
+	local       *Release // release published while acting alone
+	subs        []chan Release
+	bakeStart   map[string]time.Time
 	slotTimer   *time.Timer // releases pendingSlot after min_healthy_time
 	pendingSlot *etcdSlot
 }

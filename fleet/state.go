@@ -18,8 +18,8 @@ type HostRecord struct {
 
 // HostApp is one app on one host.
 type HostApp struct {
-	Version string `json:"version"`           // deployed version, "" for none
-	Phase   Phase  `json:"phase"`             // idle, deploying, install, healthy
+	Version string `json:"version"`          // deployed version, "" for none
+	Phase   Phase  `json:"phase"`            // idle, deploying, install, healthy
 	Target  string `json:"target,omitempty"` // the version being deployed
 }
 
