@@ -58,6 +58,7 @@ type AppHandle struct {
 	bakeStart   map[string]time.Time
 	slotTimer   *time.Timer // releases pendingSlot after min_healthy_time
 	pendingSlot *etcdSlot
+	baked       time.Duration // the bake this host measured before its deploy
 }
 
 // App returns the handle of app, starting it on first use. Calling App again
@@ -442,7 +443,11 @@ func (h *AppHandle) State() AppState {
 func (h *AppHandle) hostApp() HostApp {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return HostApp{Version: h.deployed, Phase: h.phase, Target: h.target}
+	a := HostApp{Version: h.deployed, Phase: h.phase, Target: h.target}
+	if h.phase == PhaseDeploying {
+		a.Baked = h.baked
+	}
+	return a
 }
 
 // SetDeployed tells the fleet which version this host runs (at start, after
@@ -595,6 +600,9 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 			if d != nil {
 				return *d, nil
 			}
+			if p == "" {
+				continue // something changed here: look again at once
+			}
 			wait(p, why)
 			if w > 0 {
 				t := time.NewTimer(w)
@@ -620,6 +628,9 @@ func (h *AppHandle) step(ctx context.Context, v *appView, r *rolloutView, plan *
 	if r == nil {
 		r = &rolloutView{plan: plan, outcomes: map[string]Outcome{}}
 	}
+	h.mu.Lock()
+	h.baked = 0
+	h.mu.Unlock()
 	if !plan.isCanary(me) && !r.promoted {
 		rv := *r
 		rv.plan = plan
@@ -634,7 +645,11 @@ func (h *AppHandle) step(ctx context.Context, v *appView, r *rolloutView, plan *
 				h.bakeStart[version] = start
 			}
 			h.mu.Unlock()
-			if left := plan.Bake - time.Since(start); left > 0 {
+			baked := time.Since(start)
+			h.mu.Lock()
+			h.baked = baked
+			h.mu.Unlock()
+			if left := plan.Bake - baked; left > 0 {
 				return nil, left, PhaseBake, fmt.Sprintf("canaries healthy; baking %s for %s more", version, left.Round(time.Second)), nil
 			}
 		}
@@ -650,7 +665,7 @@ func (h *AppHandle) step(ctx context.Context, v *appView, r *rolloutView, plan *
 		if err := pending.Release(ctx); err != nil {
 			return nil, 0, "", "", err
 		}
-		return nil, 0, PhaseSlot, "giving back the previous deploy's slot", nil
+		return nil, 0, "", "", nil
 	}
 	rank, has := v.slotRank(me)
 	if !has {
@@ -712,6 +727,9 @@ func (h *AppHandle) createSlot(ctx context.Context, version string) error {
 // app not paused, and (for a slot deploy) this host's slot key is still there.
 func (h *AppHandle) commit(ctx context.Context, version string, phase Phase) (bool, error) {
 	h.mu.Lock()
+	if phase == PhaseInstall {
+		h.baked = 0
+	}
 	prevPhase, prevTarget := h.phase, h.target
 	h.phase, h.target = phase, version
 	h.mu.Unlock()
@@ -867,6 +885,11 @@ func (s *etcdSlot) Healthy(ctx context.Context) error {
 	}
 	h.pendingSlot = s
 	h.slotTimer = time.AfterFunc(s.minHealthy, func() {
+		h.mu.Lock()
+		if h.pendingSlot == s {
+			h.slotTimer, h.pendingSlot = nil, nil
+		}
+		h.mu.Unlock()
 		ctx, cancel := context.WithTimeout(h.m.ctx, h.m.opts.OpTimeout)
 		defer cancel()
 		if err := s.Release(ctx); err != nil {

@@ -120,7 +120,7 @@ func TestHostID(t *testing.T) {
 	}
 }
 
-func TestRollout(t *testing.T) {
+func TestRolloutValidate(t *testing.T) {
 	tests := []struct {
 		name    string
 		r       Rollout

@@ -21,6 +21,9 @@ type HostApp struct {
 	Version string `json:"version"`          // deployed version, "" for none
 	Phase   Phase  `json:"phase"`            // idle, deploying, install, healthy
 	Target  string `json:"target,omitempty"` // the version being deployed
+	// Baked is the bake this host measured on its own clock before deploying
+	// Target (zero for canaries and promoted rollouts).
+	Baked time.Duration `json:"baked,omitempty"`
 }
 
 // Plan is the value of P/apps/<app>/rollouts/<version>/plan: fixed when the
