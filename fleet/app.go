@@ -408,6 +408,8 @@ type AppState struct {
 	Bad         []string
 	Available   bool
 	Unavailable string
+	// Synced: the handle has read the app's keys and follows them.
+	Synced bool
 }
 
 // State returns this host's view of the app.
@@ -421,6 +423,7 @@ func (h *AppHandle) State() AppState {
 		s.Phase, s.Wait = h.waitPhase, h.wait
 	}
 	if v := h.view; v != nil {
+		s.Synced = true
 		if v.release != nil {
 			r := *v.release
 			s.Release = &r
@@ -551,14 +554,17 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 		h.mu.Lock()
 		v, changed, deployed := h.view, h.changed, h.deployed
 		h.mu.Unlock()
-		if v == nil || h.unavailable() {
+		if h.unavailable() {
 			return h.unavailableDecision(), nil
 		}
 		var timer <-chan time.Time
 		wait := func(p Phase, why string) {
 			h.setWait(p, why)
 		}
-		r := v.rollouts[version]
+		var r *rolloutView
+		if v != nil {
+			r = v.rollouts[version]
+		}
 		var plan *Plan
 		if r != nil && r.plan != nil {
 			plan = r.plan
@@ -566,6 +572,8 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 			plan = planned
 		}
 		switch {
+		case v == nil:
+			wait(PhaseHold, "reading the fleet's state from etcd")
 		case v.bad[version].Version != "":
 			return Decision{Phase: PhaseStopped, Wait: fmt.Sprintf("%s is bad for the fleet (%s); waiting for a newer version", version, badReasons(v.bad[version]))}, nil
 		case v.paused:

@@ -175,7 +175,7 @@ func TestOrphanedSlotFreed(t *testing.T) {
 	b := e.join(e.config("b", nil)).App(e.app, r)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	eventually(t, 5*time.Second, "watches in sync", func() bool { return a.State().Available && b.State().Available })
+	eventually(t, 5*time.Second, "watches in sync", func() bool { return a.State().Synced && b.State().Synced })
 	d, err := a.Gate(ctx, "v1")
 	if err != nil || !d.Allowed {
 		t.Fatalf("a: Gate = %+v, %v", d, err)
@@ -213,7 +213,7 @@ func TestCutConnection(t *testing.T) {
 	alone := e.join(lcfg).App(e.app, Rollout{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	eventually(t, 5*time.Second, "watches in sync", func() bool { return cut.State().Available && other.State().Available && alone.State().Available })
+	eventually(t, 5*time.Second, "watches in sync", func() bool { return cut.State().Synced && other.State().Synced && alone.State().Synced })
 
 	d, err := cut.Gate(ctx, "v1")
 	if err != nil || !d.Allowed {
@@ -331,7 +331,7 @@ func TestOperatorCommands(t *testing.T) {
 	other := e.join(e.config("o", nil)).App(e.app, r)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	eventually(t, 5*time.Second, "watches in sync", func() bool { return canary.State().Available && other.State().Available })
+	eventually(t, 5*time.Second, "watches in sync", func() bool { return canary.State().Synced && other.State().Synced })
 	e.reg.set("v1")
 	poller := canary
 	if other.IsPoller() {
