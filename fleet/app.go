@@ -293,9 +293,10 @@ func (h *AppHandle) IsPoller() bool {
 	if h.actsAlone() {
 		return true
 	}
+	down := h.unavailable()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.leaderKey != "" && !h.unavailable()
+	return h.leaderKey != "" && !down
 }
 
 // PublishRelease publishes r as the app's release for the fleet. Only the
@@ -351,9 +352,10 @@ func (h *AppHandle) PublishRelease(ctx context.Context, r Release) error {
 
 // Latest returns the release published for the app, if any.
 func (h *AppHandle) Latest() (Release, bool) {
+	down := h.unavailable()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.local != nil && h.unavailable() {
+	if h.local != nil && down {
 		return *h.local, true
 	}
 	if h.view == nil || h.view.release == nil {
