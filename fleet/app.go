@@ -59,6 +59,9 @@ type AppHandle struct {
 	slotTimer   *time.Timer // releases pendingSlot after min_healthy_time
 	pendingSlot *etcdSlot
 	baked       time.Duration // the bake this host measured before its deploy
+	// releaseOnReturn: a slot was released while etcd was away; delete its
+	// key when etcd is back (unless a new deploy took it over).
+	releaseOnReturn bool
 }
 
 // App returns the handle of app, starting it on first use. Calling App again
@@ -677,6 +680,9 @@ func (h *AppHandle) step(ctx context.Context, v *appView, r *rolloutView, plan *
 		}
 		return nil, 0, "", "", nil
 	}
+	h.mu.Lock()
+	h.releaseOnReturn = false // this deploy takes over any slot key left
+	h.mu.Unlock()
 	rank, has := v.slotRank(me)
 	if !has {
 		if err := h.createSlot(ctx, version); err != nil {
@@ -920,16 +926,50 @@ func (s *etcdSlot) Release(ctx context.Context) error {
 			h.phase, h.target = PhaseIdle, ""
 		}
 		h.mu.Unlock()
+		if s.noKey {
+			if !h.unavailable() {
+				_, err = h.m.putHost(ctx, nil)
+			}
+			return
+		}
 		if h.unavailable() {
-			return // the lease takes the key with it if we do not come back in time
+			// The lease takes the key with it if we are away longer than
+			// session_ttl; if we come back sooner, the member deletes it then.
+			h.mu.Lock()
+			h.releaseOnReturn = true
+			h.mu.Unlock()
+			return
 		}
-		var ops []clientv3.Op
-		if !s.noKey {
-			ops = append(ops, clientv3.OpDelete(h.m.keys.slot(h.name, h.m.cfg.HostID)))
+		if err = h.deleteSlot(ctx); err != nil {
+			h.mu.Lock()
+			h.releaseOnReturn = true
+			h.mu.Unlock()
 		}
-		_, err = h.m.putHost(ctx, nil, ops...)
 	})
 	return err
+}
+
+func (h *AppHandle) deleteSlot(ctx context.Context) error {
+	_, err := h.m.putHost(ctx, nil, clientv3.OpDelete(h.m.keys.slot(h.name, h.m.cfg.HostID)))
+	return err
+}
+
+// releaseLeftover deletes a slot that was given back while etcd was away.
+func (h *AppHandle) releaseLeftover(ctx context.Context) error {
+	h.mu.Lock()
+	do := h.releaseOnReturn
+	h.mu.Unlock()
+	if !do {
+		return nil
+	}
+	if err := h.deleteSlot(ctx); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.releaseOnReturn = false
+	h.mu.Unlock()
+	h.logger.Info("fleet: gave back a slot released while etcd was away")
+	return nil
 }
 
 var (

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -286,7 +287,7 @@ func (m *Member) run() {
 		m.sess, m.sctx = sess, sctx
 		m.mu.Unlock()
 		if err := m.register(sctx); err != nil {
-			m.setAvail(false, err.Error())
+			m.failed(err)
 		} else {
 			m.setAvail(true, "")
 			m.flushPending(sctx)
@@ -325,9 +326,19 @@ func (m *Member) watchSession(sess *concurrency.Session) {
 				break
 			}
 			if err == nil {
-				// Registered no more (the lease expired while we were away).
-				sess.Orphan()
-				return
+				// Not registered on this lease: register again; if the lease
+				// itself expired while we were away, start a new session.
+				if rerr := m.register(m.ctx); rerr == nil {
+					fails = 0
+					m.setAvail(true, "")
+					m.flushPending(m.ctx)
+					break
+				} else if errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
+					sess.Orphan()
+					return
+				} else {
+					err = rerr
+				}
 			}
 			fails++
 			m.setAvail(false, err.Error())
@@ -459,8 +470,16 @@ func (m *Member) flushPending(ctx context.Context) {
 	m.mu.Lock()
 	pend := m.pending
 	m.pending = nil
-	apps := m.apps
+	apps := make(map[string]*AppHandle, len(m.apps))
+	for k, h := range m.apps {
+		apps[k] = h
+	}
 	m.mu.Unlock()
+	for _, h := range apps {
+		if err := h.releaseLeftover(ctx); err != nil {
+			m.logger.Warn("fleet: give back a slot", "app", h.name, "err", err)
+		}
+	}
 	for i, p := range pend {
 		h := apps[p.app]
 		if h == nil {
