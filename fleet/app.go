@@ -202,7 +202,7 @@ func (h *AppHandle) campaign(ctx context.Context, sess *concurrency.Session) {
 func (h *AppHandle) watch(ctx context.Context) {
 	prefix := h.m.keys.app(h.name)
 	octx, cancel := h.m.opCtx(ctx)
-	resp, err := h.m.client.Get(octx, prefix, clientv3.WithPrefix())
+	resp, err := h.m.cli().Get(octx, prefix, clientv3.WithPrefix())
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -215,7 +215,7 @@ func (h *AppHandle) watch(ctx context.Context) {
 		kvs[string(kv.Key)] = kv
 	}
 	h.apply(kvs, resp.Header.Revision)
-	wch := h.m.client.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	wch := h.m.cli().Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
 			if ctx.Err() == nil {
@@ -335,7 +335,7 @@ func (h *AppHandle) PublishRelease(ctx context.Context, r Release) error {
 	}
 	octx, cancel := h.m.opCtx(ctx)
 	defer cancel()
-	resp, err := h.m.client.Txn(octx).
+	resp, err := h.m.cli().Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
 		Then(clientv3.OpPut(h.m.keys.release(h.name), string(b))).
 		Commit()
@@ -475,7 +475,7 @@ func (h *AppHandle) SetDeployed(ctx context.Context, version string) error {
 func (h *AppHandle) ensurePlan(ctx context.Context, version string) (Plan, error) {
 	octx, cancel := h.m.opCtx(ctx)
 	defer cancel()
-	resp, err := h.m.client.Get(octx, h.m.keys.hosts(), clientv3.WithPrefix())
+	resp, err := h.m.cli().Get(octx, h.m.keys.hosts(), clientv3.WithPrefix())
 	if err != nil {
 		h.m.failed(err)
 		return Plan{}, fmt.Errorf("fleet: list hosts: %w", err)
@@ -504,7 +504,7 @@ func (h *AppHandle) ensurePlan(ctx context.Context, version string) (Plan, error
 		return Plan{}, err
 	}
 	key := h.m.keys.plan(h.name, version)
-	tr, err := h.m.client.Txn(octx).
+	tr, err := h.m.cli().Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(b))).
 		Else(clientv3.OpGet(key)).
@@ -563,6 +563,7 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 			return h.unavailableDecision(), nil
 		}
 		var timer <-chan time.Time
+		stopTimer := func() bool { return false }
 		wait := func(p Phase, why string) {
 			h.setWait(p, why)
 		}
@@ -619,18 +620,18 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 			wait(p, why)
 			if w > 0 {
 				t := time.NewTimer(w)
-				defer t.Stop()
+				stopTimer = t.Stop
 				timer = t.C
 			}
 		}
 		_, _, availCh := h.m.session()
 		select {
 		case <-ctx.Done():
-			return Decision{}, ctx.Err()
 		case <-changed:
 		case <-availCh:
 		case <-timer:
 		}
+		stopTimer()
 	}
 }
 
@@ -727,7 +728,7 @@ func (h *AppHandle) createSlot(ctx context.Context, version string) error {
 	b, _ := json.Marshal(SlotRecord{Host: h.m.cfg.HostID, Version: version})
 	octx, cancel := h.m.opCtx(ctx)
 	defer cancel()
-	_, err := h.m.client.Txn(octx).
+	_, err := h.m.cli().Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(b), clientv3.WithLease(sess.Lease()))).
 		Commit()
@@ -801,7 +802,7 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 	octx, cancel := h.m.opCtx(ctx)
 	defer cancel()
 	if !ok {
-		resp, err := h.m.client.Get(octx, h.m.keys.outcomes(h.name, version), clientv3.WithPrefix())
+		resp, err := h.m.cli().Get(octx, h.m.keys.outcomes(h.name, version), clientv3.WithPrefix())
 		if err != nil {
 			h.m.failed(err)
 			return fmt.Errorf("fleet: count failures: %w", err)
@@ -819,7 +820,7 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 		}
 		bb, _ := json.Marshal(bad)
 		key := h.m.keys.bad(h.name, version)
-		tr, err := h.m.client.Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		tr, err := h.m.cli().Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, string(bb))).Commit()
 		if err != nil {
 			h.m.failed(err)
@@ -830,7 +831,7 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 		}
 		return nil
 	}
-	resp, err := h.m.client.Get(octx, h.m.keys.hosts(), clientv3.WithPrefix())
+	resp, err := h.m.cli().Get(octx, h.m.keys.hosts(), clientv3.WithPrefix())
 	if err != nil {
 		h.m.failed(err)
 		return fmt.Errorf("fleet: list hosts: %w", err)
@@ -850,7 +851,7 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 	if already {
 		return nil
 	}
-	if _, err := h.m.client.Put(octx, h.m.keys.done(h.name), version); err != nil {
+	if _, err := h.m.cli().Put(octx, h.m.keys.done(h.name), version); err != nil {
 		h.m.failed(err)
 		return fmt.Errorf("fleet: record %s rolled out: %w", version, err)
 	}

@@ -3,7 +3,11 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -398,3 +402,81 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("failures left after retry: %v", st.Failed)
 	}
 }
+
+// TestCloseLeavesNoGoroutines: Member.Close ends every goroutine the member
+// and its apps started.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	e := newEnv(t)
+	m := e.join(e.config("h", nil))
+	h := m.App(e.app, Rollout{})
+	eventually(t, 5*time.Second, "in sync and polling", func() bool { return h.State().Synced && h.IsPoller() })
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	d, err := h.Gate(ctx, "v1")
+	if err != nil || !d.Allowed {
+		t.Fatalf("Gate = %+v, %v", d, err)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// The cluster, the checker and the operator keep their own goroutines;
+	// look for the member's.
+	eventually(t, 5*time.Second, "the member's goroutines end", func() bool {
+		buf := make([]byte, 1<<22)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "fleet.(*Member)") || strings.Contains(g, "fleet.(*AppHandle)") || strings.Contains(g, "concurrency.(*Election)") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestUnreachableAtStart: with no etcd at all, Join succeeds, the member
+// holds and says why, and the password shows up nowhere.
+func TestUnreachableAtStart(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	cfg := Fleet{HostID: "h", SessionTTL: testTTL, OnUnavailable: Hold,
+		Etcd: Etcd{Endpoints: "http://127.0.0.1:1", Prefix: "/x", Username: "dewy", Password: "pw-never-shown"}}
+	m, err := Join(t.Context(), cfg, Options{Logger: logger, OpTimeout: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Join without etcd: %v", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = m.Close(ctx)
+	}()
+	h := m.App("web", Rollout{})
+	eventually(t, 5*time.Second, "a reason for being unavailable", func() bool {
+		ok, why := m.Available()
+		return !ok && why != "connecting"
+	})
+	d, err := h.Gate(t.Context(), "v1")
+	if err != nil || d.Allowed || d.Phase != PhaseHold || !strings.Contains(d.Wait, "etcd unreachable") {
+		t.Errorf("Gate = %+v, %v; want hold", d, err)
+	}
+	if h.IsPoller() {
+		t.Error("a held member polls")
+	}
+	_, why := m.Available()
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String()+why+d.Wait+fmt.Sprint(h.State()), "pw-never-shown") {
+		t.Errorf("the password leaked: %s %s", logs.String(), why)
+	}
+	if !strings.Contains(logs.String(), "etcd unavailable") {
+		t.Errorf("no log says etcd is unavailable: %s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

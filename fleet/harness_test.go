@@ -36,7 +36,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	cl := etcdtest.Start(t, 3)
 	e := &env{t: t, cl: cl, prefix: "/test/" + strings.ReplaceAll(t.Name(), "/", "_"), app: "web", reg: &registry{polls: map[string]int{}}}
-	op, err := NewOperator(Fleet{Etcd: Etcd{Endpoints: NewEndpoints(cl.Endpoints()...), Prefix: e.prefix}, SessionTTL: testTTL}, nil)
+	op, err := NewOperator(Fleet{Etcd: Etcd{Endpoints: NewEndpoints(cl.Endpoints()...), Prefix: e.prefix}, SessionTTL: testTTL}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

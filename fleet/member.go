@@ -85,24 +85,31 @@ func Join(ctx context.Context, cfg Fleet, opts Options) (*Member, error) {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = cfg.SessionTTL
 	}
-	client, err := newClient(cfg, opts.Counter)
-	if err != nil {
+	if err := checkTLSFiles(cfg); err != nil {
 		return nil, err
 	}
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m := &Member{
 		cfg: cfg, opts: opts, logger: opts.Logger.With("host", cfg.HostID),
-		keys: keys{cfg.Etcd.Prefix}, client: client,
-		ctx: mctx, cancel: cancel, done: make(chan struct{}), probe: make(chan struct{}, 1),
+		keys: keys{cfg.Etcd.Prefix},
+		ctx:  mctx, cancel: cancel, done: make(chan struct{}), probe: make(chan struct{}, 1),
 		availCh: make(chan struct{}), apps: map[string]*AppHandle{}, reason: "connecting",
 	}
 	go m.run()
 	return m, nil
 }
 
-// newClient builds the etcd client for cfg. It does not dial.
-func newClient(cfg Fleet, counter *RequestCounter) (*clientv3.Client, error) {
+// checkTLSFiles reads the TLS files, so that a wrong path is an error of Join.
+func checkTLSFiles(cfg Fleet) error {
+	_, err := tlsConfig(cfg.Etcd)
+	return err
+}
+
+// newClient builds the etcd client for cfg. With a username it authenticates,
+// which needs etcd: dialTimeout bounds that.
+func newClient(cfg Fleet, counter *RequestCounter, dialTimeout time.Duration) (*clientv3.Client, error) {
 	ccfg := clientv3.Config{
+		DialTimeout:          dialTimeout,
 		Endpoints:            cfg.Etcd.Endpoints.List(),
 		Username:             cfg.Etcd.Username,
 		Password:             cfg.Etcd.Password,
@@ -113,34 +120,43 @@ func newClient(cfg Fleet, counter *RequestCounter) (*clientv3.Client, error) {
 	if counter != nil {
 		ccfg.DialOptions = counter.DialOptions()
 	}
-	e := cfg.Etcd
-	if e.CAFile != "" || e.CertFile != "" {
-		t := &tls.Config{MinVersion: tls.VersionTLS12}
-		if e.CAFile != "" {
-			pem, err := os.ReadFile(e.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("fleet: etcd ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("fleet: etcd ca_file %s holds no PEM certificate", e.CAFile)
-			}
-			t.RootCAs = pool
-		}
-		if e.CertFile != "" {
-			c, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("fleet: etcd cert_file/key_file: %w", err)
-			}
-			t.Certificates = []tls.Certificate{c}
-		}
-		ccfg.TLS = t
+	t, err := tlsConfig(cfg.Etcd)
+	if err != nil {
+		return nil, err
 	}
+	ccfg.TLS = t
 	c, err := clientv3.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: etcd client for %s: %w", cfg.Etcd.Endpoints, err)
 	}
 	return c, nil
+}
+
+// tlsConfig returns the TLS settings of e, or nil for plain connections.
+func tlsConfig(e Etcd) (*tls.Config, error) {
+	if e.CAFile == "" && e.CertFile == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CAFile != "" {
+		pem, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: etcd ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("fleet: etcd ca_file %s holds no PEM certificate", e.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if e.CertFile != "" {
+		c, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: etcd cert_file/key_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{c}
+	}
+	return t, nil
 }
 
 // HostID is this member's host id.
@@ -188,14 +204,16 @@ func (m *Member) Close(ctx context.Context) error {
 	var err error
 	if sess != nil && !abandoned {
 		rctx, cancel := context.WithTimeout(ctx, m.opts.OpTimeout)
-		_, err = m.client.Revoke(rctx, sess.Lease())
+		_, err = m.cli().Revoke(rctx, sess.Lease())
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("fleet: revoke lease: %w", err)
 		}
 	}
-	if cerr := m.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, context.Canceled) {
-		err = fmt.Errorf("fleet: close etcd client: %w", cerr)
+	if c := m.cli(); c != nil {
+		if cerr := c.Close(); cerr != nil && err == nil && !errors.Is(cerr, context.Canceled) {
+			err = fmt.Errorf("fleet: close etcd client: %w", cerr)
+		}
 	}
 	return err
 }
@@ -213,7 +231,16 @@ func (m *Member) abandon() {
 	}
 	m.cancel()
 	<-m.done
-	_ = m.client.Close()
+	if c := m.cli(); c != nil {
+		_ = c.Close()
+	}
+}
+
+// cli returns the etcd client, nil until the member first reached etcd.
+func (m *Member) cli() *clientv3.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client
 }
 
 // session returns the current session and its context, or nils.
@@ -229,9 +256,10 @@ func (m *Member) session() (*concurrency.Session, context.Context, chan struct{}
 func (m *Member) setAvail(ok bool, reason string) {
 	m.mu.Lock()
 	changed := m.avail != ok
+	first := !ok && !m.avail && m.reason == "connecting" // the first attempt failed
 	m.avail, m.reason = ok, reason
 	m.mu.Unlock()
-	if changed {
+	if changed || first {
 		m.notify()
 		if ok {
 			m.logger.Info("fleet: etcd available")
@@ -271,6 +299,20 @@ func (m *Member) run() {
 	defer close(m.done)
 	defer m.stopApps()
 	failures := 0
+	for m.ctx.Err() == nil && m.cli() == nil {
+		c, err := newClient(m.cfg, m.opts.Counter, m.opts.OpTimeout)
+		if err == nil {
+			m.mu.Lock()
+			m.client = c
+			m.mu.Unlock()
+			break
+		}
+		failures++
+		m.setAvail(false, err.Error())
+		if !m.sleep(backoff(failures, m.opts.MaxBackoff)) {
+			return
+		}
+	}
 	for m.ctx.Err() == nil {
 		sess, err := m.newSession()
 		if err != nil {
@@ -317,7 +359,7 @@ func (m *Member) watchSession(sess *concurrency.Session) {
 		// Something failed: check etcd until it answers, or the session ends.
 		for {
 			ctx, cancel := m.opCtx(m.ctx)
-			resp, err := m.client.Get(ctx, m.keys.host(m.cfg.HostID))
+			resp, err := m.cli().Get(ctx, m.keys.host(m.cfg.HostID))
 			cancel()
 			if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].Lease == int64(sess.Lease()) {
 				fails = 0
@@ -355,7 +397,7 @@ func (m *Member) watchSession(sess *concurrency.Session) {
 
 func (m *Member) newSession() (*concurrency.Session, error) {
 	ctx, cancel := m.opCtx(m.ctx)
-	lease, err := m.client.Grant(ctx, int64(m.cfg.SessionTTL/time.Second))
+	lease, err := m.cli().Grant(ctx, int64(m.cfg.SessionTTL/time.Second))
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("fleet: grant lease: %w", err)
@@ -408,7 +450,7 @@ func (m *Member) register(ctx context.Context) error {
 	}
 	octx, cancel := m.opCtx(ctx)
 	defer cancel()
-	if _, err := m.client.Put(octx, m.keys.host(m.cfg.HostID), string(b), clientv3.WithLease(sess.Lease())); err != nil {
+	if _, err := m.cli().Put(octx, m.keys.host(m.cfg.HostID), string(b), clientv3.WithLease(sess.Lease())); err != nil {
 		return fmt.Errorf("fleet: register host: %w", err)
 	}
 	return nil
@@ -431,7 +473,7 @@ func (m *Member) putHost(ctx context.Context, cmps []clientv3.Cmp, ops ...client
 	octx, cancel := m.opCtx(ctx)
 	defer cancel()
 	ops = append(ops, clientv3.OpPut(m.keys.host(m.cfg.HostID), string(b), clientv3.WithLease(sess.Lease())))
-	resp, err := m.client.Txn(octx).If(cmps...).Then(ops...).Commit()
+	resp, err := m.cli().Txn(octx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		m.failed(err)
 		return false, fmt.Errorf("fleet: update host record: %w", err)

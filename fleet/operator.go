@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,21 +22,32 @@ type Operator struct {
 	owned  bool
 }
 
-// NewOperator returns an operator for cfg's etcd (defaults applied). It does
-// not dial; Close it when done.
-func NewOperator(cfg Fleet, counter *RequestCounter) (*Operator, error) {
+// NewOperator returns an operator for cfg's etcd (defaults applied); Close
+// it when done. With a username it authenticates at once, waiting at most
+// dialTimeout (0: 5s) for etcd.
+func NewOperator(cfg Fleet, counter *RequestCounter, dialTimeout time.Duration) (*Operator, error) {
 	if !cfg.Etcd.Enabled() {
 		return nil, errors.New("fleet: the operator commands need the etcd backend")
 	}
-	c, err := newClient(cfg, counter)
+	if dialTimeout == 0 {
+		dialTimeout = 5 * time.Second
+	}
+	c, err := newClient(cfg, counter, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	return &Operator{client: c, keys: keys{cfg.Etcd.Prefix}, owned: true}, nil
 }
 
-// Operator returns an operator that uses the member's etcd client.
-func (m *Member) Operator() *Operator { return &Operator{client: m.client, keys: m.keys} }
+// Operator returns an operator that uses the member's etcd client, or
+// ErrUnavailable before the member first reached etcd.
+func (m *Member) Operator() (*Operator, error) {
+	c := m.cli()
+	if c == nil {
+		return nil, ErrUnavailable
+	}
+	return &Operator{client: c, keys: m.keys}, nil
+}
 
 // Close closes the operator's client (not a member's).
 func (o *Operator) Close() error {
