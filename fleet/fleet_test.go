@@ -12,6 +12,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
 )
@@ -480,3 +481,67 @@ func TestUnreachableAtStart(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestAuth runs a member as an etcd user limited to its environment's prefix,
+// the way docs/fleet.md tells operators to; a wrong password keeps the member
+// on hold and shows nowhere.
+func TestAuth(t *testing.T) {
+	cl := etcdtest.Start(t, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	root, err := clientv3.New(clientv3.Config{Endpoints: cl.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	steps := []func() error{
+		func() error { _, err := root.UserAdd(ctx, "root", "root-pw"); return err },
+		func() error { _, err := root.RoleAdd(ctx, "root"); return err }, // etcd makes no root role itself
+		func() error { _, err := root.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := root.UserAdd(ctx, "dewy", "dewy-pw"); return err },
+		func() error { _, err := root.RoleAdd(ctx, "dewy-prod"); return err },
+		func() error {
+			_, err := root.RoleGrantPermission(ctx, "dewy-prod", "/dewy/prod/", clientv3.GetPrefixRangeEnd("/dewy/prod/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := root.UserGrantRole(ctx, "dewy", "dewy-prod"); return err },
+	}
+	for i, s := range steps {
+		if err := s(); err != nil {
+			t.Fatalf("auth setup step %d: %v", i, err)
+		}
+	}
+	if _, err := root.AuthEnable(ctx); err != nil {
+		t.Fatalf("auth enable: %v", err)
+	}
+	cfg := Fleet{HostID: "h", SessionTTL: testTTL, OnUnavailable: Hold,
+		Etcd: Etcd{Endpoints: NewEndpoints(cl.Endpoints()...), Prefix: "/dewy/prod", Username: "dewy", Password: "dewy-pw"}}
+	m, err := Join(ctx, cfg, Options{OpTimeout: time.Second, MaxBackoff: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Close(context.Background()) }()
+	if err := m.WaitAvailable(ctx); err != nil {
+		t.Fatalf("member with a good password: %v", err)
+	}
+	h := m.App("web", Rollout{})
+	eventually(t, 5*time.Second, "in sync and polling", func() bool { return h.State().Synced && h.IsPoller() })
+	if d, err := h.Gate(ctx, "v1"); err != nil || !d.Allowed {
+		t.Fatalf("Gate with auth = %+v, %v", d, err)
+	}
+
+	bad := cfg
+	bad.HostID, bad.Etcd.Password = "h2", "wrong-pw-xyz"
+	m2, err := Join(ctx, bad, Options{OpTimeout: time.Second, MaxBackoff: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m2.Close(context.Background()) }()
+	eventually(t, 5*time.Second, "a wrong password is reported", func() bool {
+		ok, why := m2.Available()
+		return !ok && strings.Contains(why, "authentication failed")
+	})
+	if _, why := m2.Available(); strings.Contains(why, "wrong-pw-xyz") {
+		t.Errorf("the reason shows the password: %s", why)
+	}
+}
