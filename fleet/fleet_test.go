@@ -249,11 +249,16 @@ func TestCutConnection(t *testing.T) {
 	px.Restore()
 	lpx.Restore()
 	eventually(t, 15*time.Second, "the outcome recorded after the cut", func() bool {
-		st := e.appStatus()
-		_ = st
 		v := statusVersion(e, "cut")
 		return v == "v1" && slices.Contains(outcomeHosts(e, "v1"), "cut")
 	})
+	// Back in the fleet, it deploys again under the rules.
+	eventually(t, 10*time.Second, "the cut member in sync again", func() bool { return cut.State().Synced && cut.State().Available })
+	if d, err := cut.Gate(ctx, "v2"); err != nil || !d.Allowed || d.Phase != PhaseRollout {
+		t.Errorf("Gate after the cut = %+v, %v; want allowed", d, err)
+	} else if err := d.Slot.Release(ctx); err != nil {
+		t.Errorf("release: %v", err)
+	}
 }
 
 func statusVersion(e *env, host string) string {
