@@ -27,6 +27,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources"
 )
@@ -52,6 +53,9 @@ type File struct {
 	Agent Agent
 	// Apps in the order they appear in the file. Names are unique.
 	Apps []App
+	// Fleet is the `fleet {}` block (config/fleet.go); nil without one.
+	// HostID is "" when the file gives none (see FleetOf).
+	Fleet *fleet.Fleet
 }
 
 // Agent is the `agent {}` block.
@@ -80,6 +84,9 @@ type App struct {
 	Hooks Hooks
 	// Notify are notifier URLs for this app's events, besides the agent's.
 	Notify []string
+	// Rollout is the app's `rollout {}` block with fleet's defaults; nil
+	// without one (the app still shares the fleet's poll and bad versions).
+	Rollout *fleet.Rollout
 }
 
 // Hooks is an app's `hooks {}` block.

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
+	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
@@ -66,6 +67,7 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 type rawFile struct {
 	Agents []rawAgent `hcl:"agent,block"`
 	Apps   []rawApp   `hcl:"app,block"`
+	Fleets []rawFleet `hcl:"fleet,block"`
 }
 
 type rawAgent struct {
@@ -89,6 +91,7 @@ type rawApp struct {
 	Notify       hcl.Expression `hcl:"notify,optional"`
 	Runners      []rawRunner    `hcl:"runner,block"`
 	Hooks        []rawHooks     `hcl:"hooks,block"`
+	Rollouts     []rawRollout   `hcl:"rollout,block"`
 	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
@@ -114,6 +117,7 @@ type fileInput struct {
 	filename string
 	agent    agentInput
 	apps     []appInput
+	fleet    *fleet.Fleet // nil without a fleet block
 }
 
 type agentInput struct {
@@ -135,6 +139,9 @@ type appInput struct {
 	hooks *hooksInput
 	// runner is nil when the app has no usable runner block (reported).
 	runner *runnerInput
+	// rollout is nil when the app has no rollout block (config/fleet.go).
+	rollout      *fleet.Rollout
+	rolloutRange hcl.Range
 }
 
 type hooksInput struct {
@@ -220,6 +227,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			notify:       eval[[]string](d, ra.Notify, "notify", "a list of notifier URLs", ra.DefRange),
 		}
 		app.runner = d.readRunners(ra)
+		app.rollout, app.rolloutRange = d.readRollout(ra)
 		for i, h := range ra.Hooks {
 			if i > 0 {
 				d.fail(h.DefRange, "Duplicate hooks block",
@@ -234,6 +242,8 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 		}
 		in.apps = append(in.apps, app)
 	}
+	in.fleet = d.readFleet(raw.Fleets)
+	d.checkRolloutsNeedFleet(in.fleet, in.apps)
 	return in
 }
 
