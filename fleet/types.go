@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sort"
 	"time"
@@ -35,6 +36,9 @@ type Release struct {
 	SHA256    string    `json:"sha256,omitempty"`
 	Digest    string    `json:"digest,omitempty"` // image digest for img://
 	Published time.Time `json:"published"`
+	// Source is what the poller's registry source needs to fetch the
+	// release (asset names and refs), opaque to the fleet.
+	Source json.RawMessage `json:"source,omitempty"`
 	// Leader and Term are filled by PublishRelease: the poller's host id and
 	// the create revision of its election key (one term, one poller).
 	Leader string `json:"leader"`
