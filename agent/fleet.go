@@ -443,3 +443,75 @@ func (w *worker) fleetStatus() *FleetStatus {
 }
 
 var _ fleet.Gater = (*fleetlock.Client)(nil)
+
+// planFleet fills in, for each item, what the fleet allows (PlanItem.Fleet):
+// it reads the fleet's state from etcd once, without joining. Without a
+// fleet block it does nothing.
+func planFleet(ctx context.Context, cfg *config.File, items []PlanItem) {
+	if cfg.Fleet == nil {
+		return
+	}
+	fc, err := config.FleetOf(cfg)
+	if err == nil && fc.FleetLock.Enabled() {
+		for i := range items {
+			items[i].Fleet = "fleetlock group " + fc.FleetLock.Group + ": one host of the group deploys at a time"
+		}
+		return
+	}
+	var st fleet.Status
+	if err == nil {
+		var op *fleet.Operator
+		if op, err = fleet.NewOperator(fc, nil, 5*time.Second); err == nil {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			st, err = op.Status(ctx)
+			cancel()
+			op.Close()
+		}
+	}
+	for i := range items {
+		if err != nil {
+			items[i].Fleet = "unknown: " + err.Error()
+			continue
+		}
+		items[i].Fleet = fleetAllows(st, items[i])
+	}
+}
+
+// fleetAllows says in words what the fleet allows for one app.
+func fleetAllows(st fleet.Status, it PlanItem) string {
+	var a *fleet.AppStatus
+	for i := range st.Apps {
+		if st.Apps[i].Name == it.App {
+			a = &st.Apps[i]
+		}
+	}
+	if a == nil {
+		return "no host of the fleet runs the app yet: the first to start polls and publishes"
+	}
+	for _, b := range a.Bad {
+		if b.Version == it.Newest {
+			return it.Newest + " is bad for the fleet: nobody deploys it (fleet retry forgets it)"
+		}
+	}
+	if a.Paused {
+		return "paused: no new deploy starts (fleet resume)"
+	}
+	if a.Release == nil {
+		return "no release published yet"
+	}
+	s := fmt.Sprintf("%s published by %s; rollout %s", a.Release.Version, dash(a.Poller), a.Phase)
+	if len(a.Slots) > 0 || a.MaxParallel > 0 {
+		s += fmt.Sprintf(", %d/%d slots held", len(a.Slots), max(a.MaxParallel, 1))
+	}
+	if it.Deployed == "" && a.Done != "" {
+		s += "; a new host installs " + a.Done + " at once"
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -104,6 +104,9 @@ func printStatus(w io.Writer, rep agent.StatusReport, now time.Time) {
 				state += " (not running)"
 			}
 		}
+		if f := a.Fleet; f != nil && f.Wait != "" {
+			state += " (fleet: " + f.Phase + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, a.Runner, dash(a.Deployed), dash(a.Newest), state,
 			agoOrDash(now, a.LastCheck), inOrDash(now, a.NextCheck), a.Deploys, dash(errorSummary(a.LastError, errorWidth)))
 	}
@@ -152,6 +155,19 @@ func printApp(w io.Writer, a agent.Status, now time.Time) {
 			}
 		}
 		row("workload", fmt.Sprintf("%s, %d restarts", proc, wl.Restarts))
+	}
+	if f := a.Fleet; f != nil {
+		role := "follower"
+		if f.Poller {
+			role = "poller"
+		}
+		row("fleet", fmt.Sprintf("%s, phase %s, rollout of %s: %s", role, f.Phase, dash(f.Release), dash(f.Rollout)))
+		if f.Wait != "" {
+			row("fleet wait", f.Wait)
+		}
+		if len(f.Bad) > 0 {
+			row("fleet bad", strings.Join(f.Bad, ", "))
+		}
 	}
 	tw.Flush()
 	if a.LastError == "" {
