@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,4 +226,63 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// TestFleetHoldWhileEtcdUnreachable starts an agent whose etcd never
+// answers: with on_unavailable = hold it deploys nothing and its status says
+// it holds, and why.
+func TestFleetHoldWhileEtcdUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	reg := filepath.Join(dir, "registry")
+	os.MkdirAll(filepath.Join(reg, "v1.0.0"), 0o755)
+	os.WriteFile(filepath.Join(reg, "v1.0.0", "site.tar.gz"), site("v1.0.0"), 0o644)
+	path := filepath.Join(dir, "dewy.hcl")
+	os.WriteFile(path, []byte(fmt.Sprintf(`agent {
+  state_dir = %q
+  admin = ""
+}
+fleet {
+  host_id = "lonely"
+  session_ttl = "2s"
+  etcd { endpoints = [%q] }
+}
+app "site" {
+  registry = "file://%s"
+  artifact = "site.tar.gz"
+  interval = "1s"
+  runner "assets" {}
+}
+`, filepath.Join(dir, "state"), dead, reg)), 0o644)
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	a := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var s agent.Status
+	testkit.Eventually(t, 20*time.Second, "status says hold", func() bool {
+		st := a.Statuses()
+		if len(st) != 1 || st[0].Fleet == nil {
+			return false
+		}
+		s = st[0]
+		return !s.Fleet.Available && s.Fleet.Phase == string(fleet.PhaseHold) && strings.Contains(s.Fleet.Wait, "etcd unreachable") && s.LastCheck.After(time.Time{})
+	})
+	if s.Deployed != "" {
+		t.Errorf("deployed %s while etcd was unreachable under hold", s.Deployed)
+	}
 }
