@@ -135,8 +135,16 @@ func (w *world) round(n, maxPar int, withFleet bool, rest time.Duration) error {
 	}
 	counter := fleet.NewRequestCounter()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var agents []*agent.Agent
 	done := make(chan struct{}, n)
+	started := 0
+	defer func() {
+		cancel()
+		for range started {
+			<-done
+		}
+	}()
 	for i := range n {
 		host := fmt.Sprintf("h%03d", i)
 		path := filepath.Join(w.dir, name+"-"+host+".hcl")
@@ -149,14 +157,9 @@ func (w *world) round(n, maxPar int, withFleet bool, rest time.Duration) error {
 		}
 		a := agent.New(cfg, agent.Options{Logger: slog.New(slog.DiscardHandler), FleetCounter: counter})
 		agents = append(agents, a)
+		started++
 		go func() { a.Run(ctx); done <- struct{}{} }()
 	}
-	defer func() {
-		cancel()
-		for range n {
-			<-done
-		}
-	}()
 	version := "v1.0.0"
 	if withFleet {
 		version = "v1.1.0" // published by the first round
