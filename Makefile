@@ -10,7 +10,7 @@ PKGVERSION ?= $(or $(shell echo '$(VERSION)' | sed -n 's/^v\{0,1\}\([0-9][0-9]*\
 DIST    := dist
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build test test-short lint demo bench package dist clean
+.PHONY: build test test-short lint demo fleet-demo bench package dist clean
 
 build: ## build bin/dewy-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dewy-agent
@@ -27,6 +27,9 @@ lint: ## gofmt and go vet
 
 demo: build ## publish a site to a local registry, run the agent, publish an update, watch it deploy
 	$(GO) run ./examples/demo -agent $(BIN) -config examples/demo.hcl
+
+fleet-demo: build ## embedded etcd and five agents: a release rolls out canary -> bake -> waves; a bad one stops at the canary
+	$(GO) run ./examples/fleet -agent $(BIN)
 
 bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem ./sources/version/ ./releasestore/

@@ -39,6 +39,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -82,6 +83,9 @@ type Options struct {
 	// Watchdog is the service manager's watchdog interval (WATCHDOG_USEC);
 	// zero sends no WATCHDOG=1.
 	Watchdog time.Duration
+	// FleetCounter, when set, counts the fleet member's etcd requests
+	// (benchmarks and tests).
+	FleetCounter *fleet.RequestCounter
 }
 
 // Agent supervises the apps of one config file.
@@ -104,6 +108,7 @@ type Agent struct {
 	admin      *adminServer
 	adminToken atomic.Pointer[string] // the admin API's bearer token; "" or nil: none
 	notifier   *notify.Dispatcher     // agent notify; nil when none
+	fleet      *fleetState            // set by Run with a fleet block (fleet.go)
 
 	// watchSeen, when set (by tests, before Run), is told the name of every
 	// file event the config watcher handles, before it is filtered.
@@ -137,7 +142,7 @@ func New(cfg *config.File, opts Options) *Agent {
 		opts.Debounce = 250 * time.Millisecond
 	}
 	a := &Agent{opts: opts, cfg: cfg, workers: map[string]*worker{}, metrics: newMetrics()}
-	a.metrics.reg.MustRegister(newWorkloadCollector(a.Statuses))
+	a.metrics.reg.MustRegister(newWorkloadCollector(a.Statuses), newFleetCollector(a.Statuses))
 	return a
 }
 
@@ -183,6 +188,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Unlock()
 	}
 
+	if err := a.joinFleet(ctx, cfg); err != nil {
+		return err
+	}
 	a.reloadMu.Lock()
 	a.runCtx = ctx
 	a.opts.Logger.Info("agent started", "config", cfg.Path, "apps", len(cfg.Apps), "state_dir", cfg.Agent.StateDir, "version", a.opts.Version)
@@ -213,6 +221,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.reloadMu.Unlock()
 	a.opts.Logger.Info("agent stopping", "apps", len(a.Statuses()))
 	a.stopWorkers(a.takeAll(), runners.AgentShutdown)
+	a.leaveFleet()
 	a.mu.Lock()
 	adm := a.admin
 	a.mu.Unlock()
@@ -327,6 +336,10 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		handedOver: handedOver,
 		events:     &events{app: app.Name, agent: a.agentNotifier},
 		scrub:      hookScrubber(cfg, app, os.Environ()),
+		fleet:      a.fleetFor(app),
+	}
+	if fp, ok := w.pipe.(*filePipeline); ok && w.fleet != nil {
+		fp.published = w.fleet.publishedSum
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), State: StateStarting}
 	if fp, ok := w.pipe.(*filePipeline); ok {

@@ -66,6 +66,10 @@ type filePipeline struct {
 	logger *slog.Logger
 	// progress, when set, counts the artifact's bytes for status.
 	progress *progress
+	// published, in a fleet, is the SHA-256 the fleet's poller published
+	// for a version: what a release without a checksum file is verified
+	// against (agent/fleet.go).
+	published func(tag string) string
 }
 
 func (p *filePipeline) resume(st State) (runners.Deployment, bool, error) {
@@ -132,6 +136,9 @@ func (p *filePipeline) deployed() {
 // it publishes none.
 func (p *filePipeline) checksum(ctx context.Context, c *version.Candidate) (string, error) {
 	if c.Checksum == nil {
+		if p.published != nil {
+			return p.published(c.Version.Original()), nil
+		}
 		return "", nil
 	}
 	r, err := p.src.Open(ctx, c.Release, *c.Checksum)

@@ -32,6 +32,9 @@ type PlanItem struct {
 	// Bad is why the newest version was marked bad, when Action is "skip".
 	Bad string
 	Err error
+	// Fleet says what the fleet allows for the app; "" without a fleet
+	// block (agent/fleet.go).
+	Fleet string
 }
 
 // Plan asks every app's registry for its newest allowed release and compares it
@@ -50,6 +53,7 @@ func Plan(ctx context.Context, cfg *config.File, opts Options) []PlanItem {
 	for range cfg.Apps {
 		<-done
 	}
+	planFleet(ctx, cfg, items)
 	return items
 }
 

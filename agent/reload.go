@@ -127,6 +127,10 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 		}
 	}
 	a.adminToken.Store(&cfg.Agent.AdminToken) // before a new address is bound
+	if !reflect.DeepEqual(cfg.Fleet, old.Fleet) {
+		st.NeedsRestart = append(st.NeedsRestart, "fleet")
+		cfg.Fleet = old.Fleet
+	}
 	if cfg.Agent.Admin != old.Agent.Admin {
 		if err := a.moveAdmin(cfg.Agent.Admin); err != nil {
 			a.opts.Logger.Error("admin address not changed", "admin", cfg.Agent.Admin, "err", err)

@@ -62,6 +62,7 @@ type worker struct {
 	tries map[string]int // transient deploy failures per version and artifact (see failed)
 
 	retry  chan struct{} // a request to forget bad versions and poll now
+	fleet  *fleetApp     // the app's part in the fleet; nil without one (fleet.go)
 	events *events       // deploy events to the app's and the agent's notifiers
 
 	cancel context.CancelFunc
@@ -96,6 +97,8 @@ type Status struct {
 	Bad []BadVersion `json:"bad_versions,omitempty"`
 	// History is the last deploys, newest first.
 	History []DeployRecord `json:"history,omitempty"`
+	// Fleet is the app's part in the fleet; nil without a fleet block.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 }
 
 // App states shown in Status.State.
@@ -128,6 +131,7 @@ func (w *worker) start(ctx context.Context) {
 func (w *worker) stop(ctx context.Context, why runners.StopReason) {
 	w.cancel()
 	<-w.done
+	w.fleet.stop(why)
 	if why == handover {
 		w.logger.Debug("loop restarted with new settings; the runner's workload keeps running")
 	} else if err := w.runner.Stop(ctx, why); err != nil {
@@ -153,6 +157,7 @@ func (w *worker) loop(ctx context.Context) {
 		w.logger.Error("resume failed", "err", err)
 		w.recordError(err)
 	}
+	w.fleetResumed(ctx)
 	failures := 0
 	for {
 		wait := jitter(w.app.Interval)
@@ -188,6 +193,8 @@ func (w *worker) loop(ctx context.Context) {
 			stop()
 			return
 		case <-tick:
+		case <-w.fleetWake():
+			stop() // the fleet published a release
 		case <-w.retry:
 			stop()
 			w.logger.Info("retry requested; bad versions forgotten", "bad", len(w.st.Bad))
@@ -238,7 +245,7 @@ func (w *worker) resume(ctx context.Context) error {
 func (w *worker) poll(ctx context.Context) error {
 	w.polls.Add(1)
 	w.setStatus(func(s *Status) { s.State = StateChecking; s.LastCheck = w.now() })
-	cand, err := check(ctx, w.src, w.policy, w.now(), w.logger)
+	cand, err := w.choose(ctx) // the registry's, or the fleet's (fleet.go)
 	w.saveSourceState()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -278,6 +285,12 @@ func (w *worker) poll(ctx context.Context) error {
 		})
 		return nil
 	}
+	slot, proceed, err := w.fleetGate(ctx, tag)
+	if !proceed {
+		return err
+	}
+	var outcome error
+	defer func() { w.fleetDone(ctx, slot, tag, outcome) }()
 	w.setStatus(func(s *Status) { s.State = StateDeploying })
 	prev := w.st.Version
 	start := time.Now()
@@ -296,6 +309,7 @@ func (w *worker) poll(ctx context.Context) error {
 		w.report(ctx, cand, err)
 	}
 	if err != nil {
+		outcome = err
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
 			w.failed(tag, prev, ident, took, err)
@@ -552,6 +566,7 @@ func (w *worker) snapshot() Status {
 		wl := o.Workload()
 		s.Workload = &wl
 	}
+	s.Fleet = w.fleetStatus()
 	if w.progress != nil {
 		s.Download = w.progress.snapshot()
 	}

@@ -27,6 +27,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources"
 )
@@ -55,6 +56,9 @@ type File struct {
 	// Secrets are the non-empty values env() returned while the file was
 	// decoded: what hook output is scrubbed of before it is logged.
 	Secrets []string
+	// Fleet is the `fleet {}` block (config/fleet.go); nil without one.
+	// HostID is "" when the file gives none (see FleetOf).
+	Fleet *fleet.Fleet
 }
 
 // Agent is the `agent {}` block.
@@ -90,6 +94,9 @@ type App struct {
 	Hooks Hooks
 	// Notify are notifier URLs for this app's events, besides the agent's.
 	Notify []string
+	// Rollout is the app's `rollout {}` block with fleet's defaults; nil
+	// without one (the app still shares the fleet's poll and bad versions).
+	Rollout *fleet.Rollout
 }
 
 // Hooks is an app's `hooks {}` block.

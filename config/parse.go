@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
+	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
@@ -86,6 +87,7 @@ func parse(filename string, src []byte, ctx *hcl.EvalContext) (*File, hcl.Diagno
 type rawFile struct {
 	Agents []rawAgent `hcl:"agent,block"`
 	Apps   []rawApp   `hcl:"app,block"`
+	Fleets []rawFleet `hcl:"fleet,block"`
 }
 
 type rawAgent struct {
@@ -112,6 +114,7 @@ type rawApp struct {
 	Notify       hcl.Expression `hcl:"notify,optional"`
 	Runners      []rawRunner    `hcl:"runner,block"`
 	Hooks        []rawHooks     `hcl:"hooks,block"`
+	Rollouts     []rawRollout   `hcl:"rollout,block"`
 	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
@@ -138,6 +141,7 @@ type fileInput struct {
 	filename string
 	agent    agentInput
 	apps     []appInput
+	fleet    *fleet.Fleet // nil without a fleet block
 }
 
 type agentInput struct {
@@ -160,6 +164,9 @@ type appInput struct {
 	hooks *hooksInput
 	// runner is nil when the app has no usable runner block (reported).
 	runner *runnerInput
+	// rollout is nil when the app has no rollout block (config/fleet.go).
+	rollout      *fleet.Rollout
+	rolloutRange hcl.Range
 }
 
 type hooksInput struct {
@@ -248,6 +255,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			notify:       eval[[]string](d, ra.Notify, "notify", "a list of notifier URLs", ra.DefRange),
 		}
 		app.runner = d.readRunners(ra)
+		app.rollout, app.rolloutRange = d.readRollout(ra)
 		for i, h := range ra.Hooks {
 			if i > 0 {
 				d.fail(h.DefRange, "Duplicate hooks block",
@@ -263,6 +271,8 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 		}
 		in.apps = append(in.apps, app)
 	}
+	in.fleet = d.readFleet(raw.Fleets)
+	d.checkRolloutsNeedFleet(in.fleet, in.apps)
 	return in
 }
 

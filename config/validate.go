@@ -22,6 +22,7 @@ func (d *decoder) build(in *fileInput) *File {
 	f := &File{
 		Path:  in.filename,
 		Agent: d.buildAgent(in.filename, in.agent),
+		Fleet: in.fleet,
 	}
 	if len(in.apps) == 0 {
 		start := hcl.Range{Filename: in.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
@@ -170,6 +171,7 @@ func (d *decoder) buildApp(in appInput) App {
 	}
 	d.checkRunnerRegistry(in, app, traits)
 	app.Notify = d.checkNotify(in.notify)
+	app.Rollout = in.rollout
 	if h := in.hooks; h != nil {
 		app.Hooks = Hooks{BeforeDeploy: h.beforeDeploy.Val, AfterDeploy: h.afterDeploy.Val}
 		app.Hooks.Timeout = d.Duration(h.timeout, "timeout", time.Second)

@@ -34,6 +34,7 @@ func rules() []rule {
 		{"config", []string{"agent"}, "config is the file's schema; the agent uses it, not the other way round", false},
 		{"runners", runnerImpls, "the runners role package knows no implementation", false},
 		{"sources", sourceImpls, "the sources role package knows no implementation", false},
+		{"fleet", []string{"agent", "config", "runners", "sources"}, "fleet coordinates agents; config and the agent use it, never the other way round", false},
 		{"internal/hclsettings", []string{""}, "the settings helpers are a leaf: they import no package of the module", false},
 		{"internal/tcpproxy", []string{""}, "the proxy shared by the runners is a leaf: it imports no package of the module", false},
 		{"agent", append(slices.Clone(runnerImpls), sourceImpls...), "the agent knows runners and sources only through their interfaces", true},

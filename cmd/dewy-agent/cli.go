@@ -30,6 +30,7 @@ func init() {
 		{"plan", "-config FILE", "show what each app would deploy; deploys nothing", cmdPlan},
 		{"status", "[-addr A] [-app NAME] [-json] [-watch]", "ask a running agent for each app's state", cmdStatus},
 		{"retry", "-app NAME [-addr host:port]", "make the agent forget an app's bad versions", cmdRetry},
+		{"fleet", "SUB [ARGS] -config FILE", "status|pause|resume|promote|retry a fleet's rollouts", cmdFleet},
 		{"fmt", "[-check] FILE...", "rewrite HCL files in canonical form; -check for CI", cmdFmt},
 		{"schema", "", "print a JSON Schema of the config, for editors", cmdSchema},
 		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion},

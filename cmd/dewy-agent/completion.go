@@ -14,6 +14,7 @@ var commandFlags = map[string][]string{
 	"plan":     {"-config"},
 	"status":   {"-addr", "-app", "-json", "-watch", "-interval", "-token"},
 	"retry":    {"-app", "-addr", "-token"},
+	"fleet":    {"status", "pause", "resume", "promote", "retry", "-config", "-json", "-timeout"},
 	"fmt":      {"-check"},
 }
 

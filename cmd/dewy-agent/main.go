@@ -136,6 +136,11 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	for _, it := range items {
+		if it.Fleet != "" {
+			fmt.Fprintf(stdout, "%s: fleet: %s\n", it.App, it.Fleet)
+		}
+	}
+	for _, it := range items {
 		if it.Err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", it.App, it.Err)
 			failed = failed || it.Action == "error" || it.Action == "no release"

@@ -159,6 +159,9 @@ func shortState(a agent.Status) string {
 	case a.Phase == agent.PhaseDeploying && a.Detail != "":
 		s += " " + a.Detail
 	}
+	if f := a.Fleet; f != nil && f.Wait != "" {
+		s += " (fleet: " + f.Phase + ")"
+	}
 	return s
 }
 
@@ -223,6 +226,19 @@ func printApp(w io.Writer, a agent.Status, now time.Time) {
 			}
 		}
 		row("workload", fmt.Sprintf("%s, %d restarts", proc, wl.Restarts))
+	}
+	if f := a.Fleet; f != nil {
+		role := "follower"
+		if f.Poller {
+			role = "poller"
+		}
+		row("fleet", fmt.Sprintf("%s, phase %s, rollout of %s: %s", role, f.Phase, dash(f.Release), dash(f.Rollout)))
+		if f.Wait != "" {
+			row("fleet wait", f.Wait)
+		}
+		if len(f.Bad) > 0 {
+			row("fleet bad", strings.Join(f.Bad, ", "))
+		}
 	}
 	tw.Flush()
 	if len(a.Bad) > 0 {

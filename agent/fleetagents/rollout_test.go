@@ -1,0 +1,288 @@
+// Package fleetagents tests many agents (the real agent code, one goroutine
+// each) in one fleet on an embedded etcd cluster. It is a package of its own
+// because the embedded cluster's peer connections outlive it for a moment,
+// which the agent package's leak check would count.
+package fleetagents
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/agent"
+	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/fleet"
+	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
+)
+
+// fleetWorld is many agents (the real agent code, one goroutine each) on
+// one file:// registry and one embedded 3-member etcd cluster.
+type fleetWorld struct {
+	t      *testing.T
+	dir    string
+	reg    string
+	cl     *etcdtest.Cluster
+	prefix string
+	agents []*agent.Agent
+	chk    *fleetChecker
+}
+
+func newFleetWorld(t *testing.T) *fleetWorld {
+	t.Helper()
+	dir := t.TempDir()
+	w := &fleetWorld{t: t, dir: dir, reg: filepath.Join(dir, "registry"), cl: etcdtest.Start(t, 3), prefix: "/test/" + t.Name()}
+	w.chk = startFleetChecker(t, w.cl.Endpoints(), w.prefix, "site")
+	return w
+}
+
+func (w *fleetWorld) publish(v string, artifact []byte) {
+	w.t.Helper()
+	d := filepath.Join(w.reg, v)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	// Written under a hidden name and renamed, as publishers do.
+	tmp := filepath.Join(d, ".site.tar.gz")
+	if err := os.WriteFile(tmp, artifact, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d, "site.tar.gz")); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// fleetConfig is one host's config file.
+func (w *fleetWorld) fleetConfig(host, labels, rollout string) string {
+	eps := `"` + strings.Join(w.cl.Endpoints(), `", "`) + `"`
+	return fmt.Sprintf(`agent {
+  state_dir = %q
+  admin = ""
+}
+fleet {
+  host_id = %q
+  labels = { %s }
+  session_ttl = "2s"
+  etcd {
+    endpoints = [%s]
+    prefix = %q
+  }
+}
+app "site" {
+  registry = "file://%s"
+  artifact = "site.tar.gz"
+  interval = "1s"
+  runner "assets" {}
+  rollout {
+    %s
+  }
+}
+`, filepath.Join(w.dir, host), host, labels, eps, w.prefix, w.reg, rollout)
+}
+
+// start runs n agents; host h0 is labelled role = canary.
+func (w *fleetWorld) start(n int, rollout string) {
+	w.t.Helper()
+	for i := range n {
+		host := fmt.Sprintf("h%d", i)
+		labels := `zone = "a"`
+		if i == 0 {
+			labels = `role = "canary"`
+		}
+		path := filepath.Join(w.dir, host+".hcl")
+		if err := os.WriteFile(path, []byte(w.fleetConfig(host, labels, rollout)), 0o644); err != nil {
+			w.t.Fatal(err)
+		}
+		cfg, diags := config.Load(path)
+		if diags.HasErrors() {
+			w.t.Fatal(diags)
+		}
+		logger := slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("host", host)
+		a := agent.New(cfg, agent.Options{Logger: logger})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		w.t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				w.t.Errorf("Run %s: %v", host, err)
+			}
+		})
+		w.agents = append(w.agents, a)
+	}
+}
+
+// status returns host i's status of the app.
+func (w *fleetWorld) status(i int) agent.Status {
+	for _, s := range w.agents[i].Statuses() {
+		if s.Name == "site" {
+			return s
+		}
+	}
+	return agent.Status{}
+}
+
+func (w *fleetWorld) all(cond func(agent.Status) bool) func() bool {
+	return func() bool {
+		for i := range w.agents {
+			if !cond(w.status(i)) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func (w *fleetWorld) describe() string {
+	var b strings.Builder
+	for i := range w.agents {
+		s := w.status(i)
+		fmt.Fprintf(&b, "h%d: deployed=%s state=%s err=%q fleet=%+v\n", i, s.Deployed, s.State, s.LastError, s.Fleet)
+	}
+	return b.String()
+}
+
+func (w *fleetWorld) eventually(d time.Duration, what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("timed out waiting for %s:\n%s", what, w.describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFleetRolloutGoodThenBad runs six agents: a good release rolls out
+// canary, bake, then waves of max_parallel; a broken release fails on the
+// canary, becomes bad for the fleet and reaches nobody else. The checker
+// fails the test on any broken rule, and exactly one host polls the
+// registry.
+func TestFleetRolloutGoodThenBad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an etcd cluster and six agents; about 15s")
+	}
+	w := newFleetWorld(t)
+	w.publish("v1.0.0", site("v1.0.0"))
+	w.start(6, `canary = 1
+    bake = "1s"
+    max_parallel = 2
+    min_healthy_time = "200ms"`)
+
+	w.eventually(30*time.Second, "every host runs v1.0.0", w.all(func(s agent.Status) bool { return s.Deployed == "v1.0.0" }))
+	pollers := 0
+	for i := range w.agents {
+		if f := w.status(i).Fleet; f != nil && f.Poller {
+			pollers++
+		}
+	}
+	if pollers != 1 {
+		t.Errorf("%d hosts poll the registry, want 1:\n%s", pollers, w.describe())
+	}
+
+	w.publish("v1.1.0", site("v1.1.0"))
+	w.eventually(30*time.Second, "every host runs v1.1.0", w.all(func(s agent.Status) bool { return s.Deployed == "v1.1.0" }))
+	if d := w.chk.deployersOf("v1.1.0"); len(d) != 6 || d[0] != "h0" {
+		t.Errorf("deployers of v1.1.0 = %v, want the canary h0 first and all six", d)
+	}
+	for i := range w.agents {
+		body, err := os.ReadFile(filepath.Join(w.dir, fmt.Sprintf("h%d", i), "apps", "site", "current", "index.html"))
+		if err != nil || string(body) != "v1.1.0\n" {
+			t.Errorf("h%d serves %q (%v)", i, body, err)
+		}
+	}
+
+	// A release whose archive escapes its folder: the canary refuses it.
+	w.publish("v1.2.0", testkit.TarGz(map[string]string{"../../../../evil.html": "owned"}))
+	w.eventually(30*time.Second, "v1.2.0 bad for the fleet on every host", w.all(func(s agent.Status) bool {
+		return s.Fleet != nil && slices.Contains(s.Fleet.Bad, "v1.2.0")
+	}))
+	if d := w.chk.deployersOf("v1.2.0"); !slices.Equal(d, []string{"h0"}) {
+		t.Errorf("deployers of v1.2.0 = %v, want the canary h0 only", d)
+	}
+	for i := range w.agents {
+		if s := w.status(i); s.Deployed != "v1.1.0" {
+			t.Errorf("h%d runs %s, want v1.1.0", i, s.Deployed)
+		}
+	}
+	w.eventually(10*time.Second, "the rollout of v1.2.0 shows stopped", w.all(func(s agent.Status) bool {
+		return s.Fleet.Rollout == string(fleet.PhaseStopped)
+	}))
+}
+
+// site is a release's artifact: a tarball serving the version.
+func site(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
+
+// testWriter sends log lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// TestFleetHoldWhileEtcdUnreachable starts an agent whose etcd never
+// answers: with on_unavailable = hold it deploys nothing and its status says
+// it holds, and why.
+func TestFleetHoldWhileEtcdUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	reg := filepath.Join(dir, "registry")
+	os.MkdirAll(filepath.Join(reg, "v1.0.0"), 0o755)
+	os.WriteFile(filepath.Join(reg, "v1.0.0", "site.tar.gz"), site("v1.0.0"), 0o644)
+	path := filepath.Join(dir, "dewy.hcl")
+	os.WriteFile(path, []byte(fmt.Sprintf(`agent {
+  state_dir = %q
+  admin = ""
+}
+fleet {
+  host_id = "lonely"
+  session_ttl = "2s"
+  etcd { endpoints = [%q] }
+}
+app "site" {
+  registry = "file://%s"
+  artifact = "site.tar.gz"
+  interval = "1s"
+  runner "assets" {}
+}
+`, filepath.Join(dir, "state"), dead, reg)), 0o644)
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	a := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var s agent.Status
+	testkit.Eventually(t, 20*time.Second, "status says hold", func() bool {
+		st := a.Statuses()
+		if len(st) != 1 || st[0].Fleet == nil {
+			return false
+		}
+		s = st[0]
+		return !s.Fleet.Available && s.Fleet.Phase == string(fleet.PhaseHold) && strings.Contains(s.Fleet.Wait, "etcd unreachable") && s.LastCheck.After(time.Time{})
+	})
+	if s.Deployed != "" {
+		t.Errorf("deployed %s while etcd was unreachable under hold", s.Deployed)
+	}
+}
