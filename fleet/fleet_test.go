@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -422,8 +423,17 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err != nil || !d.Allowed {
 		t.Fatalf("Gate = %+v, %v", d, err)
 	}
+	if err := e.op.Pause(ctx, e.app); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() { _, err := h.Gate(ctx, "v2"); waiting <- err }()
+	eventually(t, 5*time.Second, "a second Gate waits", func() bool { return h.State().Phase == PhasePaused })
 	if err := m.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	if err := <-waiting; !errors.Is(err, ErrClosed) {
+		t.Errorf("Gate across Close = %v; want ErrClosed", err)
 	}
 	// The cluster, the checker and the operator keep their own goroutines;
 	// look for the member's.
