@@ -471,7 +471,7 @@ func TestUnreachableAtStart(t *testing.T) {
 		_ = m.Close(ctx)
 	}()
 	h := m.App("web", Rollout{})
-	eventually(t, 5*time.Second, "a reason for being unavailable", func() bool {
+	eventually(t, 15*time.Second, "a reason for being unavailable", func() bool { // authenticating waits up to 5s
 		ok, why := m.Available()
 		return !ok && why != "connecting"
 	})
