@@ -549,12 +549,16 @@ func (h *AppHandle) unavailableDecision() Decision {
 // monotonic clock (or until an operator promotes); then every host takes a
 // deploy slot, at most max_parallel at once. While etcd is unreachable it
 // returns at once: not allowed (hold) or allowed without a slot (local).
+// After Member.Close or AppHandle.Close it returns ErrClosed.
 func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) {
 	defer h.setWait("", "")
 	var planned *Plan
 	for {
 		if err := ctx.Err(); err != nil {
 			return Decision{}, err
+		}
+		if h.ctx.Err() != nil {
+			return Decision{}, ErrClosed
 		}
 		h.mu.Lock()
 		v, changed, deployed := h.view, h.changed, h.deployed
@@ -627,6 +631,7 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 		_, _, availCh := h.m.session()
 		select {
 		case <-ctx.Done():
+		case <-h.ctx.Done():
 		case <-changed:
 		case <-availCh:
 		case <-timer:

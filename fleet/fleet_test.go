@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -422,8 +423,17 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err != nil || !d.Allowed {
 		t.Fatalf("Gate = %+v, %v", d, err)
 	}
+	if err := e.op.Pause(ctx, e.app); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() { _, err := h.Gate(ctx, "v2"); waiting <- err }()
+	eventually(t, 5*time.Second, "a second Gate waits", func() bool { return h.State().Phase == PhasePaused })
 	if err := m.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	if err := <-waiting; !errors.Is(err, ErrClosed) {
+		t.Errorf("Gate across Close = %v; want ErrClosed", err)
 	}
 	// The cluster, the checker and the operator keep their own goroutines;
 	// look for the member's.
@@ -461,7 +471,7 @@ func TestUnreachableAtStart(t *testing.T) {
 		_ = m.Close(ctx)
 	}()
 	h := m.App("web", Rollout{})
-	eventually(t, 5*time.Second, "a reason for being unavailable", func() bool {
+	eventually(t, 15*time.Second, "a reason for being unavailable", func() bool { // authenticating waits up to 5s
 		ok, why := m.Available()
 		return !ok && why != "connecting"
 	})
@@ -492,7 +502,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // on hold and shows nowhere.
 func TestAuth(t *testing.T) {
 	cl := etcdtest.Start(t, 1)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second) // bcrypt is slow under -race
 	defer cancel()
 	root, err := clientv3.New(clientv3.Config{Endpoints: cl.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -521,16 +531,17 @@ func TestAuth(t *testing.T) {
 	}
 	cfg := Fleet{HostID: "h", SessionTTL: testTTL, OnUnavailable: Hold,
 		Etcd: Etcd{Endpoints: NewEndpoints(cl.Endpoints()...), Prefix: "/dewy/prod", Username: "dewy", Password: "dewy-pw"}}
-	m, err := Join(ctx, cfg, Options{OpTimeout: time.Second, MaxBackoff: 300 * time.Millisecond})
+	m, err := Join(ctx, cfg, Options{OpTimeout: 5 * time.Second, MaxBackoff: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = m.Close(context.Background()) }()
 	if err := m.WaitAvailable(ctx); err != nil {
-		t.Fatalf("member with a good password: %v", err)
+		_, why := m.Available()
+		t.Fatalf("member with a good password: %v (%s)", err, why)
 	}
 	h := m.App("web", Rollout{})
-	eventually(t, 5*time.Second, "in sync and polling", func() bool { return h.State().Synced && h.IsPoller() })
+	eventually(t, 20*time.Second, "in sync and polling", func() bool { return h.State().Synced && h.IsPoller() })
 	if d, err := h.Gate(ctx, "v1"); err != nil || !d.Allowed {
 		t.Fatalf("Gate with auth = %+v, %v", d, err)
 	}
@@ -542,7 +553,7 @@ func TestAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = m2.Close(context.Background()) }()
-	eventually(t, 5*time.Second, "a wrong password is reported", func() bool {
+	eventually(t, 30*time.Second, "a wrong password is reported", func() bool {
 		ok, why := m2.Available()
 		return !ok && strings.Contains(why, "authentication failed")
 	})

@@ -300,7 +300,9 @@ func (m *Member) run() {
 	defer m.stopApps()
 	failures := 0
 	for m.ctx.Err() == nil && m.cli() == nil {
-		c, err := newClient(m.cfg, m.opts.Counter, m.opts.OpTimeout)
+		// With a username the client authenticates at once; etcd hashes the
+		// password with bcrypt, which can take a while on a busy server.
+		c, err := newClient(m.cfg, m.opts.Counter, max(m.opts.OpTimeout, 5*time.Second))
 		if err == nil {
 			m.mu.Lock()
 			m.client = c

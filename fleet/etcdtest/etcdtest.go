@@ -85,6 +85,7 @@ func (c *Cluster) start(i int, state string) error {
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{"/dev/null"}
 	cfg.UnsafeNoFsync = true
+	cfg.BcryptCost = 4 // bcrypt's minimum: auth tests stay fast under -race
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return fmt.Errorf("member %s: %w", c.names[i], err)
