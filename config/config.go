@@ -62,6 +62,10 @@ type Agent struct {
 	Admin     string // admin: host:port of the status API; "" turns it off
 	// Notify are notifier URLs for every app's events.
 	Notify []string
+	// KeepAppsRunningOnStop (keep_apps_running_on_stop): a planned stop of the
+	// agent leaves server apps running for the next agent to adopt, which makes
+	// an agent upgrade a zero-downtime operation. Default false: a stop stops them.
+	KeepAppsRunningOnStop bool
 }
 
 // App is one `app "name" {}` block.

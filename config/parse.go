@@ -74,6 +74,7 @@ type rawAgent struct {
 	LogFormat hcl.Expression `hcl:"log_format,optional"`
 	Admin     hcl.Expression `hcl:"admin,optional"`
 	Notify    hcl.Expression `hcl:"notify,optional"`
+	KeepApps  hcl.Expression `hcl:"keep_apps_running_on_stop,optional"`
 	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
@@ -119,6 +120,7 @@ type fileInput struct {
 type agentInput struct {
 	stateDir, logLevel, logFormat, admin setting[string]
 	notify                               setting[[]string]
+	keepApps                             setting[bool]
 }
 
 type appInput struct {
@@ -198,6 +200,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
 			admin:     eval[string](d, a.Admin, "admin", "a string", a.DefRange),
 			notify:    eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			keepApps:  eval[bool](d, a.KeepApps, "keep_apps_running_on_stop", "true or false", a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",

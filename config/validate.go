@@ -52,6 +52,8 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 		LogLevel:  in.logLevel.Val,
 		LogFormat: in.logFormat.Val,
 		Admin:     in.admin.Val,
+
+		KeepAppsRunningOnStop: in.keepApps.Val,
 	}
 	a.StateDir = d.checkStateDir(filename, in.stateDir)
 	d.checkEnum(in.logLevel, "log_level", []string{"debug", "info", "warn", "error"})

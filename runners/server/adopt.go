@@ -1,0 +1,247 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
+	"github.com/dewy-agent/dewy-agent/internal/procgroup"
+)
+
+// Surviving the agent. A generation is started so that it outlives the agent
+// (no death signal; it holds copies of its output pipes, so writing after the
+// agent died does not kill it) and recorded in <app dir>/server.json the moment
+// it starts: pid, process start time, the fd numbers of its sockets and output
+// pipes in the child, release dir and version. A restarted agent's Resume reads
+// the record (adoptEarlier): a recorded process that is still the same process
+// (pid and start time) gives its listening sockets back (pidfd_getfd); the one
+// running the release `current` names is adopted as the live generation,
+// watched through a pidfd; every other one is stopped, its whole group, with
+// SIGKILL after StopTimeout. A process whose sockets cannot be taken back is
+// stopped before the ports are bound, so nothing is left holding a port.
+
+// recordFile is the runner's record of its running generations, in the app dir.
+const recordFile = "server.json"
+
+// genRecord is one running generation, as a later agent life needs it.
+type genRecord struct {
+	Version   string `json:"version"`
+	Dir       string `json:"dir"`
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // clock ticks since boot (/proc/<pid>/stat)
+	// Ports are the bound ports in Config.Ports order and Fds their descriptor
+	// numbers in the child.
+	Ports []int `json:"ports,omitempty"`
+	Fds   []int `json:"fds,omitempty"`
+	// Stdout and Stderr are the child's copies of its output pipes' read ends.
+	Stdout int `json:"stdout_fd"`
+	Stderr int `json:"stderr_fd"`
+}
+
+// genRecords is the record file.
+type genRecords struct {
+	Generations []genRecord `json:"generations"`
+}
+
+// remember records g as running (or forgets it, with running false) and writes
+// the record file. Without an app dir (tests that build the runner bare) nothing
+// is written.
+func (s *Server) remember(r genRecord, running bool) {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	s.recs = slices.DeleteFunc(s.recs, func(x genRecord) bool { return x.PID == r.PID })
+	if running {
+		s.recs = append(s.recs, r)
+	}
+	if err := s.saveRecords(); err != nil {
+		s.logger.Warn("record generations", "err", err)
+	}
+}
+
+// saveRecords writes s.recs; recMu is held.
+func (s *Server) saveRecords() error {
+	if s.appDir == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(genRecords{Generations: s.recs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.appDir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(s.appDir, recordFile), append(b, '\n'), 0o600)
+}
+
+// loadRecords reads the record file of an earlier agent life; none is no error.
+func (s *Server) loadRecords() ([]genRecord, error) {
+	if s.appDir == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.appDir, recordFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rs genRecords
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, fmt.Errorf("read %s: %w", recordFile, err)
+	}
+	return rs.Generations, nil
+}
+
+// sameDir reports whether a and b name the same directory (through symlinks).
+func sameDir(a, b string) bool {
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+// adoptEarlier takes back what an earlier agent life left running (see the top
+// of this file). It returns the generation adopted as live for the release in
+// dir (nil if none) and the other generations it took sockets from, which the
+// caller stops once a live generation serves. On return, s.ports holds the
+// recovered sockets when any could be taken back; everything of an earlier life
+// that could not be adopted has been stopped.
+func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *generation, others []*generation) {
+	recs, err := s.loadRecords()
+	if err != nil {
+		s.logger.Warn("record of earlier generations unreadable; stopping none", "err", err)
+		return nil, nil
+	}
+	for _, r := range recs {
+		logger := s.logger.With("version", r.Version, "pid", r.PID)
+		a, err := procgroup.Adopt(r.PID, r.StartTime, r.Stdout, r.Stderr, s.output(logger))
+		if err != nil {
+			s.stopLeftovers(ctx, r, err)
+			continue
+		}
+		g := s.adopted(r, a)
+		s.remember(r, true)
+		if !s.takeSockets(r, a) {
+			logger.Warn("sockets of an earlier generation cannot be taken back; stopping it before binding the ports")
+			s.stopGeneration(ctx, g)
+			continue
+		}
+		if live == nil && r.Version == version && sameDir(r.Dir, dir) {
+			live = g
+			logger.Info("adopted the generation an earlier agent left running")
+			continue
+		}
+		logger.Info("took the sockets of a generation an earlier agent left running; it will be stopped")
+		others = append(others, g)
+	}
+	return live, others
+}
+
+// stopLeftovers stops what is left of a recorded generation whose process
+// cannot be adopted. If its pid now names another process, the recorded group
+// is gone (a group id is not reused while its group has a member) and nothing
+// is touched; if no process has the pid, members of its group may still live
+// (the children of a wrapper shell) and the group is stopped.
+func (s *Server) stopLeftovers(ctx context.Context, r genRecord, why error) {
+	defer s.remember(r, false)
+	if syscall.Kill(r.PID, 0) != syscall.ESRCH {
+		if !errors.Is(why, procgroup.ErrNotSame) {
+			s.logger.Warn("earlier generation cannot be adopted; stopping its group", "pid", r.PID, "err", why)
+			_ = procgroup.StopGroup(ctx, r.PID, s.cfg.StopSignal, s.cfg.StopTimeout)
+		}
+		return
+	}
+	if procgroup.GroupAlive(r.PID) {
+		s.logger.Warn("earlier generation's leader is gone but its group lives; stopping it", "pgid", r.PID)
+		_ = procgroup.StopGroup(ctx, r.PID, s.cfg.StopSignal, s.cfg.StopTimeout)
+	}
+}
+
+// adopted wraps an adopted process as a generation.
+func (s *Server) adopted(r genRecord, a *procgroup.Adopted) *generation {
+	g := &generation{
+		version: r.Version,
+		dir:     r.Dir,
+		pid:     r.PID,
+		started: time.Now(),
+		logger:  s.logger.With("version", r.Version, "pid", r.PID),
+		proc:    a.Process,
+		done:    a.Done(),
+		adopted: a,
+	}
+	g.forget = func() { s.remember(r, false) }
+	return g
+}
+
+// takeSockets makes the sockets of r the runner's ports, unless the runner has
+// them already or the configured ports differ. It reports whether the runner
+// now holds sockets for every configured port.
+func (s *Server) takeSockets(r genRecord, a *procgroup.Adopted) bool {
+	s.mu.Lock()
+	have := s.ports != nil
+	s.mu.Unlock()
+	if have || len(s.cfg.Ports) == 0 {
+		return true
+	}
+	if len(r.Ports) != len(s.cfg.Ports) || len(r.Fds) != len(r.Ports) {
+		return false
+	}
+	pl := &portListeners{}
+	for i, p := range s.cfg.Ports {
+		if p != 0 && p != r.Ports[i] {
+			pl.close()
+			return false
+		}
+		f, err := a.TakeFd(r.Fds[i], false)
+		if err != nil {
+			s.logger.Warn("take socket back", "port", r.Ports[i], "err", err)
+			pl.close()
+			return false
+		}
+		sa, err := syscall.Getsockname(int(f.Fd()))
+		if err != nil {
+			f.Close()
+			pl.close()
+			return false
+		}
+		pl.files = append(pl.files, f)
+		pl.addrs = append(pl.addrs, sockaddrTCP(sa))
+	}
+	s.mu.Lock()
+	s.ports = pl
+	s.mu.Unlock()
+	return true
+}
+
+// sockaddrTCP turns a socket address into a *net.TCPAddr.
+func sockaddrTCP(sa syscall.Sockaddr) net.Addr {
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *syscall.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	}
+	return &net.TCPAddr{}
+}
+
+// detach ends the runner's part without stopping the workload: supervision ends,
+// the generation keeps running and stays recorded for the next agent life.
+func (s *Server) detach(sv *supervisor) {
+	sv.cancel()
+	<-sv.done
+}
+
+// stopAll stops the generations gracefully, one after the other.
+func (s *Server) stopAll(ctx context.Context, gs []*generation) {
+	for _, g := range gs {
+		s.stopGeneration(context.WithoutCancel(ctx), g)
+	}
+}
