@@ -45,6 +45,8 @@ type genRecord struct {
 	// Stdout and Stderr are the child's copies of its output pipes' read ends.
 	Stdout int `json:"stdout_fd"`
 	Stderr int `json:"stderr_fd"`
+	// Stopping: the generation was being stopped; it is never adopted as live.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // genRecords is the record file.
@@ -64,6 +66,20 @@ func (s *Server) remember(r genRecord, running bool) {
 	}
 	if err := s.saveRecords(); err != nil {
 		s.logger.Warn("record generations", "err", err)
+	}
+}
+
+// markStopping records that the generation pid is being stopped.
+func (s *Server) markStopping(pid int) {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	for i := range s.recs {
+		if s.recs[i].PID == pid && !s.recs[i].Stopping {
+			s.recs[i].Stopping = true
+			if err := s.saveRecords(); err != nil {
+				s.logger.Warn("record generations", "err", err)
+			}
+		}
 	}
 }
 
@@ -134,7 +150,7 @@ func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *g
 			s.stopGeneration(ctx, g)
 			continue
 		}
-		if live == nil && r.Version == version && sameDir(r.Dir, dir) {
+		if live == nil && !r.Stopping && r.Version == version && sameDir(r.Dir, dir) {
 			live = g
 			logger.Info("adopted the generation an earlier agent left running")
 			continue

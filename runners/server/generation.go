@@ -251,6 +251,7 @@ func (s *Server) output(logger *slog.Logger) procgroup.Output {
 // process is reaped and the group is gone.
 func (s *Server) stopGeneration(ctx context.Context, g *generation) {
 	running := !g.exited()
+	s.markStopping(g.pid)
 	if running {
 		g.logger.Info("stopping generation", "signal", s.cfg.StopSignal.String())
 	}
