@@ -43,6 +43,9 @@ func newSurviveEnv(t *testing.T, agentExtra, runnerExtra string, assets bool) *s
 	e.port = freePort(t)
 	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.cfg = filepath.Join(e.dir, "dewy.hcl")
+	if !strings.Contains(runnerExtra, "crash_window") {
+		runnerExtra += "\n    crash_window   = \"1s\""
+	}
 	extra := ""
 	if assets {
 		extra = fmt.Sprintf(`
@@ -67,7 +70,6 @@ app "web" {
     health_path    = "/health"
     health_timeout = "5s"
     stop_timeout   = "2s"
-    crash_window   = "1s"
     %s
   }
 }
@@ -263,6 +265,7 @@ func TestUnadoptableLeftoversAreStopped(t *testing.T) {
 				t.Fatalf("record %s: %v\n%s", rec, err, readFile(rec))
 			}
 			rs["generations"][0]["fds"] = []int{900}
+			rs["generations"][0]["inodes"] = []int{1}
 			b, _ := json.Marshal(rs)
 			writeFile(t, rec, b)
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -42,6 +43,11 @@ type genRecord struct {
 	// numbers in the child.
 	Ports []int `json:"ports,omitempty"`
 	Fds   []int `json:"fds,omitempty"`
+	// Inodes are the sockets' inode numbers. An app may close the descriptors
+	// it inherited once it made listeners of them (Go's net.FileListener keeps a
+	// duplicate), so the sockets are looked up by inode in /proc/<pid>/fd; Fds
+	// is the fallback.
+	Inodes []uint64 `json:"inodes,omitempty"`
 	// Stdout and Stderr are the child's copies of its output pipes' read ends.
 	Stdout int `json:"stdout_fd"`
 	Stderr int `json:"stderr_fd"`
@@ -216,7 +222,19 @@ func (s *Server) takeSockets(r genRecord, a *procgroup.Adopted) bool {
 			pl.close()
 			return false
 		}
-		f, err := a.TakeFd(r.Fds[i], false)
+		fd := r.Fds[i]
+		var ino uint64
+		if i < len(r.Inodes) {
+			ino = r.Inodes[i]
+			if n, ok := findSocketFd(r.PID, ino); ok {
+				fd = n
+			}
+		}
+		f, err := a.TakeFd(fd, false)
+		if err == nil && ino != 0 && inodeOf(f) != ino {
+			f.Close()
+			err = fmt.Errorf("descriptor %d of %d is not the recorded socket", fd, r.PID)
+		}
 		if err != nil {
 			s.logger.Warn("take socket back", "port", r.Ports[i], "err", err)
 			pl.close()
@@ -260,4 +278,35 @@ func (s *Server) stopAll(ctx context.Context, gs []*generation) {
 	for _, g := range gs {
 		s.stopGeneration(context.WithoutCancel(ctx), g)
 	}
+}
+
+// findSocketFd looks in /proc/<pid>/fd for the descriptor of the socket with
+// inode ino.
+func findSocketFd(pid int, ino uint64) (int, bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	want := "socket:[" + strconv.FormatUint(ino, 10) + "]"
+	for _, e := range entries {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && l == want {
+			if n, err := strconv.Atoi(e.Name()); err == nil {
+				return n, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// inodeOf is the inode number of the open file f; 0 if unknown.
+func inodeOf(f *os.File) uint64 {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
 }

@@ -159,6 +159,7 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		for i := range pl.files {
 			rec.Ports = append(rec.Ports, pl.port(i))
 			rec.Fds = append(rec.Fds, 3+i)
+			rec.Inodes = append(rec.Inodes, inodeOf(pl.files[i]))
 		}
 	}
 	s.remember(rec, true)
