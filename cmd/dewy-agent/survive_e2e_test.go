@@ -250,6 +250,7 @@ func TestUnadoptableLeftoversAreStopped(t *testing.T) {
 		{"slow drain holding the listener", "exec ./testapp -version v1.0.0 -hold-listener 8s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting for stop timeouts
 			e := newSurviveEnv(t, "", "", false)
 			e.publish(t, "v1.0.0", tc.script)
 			p := startAgent(t, e.cfg)
