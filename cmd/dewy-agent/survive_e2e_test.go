@@ -93,7 +93,7 @@ func (e *surviveEnv) publish(t *testing.T, v, script string) {
 		script = "exec ./testapp -version " + v
 	}
 	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	writeFile(t, filepath.Join(e.reg, "web", v, artifact), testkit.Pack(t, archive.TarGz,
+	e.put(t, filepath.Join(e.reg, "web", v, artifact), testkit.Pack(t, archive.TarGz,
 		archive.File{Name: "run.sh", Body: []byte("#!/bin/sh\n" + script + "\n"), Mode: 0o755},
 		archive.File{Name: "testapp", Body: e.bin, Mode: 0o755}))
 }
@@ -102,8 +102,22 @@ func (e *surviveEnv) publish(t *testing.T, v, script string) {
 func (e *surviveEnv) publishSite(t *testing.T, v string) {
 	t.Helper()
 	artifact := fmt.Sprintf("site_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	writeFile(t, filepath.Join(e.reg, "site", v, artifact), testkit.Pack(t, archive.TarGz,
+	e.put(t, filepath.Join(e.reg, "site", v, artifact), testkit.Pack(t, archive.TarGz,
 		archive.File{Name: "index.html", Body: []byte(v + "\n"), Mode: 0o644}))
+}
+
+// put publishes a file the way a registry should: written aside, then renamed
+// into place, so that the agent never reads it half-written.
+func (e *surviveEnv) put(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(e.dir, "upload.tmp")
+	writeFile(t, tmp, data)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // kill9 kills the agent with SIGKILL and waits for it to be gone.
@@ -370,6 +384,7 @@ func TestCrashSoak(t *testing.T) {
 			}
 		}
 		p = startAgent(t, e.cfg)
+		waitLog(t, p, "agent started")        // its signal handlers are set
 		waitAnswer(t, p, e.url+"/version", v) // recovers and deploys alone
 		waitVersion(t, p, e.state, "site", v)
 		e.checkConsistent(t, "web")
