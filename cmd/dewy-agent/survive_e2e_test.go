@@ -142,11 +142,20 @@ func waitLog(t *testing.T, p *proc, s string) {
 func (e *surviveEnv) checkOneApp(t *testing.T) int {
 	t.Helper()
 	var pids []int
-	eventually(t, 20*time.Second, func() bool {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		pids = appPIDs(t, e.app)
-		return len(pids) == 1 && get(e.url+"/pid") == strconv.Itoa(pids[0])
-	}, "one testapp serving the port")
-	return pids[0]
+		if len(pids) == 1 && get(e.url+"/pid") == strconv.Itoa(pids[0]) {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			var desc []string
+			for _, pid := range pids {
+				cmdline := strings.ReplaceAll(readFile(fmt.Sprintf("/proc/%d/cmdline", pid)), "\x00", " ")
+				desc = append(desc, fmt.Sprintf("%d (%s)", pid, cmdline))
+			}
+			t.Fatalf("want one testapp serving the port; running: %v; the port answers pid %q", desc, get(e.url+"/pid"))
+		}
+	}
 }
 
 // TestAgentKill9UnderLoadAdoptsApp: kill -9 of the agent under load fails no
