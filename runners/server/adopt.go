@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -139,9 +140,11 @@ func sameDir(a, b string) bool {
 func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *generation, others []*generation) {
 	recs, err := s.loadRecords()
 	if err != nil {
-		s.logger.Warn("record of earlier generations unreadable; stopping none", "err", err)
-		return nil, nil
+		s.logger.Warn("record of earlier generations unreadable", "err", err)
 	}
+	// A generation started by an agent that died before recording it is found
+	// by the mark in its environment, and stopped.
+	defer s.stopUnrecorded(ctx, recs)
 	for _, r := range recs {
 		logger := s.logger.With("version", r.Version, "pid", r.PID)
 		a, err := procgroup.Adopt(r.PID, r.StartTime, r.Stdout, r.Stderr, s.output(logger))
@@ -309,4 +312,54 @@ func inodeOf(f *os.File) uint64 {
 		return uint64(st.Ino)
 	}
 	return 0
+}
+
+// appMarkEnv marks a generation's environment with the app dir, so that one
+// started by an agent that died before recording it can still be found.
+const appMarkEnv = "DEWY_AGENT_APP_DIR"
+
+// stopUnrecorded stops the process groups of processes marked with this app
+// dir that are not in recs.
+func (s *Server) stopUnrecorded(ctx context.Context, recs []genRecord) {
+	if s.appDir == "" {
+		return
+	}
+	known := map[int]bool{}
+	for _, r := range recs {
+		known[r.PID] = true
+	}
+	mark := []byte(appMarkEnv + "=" + s.appDir + "\x00")
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	groups := map[int]bool{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !containsEnv(env, mark) {
+			continue
+		}
+		pgid, err := syscall.Getpgid(pid)
+		if err != nil || known[pgid] || pgid == syscall.Getpgrp() {
+			continue
+		}
+		groups[pgid] = true
+	}
+	for pgid := range groups {
+		s.logger.Warn("stopping an app process no agent recorded (the agent died while starting it)", "pgid", pgid)
+		_ = procgroup.StopGroup(ctx, pgid, s.cfg.StopSignal, s.cfg.StopTimeout)
+	}
+}
+
+// containsEnv reports whether the NUL-separated environment env holds the
+// entry mark (which ends in NUL).
+func containsEnv(env, mark []byte) bool {
+	if len(env) == 0 || env[len(env)-1] != 0 {
+		env = append(env, 0)
+	}
+	return bytes.HasPrefix(env, mark) || bytes.Contains(env, append([]byte{0}, mark...))
 }

@@ -214,6 +214,9 @@ func (s *Server) environ(nfiles int, names, starter []string) []string {
 	for _, k := range s.envKeys {
 		env = append(env, k+"="+s.cfg.Env[k]) // exec keeps the last of duplicate keys
 	}
+	if s.appDir != "" {
+		env = append(env, appMarkEnv+"="+s.appDir) // see stopUnrecorded
+	}
 	if nfiles > 0 {
 		env = append(env,
 			"LISTEN_FDS="+strconv.Itoa(nfiles),
