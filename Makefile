@@ -10,7 +10,7 @@ PKGVERSION ?= $(or $(shell echo '$(VERSION)' | sed -n 's/^v\{0,1\}\([0-9][0-9]*\
 DIST    := dist
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build test test-short lint demo fleet-demo bench package dist clean
+.PHONY: build test test-short lint demo fleet-demo bench soak package dist clean
 
 build: ## build bin/dewy-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dewy-agent
@@ -24,6 +24,9 @@ test-short: ## the quick loop: skips the slow end-to-end tests
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+
+soak: ## crash consistency: kill -9 the agent at 60 random moments across deploys (not in CI; the normal run makes 4)
+	DEWY_SOAK_KILLS=60 $(GO) test -count=1 -timeout 30m -run 'TestCrashSoak' -v ./cmd/dewy-agent/
 
 demo: build ## publish a site to a local registry, run the agent, publish an update, watch it deploy
 	$(GO) run ./examples/demo -agent $(BIN) -config examples/demo.hcl
@@ -39,6 +42,7 @@ bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) run ./bench/zerodowntime
 	$(GO) run ./bench/zerodowntime -conns 8 -deploys 10
 	$(GO) run ./bench/zerodowntime -conns 8 -deploys 10 -proxy
+	$(GO) run ./bench/agentcrash -agent $(BIN)
 	$(GO) run ./bench/rolling
 
 package: ## build the .deb and .rpm for this machine's architecture into dist/ (nfpm)

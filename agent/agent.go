@@ -220,7 +220,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.reloadMu.Lock() // no reload may start workers from here on
 	defer a.reloadMu.Unlock()
 	a.opts.Logger.Info("agent stopping", "apps", len(a.Statuses()))
-	a.stopWorkers(a.takeAll(), runners.AgentShutdown)
+	why := runners.AgentShutdown
+	if a.cfg.Agent.KeepAppsRunningOnStop {
+		why = runners.AgentUpgrade // the next agent adopts the apps
+	}
+	a.stopWorkers(a.takeAll(), why)
 	a.leaveFleet()
 	a.mu.Lock()
 	adm := a.admin

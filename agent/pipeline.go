@@ -25,6 +25,9 @@ type pipeline interface {
 	// runner's Resume. ok is false when the release is gone and must be
 	// deployed again.
 	resume(st State) (d runners.Deployment, ok bool, err error)
+	// restore points `current` at the release dir again, to roll back a
+	// deploy an earlier agent life left in flight (files only).
+	restore(dir string) error
 	// prepare makes the candidate ready for the runner. Its error is a
 	// *deployError naming the step; on error nothing is left behind.
 	prepare(ctx context.Context, c *version.Candidate) (*staged, error)
@@ -82,6 +85,8 @@ func (p *filePipeline) resume(st State) (runners.Deployment, bool, error) {
 	}
 	return runners.Deployment{Version: st.Version, Image: st.Image, Dir: cur}, true, nil
 }
+
+func (p *filePipeline) restore(dir string) error { return p.store.Switch(dir) }
 
 func (p *filePipeline) prepare(ctx context.Context, c *version.Candidate) (*staged, error) {
 	tag := c.Version.Original()
@@ -166,6 +171,8 @@ type imagePipeline struct {
 func (p *imagePipeline) resume(st State) (runners.Deployment, bool, error) {
 	return runners.Deployment{Version: st.Version, Image: st.Image}, true, nil
 }
+
+func (p *imagePipeline) restore(string) error { return nil }
 
 func (p *imagePipeline) prepare(ctx context.Context, c *version.Candidate) (*staged, error) {
 	s := &staged{d: runners.Deployment{Version: c.Version.Original(), Image: c.Release.Image}, discard: func() {}}

@@ -37,6 +37,9 @@ type State struct {
 	// check). They are not tried again until a newer version appears or the
 	// operator clears them (dewy-agent retry).
 	Bad []BadVersion `json:"bad,omitempty"`
+	// Deploying is the deploy in flight, recorded before `current` switches
+	// (see inflight.go); nil when none is.
+	Deploying *DeployInFlight `json:"deploying,omitempty"`
 	// Source is the registry source's own persisted state (ETags and the list
 	// they validate), opaque to the agent.
 	Source json.RawMessage `json:"source,omitempty"`

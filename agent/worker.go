@@ -82,6 +82,9 @@ type Status struct {
 	LastError  string    `json:"last_error,omitempty"`
 	DeployedAt time.Time `json:"deployed_at,omitzero"`
 	Deploys    int       `json:"deploys"`
+	// ResumeError is why bringing up the deployed release after a restart
+	// failed; it is retried with backoff until it works or a deploy replaces it.
+	ResumeError string `json:"resume_error,omitempty"`
 	// Workload is the runner's process, for runners that have one.
 	Workload *runners.Workload `json:"workload,omitempty"`
 	// Phase is the state in words a person reads at a glance (Phase*
@@ -153,15 +156,26 @@ const handover runners.StopReason = "handover"
 
 func (w *worker) loop(ctx context.Context) {
 	w.repair()
+	var rr resumeRetry
 	if err := w.resume(ctx); err != nil {
 		w.logger.Error("resume failed", "err", err)
 		w.recordError(err)
+		w.setStatus(func(s *Status) { s.ResumeError = err.Error() })
+		rr = resumeRetry{pending: true, failures: 1, next: w.now().Add(backoff(1, w.app.Interval))}
 	}
 	w.fleetResumed(ctx)
 	failures := 0
 	for {
 		wait := jitter(w.app.Interval)
+		deployed := w.st.Deploys
 		err := w.poll(ctx)
+		if rr.pending && w.st.Deploys != deployed {
+			rr.pending = false // a deploy replaced what failed to resume
+			w.setStatus(func(s *Status) { s.ResumeError = "" })
+		}
+		if d := w.retryResume(ctx, &rr); d > 0 && d < wait {
+			wait = d
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -212,6 +226,10 @@ func (w *worker) resume(ctx context.Context) error {
 		return err
 	}
 	w.st = st
+	if err := w.settleInFlight(); err != nil {
+		return err
+	}
+	st = w.st
 	if s, ok := w.src.(sources.Stateful); ok && len(st.Source) > 0 {
 		if err := s.LoadState(st.Source); err != nil {
 			w.logger.Warn("ignoring saved registry state", "err", err)
@@ -219,6 +237,11 @@ func (w *worker) resume(ctx context.Context) error {
 	}
 	w.publish()
 	if st.Version == "" {
+		if !w.handedOver {
+			// Nothing is deployed, but an earlier agent life may have left a
+			// process of a deploy in flight running: the runner stops it.
+			return w.runner.Resume(ctx, runners.Deployment{})
+		}
 		return nil
 	}
 	d, ok, err := w.pipe.resume(st)
@@ -413,7 +436,9 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 			return &deployError{step: "before_deploy", output: res.Output, err: err}
 		}
 	}
+	w.trackInFlight(&rel.d, rel.dir)
 	if err := w.runner.Deploy(ctx, rel.d); err != nil {
+		w.endInFlight()
 		rel.discard()
 		if ctx.Err() != nil {
 			return err
@@ -429,6 +454,7 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 		st.DeployedAt = w.now()
 		st.Deploys++
 		st.LastError, st.LastErrorAt = "", time.Time{}
+		st.Deploying = nil
 	})
 	w.pipe.deployed()
 	return nil

@@ -76,6 +76,10 @@ type Agent struct {
 	// MinFreeSpace is min_free_space: what the state directory's file
 	// system keeps free while releases are prepared. Zero: the default.
 	MinFreeSpace FreeSpace
+	// KeepAppsRunningOnStop (keep_apps_running_on_stop): a planned stop of the
+	// agent leaves server apps running for the next agent to adopt, which makes
+	// an agent upgrade a zero-downtime operation. Default false: a stop stops them.
+	KeepAppsRunningOnStop bool
 }
 
 // App is one `app "name" {}` block.

@@ -97,6 +97,7 @@ type rawAgent struct {
 	Admin      hcl.Expression `hcl:"admin,optional"`
 	AdminToken hcl.Expression `hcl:"admin_token,optional"`
 	Notify     hcl.Expression `hcl:"notify,optional"`
+	KeepApps   hcl.Expression `hcl:"keep_apps_running_on_stop,optional"`
 	// MinFreeSpace: see config/freespace.go.
 	MinFreeSpace hcl.Expression `hcl:"min_free_space,optional"`
 	DefRange     hcl.Range      `hcl:",def_range"`
@@ -148,6 +149,7 @@ type agentInput struct {
 	stateDir, logLevel, logFormat, admin, adminToken setting[string]
 	notify                                           setting[[]string]
 	minFreeSpace                                     setting[string]
+	keepApps                                         setting[bool]
 }
 
 type appInput struct {
@@ -233,6 +235,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			adminToken:   eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
 			notify:       eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
 			minFreeSpace: eval[string](d, a.MinFreeSpace, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`, a.DefRange),
+			keepApps:     eval[bool](d, a.KeepApps, "keep_apps_running_on_stop", "true or false", a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",

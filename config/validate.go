@@ -53,6 +53,8 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 		LogLevel:  in.logLevel.Val,
 		LogFormat: in.logFormat.Val,
 		Admin:     in.admin.Val,
+
+		KeepAppsRunningOnStop: in.keepApps.Val,
 	}
 	a.AdminToken = d.checkAdminToken(in.admin, in.adminToken)
 	a.StateDir = d.checkStateDir(filename, in.stateDir)

@@ -44,6 +44,10 @@ const (
 	// workload can be adopted (containers) leaves it for the new runner, which
 	// replaces it with a rolling update; others stop it.
 	Reconfigured StopReason = "reconfigured"
+	// AgentUpgrade: the agent process is stopping and its next life adopts the
+	// workload (agent { keep_apps_running_on_stop = true }). Runners leave the
+	// workload running and recorded; the server runner's next Resume adopts it.
+	AgentUpgrade StopReason = "agent-upgrade"
 )
 
 // Runner manages one app's workload.

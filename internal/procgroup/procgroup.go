@@ -66,6 +66,7 @@ type Process struct {
 	state *os.ProcessState // set before done is closed
 
 	pipes   []*os.File // read ends of stdout and stderr
+	pipeFds [2]int     // the child's copies of them (StartSurviving); -1 if none
 	readers sync.WaitGroup
 	tail    *Tail
 	drained sync.Once
@@ -75,6 +76,12 @@ type Process struct {
 // says. cmd's Stdout and Stderr must be nil; its SysProcAttr, if any, is kept
 // with Setpgid added (so a Pdeathsig set by the caller stays).
 func Start(cmd *exec.Cmd, out Output) (*Process, error) {
+	return start(cmd, out, false)
+}
+
+// start is Start; with hold, the child also gets copies of its pipes' read
+// ends (see StartSurviving).
+func start(cmd *exec.Cmd, out Output, hold bool) (*Process, error) {
 	if cmd.Stdout != nil || cmd.Stderr != nil {
 		return nil, errors.New("procgroup: the command's output is already taken")
 	}
@@ -93,21 +100,41 @@ func Start(cmd *exec.Cmd, out Output) (*Process, error) {
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.Stdout, cmd.Stderr = outW, errW
+	pipeFds := [2]int{-1, -1}
+	var held []*os.File
+	if hold {
+		for i, r := range []*os.File{outR, errR} {
+			c, err := reopenPipe(r)
+			if err != nil {
+				for _, f := range append(held, outR, outW, errR, errW) {
+					f.Close()
+				}
+				return nil, fmt.Errorf("procgroup: reopen pipe: %w", err)
+			}
+			held = append(held, c)
+			pipeFds[i] = 3 + len(cmd.ExtraFiles)
+			cmd.ExtraFiles = append(cmd.ExtraFiles, c)
+		}
+	}
 	err = cmd.Start()
 	// The child has its own copies of the write ends (or none, on failure).
 	outW.Close()
 	errW.Close()
+	for _, f := range held {
+		f.Close()
+	}
 	if err != nil {
 		outR.Close()
 		errR.Close()
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	p := &Process{
-		cmd:   cmd,
-		pid:   cmd.Process.Pid,
-		done:  make(chan struct{}),
-		pipes: []*os.File{outR, errR},
-		tail:  &Tail{MaxLines: out.TailLines, MaxBytes: out.TailBytes},
+		cmd:     cmd,
+		pid:     cmd.Process.Pid,
+		done:    make(chan struct{}),
+		pipes:   []*os.File{outR, errR},
+		pipeFds: pipeFds,
+		tail:    &Tail{MaxLines: out.TailLines, MaxBytes: out.TailBytes},
 	}
 	lw := newLineWriter(out, p.tail, p.pid)
 	p.readers.Go(func() { lw.pump(outR, "stdout") })
@@ -122,6 +149,10 @@ func Start(cmd *exec.Cmd, out Output) (*Process, error) {
 
 // Pid is the leader's pid, which is also the group id.
 func (p *Process) Pid() int { return p.pid }
+
+// PipeFds are the numbers in the child of its copies of the read ends of its
+// stdout and stderr pipes (StartSurviving), for Adopt; -1 when it has none.
+func (p *Process) PipeFds() (stdout, stderr int) { return p.pipeFds[0], p.pipeFds[1] }
 
 // Done is closed once the leader has exited and been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }

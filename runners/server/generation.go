@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,6 +51,12 @@ type generation struct {
 
 	proc *procgroup.Process
 	done <-chan struct{} // closed once the process is reaped
+
+	// adopted is set for a process of an earlier agent life (see adopt.go).
+	adopted *procgroup.Adopted
+	// forget drops the generation from the record file; finish calls it once.
+	forget     func()
+	forgetOnce sync.Once
 }
 
 // exited reports whether the process has been reaped.
@@ -148,10 +155,23 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		cmd.Args = append([]string{"sh", "-c", shim, "sh", prog}, s.cfg.Command[1:]...)
 	}
 	logger := s.logger.With("version", version)
-	p, err := procgroup.Start(cmd, procgroup.Output{Logger: logger, LogPid: true, MaxLineBytes: maxLine, SplitLongLines: true})
+	// The generation outlives the agent's crash and is recorded at once, so that
+	// the agent's next life can adopt it (adopt.go).
+	p, err := procgroup.StartSurviving(cmd, s.output(logger))
 	if err != nil {
 		return nil, err
 	}
+	rec := genRecord{Version: version, Dir: dir, PID: p.Pid()}
+	rec.StartTime, _ = procgroup.StartTime(p.Pid())
+	rec.Stdout, rec.Stderr = p.PipeFds()
+	if pl != nil {
+		for i := range pl.files {
+			rec.Ports = append(rec.Ports, pl.port(i))
+			rec.Fds = append(rec.Fds, 3+i)
+			rec.Inodes = append(rec.Inodes, inodeOf(pl.files[i]))
+		}
+	}
+	s.remember(rec, true)
 	g := &generation{
 		version:   version,
 		dir:       dir,
@@ -162,6 +182,7 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		logger:    logger.With("pid", p.Pid()),
 		proc:      p,
 		done:      p.Done(),
+		forget:    func() { s.remember(rec, false) },
 	}
 	g.logger.Info("generation started", "dir", dir)
 	return g, nil
@@ -203,6 +224,9 @@ func (s *Server) environ(nfiles int, names, starter []string) []string {
 	for _, k := range s.envKeys {
 		env = append(env, k+"="+s.cfg.Env[k]) // exec keeps the last of duplicate keys
 	}
+	if s.appDir != "" {
+		env = append(env, appMarkEnv+"="+s.appDir) // see stopUnrecorded
+	}
 	if nfiles > 0 {
 		env = append(env,
 			"LISTEN_FDS="+strconv.Itoa(nfiles),
@@ -221,6 +245,19 @@ func (s *Server) environ(nfiles int, names, starter []string) []string {
 // member of the group is alive, and an empty group answers ESRCH.
 func (g *generation) finish() {
 	g.proc.Drain(syscall.SIGKILL, logDrain)
+	g.forgetOnce.Do(func() {
+		if g.adopted != nil {
+			g.adopted.Release()
+		}
+		if g.forget != nil {
+			g.forget()
+		}
+	})
+}
+
+// output is how a generation's output is logged.
+func (s *Server) output(logger *slog.Logger) procgroup.Output {
+	return procgroup.Output{Logger: logger, LogPid: true, MaxLineBytes: maxLine, SplitLongLines: true}
 }
 
 // stopGeneration stops g: StopSignal to its process group, up to StopTimeout (or
@@ -228,6 +265,7 @@ func (g *generation) finish() {
 // process is reaped and the group is gone.
 func (s *Server) stopGeneration(ctx context.Context, g *generation) {
 	running := !g.exited()
+	s.markStopping(g.pid)
 	if running {
 		g.logger.Info("stopping generation", "signal", s.cfg.StopSignal.String())
 	}

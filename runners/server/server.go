@@ -182,6 +182,11 @@ type Server struct {
 	proxies *publicProxies // Config.Proxy: the ports, as proxies (ports is then nil)
 	live    *supervisor
 	stopped bool
+	resumed bool // Resume looked for generations of an earlier agent life
+
+	appDir string      // where the record file is kept; "" keeps none
+	recMu  sync.Mutex  // guards recs and the record file
+	recs   []genRecord // the running generations (adopt.go)
 }
 
 // New returns a server runner. It does no I/O: the ports are bound by the first
@@ -199,6 +204,7 @@ func New(cfg Config, opts runners.Options) *Server {
 	return &Server{
 		cfg:        cfg.withDefaults(),
 		logger:     logger,
+		appDir:     opts.AppDir,
 		envKeys:    keys,
 		health:     newHealthClient(),
 		minBackoff: time.Second,
@@ -241,9 +247,39 @@ func (s *Server) prepare() error {
 // waits for it to be healthy like a deploy. If it is not, it stays supervised (and
 // restarted per Config.Restart) and the error is returned. An empty d.Dir (nothing
 // deployed yet) is not an error.
+//
+// The first Resume first takes back what an earlier agent life left running
+// (adopt.go): the generation of d it adopts as live instead of starting one;
+// the sockets of any it can, for the ports; the rest it stops.
 func (s *Server) Resume(ctx context.Context, d runners.Deployment) error {
 	s.op.Lock()
 	defer s.op.Unlock()
+	if err := s.cfg.Validate(); err != nil {
+		return fmt.Errorf("server: config: %w", err)
+	}
+	s.mu.Lock()
+	first := !s.resumed && s.live == nil && s.ports == nil
+	s.resumed = true
+	s.mu.Unlock()
+	var others []*generation
+	if first {
+		var live *generation
+		live, others = s.adoptEarlier(ctx, d.Version, d.Dir)
+		if live != nil && d.Dir != "" {
+			sv := newSupervisor(d.Version, d.Dir, live)
+			s.mu.Lock()
+			s.live = sv
+			s.mu.Unlock()
+			go s.supervise(sv)
+			s.stopAll(ctx, others)
+			return nil
+		} else if live != nil {
+			others = append(others, live)
+		}
+	}
+	// The generations of an earlier life are stopped once the resumed one
+	// serves, or when it fails: never left running unsupervised.
+	defer s.stopAll(ctx, others)
 	if d.Dir == "" {
 		return nil
 	}
@@ -391,7 +427,11 @@ func (s *Server) Stop(ctx context.Context, why runners.StopReason) error {
 	s.stopped = true
 	sv := s.live
 	s.mu.Unlock()
-	if sv != nil {
+	switch {
+	case sv != nil && why == runners.AgentUpgrade:
+		s.logger.Info("agent stopping; the app keeps running for the next agent to adopt", "version", sv.version)
+		s.detach(sv)
+	case sv != nil:
 		s.logger.Info("stopping", "reason", string(why), "version", sv.version)
 		s.retire(ctx, sv)
 	}

@@ -8,7 +8,8 @@
 // /pid, /children (pids of the -spawn children).
 //
 // Misbehaviour on demand, for the tests: -exit-at-start, -crash-after, -ignore-term,
-// -spawn (start a child in the same process group), -long-line.
+// -spawn (start a child in the same process group), -long-line, -hold-listener
+// (a slow drain that keeps the port).
 package main
 
 import (
@@ -53,6 +54,7 @@ func main() {
 	spawn := flag.String("spawn", "", "a shell command started as a child in the same process group")
 	delay := flag.Duration("delay", 0, "time each request takes")
 	longLine := flag.Int("long-line", 0, "print a line of this many bytes at start")
+	holdListener := flag.Duration("hold-listener", 0, "on SIGTERM, keep serving and holding the listeners this long before draining")
 	flag.Parse()
 
 	if *exitAtStart >= 0 {
@@ -143,6 +145,7 @@ func main() {
 	fmt.Printf("testapp %s serving on %d listeners (%s)\n", *version, len(listeners), conv.Convention)
 
 	<-sigs
+	time.Sleep(*holdListener)
 	// Drain before Shutdown: http.Server drops a request read after Shutdown began,
 	// even on a connection accepted before (golang/go#75591). So: stop accepting,
 	// wait for the accept loops (every accepted connection is then tracked), answer

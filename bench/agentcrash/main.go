@@ -1,0 +1,204 @@
+// Command agentcrash measures what an agent crash costs a server app: a real
+// dewy-agent binary runs a server app (testdata/testapp) from a file:// registry
+// while N connections send requests without pause; the agent is killed with -9
+// and started again, K times, and after the last restart a new version is
+// deployed. It prints the requests sent and failed (the goal is 0) and whether
+// each restart adopted the app (the same pid still serving).
+//
+//	go run ./bench/agentcrash -agent bin/dewy-agent [-conns 8] [-kills 10]
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
+)
+
+func main() {
+	agent := flag.String("agent", "bin/dewy-agent", "the dewy-agent binary")
+	conns := flag.Int("conns", 8, "concurrent connections sending requests (half with keep-alive)")
+	kills := flag.Int("kills", 10, "kill -9 and restart the agent this many times")
+	flag.Parse()
+	if err := run(*agent, *conns, *kills); err != nil {
+		fmt.Fprintln(os.Stderr, "agentcrash:", err)
+		os.Exit(1)
+	}
+}
+
+// agentProc is a running agent and its log.
+type agentProc struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	log bytes.Buffer
+}
+
+func (a *agentProc) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.Write(p)
+}
+
+func (a *agentProc) logs() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.String()
+}
+
+func start(bin, cfg string) (*agentProc, error) {
+	a := &agentProc{cmd: exec.Command(bin, "-config", cfg)}
+	a.cmd.Stdout, a.cmd.Stderr = a, a
+	return a, a.cmd.Start()
+}
+
+func run(bin string, conns, kills int) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("agent binary: %w (make build)", err)
+	}
+	bin, _ = filepath.Abs(bin)
+	dir, err := os.MkdirTemp("", "dewy-agentcrash-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	app := filepath.Join(dir, "testapp")
+	if out, err := exec.Command("go", "build", "-o", app, "./testdata/testapp").CombinedOutput(); err != nil {
+		return fmt.Errorf("build testapp: %v\n%s", err, out)
+	}
+	appBin, err := os.ReadFile(app)
+	if err != nil {
+		return err
+	}
+	reg := filepath.Join(dir, "registry")
+	publish := func(v string) error {
+		var buf bytes.Buffer
+		if err := archive.Write(&buf, archive.TarGz,
+			archive.File{Name: "run.sh", Body: []byte("#!/bin/sh\nexec ./testapp -version " + v + "\n"), Mode: 0o755},
+			archive.File{Name: "testapp", Body: appBin, Mode: 0o755}); err != nil {
+			return err
+		}
+		p := filepath.Join(reg, v, fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, buf.Bytes(), 0o644)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	state := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "dewy.hcl")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+agent {
+  state_dir = %q
+  admin     = ""
+}
+app "web" {
+  registry = "file://%s"
+  interval = "1s"
+  runner "server" {
+    command      = ["./run.sh"]
+    ports        = [%d]
+    health_path  = "/health"
+    stop_timeout = "5s"
+    crash_window = "1s"
+  }
+}
+`, state, reg, port)), 0o644); err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	get := func(path string) string {
+		c := &http.Client{Timeout: 2 * time.Second}
+		s, _ := testkit.Get(c, url+path)
+		return strings.TrimSpace(s)
+	}
+	waitFor := func(what string, cond func() bool) error {
+		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("timed out waiting for %s", what)
+			}
+		}
+		return nil
+	}
+	deployed := func(v string) func() bool {
+		return func() bool {
+			b, _ := os.ReadFile(filepath.Join(state, "apps", "web", "state.json"))
+			return get("/version") == v && strings.Contains(string(b), `"version": "`+v+`"`) && !strings.Contains(string(b), `"deploying"`)
+		}
+	}
+
+	if err := publish("v1.0.0"); err != nil {
+		return err
+	}
+	a, err := start(bin, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		a.cmd.Process.Signal(syscall.SIGTERM)
+		a.cmd.Wait()
+	}()
+	if err := waitFor("v1.0.0 deployed", deployed("v1.0.0")); err != nil {
+		return fmt.Errorf("%w\n%s", err, a.logs())
+	}
+	pid := get("/pid")
+	load := testkit.StartLoad(url+"/version", testkit.LoadOptions{Workers: conns, KeepAlive: testkit.KeepAliveHalf})
+	began := time.Now()
+	adopted := 0
+	var downs []time.Duration
+	for i := range kills {
+		time.Sleep(500 * time.Millisecond)
+		a.cmd.Process.Signal(syscall.SIGKILL)
+		a.cmd.Wait()
+		killed := time.Now()
+		if a, err = start(bin, cfg); err != nil {
+			return err
+		}
+		if err := waitFor("adoption", func() bool { return strings.Contains(a.logs(), "adopted the generation") }); err != nil {
+			return fmt.Errorf("restart %d: %w\n%s", i+1, err, a.logs())
+		}
+		downs = append(downs, time.Since(killed))
+		if get("/pid") == pid {
+			adopted++
+		}
+	}
+	if err := publish("v1.1.0"); err != nil {
+		return err
+	}
+	if err := waitFor("v1.1.0 deployed after the restarts", deployed("v1.1.0")); err != nil {
+		return fmt.Errorf("%w\n%s", err, a.logs())
+	}
+	res := load.Stop()
+	fmt.Printf("agent killed with -9 and restarted %d times under load (%d connections, half keep-alive), then one deploy\n", kills, conns)
+	fmt.Printf("requests: %d sent, %d failed in %s\n", res.Sent, res.Failed, time.Since(began).Round(time.Millisecond))
+	for _, e := range res.Errors {
+		fmt.Println("  failure:", e)
+	}
+	fmt.Printf("restarts that adopted the same app process: %d of %d\n", adopted, kills)
+	var worst time.Duration
+	for _, d := range downs {
+		worst = max(worst, d)
+	}
+	fmt.Printf("kill to adoption logged: max %s\n", worst.Round(time.Millisecond))
+	fmt.Printf("latency p50 %s p99 %s max %s\n", res.Quantile(0.5), res.Quantile(0.99), res.Quantile(1))
+	if res.Failed != 0 || adopted != kills {
+		return fmt.Errorf("%d requests failed, %d of %d restarts adopted the app", res.Failed, adopted, kills)
+	}
+	return nil
+}
