@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -113,11 +116,14 @@ type adminServer struct {
 
 // startAdmin binds addr and serves the admin API on it.
 func (a *Agent) startAdmin(addr string) (*adminServer, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenAdmin(addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin API on %s: %w (is another dewy-agent running? set admin = \"\" in the agent block to turn the API off)", addr, err)
 	}
-	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+	guardAddr := addr
+	if strings.HasPrefix(addr, "unix://") {
+		guardAddr = AdminUnixHost + ":0" // the Host the CLI sends over the socket
+	} else if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
 		a.opts.Logger.Warn("admin API listens beyond loopback; only requests with its admin_token are answered", "admin", addr)
 	}
 	lim := newConnLimiter(ln, AdminMaxConns)
@@ -129,7 +135,7 @@ func (a *Agent) startAdmin(addr string) (*adminServer, error) {
 	}
 	s := &adminServer{
 		srv: &http.Server{
-			Handler:           newAdminGuard(a.Handler(), addr, ln.Addr().String(), token),
+			Handler:           newAdminGuard(a.Handler(), guardAddr, ln.Addr().String(), token),
 			ReadHeaderTimeout: AdminReadHeaderTimeout,
 			ReadTimeout:       AdminReadTimeout,
 			WriteTimeout:      AdminWriteTimeout,
@@ -150,6 +156,46 @@ func (a *Agent) startAdmin(addr string) (*adminServer, error) {
 	}()
 	a.opts.Logger.Info("admin API listening", "addr", s.addr)
 	return s, nil
+}
+
+// AdminUnixHost is the Host a client names when it reaches the admin API
+// over its unix socket.
+const AdminUnixHost = "dewy-agent.sock"
+
+// AdminSocketMode is the mode of the admin API's unix socket: the agent's
+// user and group may use it, nobody else.
+const AdminSocketMode = 0o660
+
+// listenAdmin listens on addr: host:port over TCP, or unix:///path on a unix
+// socket made with AdminSocketMode (a stale socket file left by a crash is
+// replaced; any other file there is an error).
+func listenAdmin(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix://")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by a running process", path)
+		}
+		os.Remove(path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, AdminSocketMode); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 func (s *adminServer) close() {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // checkAdminToken returns admin_token and insists on one when the admin API
@@ -20,6 +21,9 @@ func (d *decoder) checkAdminToken(admin, token setting[string]) string {
 	}
 	if admin.Bad || admin.Val == "" || token.Val != "" {
 		return token.Val
+	}
+	if strings.HasPrefix(admin.Val, "unix://") {
+		return "" // reached through the file system: its mode guards it
 	}
 	host, _, err := net.SplitHostPort(admin.Val)
 	if err != nil {

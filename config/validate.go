@@ -141,7 +141,13 @@ func (d *decoder) checkAdmin(s setting[string]) {
 	if s.Bad || s.Val == "" {
 		return
 	}
-	const advice = `use host:port such as "127.0.0.1:17539", or "" to turn the admin API off`
+	const advice = `use host:port such as "127.0.0.1:17539", a unix socket such as "unix:///run/dewy-agent/admin.sock", or "" to turn the admin API off`
+	if path, ok := strings.CutPrefix(s.Val, "unix://"); ok {
+		if !filepath.IsAbs(path) {
+			d.fail(s.Range, "Invalid admin address", "admin %q names a unix socket by a relative path; give an absolute one, e.g. \"unix:///run/dewy-agent/admin.sock\".", s.Val)
+		}
+		return
+	}
 	_, port, err := net.SplitHostPort(s.Val)
 	if err != nil {
 		d.fail(s.Range, "Invalid admin address", "admin %q is not host:port; %s.", s.Val, advice)

@@ -12,8 +12,8 @@ var commandFlags = map[string][]string{
 	"run":      {"-config", "-allow-empty"},
 	"validate": {"-config"},
 	"plan":     {"-config"},
-	"status":   {"-addr", "-app", "-json", "-watch", "-interval", "-token"},
-	"retry":    {"-app", "-addr", "-token"},
+	"status":   {"-addr", "-config", "-app", "-json", "-watch", "-interval", "-token"},
+	"retry":    {"-app", "-addr", "-config", "-token"},
 	"fleet":    {"status", "pause", "resume", "promote", "retry", "-config", "-json", "-timeout"},
 	"fmt":      {"-check"},
 }

@@ -19,19 +19,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/dewy-agent/dewy-agent/agent"
-	"github.com/dewy-agent/dewy-agent/config"
 )
 
 // cmdStatus asks a running agent for its status over the admin API.
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", config.DefaultAdmin, "admin address of the running agent (the agent block's admin)")
+	resolve := adminFlags(fs)
 	raw := fs.Bool("json", false, "print the raw JSON")
 	app := fs.String("app", "", "print one app's full details, its whole last error included")
 	watch := fs.Bool("watch", false, "redraw every -interval until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "how often -watch redraws")
-	token := tokenFlag(fs)
 	fs.Usage = func() { commandUsage(stderr, "status", fs) }
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
@@ -40,6 +38,12 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		extraArgument(stderr, "status", fs.Arg(0), "")
 		return exitUsage
 	}
+	addrV, tokenV, err := resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "dewy-agent status: %v\n", err)
+		return exitError
+	}
+	addr, token := &addrV, &tokenV
 	if *watch {
 		once := []string{"-addr", *addr, "-token", *token}
 		if *app != "" {
@@ -323,17 +327,26 @@ func indent(s string) string {
 func cmdRetry(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("retry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", config.DefaultAdmin, "admin address of the running agent")
+	resolve := adminFlags(fs)
 	app := fs.String("app", "", "the app whose bad versions are forgotten (required)")
-	token := tokenFlag(fs)
+	fs.Usage = func() { commandUsage(stderr, "retry", fs) }
 	if err := fs.Parse(args); err != nil {
+		return parseExit(err)
+	}
+	if fs.NArg() > 0 {
+		extraArgument(stderr, "retry", fs.Arg(0), "")
 		return exitUsage
 	}
-	if *app == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "Usage: dewy-agent retry -app NAME [-addr host:port] [-token TOKEN]")
+	if *app == "" {
+		fmt.Fprintln(stderr, "dewy-agent retry: -app is required, e.g. dewy-agent retry -app api")
 		return exitUsage
 	}
-	if _, err := adminCall(http.MethodPost, *addr, "/apps/"+url.PathEscape(*app)+"/retry", *token); err != nil {
+	addr, token, err := resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "dewy-agent retry: %v\n", err)
+		return exitError
+	}
+	if _, err := adminCall(http.MethodPost, addr, "/apps/"+url.PathEscape(*app)+"/retry", token); err != nil {
 		fmt.Fprintf(stderr, "dewy-agent retry: %v\n", err)
 		return exitError
 	}
