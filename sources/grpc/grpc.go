@@ -216,9 +216,13 @@ func (r *Registry) Decide(ctx context.Context, p version.Policy) (*version.Candi
 	if err != nil {
 		return nil, err
 	}
-	v, ok := version.Parse(res.GetTag())
+	v, ok := version.ParseTag(res.GetTag(), p.CalVer)
 	if !ok {
-		return nil, fmt.Errorf("grpc registry %s: the registry answered tag %q, which is not a semantic version", r.target, res.GetTag())
+		kind := "a semantic version"
+		if p.CalVer != "" {
+			kind = fmt.Sprintf("a calendar version of the format %q", p.CalVer)
+		}
+		return nil, fmt.Errorf("grpc registry %s: the registry answered tag %q, which is not %s", r.target, res.GetTag(), kind)
 	}
 	rel, err := r.release(res)
 	if err != nil {

@@ -30,7 +30,7 @@ func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
 	return sources.Traits{
-		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, endpointOption},
+		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption, endpointOption},
 		Credentials: "credentials do not belong in the URL; the AWS default chain supplies them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, instance roles). Remove the user:password@ part.",
 	}
 }
