@@ -8,7 +8,8 @@
 //     cache is what SaveState persists, so polls after an agent restart are
 //     still answered 304.
 //
-// Environment: the token is GITHUB_TOKEN, else GH_TOKEN. GITHUB_API_URL is the
+// Environment: the token is GITHUB_TOKEN, else GH_TOKEN. GITHUB_API_URL (or
+// Dewy's name for it, GITHUB_ENDPOINT, when GITHUB_API_URL is unset) is the
 // API root for GitHub Enterprise ("https://ghe.example.com/api/v3") and tests;
 // it is used as given (nothing is appended but a trailing slash). The token is
 // sent only to the API's scheme, host and port, so a redirect to the storage
@@ -118,7 +119,11 @@ func NewWithEnv(owner, repo string, opts sources.Options, getenv func(string) st
 	if err := checkName("repository", repo); err != nil {
 		return nil, fmt.Errorf("ghr %s/%s: %w", owner, repo, err)
 	}
-	apiURL, err := parseAPIURL(getenv("GITHUB_API_URL"))
+	apiVar := "GITHUB_API_URL"
+	if getenv(apiVar) == "" && getenv("GITHUB_ENDPOINT") != "" {
+		apiVar = "GITHUB_ENDPOINT" // Dewy's name for it
+	}
+	apiURL, err := parseAPIURL(apiVar, getenv(apiVar))
 	if err != nil {
 		return nil, fmt.Errorf("ghr %s/%s: %w", owner, repo, err)
 	}
@@ -164,21 +169,22 @@ func checkName(what, name string) error {
 	return nil
 }
 
-// parseAPIURL returns the API root with a trailing slash.
-func parseAPIURL(raw string) (*url.URL, error) {
+// parseAPIURL returns the API root with a trailing slash; name is the
+// variable it came from, for messages.
+func parseAPIURL(name, raw string) (*url.URL, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		raw = DefaultAPIURL
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: %w", raw, err)
+		return nil, fmt.Errorf("%s %q: %w", name, raw, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: want an http or https URL such as https://ghe.example.com/api/v3", raw)
+		return nil, fmt.Errorf("%s %q: want an http or https URL such as https://ghe.example.com/api/v3", name, raw)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: want a URL without user info, query or fragment; put the token in GITHUB_TOKEN", u.Redacted())
+		return nil, fmt.Errorf("%s %q: want a URL without user info, query or fragment; put the token in GITHUB_TOKEN", name, u.Redacted())
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"

@@ -78,7 +78,8 @@ func (scheme) OpenURL(ctx context.Context, raw string, opts sources.Options) (io
 		return nil, err
 	}
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-	src, err := New(Config{Region: u.Host, Bucket: bucket}, opts)
+	// Dewy's servers name S3-compatible services as ?endpoint=; New checks it.
+	src, err := New(Config{Region: u.Host, Bucket: bucket, Endpoint: u.Query().Get(endpointOption)}, opts)
 	if err != nil {
 		return nil, err
 	}
