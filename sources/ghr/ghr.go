@@ -85,6 +85,7 @@ type GitHub struct {
 	apiURL      *url.URL
 	token       string
 	tokenVar    string // the environment variable the token came from; "" when none
+	app         tokenSource // GitHub App installation tokens (app.go); nil when not an app
 	log         *slog.Logger
 	now         func() time.Time
 
@@ -149,7 +150,14 @@ func NewWithEnv(owner, repo string, opts sources.Options, getenv func(string) st
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = &apiTransport{base: base, origin: origin(apiURL), token: g.token, sent: &g.requests}
+	if g.app, err = appTokens(getenv, base, apiURL.String()); err != nil {
+		return nil, fmt.Errorf("ghr %s/%s: %w", owner, repo, err)
+	}
+	if g.app != nil {
+		// The app's installation tokens win over a personal token.
+		g.token, g.tokenVar = "", envAppID+" (GitHub App installation token)"
+	}
+	hc.Transport = &apiTransport{base: base, origin: origin(apiURL), token: g.token, app: g.app, sent: &g.requests}
 	g.client = github.NewClient(&hc)
 	g.client.BaseURL = apiURL
 	g.client.UserAgent = userAgent
@@ -351,6 +359,7 @@ type apiTransport struct {
 	base   http.RoundTripper
 	origin string
 	token  string
+	app    tokenSource // when set, each request asks it for the token
 	sent   *atomic.Int64
 }
 
@@ -358,7 +367,14 @@ type apiTransport struct {
 func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if origin(req.URL) == t.origin {
 		t.sent.Add(1)
-		if t.token != "" {
+		if t.app != nil {
+			tok, err := t.app.Token(req.Context())
+			if err != nil {
+				return nil, fmt.Errorf("GitHub App installation token: %w", err)
+			}
+			req = req.Clone(req.Context())
+			req.Header.Set("Authorization", "Bearer "+tok)
+		} else if t.token != "" {
 			req = req.Clone(req.Context())
 			req.Header.Set("Authorization", "Bearer "+t.token)
 		}
