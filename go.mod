@@ -3,8 +3,6 @@ module github.com/dewy-agent/dewy-agent
 go 1.26.8
 
 require (
-	github.com/bradleyfalzon/ghinstallation/v2 v2.19.0
-	github.com/golang-jwt/jwt/v4 v4.5.2
 	cloud.google.com/go/storage v1.70.0
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/apparentlymart/go-textseg/v15 v15.0.0
@@ -12,6 +10,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.10
 	github.com/aws/smithy-go v1.28.9
+	github.com/bradleyfalzon/ghinstallation/v2 v2.19.0
 	github.com/containerd/errdefs v1.0.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/docker/docker v28.5.2+incompatible
@@ -21,6 +20,7 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/fsouza/fake-gcs-server v1.56.1
+	github.com/golang-jwt/jwt/v4 v4.5.2
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/go-github/v60 v60.0.0
 	github.com/hashicorp/hcl/v2 v2.25.0

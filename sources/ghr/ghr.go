@@ -84,7 +84,7 @@ type GitHub struct {
 	client      *github.Client
 	apiURL      *url.URL
 	token       string
-	tokenVar    string // the environment variable the token came from; "" when none
+	tokenVar    string      // the environment variable the token came from; "" when none
 	app         tokenSource // GitHub App installation tokens (app.go); nil when not an app
 	log         *slog.Logger
 	now         func() time.Time
