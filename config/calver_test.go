@@ -45,3 +45,17 @@ app "d" {
 		}
 	}
 }
+
+// TestGRPCWithContainerRunner: a grpc:// server may answer Dewy's
+// img://host/repo:tag, so it pairs with the container runner too.
+func TestGRPCWithContainerRunner(t *testing.T) {
+	src := `
+app "c" {
+  registry = "grpc://127.0.0.1:9000?no-tls=true"
+  runner "container" {}
+}
+`
+	if _, diags := Parse("grpc.hcl", []byte(src)); diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+}

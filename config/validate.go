@@ -76,7 +76,8 @@ func (d *decoder) checkRunnerRegistry(in appInput, app App, traits sources.Trait
 	case images && input != runners.Image:
 		d.fail(in.registry.Range, "Image registry needs the container runner",
 			`an %s:// registry holds container images; use runner "container" {...} with it (runner %q deploys files).`, app.Registry.Scheme, kind)
-	case !images && input == runners.Image:
+	case !images && input == runners.Image && !traits.Decides:
+		// A deciding registry (grpc://) may answer img:// for a container runner.
 		d.fail(in.runner.defRange, "Container runner needs an image registry",
 			`runner %q runs images from an img:// registry, e.g. registry = "img://ghcr.io/owner/app"; %s:// holds files.`, kind, app.Registry.Scheme)
 	case images && in.artifact.Set:
