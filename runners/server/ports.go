@@ -21,7 +21,7 @@ const MaxPorts = 101
 // and more than MaxPorts ports in all are diagnostics at the item. Single
 // numbers out of 1-65535 are left for Config.problems, which reports them.
 func decodePorts(d *hclsettings.Decoder, expr hcl.Expression, blk hcl.Range) hclsettings.Setting[[]int] {
-	raw := hclsettings.Eval[[]string](d, expr, "ports", `a list of ports and port ranges, e.g. [8000, "9000-9010"]`, blk)
+	raw := hclsettings.Eval[hclsettings.PortList](d, expr, "ports", `a list of ports and port ranges, e.g. [8000, "9000-9010"]`, blk)
 	out := hclsettings.Setting[[]int]{Set: raw.Set, Bad: raw.Bad, Range: raw.Range}
 	if raw.Bad || !raw.Set {
 		return out
