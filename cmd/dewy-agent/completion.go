@@ -9,12 +9,13 @@ import (
 
 // commandFlags are the flags each command takes, for completion scripts.
 var commandFlags = map[string][]string{
-	"run":      {"-config", "-allow-empty"},
-	"validate": {"-config"},
-	"plan":     {"-config"},
-	"status":   {"-addr", "-app", "-json"},
-	"retry":    {"-app", "-addr"},
-	"fmt":      {"-check"},
+	"run":         {"-config", "-allow-empty"},
+	"validate":    {"-config"},
+	"plan":        {"-config"},
+	"status":      {"-addr", "-app", "-json"},
+	"retry":       {"-app", "-addr"},
+	"fmt":         {"-check"},
+	"import-dewy": {"--"},
 }
 
 // cmdCompletion prints a completion script for bash, zsh or fish, made from
