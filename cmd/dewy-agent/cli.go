@@ -32,7 +32,7 @@ func init() {
 		{"retry", "-app NAME [-addr host:port]", "make the agent forget an app's bad versions", cmdRetry},
 		{"fmt", "[-check] FILE...", "rewrite HCL files in canonical form; -check for CI", cmdFmt},
 		{"schema", "", "print a JSON Schema of the config, for editors", cmdSchema},
-		{"import-dewy", "-- DEWY-COMMAND-LINE", "print the app block equivalent to a Dewy command line", cmdImportDewy},
+		{"import-dewy", "-- DEWY-ARGS", "print the app block for a Dewy command line", cmdImportDewy},
 		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion},
 		{"version", "", "print version, commit, build date and Go version", cmdVersion},
 		{"help", "[COMMAND]", "show this help, or one command's flags", cmdHelp},

@@ -10,7 +10,6 @@ import (
 	"github.com/dewy-agent/dewy-agent/config"
 )
 
-
 // TestImportDewyGolden turns Dewy command lines into app blocks, compares them
 // with testdata/importdewy/<name>.hcl (and the notes with <name>.stderr), and
 // checks that every block is a valid config.
