@@ -306,6 +306,8 @@ func policy(app config.App) version.Policy {
 	return version.Policy{
 		PreRelease: app.PreRelease,
 		Artifact:   app.Artifact,
+		CalVer:     app.CalVer,
+		Slot:       app.Slot,
 		OS:         runtime.GOOS,
 		Arch:       runtime.GOARCH,
 	}

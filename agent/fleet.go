@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/fleet"
@@ -229,7 +228,7 @@ func (w *worker) choose(ctx context.Context) (*version.Candidate, error) {
 		w.logger.Debug("fleet: no release published yet")
 		return nil, nil
 	}
-	return candidateOf(rel)
+	return candidateOf(rel, w.app.CalVer)
 }
 
 // publishRelease publishes cand for the fleet, with its artifact's SHA-256: from
@@ -299,14 +298,14 @@ func (w *worker) artifactSum(ctx context.Context, c *version.Candidate) (string,
 // candidateOf rebuilds the poller's candidate from the published release.
 // Its checksum file is dropped: the published SHA-256 is what the download
 // is verified against (publishedSum).
-func candidateOf(rel fleet.Release) (*version.Candidate, error) {
+func candidateOf(rel fleet.Release, calver string) (*version.Candidate, error) {
 	var p published
 	if err := json.Unmarshal(rel.Source, &p); err != nil {
 		return nil, fmt.Errorf("fleet: published release %s is unreadable: %w", rel.Version, err)
 	}
-	v, err := semver.NewVersion(rel.Version)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: published version %q: %w", rel.Version, err)
+	v, ok := version.ParseTag(rel.Version, calver)
+	if !ok {
+		return nil, fmt.Errorf("fleet: published version %q is not a version this app reads", rel.Version)
 	}
 	return &version.Candidate{Release: p.Release, Version: v, Artifact: p.Artifact}, nil
 }

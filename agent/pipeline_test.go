@@ -35,7 +35,7 @@ func (s pinSource) Pin(context.Context, version.Release, string) (string, error)
 // TestImagePipelinePin: a release a source calls incompatible with this host
 // is a bad release (recorded, not retried); other pin errors are not.
 func TestImagePipelinePin(t *testing.T) {
-	cand := &version.Candidate{Version: semver.MustParse("v1.2.0"), Release: version.Release{Tag: "v1.2.0"}}
+	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.2.0")), Release: version.Release{Tag: "v1.2.0"}}
 	tests := []struct {
 		name    string
 		src     pinSource

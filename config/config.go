@@ -88,6 +88,8 @@ type App struct {
 	Registry     Registry
 	PreRelease   bool          // pre_release, or ?pre-release=true
 	Artifact     string        // artifact, or ?artifact=; "" picks by OS and architecture
+	CalVer       string        // calver, or ?calver=: the CalVer format of tags; "" means SemVer
+	Slot         string        // slot: only versions whose build metadata is this ("blue")
 	Interval     time.Duration // interval
 	KeepReleases int           // keep_releases
 	Report       bool          // report

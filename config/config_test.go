@@ -92,7 +92,18 @@ func TestBadFixtures(t *testing.T) {
 		{
 			name: "pre_release and artifact with grpc",
 			file: "grpc_options.bad.hcl",
-			want: []string{"grpc_options.bad.hcl:3,17:", "pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "artifact cannot be used with a grpc:// registry"},
+			want: []string{"grpc_options.bad.hcl:3,17:", "pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "slot cannot be used with a grpc:// registry"},
+		},
+		{
+			name: "calver and slot",
+			file: "calver_slot.bad.hcl",
+			want: []string{
+				"calver_slot.bad.hcl:3,14:", "Invalid calver", `"QQ" where a token (YYYY, YY, 0Y, MM, 0M, WW, 0W, DD, 0D, MICRO)`,
+				"calver_slot.bad.hcl:4,14:", "Invalid slot", `slot "blue+green" cannot be build metadata`,
+				"calver_slot.bad.hcl:9,14:", "Conflicting calver", "?calver=YYYY.0M.MICRO",
+				"calver_slot.bad.hcl:13,14:", "Invalid calver option", `the calver format "nope"`,
+				"calver_slot.bad.hcl:18,14:", "slot cannot be used with an img:// registry",
+			},
 		},
 		{
 			name: "unknown query option",

@@ -109,6 +109,8 @@ type rawApp struct {
 	Registry     hcl.Expression `hcl:"registry,optional"` // required; checked with a better message than gohcl's
 	PreRelease   hcl.Expression `hcl:"pre_release,optional"`
 	Artifact     hcl.Expression `hcl:"artifact,optional"`
+	CalVer       hcl.Expression `hcl:"calver,optional"`
+	Slot         hcl.Expression `hcl:"slot,optional"`
 	Interval     hcl.Expression `hcl:"interval,optional"`
 	KeepReleases hcl.Expression `hcl:"keep_releases,optional"`
 	Report       hcl.Expression `hcl:"report,optional"`
@@ -158,6 +160,7 @@ type appInput struct {
 	registry            setting[string]
 	preRelease          setting[bool]
 	artifact            setting[string]
+	calver, slot        setting[string]
 	interval            setting[string]
 	keepReleases        setting[int]
 	report              setting[bool]
@@ -194,6 +197,8 @@ func applyDefaults(in *fileInput) {
 		app := &in.apps[i]
 		app.preRelease.OrDefault(false)
 		app.artifact.OrDefault("")
+		app.calver.OrDefault("")
+		app.slot.OrDefault("")
 		app.interval.OrDefault(DefaultInterval.String())
 		app.keepReleases.OrDefault(DefaultKeepReleases)
 		app.report.OrDefault(false)
@@ -252,6 +257,8 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 			registry:     eval[string](d, ra.Registry, "registry", "a string", ra.DefRange),
 			preRelease:   eval[bool](d, ra.PreRelease, "pre_release", "true or false", ra.DefRange),
 			artifact:     eval[string](d, ra.Artifact, "artifact", "a string", ra.DefRange),
+			calver:       eval[string](d, ra.CalVer, "calver", `a CalVer format string such as "YYYY.0M.MICRO"`, ra.DefRange),
+			slot:         eval[string](d, ra.Slot, "slot", `a string such as "blue"`, ra.DefRange),
 			interval:     eval[string](d, ra.Interval, "interval", `a duration string such as "30s"`, ra.DefRange),
 			keepReleases: eval[int](d, ra.KeepReleases, "keep_releases", "a whole number", ra.DefRange),
 			report:       eval[bool](d, ra.Report, "report", "true or false", ra.DefRange),

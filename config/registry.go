@@ -34,6 +34,7 @@ type parsedRegistry struct {
 	traits     sources.Traits
 	preRelease *bool
 	artifact   *string
+	calver     *string
 	// options are the scheme's own options, for its Decode.
 	options map[string]string
 }
@@ -170,6 +171,12 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 			default:
 				p.artifact = &v
 			}
+		case sources.CalVerOption:
+			if err := checkCalVer(v); err != nil {
+				probs = append(probs, problem{"Invalid calver option", fmt.Sprintf("?calver=: %v.", err)})
+				continue
+			}
+			p.calver = &v
 		default:
 			// The scheme's own option: its Decode checks the value.
 			if p.options == nil {

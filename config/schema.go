@@ -136,6 +136,10 @@ func typeSchema(t reflect.Type) map[string]any {
 	if t == reflect.TypeFor[time.Duration]() {
 		return map[string]any{"type": "string"}
 	}
+	if t == reflect.TypeFor[hclsettings.PortList]() {
+		return map[string]any{"type": "array", "items": map[string]any{"anyOf": []any{
+			map[string]any{"type": "integer"}, map[string]any{"type": "string"}}}}
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return map[string]any{"type": "string"}

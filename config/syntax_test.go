@@ -86,7 +86,7 @@ func TestSyntaxBadFixtures(t *testing.T) {
 			file: "server_types.bad.yaml",
 			want: []string{
 				"server_types.bad.yaml:6,18:", "command must be a list of strings", "   6:         command: ./myapp",
-				"server_types.bad.yaml:7,16:", "ports must be a list of port numbers",
+				"server_types.bad.yaml:7,16:", `ports[1]: "http" is not a port number or a range`,
 			},
 		},
 		{

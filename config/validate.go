@@ -14,6 +14,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
 // build validates the inputs (defaults already applied) and turns them into a
@@ -80,7 +81,8 @@ func (d *decoder) checkRunnerRegistry(in appInput, app App, traits sources.Trait
 	case images && input != runners.Image:
 		d.fail(in.registry.Range, "Image registry needs the container runner",
 			`an %s:// registry holds container images; use runner "container" {...} with it (runner %q deploys files).`, app.Registry.Scheme, kind)
-	case !images && input == runners.Image:
+	case !images && input == runners.Image && !traits.Decides:
+		// A deciding registry (grpc://) may answer img:// for a container runner.
 		d.fail(in.runner.defRange, "Container runner needs an image registry",
 			`runner %q runs images from an img:// registry, e.g. registry = "img://ghcr.io/owner/app"; %s:// holds files.`, kind, app.Registry.Scheme)
 	case images && in.artifact.Set:
@@ -163,6 +165,8 @@ func (d *decoder) buildApp(in appInput) App {
 		Name:         in.name,
 		PreRelease:   in.preRelease.Val,
 		Artifact:     in.artifact.Val,
+		CalVer:       in.calver.Val,
+		Slot:         in.slot.Val,
 		KeepReleases: in.keepReleases.Val,
 		Report:       in.report.Val,
 	}
@@ -174,6 +178,7 @@ func (d *decoder) buildApp(in appInput) App {
 			"keep_releases is %d; it must be at least 1 (the current release is always kept).", in.keepReleases.Val)
 	}
 	d.checkArtifactName(in.artifact, "artifact")
+	d.checkCalVerSlot(in)
 	if in.runner != nil {
 		app.Runner = in.runner.settings
 	}
@@ -260,9 +265,13 @@ func (d *decoder) buildRegistry(in appInput, app *App) sources.Traits {
 		if in.preRelease.Set {
 			d.fail(in.preRelease.Range, summary, detail, "pre_release", p.registry.Scheme)
 		}
-		if in.artifact.Set {
-			d.fail(in.artifact.Range, summary, detail, "artifact", p.registry.Scheme)
+		if in.slot.Set {
+			d.fail(in.slot.Range, summary, detail, "slot", p.registry.Scheme)
 		}
+	}
+	if p.traits.Images && in.slot.Set {
+		d.fail(in.slot.Range, "Not available with "+p.registry.Scheme,
+			"slot cannot be used with an %s:// registry: image tags cannot carry build metadata (\"+blue\"); remove it.", p.registry.Scheme)
 	}
 
 	if p.preRelease != nil {
@@ -280,6 +289,14 @@ func (d *decoder) buildRegistry(in appInput, app *App) sources.Traits {
 				in.artifact.Val, *p.artifact)
 		}
 		app.Artifact = *p.artifact
+	}
+	if p.calver != nil {
+		if in.calver.Set && !in.calver.Bad && in.calver.Val != *p.calver {
+			d.fail(in.calver.Range, "Conflicting calver",
+				"calver = %q here, but the registry URL has ?calver=%s; both are set, so keep only one of them.",
+				in.calver.Val, *p.calver)
+		}
+		app.CalVer = *p.calver
 	}
 	return p.traits
 }
@@ -308,4 +325,46 @@ func sortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 		return a.Subject.Start.Byte - b.Subject.Start.Byte
 	})
 	return diags
+}
+
+// checkCalVerSlot checks the calver format and the slot name where they are
+// written.
+func (d *decoder) checkCalVerSlot(in appInput) {
+	if in.calver.Set && !in.calver.Bad {
+		if err := checkCalVer(in.calver.Val); err != nil {
+			d.fail(in.calver.Range, "Invalid calver", "calver: %v.", err)
+		}
+	}
+	if !in.slot.Set || in.slot.Bad {
+		return
+	}
+	if !validSlot(in.slot.Val) {
+		d.fail(in.slot.Range, "Invalid slot",
+			`slot %q cannot be build metadata; use letters, digits and "-" (dot-separated), such as "blue" or "green".`, in.slot.Val)
+	}
+}
+
+// checkCalVer reads a CalVer format; the error says what is wrong with it.
+func checkCalVer(format string) error {
+	_, err := version.ParseCalVer(format)
+	return err
+}
+
+// validSlot reports whether s is valid SemVer build metadata: dot-separated
+// non-empty identifiers of ASCII letters, digits and "-".
+func validSlot(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, id := range strings.Split(s, ".") {
+		if id == "" {
+			return false
+		}
+		for _, c := range id {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -20,8 +20,8 @@ type Scheme interface {
 	// rest of the app.
 	Traits() Traits
 	// Decode checks the URL's host and path, and the scheme's own options
-	// (those not common to every scheme: pre-release and artifact are
-	// taken out), and returns the settings the source is built from. Every
+	// (those not common to every scheme: pre-release, artifact and calver
+	// are taken out), and returns the settings the source is built from. Every
 	// problem is a diagnostic at rng, the registry attribute; their text
 	// never repeats the URL, which may hold secrets. Settings are nil when
 	// there are errors.
@@ -38,8 +38,8 @@ type Traits struct {
 	// needed, artifact means nothing).
 	Images bool
 	// Decides: the registry's server chooses the version and the artifact
-	// (the source implements Deciding), so pre_release and artifact mean
-	// nothing.
+	// (the source implements Deciding), so pre_release and slot mean
+	// nothing; artifact is passed to the server as the name asked for.
 	Decides bool
 	// NoReports: the registry has no place for deployment reports.
 	NoReports bool
@@ -53,6 +53,9 @@ type Traits struct {
 const (
 	PreReleaseOption = "pre-release"
 	ArtifactOption   = "artifact"
+	// CalVerOption is ?calver=FORMAT: tags are calendar versions of that
+	// format (the app's calver).
+	CalVerOption = "calver"
 )
 
 // Settings are one app's decoded registry URL: plain comparable data (the

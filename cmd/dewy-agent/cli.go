@@ -33,6 +33,7 @@ func init() {
 		{"fleet", "SUB [ARGS] -config FILE", "status|pause|resume|promote|retry a fleet's rollouts", cmdFleet},
 		{"fmt", "[-check] FILE...", "rewrite HCL files in canonical form; -check for CI", cmdFmt},
 		{"schema", "", "print a JSON Schema of the config, for editors", cmdSchema},
+		{"import-dewy", "-- DEWY-ARGS", "print the app block for a Dewy command line", cmdImportDewy},
 		{"completion", "bash|zsh|fish", "print a shell completion script", cmdCompletion},
 		{"version", "", "print version, commit, build date and Go version", cmdVersion},
 		{"help", "[COMMAND]", "show this help, or one command's flags", cmdHelp},

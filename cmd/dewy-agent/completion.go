@@ -9,13 +9,14 @@ import (
 
 // commandFlags are the flags each command takes, for completion scripts.
 var commandFlags = map[string][]string{
-	"run":      {"-config", "-allow-empty"},
-	"validate": {"-config"},
-	"plan":     {"-config"},
-	"status":   {"-addr", "-config", "-app", "-json", "-watch", "-interval", "-token"},
-	"retry":    {"-app", "-addr", "-config", "-token"},
-	"fleet":    {"status", "pause", "resume", "promote", "retry", "-config", "-json", "-timeout"},
-	"fmt":      {"-check"},
+	"run":         {"-config", "-allow-empty"},
+	"validate":    {"-config"},
+	"plan":        {"-config"},
+	"status":      {"-addr", "-config", "-app", "-json", "-watch", "-interval", "-token"},
+	"retry":       {"-app", "-addr", "-config", "-token"},
+	"fleet":       {"status", "pause", "resume", "promote", "retry", "-config", "-json", "-timeout"},
+	"fmt":         {"-check"},
+	"import-dewy": {"--"},
 }
 
 // cmdCompletion prints a completion script for bash, zsh or fish, made from

@@ -122,6 +122,7 @@ type Server struct {
 	rateLeft  int
 	rateReset time.Time
 	paused    chan struct{} // closed by resume; nil when downloads are not paused
+	app       *app          // EnableApp; nil when the fake is no GitHub App (app.go)
 }
 
 type repository struct {
@@ -170,6 +171,7 @@ func New(t testing.TB) *Server {
 	api.HandleFunc("GET "+APIPrefix+"/repos/{owner}/{repo}/releases/tags/{tag}", s.getReleaseByTag)
 	api.HandleFunc("POST /api/uploads/repos/{owner}/{repo}/releases/{id}/assets", s.uploadAsset)
 	api.HandleFunc("GET /{owner}/{repo}/releases/download/{tag}/{name}", s.browserDownload)
+	api.HandleFunc("POST "+APIPrefix+"/app/installations/{id}/access_tokens", s.issueToken)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Message: "Not Found", DocumentationURL: "https://docs.github.com/rest"})
 	})
@@ -551,11 +553,12 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, rp *repository) *
 	if rp != nil {
 		rp.stats.Requests++
 	}
-	if s.token != "" {
+	if s.token != "" || s.app != nil {
 		switch auth := r.Header.Get("Authorization"); {
+		case s.installationToken(auth):
 		case auth == "":
 			return fail(http.StatusNotFound, errorBody{Message: "Not Found", DocumentationURL: "https://docs.github.com/rest"}, nil)
-		case auth != "Bearer "+s.token && auth != "token "+s.token:
+		case s.token == "" || (auth != "Bearer "+s.token && auth != "token "+s.token):
 			return fail(http.StatusUnauthorized, errorBody{Message: "Bad credentials", DocumentationURL: "https://docs.github.com/rest"}, nil)
 		}
 	}

@@ -233,3 +233,8 @@ func QuoteList(items []string) string {
 
 // JoinList renders ["a", "b"] as "a, b".
 func JoinList(items []string) string { return strings.Join(items, ", ") }
+
+// PortList is a list whose items are port numbers or "first-last" ranges,
+// written as numbers or strings (numbers convert to strings). The schema
+// describes it as an array of integers and strings.
+type PortList []string

@@ -69,7 +69,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	blk := b.DefRange
 	command := hclsettings.Eval[[]string](d, raw.Command, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`, blk)
 	dir := hclsettings.Eval[string](d, raw.Dir, "dir", "a string", blk)
-	ports := hclsettings.Eval[[]int](d, raw.Ports, "ports", "a list of port numbers, e.g. [8000, 8001]", blk)
+	ports := decodePorts(d, raw.Ports, blk) // numbers and "8000-8010" ranges (ports.go)
 	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
 	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
 	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)

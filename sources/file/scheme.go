@@ -29,7 +29,7 @@ func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
 	return sources.Traits{
-		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption},
+		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption},
 		Credentials: "credentials do not belong in the URL, and a file registry takes none; remove the user:password@ part.",
 	}
 }

@@ -80,7 +80,7 @@ func (c *Cache) Releases(ctx context.Context, r Registry, now func() time.Time) 
 	rels := make([]version.Release, 0, len(names))
 	for _, name := range names {
 		rel := version.Release{Tag: name}
-		if _, ok := version.Parse(name); !ok {
+		if _, ok := version.Parse(name); !ok && !version.MaybeCalVer(name) {
 			rels = append(rels, rel) // listed for the engine's messages, never opened
 			continue
 		}

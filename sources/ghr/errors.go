@@ -53,7 +53,7 @@ func (g *GitHub) apiError(ctx context.Context, what, notFound string, resp *gith
 // accessHint explains a 404: GitHub answers 404, not 403, for a private
 // repository the caller may not read.
 func (g *GitHub) accessHint() string {
-	if g.token == "" {
+	if g.token == "" && g.app == nil {
 		return fmt.Sprintf("check that %s/%s exists at %s; a private repository needs a token in GITHUB_TOKEN or GH_TOKEN", g.owner, g.repo, g.apiURL.Redacted())
 	}
 	return fmt.Sprintf("check that %s/%s exists at %s and that the token in %s can read it (repo scope, or contents:read for a fine-grained token)", g.owner, g.repo, g.apiURL.Redacted(), g.tokenVar)
@@ -106,7 +106,7 @@ func (g *GitHub) rateLimit(resp *github.Response, err error) *sources.RateLimite
 }
 
 func (g *GitHub) limitHint() string {
-	if g.token == "" {
+	if g.token == "" && g.app == nil {
 		return "; set GITHUB_TOKEN to raise the limit"
 	}
 	return ""
@@ -153,7 +153,7 @@ func (g *GitHub) watchRate(resp *github.Response) {
 		return
 	}
 	attrs := []any{"remaining", rate.Remaining, "limit", rate.Limit, "reset", reset.UTC()}
-	if g.token == "" {
+	if g.token == "" && g.app == nil {
 		attrs = append(attrs, "hint", "set GITHUB_TOKEN to raise the limit")
 	}
 	g.log.Warn("GitHub API rate limit nearly used up", attrs...)

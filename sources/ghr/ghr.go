@@ -8,7 +8,8 @@
 //     cache is what SaveState persists, so polls after an agent restart are
 //     still answered 304.
 //
-// Environment: the token is GITHUB_TOKEN, else GH_TOKEN. GITHUB_API_URL is the
+// Environment: the token is GITHUB_TOKEN, else GH_TOKEN. GITHUB_API_URL (or
+// Dewy's name for it, GITHUB_ENDPOINT, when GITHUB_API_URL is unset) is the
 // API root for GitHub Enterprise ("https://ghe.example.com/api/v3") and tests;
 // it is used as given (nothing is appended but a trailing slash). The token is
 // sent only to the API's scheme, host and port, so a redirect to the storage
@@ -83,7 +84,8 @@ type GitHub struct {
 	client      *github.Client
 	apiURL      *url.URL
 	token       string
-	tokenVar    string // the environment variable the token came from; "" when none
+	tokenVar    string      // the environment variable the token came from; "" when none
+	app         tokenSource // GitHub App installation tokens (app.go); nil when not an app
 	log         *slog.Logger
 	now         func() time.Time
 
@@ -118,7 +120,11 @@ func NewWithEnv(owner, repo string, opts sources.Options, getenv func(string) st
 	if err := checkName("repository", repo); err != nil {
 		return nil, fmt.Errorf("ghr %s/%s: %w", owner, repo, err)
 	}
-	apiURL, err := parseAPIURL(getenv("GITHUB_API_URL"))
+	apiVar := "GITHUB_API_URL"
+	if getenv(apiVar) == "" && getenv("GITHUB_ENDPOINT") != "" {
+		apiVar = "GITHUB_ENDPOINT" // Dewy's name for it
+	}
+	apiURL, err := parseAPIURL(apiVar, getenv(apiVar))
 	if err != nil {
 		return nil, fmt.Errorf("ghr %s/%s: %w", owner, repo, err)
 	}
@@ -144,7 +150,14 @@ func NewWithEnv(owner, repo string, opts sources.Options, getenv func(string) st
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = &apiTransport{base: base, origin: origin(apiURL), token: g.token, sent: &g.requests}
+	if g.app, err = appTokens(getenv, base, apiURL.String()); err != nil {
+		return nil, fmt.Errorf("ghr %s/%s: %w", owner, repo, err)
+	}
+	if g.app != nil {
+		// The app's installation tokens win over a personal token.
+		g.token, g.tokenVar = "", envAppID+" (GitHub App installation token)"
+	}
+	hc.Transport = &apiTransport{base: base, origin: origin(apiURL), token: g.token, app: g.app, sent: &g.requests}
 	g.client = github.NewClient(&hc)
 	g.client.BaseURL = apiURL
 	g.client.UserAgent = userAgent
@@ -164,21 +177,22 @@ func checkName(what, name string) error {
 	return nil
 }
 
-// parseAPIURL returns the API root with a trailing slash.
-func parseAPIURL(raw string) (*url.URL, error) {
+// parseAPIURL returns the API root with a trailing slash; name is the
+// variable it came from, for messages.
+func parseAPIURL(name, raw string) (*url.URL, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		raw = DefaultAPIURL
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: %w", raw, err)
+		return nil, fmt.Errorf("%s %q: %w", name, raw, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: want an http or https URL such as https://ghe.example.com/api/v3", raw)
+		return nil, fmt.Errorf("%s %q: want an http or https URL such as https://ghe.example.com/api/v3", name, raw)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: want a URL without user info, query or fragment; put the token in GITHUB_TOKEN", u.Redacted())
+		return nil, fmt.Errorf("%s %q: want a URL without user info, query or fragment; put the token in GITHUB_TOKEN", name, u.Redacted())
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
@@ -345,6 +359,7 @@ type apiTransport struct {
 	base   http.RoundTripper
 	origin string
 	token  string
+	app    tokenSource // when set, each request asks it for the token
 	sent   *atomic.Int64
 }
 
@@ -352,7 +367,14 @@ type apiTransport struct {
 func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if origin(req.URL) == t.origin {
 		t.sent.Add(1)
-		if t.token != "" {
+		if t.app != nil {
+			tok, err := t.app.Token(req.Context())
+			if err != nil {
+				return nil, fmt.Errorf("GitHub App installation token: %w", err)
+			}
+			req = req.Clone(req.Context())
+			req.Header.Set("Authorization", "Bearer "+tok)
+		} else if t.token != "" {
 			req = req.Clone(req.Context())
 			req.Header.Set("Authorization", "Bearer "+t.token)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -30,7 +31,7 @@ func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
 	return sources.Traits{
-		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption},
+		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption},
 		Credentials: "credentials do not belong in the URL; use GITHUB_TOKEN (or GH_TOKEN) in the agent's environment and remove the user:password@ part.",
 	}
 }
@@ -73,16 +74,20 @@ func onlyChars(s, extra string) bool {
 	return true
 }
 
-// OpenURL fetches ghr://<owner>/<repo>/<tag>/<asset>: the named asset of the
-// release with that tag.
+// OpenURL fetches ghr://<owner>/<repo>/<tag>/<asset>, or Dewy's form
+// ghr://<owner>/<repo>/tag/<tag>/<asset>: the named asset of the release with
+// that tag.
 func (scheme) OpenURL(ctx context.Context, raw string, opts sources.Options) (io.ReadCloser, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
 	parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("artifact_url %s: want ghr://<owner>/<repo>/<tag>/<asset>", raw)
+	if len(parts) == 4 && parts[1] == "tag" {
+		parts = []string{parts[0], parts[2], parts[3]} // Dewy's form
+	}
+	if len(parts) != 3 || slices.Contains(parts, "") {
+		return nil, fmt.Errorf("artifact_url %s: want ghr://<owner>/<repo>/<tag>/<asset> or ghr://<owner>/<repo>/tag/<tag>/<asset>", raw)
 	}
 	src, err := New(u.Host, parts[0], opts)
 	if err != nil {

@@ -216,13 +216,20 @@ func (r *Registry) Decide(ctx context.Context, p version.Policy) (*version.Candi
 	if err != nil {
 		return nil, err
 	}
-	v, ok := version.Parse(res.GetTag())
+	v, ok := version.ParseTag(res.GetTag(), p.CalVer)
 	if !ok {
-		return nil, fmt.Errorf("grpc registry %s: the registry answered tag %q, which is not a semantic version", r.target, res.GetTag())
+		kind := "a semantic version"
+		if p.CalVer != "" {
+			kind = fmt.Sprintf("a calendar version of the format %q", p.CalVer)
+		}
+		return nil, fmt.Errorf("grpc registry %s: the registry answered tag %q, which is not %s", r.target, res.GetTag(), kind)
 	}
 	rel, err := r.release(res)
 	if err != nil {
 		return nil, err
+	}
+	if rel.Image != "" {
+		return &version.Candidate{Release: rel, Version: v}, nil
 	}
 	return &version.Candidate{Release: rel, Version: v, Artifact: rel.Assets[0]}, nil
 }
@@ -241,6 +248,10 @@ func (r *Registry) Releases(ctx context.Context) ([]version.Release, error) {
 	}
 	return []version.Release{rel}, nil
 }
+
+// imageScheme is the scheme of Dewy's container artifact URLs,
+// img://<host>/<repository>:<tag>.
+const imageScheme = "img"
 
 // current calls Current and remembers the answer's id for Report.
 func (r *Registry) current(ctx context.Context, p version.Policy) (*dewypb.CurrentResponse, error) {
@@ -276,6 +287,18 @@ func (r *Registry) release(res *dewypb.CurrentResponse) (version.Release, error)
 	raw := res.GetArtifactUrl()
 	if raw == "" {
 		return version.Release{}, fmt.Errorf("grpc registry %s: the registry answered no artifact_url for %s", r.target, res.GetTag())
+	}
+	if ref, ok := strings.CutPrefix(raw, imageScheme+"://"); ok {
+		// Dewy's container form, img://<host>/<repository>:<tag>: an image
+		// release for the container runner.
+		if ref == "" || strings.ContainsAny(ref, " ?#") {
+			return version.Release{}, fmt.Errorf("grpc registry %s: %s: artifact_url is not img://<host>/<repository>:<tag>", r.target, res.GetTag())
+		}
+		rel := version.Release{Tag: res.GetTag(), Image: ref}
+		if res.CreatedAt != nil {
+			rel.Created = res.GetCreatedAt().AsTime()
+		}
+		return rel, nil
 	}
 	u, err := parseURL(raw)
 	if err != nil {

@@ -25,7 +25,9 @@ type scheme struct{}
 func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
-	return sources.Traits{Options: []string{noTLSOption}, Decides: true}
+	// The server decides, but it is told the artifact name the app asks for
+	// (Dewy's artifact option), and reads its tag with the app's calver.
+	return sources.Traits{Options: []string{sources.ArtifactOption, sources.CalVerOption, noTLSOption}, Decides: true}
 }
 
 // Decode checks grpc://<host>[:port], which has no path, and ?no-tls. A

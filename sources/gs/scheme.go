@@ -27,7 +27,7 @@ func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
 	return sources.Traits{
-		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption},
+		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption},
 		Credentials: "credentials do not belong in the URL; Google application default credentials supply them (GOOGLE_APPLICATION_CREDENTIALS, workload identity). Remove the user:password@ part.",
 	}
 }

@@ -22,7 +22,7 @@ func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
 	return sources.Traits{
-		Options:     []string{sources.PreReleaseOption},
+		Options:     []string{sources.PreReleaseOption, sources.CalVerOption},
 		Images:      true,
 		NoReports:   true,
 		Credentials: "credentials do not belong in the URL; run docker login <host> as the agent's user (the agent reads Docker's config.json and credential helpers). Remove the user:password@ part.",

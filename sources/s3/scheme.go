@@ -30,7 +30,7 @@ func (scheme) Name() string { return SchemeName }
 
 func (scheme) Traits() sources.Traits {
 	return sources.Traits{
-		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, endpointOption},
+		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption, endpointOption},
 		Credentials: "credentials do not belong in the URL; the AWS default chain supplies them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, instance roles). Remove the user:password@ part.",
 	}
 }
@@ -78,7 +78,8 @@ func (scheme) OpenURL(ctx context.Context, raw string, opts sources.Options) (io
 		return nil, err
 	}
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-	src, err := New(Config{Region: u.Host, Bucket: bucket}, opts)
+	// Dewy's servers name S3-compatible services as ?endpoint=; New checks it.
+	src, err := New(Config{Region: u.Host, Bucket: bucket, Endpoint: u.Query().Get(endpointOption)}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -41,3 +41,26 @@ func TestOpenURL(t *testing.T) {
 		t.Fatalf("read %q, %v", b, err)
 	}
 }
+
+// TestOpenURLEndpoint: Dewy's servers name an S3-compatible service as
+// s3://<region>/<bucket>/<key>?endpoint=...; the option is honoured (the
+// environment points nowhere).
+func TestOpenURLEndpoint(t *testing.T) {
+	f := newFake(t)
+	awsEnv(t)
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+	f.put(t, "myapp/2026.01.0/app.tar.gz", "dewy bytes")
+	opener := Scheme().(sources.URLOpener)
+	raw := "s3://ap-northeast-1/" + bucket + "/myapp/2026.01.0/app.tar.gz?endpoint=" + url.QueryEscape(f.url)
+	rc, err := opener.OpenURL(context.Background(), raw, sources.Options{HTTPClient: f.client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, err := io.ReadAll(rc); err != nil || string(b) != "dewy bytes" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if _, err := opener.OpenURL(context.Background(), "s3://ap-northeast-1/"+bucket+"/k?endpoint=ftp://x", sources.Options{HTTPClient: f.client()}); err == nil {
+		t.Error("an ftp endpoint was accepted")
+	}
+}

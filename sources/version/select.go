@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/Masterminds/semver/v3"
 )
 
 // ErrNoVersion is wrapped by Select when no release is an allowed version: the
@@ -47,10 +45,14 @@ type Skip struct {
 
 // Select chooses the release to deploy from what a source listed.
 //
-//   - Tags that Parse does not accept are ignored.
+//   - Tags that Parse does not accept are ignored; with p.CalVer set, tags
+//     that the CalVer format does not read are ignored instead.
+//   - With p.Slot set, versions whose build metadata is not the slot are
+//     ignored: the slot filters before the newest is chosen.
 //   - Pre-releases (a SemVer pre-release part, or Release.PreRelease set by
 //     the registry) are ignored unless p.PreRelease.
-//   - The rest are ordered newest first by SemVer 2 precedence (Compare). Of
+//   - The rest are ordered newest first by SemVer 2 precedence (Compare;
+//     calendar versions number by number, then by pre-release as SemVer). Of
 //     two tags equal in precedence ("v1.0.0" and "1.0.0", "1.0.0+a" and
 //     "1.0.0+b") the one with the later Created comes first, then the tag that
 //     sorts first byte-wise ("1.0.0" before "1.0.0+a" before "v1.0.0"); fully
@@ -71,19 +73,39 @@ type Skip struct {
 func Select(releases []Release, p Policy, now time.Time) (Selection, error) {
 	type entry struct {
 		rel *Release
-		v   *semver.Version
+		v   *Version
+	}
+	parse := func(tag string) (*Version, bool) {
+		v, ok := parseQuick(tag)
+		if !ok {
+			return nil, false
+		}
+		return &Version{tag: tag, sem: v, pre: v.Prerelease(), meta: v.Metadata()}, true
+	}
+	if p.CalVer != "" {
+		f, err := ParseCalVer(p.CalVer)
+		if err != nil {
+			return Selection{}, fmt.Errorf("%w: %w", ErrNoVersion, err)
+		}
+		parse = f.Parse
 	}
 	allowed := make([]entry, 0, len(releases))
-	var notVersion, preReleases int
+	var notVersion, preReleases, otherSlot int
 	var example string
 	for i := range releases {
 		r := &releases[i]
-		v, ok := parseQuick(r.Tag)
+		v, ok := parse(r.Tag)
 		if !ok {
 			if notVersion == 0 {
 				example = r.Tag
 			}
 			notVersion++
+			continue
+		}
+		// The slot filters first: the newest of the slot's own versions is
+		// chosen even when the other slot published last.
+		if p.Slot != "" && v.Metadata() != p.Slot {
+			otherSlot++
 			continue
 		}
 		if (r.PreRelease || v.Prerelease() != "") && !p.PreRelease {
@@ -93,10 +115,10 @@ func Select(releases []Release, p Policy, now time.Time) (Selection, error) {
 		allowed = append(allowed, entry{rel: r, v: v})
 	}
 	if len(allowed) == 0 {
-		return Selection{}, noVersionError(len(releases), notVersion, example, preReleases)
+		return Selection{}, noVersionError(len(releases), notVersion, example, preReleases, otherSlot, p)
 	}
 	slices.SortStableFunc(allowed, func(a, b entry) int {
-		if c := Compare(b.v, a.v); c != 0 {
+		if c := CompareVersions(b.v, a.v); c != 0 {
 			return c
 		}
 		if c := b.rel.Created.Compare(a.rel.Created); c != 0 {
@@ -112,13 +134,13 @@ func Select(releases []Release, p Policy, now time.Time) (Selection, error) {
 	var sel Selection
 	for _, e := range allowed {
 		if e.rel.Image != "" {
-			sel.Candidate = &Candidate{Release: *e.rel, Version: withOriginal(e.rel.Tag, e.v)}
+			sel.Candidate = &Candidate{Release: *e.rel, Version: e.v}
 			return sel, nil
 		}
 		if a, ok := PickArtifact(e.rel.Assets, p); ok {
 			sel.Candidate = &Candidate{
 				Release:  *e.rel,
-				Version:  withOriginal(e.rel.Tag, e.v),
+				Version:  e.v,
 				Artifact: a,
 				Checksum: PickChecksum(e.rel.Assets, a.Name),
 			}
@@ -138,18 +160,6 @@ func Select(releases []Release, p Policy, now time.Time) (Selection, error) {
 	return sel, nil
 }
 
-// withOriginal returns v with Original() the tag as published: v itself when
-// it already is, else the tag parsed again by Parse.
-func withOriginal(tag string, v *semver.Version) *semver.Version {
-	if v.Original() == tag {
-		return v
-	}
-	if full, ok := Parse(tag); ok {
-		return full
-	}
-	return v // not reached: parseQuick accepted the tag, so Parse does too
-}
-
 // lookingFor describes what PickArtifact looks for under p.
 func lookingFor(p Policy) string {
 	if p.Artifact != "" {
@@ -166,15 +176,23 @@ func missingReason(assets []Asset, p Policy) string {
 	return fmt.Sprintf("no %s among %s", strings.TrimPrefix(lookingFor(p), "an "), count(len(assets), "asset"))
 }
 
-func noVersionError(total, notVersion int, example string, preReleases int) error {
+func noVersionError(total, notVersion int, example string, preReleases, otherSlot int, p Policy) error {
 	if total == 0 {
 		return fmt.Errorf("%w: the registry lists no releases", ErrNoVersion)
 	}
 	var parts []string
 	if notVersion > 0 {
+		kind := "a semantic version like v1.2.3 or 1.2.3"
+		if p.CalVer != "" {
+			kind = fmt.Sprintf("a calendar version of the format %q", p.CalVer)
+		}
 		parts = append(parts, fmt.Sprintf(
-			"%s with a tag that is not a semantic version like v1.2.3 or 1.2.3 (such as %q)",
-			count(notVersion, "release"), example))
+			"%s with a tag that is not %s (such as %q)",
+			count(notVersion, "release"), kind, example))
+	}
+	if otherSlot > 0 {
+		parts = append(parts, fmt.Sprintf(
+			"%s of another slot (the slot is %q: build metadata \"+%s\")", count(otherSlot, "release"), p.Slot, p.Slot))
 	}
 	if preReleases > 0 {
 		parts = append(parts, fmt.Sprintf(

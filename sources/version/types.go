@@ -11,8 +11,6 @@ package version
 
 import (
 	"time"
-
-	"github.com/Masterminds/semver/v3"
 )
 
 // Asset is one downloadable file of a release.
@@ -55,6 +53,12 @@ type Policy struct {
 	// Grace is how long a new release without a matching artifact is waited
 	// for silently. Zero means DefaultGrace; negative means no grace at all.
 	Grace time.Duration
+	// CalVer, when set, is the calendar-version format tags are read with
+	// ("YYYY.0M.MICRO", see ParseCalVer) instead of SemVer.
+	CalVer string
+	// Slot, when set, keeps only the versions whose build metadata is exactly
+	// Slot ("blue" for "v1.2.3+blue") before the newest is chosen.
+	Slot string
 }
 
 // DefaultGrace is the seed's 30-minute grace period for CI to upload artifacts.
@@ -64,7 +68,7 @@ const DefaultGrace = 30 * time.Minute
 type Candidate struct {
 	Release Release
 	// Version is the parsed tag; Version.Original() is the tag as published.
-	Version *semver.Version
+	Version *Version
 	// Artifact is the asset to fetch. Zero for image releases.
 	Artifact Asset
 	// Checksum is the asset that lists the artifact's SHA-256 (SHA256SUMS,
