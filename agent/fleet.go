@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/fleet/fleetlock"

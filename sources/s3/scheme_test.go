@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"io"
+	"net/url"
 	"testing"
 
 	"github.com/dewy-agent/dewy-agent/sources"

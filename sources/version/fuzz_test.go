@@ -36,7 +36,7 @@ func FuzzSelect(f *testing.F) {
 		}
 		got := sel.Candidate.Version
 		for _, r := range rels {
-			if v, ok := Parse(r.Tag); ok && (pre || v.Prerelease() == "") && Compare(v, got) > 0 {
+			if v, ok := Parse(r.Tag); ok && (pre || v.Prerelease() == "") && CompareVersions(FromSemver(v), got) > 0 {
 				t.Fatalf("picked %s over %s", got.Original(), r.Tag)
 			}
 		}
