@@ -52,11 +52,14 @@ func (s *Store) download(ctx context.Context, dst *budgetWriter, artifact string
 		if dst.err != nil {
 			return "", n, fmt.Errorf("download %s: %w", artifact, dst.err)
 		}
-		return "", n, transient("download %s: after %d bytes: %w", artifact, n, err)
+		// The transfer broke (a cut connection, a stalled body): that says
+		// nothing about the artifact, so it is not classified and is never
+		// counted towards a bad mark; the caller backs off and tries again.
+		return "", n, fmt.Errorf("download %s: after %d bytes: %w", artifact, n, err)
 	}
 	switch {
 	case size >= 0 && n < size:
-		return "", n, transient("download %s: short download: got %d of %d bytes", artifact, n, size)
+		return "", n, fmt.Errorf("download %s: short download: got %d of %d bytes", artifact, n, size)
 	case size >= 0 && n > size:
 		return "", n, fmt.Errorf("download %s: longer than the announced %d bytes", artifact, size)
 	case n > limit:

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -26,6 +27,17 @@ import (
 // dockerEngine is the Engine of a Docker engine, through its API client.
 type dockerEngine struct {
 	cli *client.Client
+	// negotiated: the API version was agreed once, before any concurrent
+	// use. The client negotiates lazily on each first request and writes its
+	// version while Events' goroutine reads it, a data race in the client.
+	negotiated sync.Once
+}
+
+// negotiate agrees on the API version with the engine once, before the
+// client is used from more than one goroutine.
+func (d *dockerEngine) negotiate(ctx context.Context) {
+	d.negotiate(ctx)
+	d.negotiated.Do(func() { d.cli.NegotiateAPIVersion(ctx) })
 }
 
 // newDockerEngine connects as the docker CLI does: DOCKER_HOST,
@@ -80,6 +92,7 @@ func cannotRun(err error) bool {
 }
 
 func (d *dockerEngine) Platform(ctx context.Context) (string, error) {
+	d.negotiate(ctx)
 	v, err := d.cli.ServerVersion(ctx)
 	if err != nil {
 		return "", classify(err)
@@ -88,6 +101,7 @@ func (d *dockerEngine) Platform(ctx context.Context) (string, error) {
 }
 
 func (d *dockerEngine) InspectImage(ctx context.Context, ref string) (ImageInfo, error) {
+	d.negotiate(ctx)
 	ins, err := d.cli.ImageInspect(ctx, ref)
 	if err != nil {
 		return ImageInfo{}, classify(err)
@@ -103,6 +117,7 @@ func (d *dockerEngine) InspectImage(ctx context.Context, ref string) (ImageInfo,
 }
 
 func (d *dockerEngine) PullImage(ctx context.Context, ref, auth string) error {
+	d.negotiate(ctx)
 	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err != nil {
 		return classify(err)
@@ -136,11 +151,13 @@ func (d *dockerEngine) PullImage(ctx context.Context, ref, auth string) error {
 }
 
 func (d *dockerEngine) RemoveImage(ctx context.Context, ref string) error {
+	d.negotiate(ctx)
 	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
 	return classify(err)
 }
 
 func (d *dockerEngine) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	d.negotiate(ctx)
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
 	for _, p := range spec.Ports {
@@ -174,6 +191,7 @@ func (d *dockerEngine) CreateContainer(ctx context.Context, spec ContainerSpec) 
 }
 
 func (d *dockerEngine) StartContainer(ctx context.Context, id string) error {
+	d.negotiate(ctx)
 	err := d.cli.ContainerStart(ctx, id, container.StartOptions{})
 	if err == nil {
 		return nil
@@ -188,6 +206,7 @@ func (d *dockerEngine) StartContainer(ctx context.Context, id string) error {
 }
 
 func (d *dockerEngine) InspectContainer(ctx context.Context, id string) (ContainerInfo, error) {
+	d.negotiate(ctx)
 	ins, err := d.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		return ContainerInfo{}, classify(err)
@@ -229,15 +248,18 @@ func (d *dockerEngine) InspectContainer(ctx context.Context, id string) (Contain
 }
 
 func (d *dockerEngine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	d.negotiate(ctx)
 	secs := int(timeout.Round(time.Second) / time.Second)
 	return classify(d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}))
 }
 
 func (d *dockerEngine) RemoveContainer(ctx context.Context, id string) error {
+	d.negotiate(ctx)
 	return classify(d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}))
 }
 
 func (d *dockerEngine) ListContainers(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {
+	d.negotiate(ctx)
 	args := filters.NewArgs()
 	for k, v := range labels {
 		args.Add("label", k+"="+v)
@@ -258,6 +280,7 @@ func (d *dockerEngine) ListContainers(ctx context.Context, labels map[string]str
 }
 
 func (d *dockerEngine) Logs(ctx context.Context, id string, lines int) (string, error) {
+	d.negotiate(ctx)
 	rc, err := d.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines)})
 	if err != nil {
 		return "", classify(err)
@@ -271,6 +294,7 @@ func (d *dockerEngine) Logs(ctx context.Context, id string, lines int) (string, 
 }
 
 func (d *dockerEngine) Events(ctx context.Context, labels map[string]string) (<-chan ContainerEvent, <-chan error) {
+	d.negotiate(ctx)
 	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("event", string(events.ActionDie)), filters.Arg("event", string(events.ActionStart)))
 	for k, v := range labels {
