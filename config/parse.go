@@ -37,7 +37,12 @@ func Load(path string) (*File, hcl.Diagnostics) {
 // Expressions may call env("NAME"), which reads the agent's environment (an
 // unset variable is the empty string). No variables are defined.
 func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
-	return parse(filename, src, hclsettings.NewEvalContext(os.Getenv))
+	ctx, secrets := hclsettings.NewEvalContextSecrets(os.Getenv)
+	f, diags := parse(filename, src, ctx)
+	// Checks that see only a decoded value (a runner's, a source's) cannot
+	// tell where it came from: no env() value leaves in a message.
+	secrets.Scrub(diags)
+	return f, diags
 }
 
 // parse is Parse with the context expressions are evaluated in.

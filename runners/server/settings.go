@@ -99,7 +99,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		if sig, ok := stopSignals()[name]; ok {
 			c.StopSignal = sig
 		} else {
-			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %q is not one of %s.", stopSignal.Val, hclsettings.JoinList(stopSignalNames()))
+			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %s is not one of %s.", stopSignal.Show(), hclsettings.JoinList(stopSignalNames()))
 		}
 	}
 	if !command.Bad && (len(command.Val) == 0 || command.Val[0] == "") {
