@@ -52,6 +52,7 @@ type rawConfig struct {
 	Dir           hcl.Expression `hcl:"dir,optional"`
 	Ports         hcl.Expression `hcl:"ports,optional"`
 	Env           hcl.Expression `hcl:"env,optional"`
+	InheritEnv    hcl.Expression `hcl:"inherit_env,optional"`
 	HealthPath    hcl.Expression `hcl:"health_path,optional"`
 	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
 	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
@@ -70,6 +71,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	dir := hclsettings.Eval[string](d, raw.Dir, "dir", "a string", blk)
 	ports := hclsettings.Eval[[]int](d, raw.Ports, "ports", "a list of port numbers, e.g. [8000, 8001]", blk)
 	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
+	inheritEnv := hclsettings.Eval[[]string](d, raw.InheritEnv, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`, blk)
 	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
 	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)
 	stopSignal := hclsettings.Eval[string](d, raw.StopSignal, "stop_signal", `a signal name such as "SIGTERM"`, blk)
@@ -88,6 +90,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		Dir:        dir.Val,
 		Ports:      ports.Val,
 		Env:        env.Val,
+		InheritEnv: inheritEnv.Val,
 		HealthPath: healthPath.Val,
 		Restart:    restart.Val,
 	}
