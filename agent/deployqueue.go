@@ -2,7 +2,12 @@ package agent
 
 import (
 	"context"
+	"runtime"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dewy-agent/dewy-agent/config"
 )
 
 // deployQueue bounds the deploys in flight for the whole agent (download,
@@ -100,4 +105,43 @@ func (q *deployQueue) counts() (inFlight, waiting int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.busy, len(q.waiters)
+}
+
+// defaultParallelDeploys is max_parallel_deploys when the file does not set
+// it: one deploy per CPU, and at least two so a slow app never stalls all.
+func defaultParallelDeploys() int { return max(2, runtime.NumCPU()) }
+
+// parallelDeploys is cfg's bound on deploys in flight.
+func parallelDeploys(cfg *config.File) int {
+	if cfg != nil && cfg.Agent.MaxParallelDeploys > 0 {
+		return cfg.Agent.MaxParallelDeploys
+	}
+	return defaultParallelDeploys()
+}
+
+// waitTurn waits for the app's deploy to get a slot of the agent's queue;
+// the app's status shows "queued" with its position meanwhile.
+func (w *worker) waitTurn(ctx context.Context) (release func(), err error) {
+	if w.queue == nil {
+		return func() {}, nil
+	}
+	release, err = w.queue.acquire(ctx, w.app.Name)
+	if err != nil {
+		return nil, err
+	}
+	return release, nil
+}
+
+// queueMetrics exports the queue's counts.
+func queueMetrics(q *deployQueue) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dewy_deploys_in_flight",
+			Help: "Deploys holding one of the agent's max_parallel_deploys slots.",
+		}, func() float64 { n, _ := q.counts(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dewy_deploys_queued",
+			Help: "Deploys waiting for a slot, first come, first served.",
+		}, func() float64 { _, n := q.counts(); return float64(n) }),
+	}
 }

@@ -22,6 +22,7 @@ const (
 	PhaseNotRunning    = "not running"
 	PhaseCrashLooping  = "crash-looping"
 	PhaseStopped       = "stopped"
+	PhaseQueued        = "queued"
 )
 
 // DeployRecord is one deploy attempt, for status's history.
@@ -108,6 +109,8 @@ func phase(s Status) string {
 	switch {
 	case s.State == StateStopped:
 		return PhaseStopped
+	case s.Queued > 0:
+		return PhaseQueued
 	case s.Download != nil:
 		return PhaseDownloading
 	case s.State == StateDeploying:

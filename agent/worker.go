@@ -37,7 +37,8 @@ type worker struct {
 	pipe   pipeline // files or image, chosen at wiring time
 	policy version.Policy
 	now    func() time.Time
-	clock  Clock // the timers between polls
+	clock  Clock        // the timers between polls
+	queue  *deployQueue // the agent's bound on deploys in flight; nil: none
 
 	metrics *metrics
 	client  *http.Client // for notifiers
@@ -89,6 +90,9 @@ type Status struct {
 	Waiting bool `json:"waiting_for_artifact,omitempty"`
 	// Download is the download in flight, while there is one.
 	Download *Progress `json:"download,omitempty"`
+	// Queued is the app's place in the agent's deploy queue (1 = next) while
+	// its deploy waits for one of max_parallel_deploys slots; 0 otherwise.
+	Queued int `json:"queued,omitempty"`
 	// Bad are the versions marked bad on this host, with their reasons.
 	Bad []BadVersion `json:"bad_versions,omitempty"`
 	// History is the last deploys, newest first.
@@ -270,6 +274,11 @@ func (w *worker) poll(ctx context.Context) error {
 		})
 		return nil
 	}
+	release, err := w.waitTurn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	w.setStatus(func(s *Status) { s.State = StateDeploying })
 	prev := w.st.Version
 	start := time.Now()
@@ -544,8 +553,13 @@ func (w *worker) snapshot() Status {
 	if w.progress != nil {
 		s.Download = w.progress.snapshot()
 	}
+	if w.queue != nil {
+		s.Queued = w.queue.position(w.app.Name)
+	}
 	s.Phase = phase(s)
 	switch s.Phase {
+	case PhaseQueued:
+		s.Detail = fmt.Sprintf("#%d in the deploy queue for %s", s.Queued, s.Newest)
 	case PhaseDownloading:
 		s.Detail = describeProgress(s.Download)
 	case PhaseDeploying:

@@ -62,6 +62,9 @@ type Agent struct {
 	Admin     string // admin: host:port of the status API; "" turns it off
 	// Notify are notifier URLs for every app's events.
 	Notify []string
+	// MaxParallelDeploys (max_parallel_deploys) bounds the deploys in flight
+	// for the whole agent; 0 means the agent's default (from the CPU count).
+	MaxParallelDeploys int
 }
 
 // App is one `app "name" {}` block.

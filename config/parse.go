@@ -84,7 +84,9 @@ type rawAgent struct {
 	LogFormat hcl.Expression `hcl:"log_format,optional"`
 	Admin     hcl.Expression `hcl:"admin,optional"`
 	Notify    hcl.Expression `hcl:"notify,optional"`
-	DefRange  hcl.Range      `hcl:",def_range"`
+	// MaxParallelDeploys: max_parallel_deploys (see Agent).
+	MaxParallelDeploys hcl.Expression `hcl:"max_parallel_deploys,optional"`
+	DefRange           hcl.Range      `hcl:",def_range"`
 }
 
 type rawApp struct {
@@ -129,6 +131,7 @@ type fileInput struct {
 type agentInput struct {
 	stateDir, logLevel, logFormat, admin setting[string]
 	notify                               setting[[]string]
+	maxParallelDeploys                   setting[int]
 }
 
 type appInput struct {
@@ -203,11 +206,12 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 	if len(raw.Agents) > 0 {
 		a := raw.Agents[0]
 		in.agent = agentInput{
-			stateDir:  eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
-			logLevel:  eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
-			logFormat: eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
-			admin:     eval[string](d, a.Admin, "admin", "a string", a.DefRange),
-			notify:    eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			stateDir:           eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
+			logLevel:           eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
+			logFormat:          eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
+			admin:              eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+			notify:             eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			maxParallelDeploys: eval[int](d, a.MaxParallelDeploys, "max_parallel_deploys", "a whole number", a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",

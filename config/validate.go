@@ -58,6 +58,13 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 	d.checkEnum(in.logFormat, "log_format", []string{"text", "json"})
 	d.checkAdmin(in.admin)
 	a.Notify = d.checkNotify(in.notify)
+	if m := in.maxParallelDeploys; m.Set && !m.Bad {
+		if m.Val < 1 {
+			d.fail(m.Range, "Invalid max_parallel_deploys",
+				"max_parallel_deploys is %s; it must be at least 1.", m.Show())
+		}
+		a.MaxParallelDeploys = m.Val
+	}
 	return a
 }
 
