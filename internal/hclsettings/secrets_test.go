@@ -8,7 +8,9 @@ import (
 )
 
 func TestEnvValuesAreSensitive(t *testing.T) {
-	getenv := func(name string) string { return map[string]string{"TOKEN": "tok-secret-1", "OTHER": "other-secret-2", "MODE": "fast"}[name] }
+	getenv := func(name string) string {
+		return map[string]string{"TOKEN": "tok-secret-1", "OTHER": "other-secret-2", "MODE": "fast"}[name]
+	}
 	tests := []struct {
 		name, src string
 		sensitive bool
