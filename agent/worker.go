@@ -278,12 +278,12 @@ func (w *worker) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer release()
 	w.setStatus(func(s *Status) { s.State = StateDeploying })
 	prev := w.st.Version
 	start := time.Now()
 	w.events.send(notify.Event{Kind: notify.DeployStarted, Version: tag, PreviousVersion: prev})
 	err = w.deploy(ctx, cand)
+	release() // the slot covers the deploy only, not the report and events after it
 	took := time.Since(start)
 	if ctx.Err() == nil {
 		rec := DeployRecord{Version: tag, Previous: prev, At: start, Took: took, Outcome: outcomeOf(err)}
