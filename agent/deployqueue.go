@@ -108,8 +108,11 @@ func (q *deployQueue) counts() (inFlight, waiting int) {
 }
 
 // defaultParallelDeploys is max_parallel_deploys when the file does not set
-// it: one deploy per CPU, and at least two so a slow app never stalls all.
-func defaultParallelDeploys() int { return max(2, runtime.NumCPU()) }
+// it: four deploys per CPU (a deploy of a small release waits on the disk and
+// the registry more than it computes), between 4 and 32. bench/manyapps on 2
+// CPUs: 8 slots deploy 2,000 apps faster than no bound at all, with a third
+// of its peak memory.
+func defaultParallelDeploys() int { return min(32, max(4, 4*runtime.NumCPU())) }
 
 // parallelDeploys is cfg's bound on deploys in flight.
 func parallelDeploys(cfg *config.File) int {
