@@ -39,6 +39,7 @@ bench: build ## the benchmarks recorded in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench 'Reload200|IdlePollCost' -benchtime 10x ./agent/
 	$(GO) run ./bench/bigartifact
 	$(GO) run ./bench/idlemem -agent $(BIN)
+	$(GO) run ./bench/manyapps -agent $(BIN)
 	$(GO) run ./bench/zerodowntime
 	$(GO) run ./bench/zerodowntime -conns 8 -deploys 10
 	$(GO) run ./bench/zerodowntime -conns 8 -deploys 10 -proxy

@@ -104,6 +104,7 @@ type Agent struct {
 	mu         sync.Mutex // guards the fields below
 	cfg        *config.File
 	workers    map[string]*worker
+	queue      *deployQueue // max_parallel_deploys, shared by every worker
 	lastReload ReloadStatus
 	admin      *adminServer
 	adminToken atomic.Pointer[string] // the admin API's bearer token; "" or nil: none
@@ -141,8 +142,9 @@ func New(cfg *config.File, opts Options) *Agent {
 	if opts.Debounce == 0 {
 		opts.Debounce = 250 * time.Millisecond
 	}
-	a := &Agent{opts: opts, cfg: cfg, workers: map[string]*worker{}, metrics: newMetrics()}
+	a := &Agent{opts: opts, cfg: cfg, workers: map[string]*worker{}, metrics: newMetrics(), queue: newDeployQueue(parallelDeploys(cfg))}
 	a.metrics.reg.MustRegister(newWorkloadCollector(a.Statuses), newFleetCollector(a.Statuses))
+	a.metrics.reg.MustRegister(queueMetrics(a.queue)...)
 	return a
 }
 
@@ -335,6 +337,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		policy:     policy(app),
 		now:        a.opts.Now,
 		clock:      a.opts.Clock,
+		queue:      a.queue,
 		metrics:    a.metrics,
 		host:       a.host,
 		client:     a.opts.HTTPClient,

@@ -184,6 +184,7 @@ func (a *Agent) apply(old, cfg *config.File) ReloadStatus {
 	}
 	a.cfg = cfg
 	a.mu.Unlock()
+	a.queue.setSlots(parallelDeploys(cfg))
 
 	// Removed apps, and apps whose runner kind changed: their workload stops
 	// (see the package doc). A changed runner block of the same kind passes the

@@ -23,6 +23,7 @@ const (
 	PhaseCrashLooping  = "crash-looping"
 	PhaseStopped       = "stopped"
 	PhaseDiskFull      = "disk full"
+	PhaseQueued        = "queued"
 )
 
 // DeployRecord is one deploy attempt, for status's history.
@@ -109,6 +110,8 @@ func phase(s Status) string {
 	switch {
 	case s.State == StateStopped:
 		return PhaseStopped
+	case s.Queued > 0:
+		return PhaseQueued
 	case s.Download != nil:
 		return PhaseDownloading
 	case s.State == StateDeploying:

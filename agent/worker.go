@@ -38,7 +38,8 @@ type worker struct {
 	scrub  *hooks.Scrubber // the secrets hook output is scrubbed of
 	policy version.Policy
 	now    func() time.Time
-	clock  Clock // the timers between polls
+	clock  Clock        // the timers between polls
+	queue  *deployQueue // the agent's bound on deploys in flight; nil: none
 
 	metrics *metrics
 	client  *http.Client // for notifiers
@@ -96,6 +97,9 @@ type Status struct {
 	Waiting bool `json:"waiting_for_artifact,omitempty"`
 	// Download is the download in flight, while there is one.
 	Download *Progress `json:"download,omitempty"`
+	// Queued is the app's place in the agent's deploy queue (1 = next) while
+	// its deploy waits for one of max_parallel_deploys slots; 0 otherwise.
+	Queued int `json:"queued,omitempty"`
 	// Bad are the versions marked bad on this host, with their reasons.
 	Bad []BadVersion `json:"bad_versions,omitempty"`
 	// History is the last deploys, newest first.
@@ -314,11 +318,17 @@ func (w *worker) poll(ctx context.Context) error {
 	}
 	var outcome error
 	defer func() { w.fleetDone(ctx, slot, tag, outcome) }()
+	release, err := w.waitTurn(ctx)
+	if err != nil {
+		outcome = err // not deployed: the fleet slot is given back, not reported healthy
+		return err
+	}
 	w.setStatus(func(s *Status) { s.State = StateDeploying })
 	prev := w.st.Version
 	start := time.Now()
 	w.events.send(notify.Event{Kind: notify.DeployStarted, Version: tag, PreviousVersion: prev})
 	err = w.deploy(ctx, cand)
+	release() // the slot covers the deploy only, not the report and events after it
 	took := time.Since(start)
 	if ctx.Err() == nil {
 		rec := DeployRecord{Version: tag, Previous: prev, At: start, Took: took, Outcome: outcomeOf(err)}
@@ -596,8 +606,13 @@ func (w *worker) snapshot() Status {
 	if w.progress != nil {
 		s.Download = w.progress.snapshot()
 	}
+	if w.queue != nil {
+		s.Queued = w.queue.position(w.app.Name)
+	}
 	s.Phase = phase(s)
 	switch s.Phase {
+	case PhaseQueued:
+		s.Detail = fmt.Sprintf("#%d in the deploy queue for %s", s.Queued, s.Newest)
 	case PhaseDownloading:
 		s.Detail = describeProgress(s.Download)
 	case PhaseDeploying:

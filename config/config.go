@@ -80,6 +80,9 @@ type Agent struct {
 	// agent leaves server apps running for the next agent to adopt, which makes
 	// an agent upgrade a zero-downtime operation. Default false: a stop stops them.
 	KeepAppsRunningOnStop bool
+	// MaxParallelDeploys (max_parallel_deploys) bounds the deploys in flight
+	// for the whole agent; 0 means the agent's default (from the CPU count).
+	MaxParallelDeploys int
 }
 
 // App is one `app "name" {}` block.

@@ -49,7 +49,11 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 		}
 		return v
 	}
-	f, diags := parse(filename, src, hclsettings.NewEvalContext(getenv))
+	ctx, known := hclsettings.NewEvalContextSecrets(getenv)
+	f, diags := parse(filename, src, ctx)
+	// Checks that see only a decoded value (a runner's, a source's) cannot
+	// tell where it came from: no env() value leaves in a message.
+	known.Scrub(diags)
 	if f != nil {
 		f.Secrets = secrets
 	}
@@ -100,7 +104,9 @@ type rawAgent struct {
 	KeepApps   hcl.Expression `hcl:"keep_apps_running_on_stop,optional"`
 	// MinFreeSpace: see config/freespace.go.
 	MinFreeSpace hcl.Expression `hcl:"min_free_space,optional"`
-	DefRange     hcl.Range      `hcl:",def_range"`
+	// MaxParallelDeploys: max_parallel_deploys (see Agent).
+	MaxParallelDeploys hcl.Expression `hcl:"max_parallel_deploys,optional"`
+	DefRange           hcl.Range      `hcl:",def_range"`
 }
 
 type rawApp struct {
@@ -152,6 +158,7 @@ type agentInput struct {
 	notify                                           setting[[]string]
 	minFreeSpace                                     setting[string]
 	keepApps                                         setting[bool]
+	maxParallelDeploys                               setting[int]
 }
 
 type appInput struct {
@@ -233,14 +240,15 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 	if len(raw.Agents) > 0 {
 		a := raw.Agents[0]
 		in.agent = agentInput{
-			stateDir:     eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
-			logLevel:     eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
-			logFormat:    eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
-			admin:        eval[string](d, a.Admin, "admin", "a string", a.DefRange),
-			adminToken:   eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
-			notify:       eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
-			minFreeSpace: eval[string](d, a.MinFreeSpace, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`, a.DefRange),
-			keepApps:     eval[bool](d, a.KeepApps, "keep_apps_running_on_stop", "true or false", a.DefRange),
+			stateDir:           eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
+			logLevel:           eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
+			logFormat:          eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
+			admin:              eval[string](d, a.Admin, "admin", "a string", a.DefRange),
+			adminToken:         eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
+			notify:             eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
+			minFreeSpace:       eval[string](d, a.MinFreeSpace, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`, a.DefRange),
+			keepApps:           eval[bool](d, a.KeepApps, "keep_apps_running_on_stop", "true or false", a.DefRange),
+			maxParallelDeploys: eval[int](d, a.MaxParallelDeploys, "max_parallel_deploys", "a whole number", a.DefRange),
 		}
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",

@@ -64,6 +64,13 @@ func (d *decoder) buildAgent(filename string, in agentInput) Agent {
 	d.checkAdmin(in.admin)
 	a.Notify = d.checkNotify(in.notify)
 	a.MinFreeSpace = d.checkFreeSpace(in.minFreeSpace)
+	if m := in.maxParallelDeploys; m.Set && !m.Bad {
+		if m.Val < 1 {
+			d.fail(m.Range, "Invalid max_parallel_deploys",
+				"max_parallel_deploys is %s; it must be at least 1.", m.Show())
+		}
+		a.MaxParallelDeploys = m.Val
+	}
 	return a
 }
 
@@ -127,7 +134,7 @@ func (d *decoder) checkStateDir(filename string, s setting[string]) string {
 	base, err := baseDir(filename)
 	if err != nil {
 		d.fail(s.Range, "Relative state_dir",
-			"state_dir %q is relative and the config file's folder could not be found (%v); give an absolute path.", s.Val, err)
+			"state_dir %s is relative and the config file's folder could not be found (%v); give an absolute path.", s.Show(), err)
 		return ""
 	}
 	return filepath.Join(base, s.Val)
@@ -152,11 +159,16 @@ func (d *decoder) checkAdmin(s setting[string]) {
 	}
 	_, port, err := net.SplitHostPort(s.Val)
 	if err != nil {
-		d.fail(s.Range, "Invalid admin address", "admin %q is not host:port; %s.", s.Val, advice)
+		d.fail(s.Range, "Invalid admin address", "admin %s is not host:port; %s.", s.Show(), advice)
 		return
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		d.fail(s.Range, "Invalid admin address", "admin %q has port %q, which is not a number from 0 to 65535; %s.", s.Val, port, advice)
+		if s.Sensitive {
+			port = "its port"
+		} else {
+			port = strconv.Quote(port)
+		}
+		d.fail(s.Range, "Invalid admin address", "admin %s has port %s, which is not a number from 0 to 65535; %s.", s.Show(), port, advice)
 	}
 }
 
@@ -224,11 +236,11 @@ func (d *decoder) checkInterval(s setting[string]) time.Duration {
 	}
 	iv, err := time.ParseDuration(s.Val)
 	if err != nil {
-		d.fail(s.Range, "Invalid interval", `interval: %q is not a duration; use e.g. "30s", "5m".`, s.Val)
+		d.fail(s.Range, "Invalid interval", `interval: %s is not a duration; use e.g. "30s", "5m".`, s.Show())
 		return 0
 	}
 	if iv < MinInterval {
-		d.fail(s.Range, "Interval too short", `interval: %q is shorter than %q; use at least %q.`, s.Val, MinInterval, MinInterval)
+		d.fail(s.Range, "Interval too short", `interval: %s is shorter than %q; use at least %q.`, s.Show(), MinInterval, MinInterval)
 	}
 	return iv
 }
@@ -239,7 +251,7 @@ func (d *decoder) checkArtifactName(s setting[string], name string) {
 	if s.Bad || !strings.ContainsAny(s.Val, `/\`) {
 		return
 	}
-	d.fail(s.Range, "Invalid "+name, "%s %q is a path; give the file name of the release asset only.", name, s.Val)
+	d.fail(s.Range, "Invalid "+name, "%s %s is a path; give the file name of the release asset only.", name, s.Show())
 }
 
 // buildRegistry parses the registry URL, has its scheme decode the rest, and

@@ -66,7 +66,7 @@ app "site" {
 	if code != exitOK {
 		t.Fatalf("status exit %d: %s", code, stderr)
 	}
-	if !regexp.MustCompile(`site\s+assets\s+v1.0.0\s+v1.0.0\s+idle`).MatchString(stdout) {
+	if !regexp.MustCompile(`site\s+assets\s+v1.0.0\s+running`).MatchString(stdout) {
 		t.Fatalf("status table:\n%s", stdout)
 	}
 	code, stdout, _ = runCLI("status", "-addr", addr, "-json")

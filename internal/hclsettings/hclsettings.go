@@ -34,17 +34,27 @@ type Block struct {
 
 // NewEvalContext is the only context expressions see: the env function and no
 // variables, so a reference to a variable or another function is an error.
+// Every value env() returns is marked (EnvMark), so messages never show it.
 func NewEvalContext(getenv func(string) string) *hcl.EvalContext {
+	ctx, _ := NewEvalContextSecrets(getenv)
+	return ctx
+}
+
+// NewEvalContextSecrets is NewEvalContext that also returns the Secrets every
+// env() call in the context remembers its value in, to scrub text built from
+// decoded values (Secrets.Scrub) before it is shown.
+func NewEvalContextSecrets(getenv func(string) string) (*hcl.EvalContext, *Secrets) {
+	secrets := &Secrets{}
 	return &hcl.EvalContext{
 		Functions: map[string]function.Function{
-			"env": envFunction(getenv),
+			"env": envFunction(getenv, secrets),
 		},
-	}
+	}, secrets
 }
 
 // envFunction is env("NAME"): the agent's environment variable NAME, or "" when
-// it is not set.
-func envFunction(getenv func(string) string) function.Function {
+// it is not set. The result is marked as a secret and remembered in secrets.
+func envFunction(getenv func(string) string, secrets *Secrets) function.Function {
 	return function.New(&function.Spec{
 		Description: "Returns the value of an environment variable of the agent, or an empty string when it is not set.",
 		Params: []function.Parameter{{
@@ -53,7 +63,10 @@ func envFunction(getenv func(string) string) function.Function {
 		}},
 		Type: function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			return cty.StringVal(getenv(args[0].AsString())), nil
+			name := args[0].AsString()
+			v := getenv(name)
+			secrets.add(name, v)
+			return cty.StringVal(v).Mark(EnvMark{Name: name}), nil
 		},
 	})
 }
@@ -69,6 +82,10 @@ type Setting[T any] struct {
 	// Range is the expression's range, or the enclosing block's when the
 	// attribute is not written.
 	Range hcl.Range
+	// Sensitive: the value came (wholly or in part) from env() and is a
+	// secret; messages name EnvNames instead of showing it (see Show).
+	Sensitive bool
+	EnvNames  []string
 }
 
 // OrDefault gives an unset setting its default value.
@@ -121,6 +138,10 @@ func Eval[T any](d *Decoder, expr hcl.Expression, name, want string, block hcl.R
 		s.Range = expr.Range()
 		return s
 	}
+	val, marks := val.UnmarkDeep()
+	if names := envNames(marks); len(names) > 0 {
+		s.Sensitive, s.EnvNames = true, names
+	}
 	if val.IsNull() {
 		// Not written (gohcl's stand-in is a null), or written as null.
 		return s
@@ -150,6 +171,7 @@ func (d *Decoder) Written(expr hcl.Expression) bool {
 		return false
 	}
 	v, _ := expr.Value(d.Ctx)
+	v, _ = v.UnmarkDeep()
 	return !v.IsNull()
 }
 
@@ -161,11 +183,11 @@ func (d *Decoder) Duration(s Setting[string], name string, min time.Duration) ti
 	}
 	v, err := time.ParseDuration(s.Val)
 	if err != nil {
-		d.Fail(s.Range, "Invalid "+name, `%s: %q is not a duration; use e.g. "30s", "5m".`, name, s.Val)
+		d.Fail(s.Range, "Invalid "+name, `%s: %s is not a duration; use e.g. "30s", "5m".`, name, s.Show())
 		return 0
 	}
 	if v < min {
-		d.Fail(s.Range, "Invalid "+name, `%s: %q is shorter than %q.`, name, s.Val, min)
+		d.Fail(s.Range, "Invalid "+name, `%s: %s is shorter than %q.`, name, s.Show(), min)
 	}
 	return v
 }
@@ -180,7 +202,7 @@ func (d *Decoder) Enum(s Setting[string], name string, allowed []string) {
 			return
 		}
 	}
-	d.Fail(s.Range, "Invalid "+name, "%s %q is not one of %s; use one of them.", name, s.Val, QuoteList(allowed))
+	d.Fail(s.Range, "Invalid "+name, "%s %s is not one of %s; use one of them.", name, s.Show(), QuoteList(allowed))
 }
 
 // ValidPort reports whether n is a port a config file may name: 1 to 65535.

@@ -36,7 +36,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		if filepath.IsAbs(link.Val) {
 			c.Link = filepath.Clean(link.Val)
 		} else {
-			d.Fail(link.Range, "Relative link", "link %q is relative; give an absolute path such as \"/var/www/html\".", link.Val)
+			d.Fail(link.Range, "Relative link", "link %s is relative; give an absolute path such as \"/var/www/html\".", link.Show())
 		}
 	}
 	return c, d.Diags

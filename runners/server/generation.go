@@ -208,19 +208,11 @@ func resolveProgram(prog, dir string) (string, error) {
 	return prog, nil
 }
 
-// environ is the agent's environment without any socket variables of its own, plus
-// Config.Env, plus the socket variables of this generation. LISTEN_PID is set by the
-// shim.
+// environ is the agent's environment cleaned (cleanEnviron: PATH, HOME, LANG, TZ,
+// USER, DEWY_*, Config.InheritEnv), plus Config.Env, plus the socket variables of
+// this generation. LISTEN_PID is set by the shim.
 func (s *Server) environ(nfiles int, names, starter []string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "SERVER_STARTER_PORT":
-			continue
-		}
-		env = append(env, kv)
-	}
+	env := cleanEnviron(os.Environ(), s.cfg.InheritEnv)
 	for _, k := range s.envKeys {
 		env = append(env, k+"="+s.cfg.Env[k]) // exec keeps the last of duplicate keys
 	}

@@ -91,8 +91,13 @@ type Config struct {
 	// Ports are bound by the runner on all interfaces and handed to each generation.
 	// None for workers and consumers. Port 0 binds a free port (see Server.Addrs).
 	Ports []int
-	// Env is added to the agent's environment (and wins over it).
+	// Env is added to the agent's environment (and wins over it). Of the agent's
+	// environment an app sees only PATH, HOME, LANG, TZ, USER, the DEWY_*
+	// variables and the names in InheritEnv.
 	Env map[string]string
+	// InheritEnv names further variables of the agent's environment the app
+	// receives ("HTTP_PROXY"); a name the agent does not have is skipped.
+	InheritEnv []string
 	// HealthPath, when set, is requested on the generation's private health listener;
 	// a 2xx answer means healthy. "" means healthy = still running after SettleTime.
 	HealthPath string

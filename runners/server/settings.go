@@ -52,6 +52,7 @@ type rawConfig struct {
 	Dir           hcl.Expression `hcl:"dir,optional"`
 	Ports         hcl.Expression `hcl:"ports,optional"`
 	Env           hcl.Expression `hcl:"env,optional"`
+	InheritEnv    hcl.Expression `hcl:"inherit_env,optional"`
 	HealthPath    hcl.Expression `hcl:"health_path,optional"`
 	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
 	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
@@ -71,6 +72,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	dir := hclsettings.Eval[string](d, raw.Dir, "dir", "a string", blk)
 	ports := decodePorts(d, raw.Ports, blk) // numbers and "8000-8010" ranges (ports.go)
 	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
+	inheritEnv := hclsettings.Eval[[]string](d, raw.InheritEnv, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`, blk)
 	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
 	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)
 	stopSignal := hclsettings.Eval[string](d, raw.StopSignal, "stop_signal", `a signal name such as "SIGTERM"`, blk)
@@ -90,6 +92,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		Dir:        dir.Val,
 		Ports:      ports.Val,
 		Env:        env.Val,
+		InheritEnv: inheritEnv.Val,
 		HealthPath: healthPath.Val,
 		Restart:    restart.Val,
 		Proxy:      proxy.Val,
@@ -102,7 +105,7 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		if sig, ok := stopSignals()[name]; ok {
 			c.StopSignal = sig
 		} else {
-			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %q is not one of %s.", stopSignal.Val, hclsettings.JoinList(stopSignalNames()))
+			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %s is not one of %s.", stopSignal.Show(), hclsettings.JoinList(stopSignalNames()))
 		}
 	}
 	if !command.Bad && (len(command.Val) == 0 || command.Val[0] == "") {
