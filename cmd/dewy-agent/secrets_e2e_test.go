@@ -87,7 +87,7 @@ app "site" {
 	// A reload whose interval comes from env(): refused, and the answer
 	// names the expression.
 	writeFile(t, cfg, []byte(strings.Replace(text, `interval = "1h"`, `interval = env("SLACK_TOKEN")`, 1)))
-	resp, err := http.Post("http://"+addr+"/reload", "", nil)
+	resp, err := http.Post("http://"+addr+"/reload", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

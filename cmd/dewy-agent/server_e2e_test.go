@@ -178,6 +178,13 @@ func readFile(path string) string {
 // appPIDs lists live (not zombie) processes running the binary bin.
 func appPIDs(t *testing.T, bin string) []int {
 	t.Helper()
+	return appPIDsUnder(t, "", bin)
+}
+
+// appPIDsUnder is appPIDs for the releases under dir only (every one when
+// dir is ""), so tests running side by side do not see each other's apps.
+func appPIDsUnder(t *testing.T, dir, bin string) []int {
+	t.Helper()
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -186,7 +193,7 @@ func appPIDs(t *testing.T, bin string) []int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.Contains(exe, "/releases/") || filepath.Base(exe) != filepath.Base(bin) {
+		if err != nil || !strings.Contains(exe, "/releases/") || filepath.Base(exe) != filepath.Base(bin) || !strings.HasPrefix(exe, dir) {
 			continue
 		}
 		stat := readFile(filepath.Join("/proc", e.Name(), "stat"))

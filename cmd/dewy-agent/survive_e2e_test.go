@@ -77,7 +77,7 @@ app "web" {
 `, e.state, agentExtra, e.reg, e.port, runnerExtra, extra)))
 	// Whatever a failed test leaves running is killed, group and all.
 	t.Cleanup(func() {
-		for _, pid := range appPIDs(t, e.app) {
+		for _, pid := range appPIDsUnder(t, e.state, e.app) {
 			syscall.Kill(-pid, syscall.SIGKILL)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -143,7 +143,7 @@ func (e *surviveEnv) checkOneApp(t *testing.T) int {
 	t.Helper()
 	var pids []int
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		pids = appPIDs(t, e.app)
+		pids = appPIDsUnder(t, e.state, e.app)
 		if len(pids) == 1 && get(e.url+"/pid") == strconv.Itoa(pids[0]) {
 			return pids[0]
 		}
@@ -193,7 +193,7 @@ func TestAgentKill9UnderLoadAdoptsApp(t *testing.T) {
 		t.Fatalf("the adopted generation %s still serves after the deploy", pid)
 	}
 	p.stop(t)
-	if left := appPIDs(t, e.app); len(left) != 0 {
+	if left := appPIDsUnder(t, e.state, e.app); len(left) != 0 {
 		t.Fatalf("processes left after shutdown: %v", left)
 	}
 }
@@ -295,7 +295,7 @@ func TestUnadoptableLeftoversAreStopped(t *testing.T) {
 
 			p = startAgent(t, e.cfg)
 			waitLog(t, p, "sockets of an earlier generation cannot be taken back")
-			eventually(t, 20*time.Second, func() bool { return !slices.Contains(appPIDs(t, e.app), atoi(old)) }, "the unadoptable app %s to be stopped", old)
+			eventually(t, 20*time.Second, func() bool { return !slices.Contains(appPIDsUnder(t, e.state, e.app), atoi(old)) }, "the unadoptable app %s to be stopped", old)
 			waitAnswer(t, p, e.url+"/version", "v1.0.0")
 			if strings.Contains(p.logs(), "address already in use") {
 				t.Fatal("resume met a port still held")
@@ -304,7 +304,7 @@ func TestUnadoptableLeftoversAreStopped(t *testing.T) {
 				t.Fatalf("the unadoptable app %s still serves", old)
 			}
 			p.stop(t)
-			eventually(t, 10*time.Second, func() bool { return len(appPIDs(t, e.app)) == 0 }, "no app left after a planned stop")
+			eventually(t, 10*time.Second, func() bool { return len(appPIDsUnder(t, e.state, e.app)) == 0 }, "no app left after a planned stop")
 			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", e.port))
 			if err != nil {
 				t.Fatalf("port still held: %v", err)
@@ -401,7 +401,7 @@ func TestCrashSoak(t *testing.T) {
 		e.checkOneApp(t)
 	}
 	p.stop(t)
-	if left := appPIDs(t, e.app); len(left) != 0 {
+	if left := appPIDsUnder(t, e.state, e.app); len(left) != 0 {
 		t.Fatalf("processes left after shutdown: %v", left)
 	}
 }

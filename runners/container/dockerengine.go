@@ -36,7 +36,6 @@ type dockerEngine struct {
 // negotiate agrees on the API version with the engine once, before the
 // client is used from more than one goroutine.
 func (d *dockerEngine) negotiate(ctx context.Context) {
-	d.negotiate(ctx)
 	d.negotiated.Do(func() { d.cli.NegotiateAPIVersion(ctx) })
 }
 
