@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrTransient is wrapped by Prepare's errors that may not happen again with
@@ -75,20 +72,6 @@ func classifyLocal(err error) error {
 		return &classifiedError{err: err, class: ErrDiskFull}
 	}
 	return err
-}
-
-// syncTree flushes the file system holding dir to disk with one syncfs(2),
-// rather than one fsync per extracted file, before the release is published.
-func syncTree(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // clip shortens a name for an error message.
