@@ -121,8 +121,9 @@ app %q {
 	}
 	waitAnswer(t, p, url, "v1.1.0")
 
-	// Removing the app from the file removes its containers.
-	writeFile(t, cfg, []byte(agentBlock))
+	// Removing the app from the file removes its containers. Another app
+	// stays: a file without any app is refused on reload (-allow-empty).
+	writeFile(t, cfg, []byte(agentBlock+"app \"other\" {\n  registry = \"file:///nonexistent/other\"\n  runner \"assets\" {}\n}\n"))
 	for i := 0; len(containerIDs(t, cli, app)) != 0; i++ {
 		if i > 600 {
 			t.Fatalf("containers left after the app was removed: %v", containerIDs(t, cli, app))
