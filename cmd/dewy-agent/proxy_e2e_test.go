@@ -2,14 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/dewy-agent/dewy-agent/internal/archive"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -22,17 +18,7 @@ func TestServerRunnerProxyEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test; skipped with -short")
 	}
 	dir := t.TempDir()
-	app := filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {
-		t.Fatalf("build testapp: %v\n%s", err, out)
-	}
-	bin, _ := os.ReadFile(app)
-	reg := filepath.Join(dir, "registry")
-	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	publish := func(v string, flags ...string) {
-		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
-		writeFile(t, filepath.Join(reg, v, artifact), testkit.Pack(t, archive.TarGz, archive.File{Name: "run.sh", Body: []byte(script), Mode: 0o755}, archive.File{Name: "testapp", Body: bin, Mode: 0o755}))
-	}
+	reg, publish := testappRegistry(t, dir)
 	publish("v1.0.0")
 
 	port := freePort(t)
@@ -86,11 +72,11 @@ app "web" {
 	if res.Failed != 0 || res.Answers["v1.2.0"] == 0 {
 		t.Fatalf("during the upgrade: %d of %d requests failed (%v), answers %v", res.Failed, res.Sent, res.Errors, res.Answers)
 	}
-	if pids := appPIDs(t, app); len(pids) != 1 {
+	if pids := appPIDsUnder(t, state, "testapp"); len(pids) != 1 {
 		t.Errorf("testapp processes: %v, want one", pids)
 	}
 	p.stop(t)
-	if left := appPIDs(t, app); len(left) != 0 {
+	if left := appPIDsUnder(t, state, "testapp"); len(left) != 0 {
 		t.Errorf("processes left after shutdown: %v", left)
 	}
 }

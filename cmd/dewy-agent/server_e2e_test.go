@@ -26,17 +26,7 @@ import (
 func TestServerRunnerEndToEnd(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
 	dir := t.TempDir()
-	app := filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {
-		t.Fatalf("build testapp: %v\n%s", err, out)
-	}
-	bin, _ := os.ReadFile(app)
-	reg := filepath.Join(dir, "registry")
-	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	publish := func(v string, flags ...string) {
-		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
-		writeFile(t, filepath.Join(reg, v, artifact), testkit.Pack(t, archive.TarGz, archive.File{Name: "run.sh", Body: []byte(script), Mode: 0o755}, archive.File{Name: "testapp", Body: bin, Mode: 0o755}))
-	}
+	reg, publish := testappRegistry(t, dir)
 	publish("v1.0.0")
 
 	port := freePort(t)
@@ -93,14 +83,14 @@ app "web" {
 	if !strings.Contains(target, "v1.1.0") {
 		t.Fatalf("current -> %s", target)
 	}
-	pids := appPIDs(t, app)
+	pids := appPIDsUnder(t, state, "testapp")
 	if len(pids) != 1 {
 		t.Fatalf("testapp processes: %v, want one", pids)
 	}
 
 	// Shutdown: the app stops, the port is free.
 	p.stop(t)
-	if left := appPIDs(t, app); len(left) != 0 {
+	if left := appPIDsUnder(t, state, "testapp"); len(left) != 0 {
 		t.Fatalf("processes left after shutdown: %v", left)
 	}
 	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
@@ -205,4 +195,23 @@ func appPIDsUnder(t *testing.T, dir, bin string) []int {
 		}
 	}
 	return pids
+}
+
+// testappRegistry builds testdata/testapp and returns a file registry under
+// dir and a publish that puts version v of the server app in it, started by
+// run.sh as "exec ./testapp -version v flags...".
+func testappRegistry(t *testing.T, dir string) (reg string, publish func(v string, flags ...string)) {
+	t.Helper()
+	app := filepath.Join(dir, "testapp")
+	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {
+		t.Fatalf("build testapp: %v\n%s", err, out)
+	}
+	bin, _ := os.ReadFile(app)
+	reg = filepath.Join(dir, "registry")
+	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
+	publish = func(v string, flags ...string) {
+		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
+		writeFile(t, filepath.Join(reg, v, artifact), testkit.Pack(t, archive.TarGz, archive.File{Name: "run.sh", Body: []byte(script), Mode: 0o755}, archive.File{Name: "testapp", Body: bin, Mode: 0o755}))
+	}
+	return reg, publish
 }
