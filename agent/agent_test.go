@@ -73,6 +73,30 @@ func (e *env) start(opts Options) *Agent {
 	return e.run(e.newAgent(opts))
 }
 
+// startPolled starts an agent on a fake clock and returns once the app
+// "site" has ended its first poll: from then on the test drives the polls.
+func (e *env) startPolled() (*Agent, *worker, *fakeClock) {
+	e.t.Helper()
+	clk := newFakeClock()
+	a := e.start(Options{Clock: clk})
+	waitFor(e.t, "a worker", func() bool { return a.worker("site") != nil })
+	w := a.worker("site")
+	waitFor(e.t, "the first poll", func() bool { return w.polled.Load() > 0 })
+	return a, w, clk
+}
+
+// startSite starts an agent as startPolled does, with the one app "site"
+// polling every second, and checks that the first poll deployed v1.0.0.
+func (e *env) startSite() (*Agent, *worker, *fakeClock) {
+	e.t.Helper()
+	e.write(e.config("1s", "site"))
+	a, w, clk := e.startPolled()
+	if got := w.snapshot().Deployed; got != "v1.0.0" {
+		e.t.Fatalf("deployed %q after the first poll, want v1.0.0", got)
+	}
+	return a, w, clk
+}
+
 // newAgent returns an agent on the config file, not yet running.
 func (e *env) newAgent(opts Options) *Agent {
 	e.t.Helper()

@@ -67,11 +67,7 @@ func TestRepairAtStart(t *testing.T) {
 			}
 			tt.current(t, app)
 
-			clk := newFakeClock()
-			a := e.start(Options{Clock: clk})
-			waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
-			w := a.worker("site")
-			waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
+			_, w, _ := e.startPolled()
 
 			target, err := os.Readlink(filepath.Join(app, "current"))
 			if err != nil || target != tt.wantRelease {
