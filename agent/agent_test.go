@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -105,7 +104,7 @@ func (e *env) newAgent(opts Options) *Agent {
 		e.t.Fatalf("config: %v", diags)
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Logger = testkit.Logger(e.t, slog.LevelDebug)
 	}
 	return New(cfg, opts)
 }
@@ -113,15 +112,7 @@ func (e *env) newAgent(opts Options) *Agent {
 // run runs a until the test ends.
 func (e *env) run(a *Agent) *Agent {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("Run: %v", err)
-		}
-	})
+	testkit.Go(e.t, "Run", a.Run)
 	return a
 }
 
@@ -142,11 +133,4 @@ func deployed(a *Agent, name string) func() bool {
 		w := a.worker(name)
 		return w != nil && w.snapshot().Deployed != ""
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
 }

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 const testTTL = 2 * time.Second
@@ -239,11 +240,21 @@ func (a *agent) try(ctx context.Context, v string) {
 
 func (e *env) startAgent(m *Member, r Rollout) *agent {
 	a := &agent{host: m.HostID(), m: m, h: m.App(e.app, r), reg: e.reg, deployTime: 40 * time.Millisecond, localBad: map[string]bool{}}
-	ctx, cancel := context.WithCancel(e.t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); a.run(ctx) }()
-	e.t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(e.t, "agent "+a.host, func(ctx context.Context) error {
+		a.run(ctx)
+		return nil
+	})
 	return a
+}
+
+// startAgents starts n agents without labels, h0 to h<n-1>, each a member
+// of its own that follows rollout r.
+func (e *env) startAgents(n int, r Rollout) []*agent {
+	var agents []*agent
+	for i := range n {
+		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), r))
+	}
+	return agents
 }
 
 // checker watches every key of the fleet and records each broken rule.
