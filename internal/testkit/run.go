@@ -2,10 +2,6 @@ package testkit
 
 import (
 	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,30 +37,5 @@ func Go(t testing.TB, what string, run func(ctx context.Context) error) (stop fu
 	return func() error {
 		explicit.Store(true)
 		return wait()
-	}
-}
-
-// Logger returns a logger writing text records at level and above to the
-// test's log, so they show with the test that wrote them.
-func Logger(t testing.TB, level slog.Leveler) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type testLog struct{ t testing.TB }
-
-func (w testLog) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
-// WriteFile writes body to path, making the folders it needs, or fails the
-// test.
-func WriteFile(t testing.TB, path, body string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
