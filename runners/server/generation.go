@@ -157,13 +157,16 @@ func (s *Server) start(dir, version string) (*generation, error) {
 	logger := s.logger.With("version", version)
 	// The generation outlives the agent's crash and is recorded at once, so that
 	// the agent's next life can adopt it (adopt.go).
-	p, err := procgroup.StartSurviving(cmd, s.output(logger))
+	p, err := procgroup.StartSurviving(cmd, s.output(logger), s.outputDir())
 	if err != nil {
 		return nil, err
 	}
 	rec := genRecord{Version: version, Dir: dir, PID: p.Pid()}
 	rec.StartTime, _ = procgroup.StartTime(p.Pid())
-	rec.Stdout, rec.Stderr = p.PipeFds()
+	rec.StdoutFile, rec.StderrFile = p.OutputFiles()
+	if rec.StdoutFile == "" {
+		rec.Stdout, rec.Stderr = p.PipeFds()
+	}
 	if pl != nil {
 		for i := range pl.files {
 			rec.Ports = append(rec.Ports, pl.port(i))
