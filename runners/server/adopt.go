@@ -18,6 +18,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/internal/procgroup"
+	"github.com/dewy-agent/dewy-agent/internal/tcpproxy"
 )
 
 // Surviving the agent. A generation is started so that it outlives the agent
@@ -60,6 +61,9 @@ type genRecord struct {
 	// an agent before output files).
 	Stdout int `json:"stdout_fd,omitempty"`
 	Stderr int `json:"stderr_fd,omitempty"`
+	// Backends are its private listeners' addresses in proxy mode, in
+	// Config.Ports order.
+	Backends []string `json:"backends,omitempty"`
 	// Stopping: the generation was being stopped; it is never adopted as live.
 	Stopping bool `json:"stopping,omitempty"`
 }
@@ -165,12 +169,13 @@ func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *g
 		}
 		g := s.adopted(r, a)
 		s.remember(r, true)
-		if !s.takeSockets(r, a) {
+		if !s.takeSockets(r, a) && !s.cfg.Proxy { // in proxy mode the app only held them
 			logger.Warn("sockets of an earlier generation cannot be taken back; stopping it before binding the ports")
 			s.stopGeneration(ctx, g)
 			continue
 		}
-		if live == nil && !r.Stopping && r.Version == version && sameDir(r.Dir, dir) {
+		routable := !s.cfg.Proxy || len(g.backends) == len(s.cfg.Ports)
+		if live == nil && !r.Stopping && routable && r.Version == version && sameDir(r.Dir, dir) {
 			live = g
 			logger.Info("adopted the generation an earlier agent left running")
 			continue
@@ -213,6 +218,9 @@ func (s *Server) adopted(r genRecord, a *procgroup.Adopted) *generation {
 		proc:    a.Process,
 		done:    a.Done(),
 		adopted: a,
+	}
+	for _, addr := range r.Backends {
+		g.backends = append(g.backends, tcpproxy.NewBackend(r.Version, addr))
 	}
 	g.forget = func() { s.remember(r, false) }
 	return g

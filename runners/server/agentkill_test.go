@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,5 +169,56 @@ func TestChattyAppSurvivesAgentKill(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Join(appDir, "output"))
 	if len(left) != 0 {
 		t.Errorf("output files left after the app was stopped: %v", left)
+	}
+}
+
+// TestProxyAppSurvivesAgentKill: in proxy mode the public socket outlives the
+// agent (the app holds a copy), so while the agent is dead connections wait
+// in its queue; the next agent takes the socket back, adopts the app with its
+// private listener, and proxies on. Under load, at most the connections open
+// through the dead proxy fail.
+func TestProxyAppSurvivesAgentKill(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	appDir := t.TempDir()
+	cfg := testConfig(1)
+	cfg.Proxy = true
+	v1 := h.release("v1")
+	agent := startHelperAgent(t, cfg, appDir, v1)
+	addr := agent.addr
+	pid := mustGet(t, addr, "/pid")
+
+	const workers = 4
+	load := testkit.StartLoad("http://"+loopback(addr)+"/version", testkit.LoadOptions{Workers: workers, KeepAlive: testkit.KeepAliveHalf, Timeout: 20 * time.Second})
+	testkit.Eventually(t, 10*time.Second, "load through the proxy", func() bool { n, _ := load.Counts(); return n > 50 })
+	agent.kill()
+	// While no agent runs, a new connection is queued, not refused.
+	queued := make(chan error, 1)
+	go func() {
+		_, err := testkit.Get(&http.Client{Timeout: 30 * time.Second}, "http://"+loopback(addr)+"/pid")
+		queued <- err
+	}()
+
+	logs := &testkit.LogBuffer{}
+	second := New(cfg, runners.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), AppDir: appDir})
+	t.Cleanup(func() { second.Stop(context.Background(), runners.AppRemoved) })
+	if err := second.Resume(t.Context(), v1); err != nil {
+		t.Fatalf("%v\n%s", err, logs)
+	}
+	if st := second.Stats(); strconv.Itoa(st.PID) != pid {
+		t.Fatalf("Stats() = %+v, want the adopted pid %s", st, pid)
+	}
+	if err := <-queued; err != nil {
+		t.Errorf("a connection made while the agent was dead: %v", err)
+	}
+	sent, _ := load.Counts()
+	testkit.Eventually(t, 10*time.Second, "load through the new agent's proxy", func() bool { n, _ := load.Counts(); return n > sent+50 })
+	res := load.Stop()
+	t.Logf("requests: %d sent, %d failed; %v", res.Sent, res.Failed, res.Errors)
+	if res.Failed > workers {
+		t.Errorf("%d requests failed, want at most the %d in flight at the kill: %v", res.Failed, workers, res.Errors)
+	}
+	if got := mustGet(t, addr, "/pid"); got != pid {
+		t.Errorf("pid %s answers through the proxy, want the adopted %s", got, pid)
 	}
 }

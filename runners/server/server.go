@@ -184,7 +184,7 @@ type Server struct {
 
 	mu      sync.Mutex // guards the fields below and the supervisors' fields
 	ports   *portListeners
-	proxies *publicProxies // Config.Proxy: the ports, as proxies (ports is then nil)
+	proxies *publicProxies // Config.Proxy: proxies on the ports' sockets
 	live    *supervisor
 	stopped bool
 	resumed bool // Resume looked for generations of an earlier agent life
@@ -231,19 +231,19 @@ func (s *Server) prepare() error {
 	if s.stopped {
 		return errStopped
 	}
-	if s.cfg.Proxy && s.proxies == nil {
-		pp, err := s.bindProxies()
-		if err != nil {
-			return fmt.Errorf("server: %w", err)
-		}
-		s.proxies = pp
-	}
-	if s.ports == nil && !s.cfg.Proxy {
+	if s.ports == nil {
 		pl, err := bindPorts(s.cfg.Ports)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
 		s.ports = pl
+	}
+	if s.cfg.Proxy && s.proxies == nil {
+		pp, err := s.serveProxies(s.ports)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.proxies = pp
 	}
 	return nil
 }
@@ -276,7 +276,11 @@ func (s *Server) Resume(ctx context.Context, d runners.Deployment) error {
 			s.live = sv
 			s.mu.Unlock()
 			go s.supervise(sv)
-			s.stopAll(ctx, others)
+			defer s.stopAll(ctx, others)
+			if err := s.prepare(); err != nil { // proxy mode: proxy on the sockets taken back
+				return err
+			}
+			s.route(sv, live)
 			return nil
 		} else if live != nil {
 			others = append(others, live)
