@@ -379,6 +379,8 @@ func TestCrashSoak(t *testing.T) {
 	p := startAgent(t, e.cfg)
 	waitAnswer(t, p, e.url+"/version", "v1.0.0")
 	waitState(t, p, e.state, "web", "v1.0.0")
+	// Requests are counted across the kills and deploys, and reported.
+	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 4, KeepAlive: testkit.KeepAliveHalf})
 	for i := 1; i <= kills; i++ {
 		v := fmt.Sprintf("v1.%d.0", i)
 		e.publish(t, v, "")
@@ -400,6 +402,8 @@ func TestCrashSoak(t *testing.T) {
 		e.checkConsistent(t, "site")
 		e.checkOneApp(t)
 	}
+	res := load.Stop()
+	t.Logf("soak: %d kills of the agent with -9 across deploys; requests %d sent, %d failed %v", kills, res.Sent, res.Failed, res.Errors)
 	p.stop(t)
 	if left := appPIDsUnder(t, e.state, e.app); len(left) != 0 {
 		t.Fatalf("processes left after shutdown: %v", left)
