@@ -23,6 +23,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/internal/fdstore"
 )
 
 // Build information, set with -ldflags "-X main.version=v1.2.3 -X
@@ -170,6 +171,9 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion(), AllowEmpty: allowEmpty}
+	// The listening sockets systemd kept for the agent (LISTEN_FDS), and where
+	// to keep them next time (NOTIFY_SOCKET).
+	opts.FDStore = fdstore.FromEnv()
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Started by systemd with Type=notify: say when the agent is ready,
 		// reloading and stopping, and feed the watchdog when WatchdogSec= is set.

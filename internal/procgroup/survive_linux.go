@@ -159,23 +159,26 @@ func (a *Adopted) TakeFd(fd int, pollable bool) (*os.File, error) {
 		}
 		return os.NewFile(uintptr(nfd), name), nil
 	}
-	// os.NewFile makes a file of a non-blocking descriptor pollable, and such a
-	// file is switched to blocking mode each time it is handed to a child (Fd),
-	// under the feet of the process that shares the description. Wrap it while
-	// blocking, then give it its mode back.
-	flags, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
-	if err != nil {
-		unix.Close(nfd)
-		return nil, err
+	return PlainFile(nfd, name), nil
+}
+
+// PlainFile wraps the descriptor fd of a socket shared with other processes
+// as a file that is not pollable, without changing its mode for good.
+// os.NewFile makes a file of a non-blocking descriptor pollable, and such a
+// file is switched to blocking mode each time it is handed to a child (Fd),
+// under the feet of the processes that share the description. PlainFile
+// wraps it while blocking, then gives it its mode back.
+func PlainFile(fd int, name string) *os.File {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	nonblock := err == nil && flags&unix.O_NONBLOCK != 0
+	if nonblock {
+		_ = unix.SetNonblock(fd, false)
 	}
-	if flags&unix.O_NONBLOCK != 0 {
-		_ = unix.SetNonblock(nfd, false)
+	f := os.NewFile(uintptr(fd), name)
+	if nonblock {
+		_ = unix.SetNonblock(fd, true)
 	}
-	f := os.NewFile(uintptr(nfd), name)
-	if flags&unix.O_NONBLOCK != 0 {
-		_ = unix.SetNonblock(nfd, true)
-	}
-	return f, nil
+	return f
 }
 
 // Release closes the pidfd once the process is done with.

@@ -75,3 +75,6 @@ func StopGroup(ctx context.Context, pgid int, sig syscall.Signal, timeout time.D
 
 // GroupAlive reports whether a live process is left in the group pgid.
 func GroupAlive(pgid int) bool { return groupAlive(pgid) }
+
+// PlainFile wraps fd as a file.
+func PlainFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }

@@ -159,6 +159,8 @@ func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *g
 	// names are removed.
 	defer s.sweepOutput()
 	defer s.stopUnrecorded(ctx, recs)
+	// The service manager's store is asked first (fdstore.go).
+	s.takeStored()
 	for _, r := range recs {
 		logger := s.logger.With("version", r.Version, "pid", r.PID)
 		src := procgroup.OutputSource{Files: [2]string{r.StdoutFile, r.StderrFile}, Fds: [2]int{r.Stdout, r.Stderr}}

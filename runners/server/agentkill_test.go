@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/fdstore"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
@@ -49,7 +50,7 @@ func runHelperAgent() bool {
 		fmt.Fprintln(os.Stderr, "helper agent:", err)
 		os.Exit(2)
 	}
-	s := New(spec.Cfg, runners.Options{Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)), AppDir: spec.AppDir})
+	s := New(spec.Cfg, runners.Options{Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)), AppDir: spec.AppDir, FDStore: fdstore.FromEnv()})
 	if err := s.Resume(context.Background(), runners.Deployment{Version: spec.Version, Dir: spec.Dir}); err != nil {
 		fmt.Fprintln(os.Stderr, "helper agent: resume:", err)
 		os.Exit(2)
@@ -67,7 +68,7 @@ type helperAgent struct {
 
 // startHelperAgent starts the test binary as an agent that resumes d with
 // cfg in appDir, and waits until it serves.
-func startHelperAgent(t *testing.T, cfg Config, appDir string, d runners.Deployment, env ...string) *helperAgent {
+func startHelperAgent(t *testing.T, cfg Config, appDir string, d runners.Deployment, tweak ...func(*exec.Cmd)) *helperAgent {
 	t.Helper()
 	spec, err := json.Marshal(helperSpec{Cfg: cfg, AppDir: appDir, Version: d.Version, Dir: d.Dir})
 	if err != nil {
@@ -75,8 +76,11 @@ func startHelperAgent(t *testing.T, cfg Config, appDir string, d runners.Deploym
 	}
 	logs := &testkit.LogBuffer{}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), helperAgentEnv+"="+string(spec)), env...)
+	cmd.Env = append(os.Environ(), helperAgentEnv+"="+string(spec))
 	cmd.Stderr = logs
+	for _, f := range tweak {
+		f(cmd)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,5 +224,111 @@ func TestProxyAppSurvivesAgentKill(t *testing.T) {
 	}
 	if got := mustGet(t, addr, "/pid"); got != pid {
 		t.Errorf("pid %s answers through the proxy, want the adopted %s", got, pid)
+	}
+}
+
+// fakeNotify is a fake systemd notification socket that keeps what it
+// receives: the datagrams' text and the descriptors passed with them.
+type fakeNotify struct {
+	path string
+	conn *net.UnixConn
+}
+
+func newFakeNotify(t *testing.T) *fakeNotify {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &fakeNotify{path: path, conn: conn}
+}
+
+// next waits for the next datagram that contains want, and returns its text
+// and the descriptors it passed (other datagrams' descriptors are closed).
+func (n *fakeNotify) next(t *testing.T, want string) (string, []*os.File) {
+	t.Helper()
+	buf, oob := make([]byte, 4096), make([]byte, 1024)
+	for {
+		n.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		k, oobn, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatalf("no notification with %q: %v", want, err)
+		}
+		var files []*os.File
+		msgs, _ := syscall.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			fds, _ := syscall.ParseUnixRights(&m)
+			for _, fd := range fds {
+				files = append(files, os.NewFile(uintptr(fd), "stored"))
+			}
+		}
+		if strings.Contains(string(buf[:k]), want) {
+			return string(buf[:k]), files
+		}
+		for _, f := range files {
+			f.Close()
+		}
+	}
+}
+
+// TestSocketsKeptInSystemdStore: under systemd (NOTIFY_SOCKET) the runner
+// sends its listening socket with FDSTORE=1 and FDNAME=<app>/<port>; after
+// the agent is killed, the next agent, started the way systemd starts it
+// (the stored socket at fd 3, LISTEN_FDS, LISTEN_FDNAMES, its own
+// LISTEN_PID), takes the socket from there, adopts the app and serves on the
+// same port. A stop that ends the app removes the socket from the store.
+func TestSocketsKeptInSystemdStore(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	appDir := filepath.Join(t.TempDir(), "web")
+	cfg := testConfig(1)
+	v1 := h.release("v1")
+	notify := newFakeNotify(t)
+	withNotify := func(c *exec.Cmd) { c.Env = append(c.Env, "NOTIFY_SOCKET="+notify.path) }
+
+	first := startHelperAgent(t, cfg, appDir, v1, withNotify)
+	msg, fds := notify.next(t, "FDSTORE=1")
+	if !strings.Contains(msg, "FDNAME=web/any0\n") || len(fds) != 1 {
+		t.Fatalf("store notification %q with %d descriptors, want FDNAME=web/any0 and 1", msg, len(fds))
+	}
+	stored := fds[0]
+	defer stored.Close()
+	if sa, err := syscall.Getsockname(int(stored.Fd())); err != nil || sockaddrTCP(sa).(*net.TCPAddr).Port != first.addr.(*net.TCPAddr).Port {
+		t.Fatalf("the stored descriptor is not the port's socket: %v, %v", sa, err)
+	}
+	pid := mustGet(t, first.addr, "/pid")
+	first.kill()
+
+	second := startHelperAgent(t, cfg, appDir, v1, withNotify, func(c *exec.Cmd) {
+		// As systemd starts a service with a descriptor store: LISTEN_PID is
+		// the agent's own pid, set by a shell that then execs it.
+		c.Args = append([]string{"sh", "-c", shim, "sh"}, c.Args...)
+		c.Path = "/bin/sh"
+		c.ExtraFiles = []*os.File{stored}
+		c.Env = append(c.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES=web/any0")
+	})
+	if second.addr.String() != first.addr.String() {
+		t.Errorf("the next agent serves %s, want %s", second.addr, first.addr)
+	}
+	testkit.Eventually(t, 10*time.Second, "the next agent to log the restored sockets", func() bool {
+		return strings.Contains(second.logs.String(), "listening sockets restored from the service manager's descriptor store")
+	})
+	if got := mustGet(t, second.addr, "/pid"); got != pid {
+		t.Errorf("pid %s answers, want the adopted %s", got, pid)
+	}
+	second.kill()
+
+	third := New(cfg, runners.Options{Logger: slog.New(slog.DiscardHandler), AppDir: appDir, FDStore: fdstore.Open(notify.path)})
+	t.Cleanup(func() { third.Stop(context.Background(), runners.AppRemoved) })
+	if err := third.Resume(t.Context(), v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Stop(t.Context(), runners.AppRemoved); err != nil {
+		t.Fatal(err)
+	}
+	if msg, _ := notify.next(t, "FDSTOREREMOVE=1"); !strings.Contains(msg, "FDNAME=web/any0\n") {
+		t.Errorf("removal %q does not name web/any0", msg)
 	}
 }

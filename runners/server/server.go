@@ -189,9 +189,13 @@ type Server struct {
 	stopped bool
 	resumed bool // Resume looked for generations of an earlier agent life
 
-	appDir string      // where the record file is kept; "" keeps none
-	recMu  sync.Mutex  // guards recs and the record file
-	recs   []genRecord // the running generations (adopt.go)
+	appDir string // where the record file is kept; "" keeps none
+	// fdstore keeps the ports' sockets while the agent restarts (fdstore.go);
+	// storedPorts: the store has the sockets of ports.
+	fdstore     runners.FDStore
+	storedPorts bool
+	recMu       sync.Mutex  // guards recs and the record file
+	recs        []genRecord // the running generations (adopt.go)
 }
 
 // New returns a server runner. It does no I/O: the ports are bound by the first
@@ -210,6 +214,7 @@ func New(cfg Config, opts runners.Options) *Server {
 		cfg:        cfg.withDefaults(),
 		logger:     logger,
 		appDir:     opts.AppDir,
+		fdstore:    opts.FDStore,
 		envKeys:    keys,
 		health:     newHealthClient(),
 		minBackoff: time.Second,
@@ -237,7 +242,9 @@ func (s *Server) prepare() error {
 			return fmt.Errorf("server: %w", err)
 		}
 		s.ports = pl
+		s.storedPorts = false
 	}
+	s.storePortsLocked()
 	if s.cfg.Proxy && s.proxies == nil {
 		pp, err := s.serveProxies(s.ports)
 		if err != nil {
@@ -443,6 +450,9 @@ func (s *Server) Stop(ctx context.Context, why runners.StopReason) error {
 	case sv != nil:
 		s.logger.Info("stopping", "reason", string(why), "version", sv.version)
 		s.retire(ctx, sv)
+	}
+	if why != runners.AgentUpgrade {
+		s.unstorePorts()
 	}
 	s.mu.Lock()
 	s.live = nil
