@@ -102,6 +102,9 @@ type FDStore interface {
 	Put(name string, f *os.File) error
 	// Remove drops what is stored under name.
 	Remove(name string) error
+	// Names are the names of what an earlier agent life stored and was not
+	// taken yet.
+	Names() []string
 }
 
 // Workload is what a runner with a process tells about it, for status and metrics.

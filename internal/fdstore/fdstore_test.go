@@ -85,4 +85,3 @@ func receive(t *testing.T, c *net.UnixConn) (string, []int) {
 	}
 	return string(buf[:n]), fds
 }
-

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +37,11 @@ func (s *Server) storeOn() bool { return s.fdstore != nil && s.appDir != "" }
 // if it has one for every configured port and each is a listening socket on
 // its port. It reports whether it did; if not, nothing of the store is kept.
 func (s *Server) takeStored() bool {
-	if !s.storeOn() || len(s.cfg.Ports) == 0 {
+	if !s.storeOn() {
+		return false
+	}
+	defer s.dropStale()
+	if len(s.cfg.Ports) == 0 {
 		return false
 	}
 	pl := &portListeners{}
@@ -63,6 +68,22 @@ func (s *Server) takeStored() bool {
 	s.mu.Unlock()
 	s.logger.Info("listening sockets restored from the service manager's descriptor store", "ports", len(pl.files))
 	return true
+}
+
+// dropStale removes from the store what it holds of this app under names
+// that are not its ports any more (ports changed while no agent ran).
+func (s *Server) dropStale() {
+	mine := map[string]bool{}
+	for i := range s.cfg.Ports {
+		mine[s.fdName(i)] = true
+	}
+	prefix := filepath.Base(s.appDir) + "/"
+	for _, n := range s.fdstore.Names() {
+		if strings.HasPrefix(n, prefix) && !mine[n] {
+			s.logger.Info("dropping a socket of a port no longer configured from the service manager's store", "name", n)
+			_ = s.fdstore.Remove(n)
+		}
+	}
 }
 
 // storePortsLocked puts the sockets of s.ports in the store, unless they came
