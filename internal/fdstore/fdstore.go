@@ -15,9 +15,10 @@ package fdstore
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,12 +83,7 @@ func (s *Store) Names() []string {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.files))
-	for n := range s.files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(s.files))
 }
 
 // Put asks the service manager to keep a copy of f under name. The store

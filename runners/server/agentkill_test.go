@@ -227,52 +227,6 @@ func TestProxyAppSurvivesAgentKill(t *testing.T) {
 	}
 }
 
-// fakeNotify is a fake systemd notification socket that keeps what it
-// receives: the datagrams' text and the descriptors passed with them.
-type fakeNotify struct {
-	path string
-	conn *net.UnixConn
-}
-
-func newFakeNotify(t *testing.T) *fakeNotify {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &fakeNotify{path: path, conn: conn}
-}
-
-// next waits for the next datagram that contains want, and returns its text
-// and the descriptors it passed (other datagrams' descriptors are closed).
-func (n *fakeNotify) next(t *testing.T, want string) (string, []*os.File) {
-	t.Helper()
-	buf, oob := make([]byte, 4096), make([]byte, 1024)
-	for {
-		n.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-		k, oobn, _, _, err := n.conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			t.Fatalf("no notification with %q: %v", want, err)
-		}
-		var files []*os.File
-		msgs, _ := syscall.ParseSocketControlMessage(oob[:oobn])
-		for _, m := range msgs {
-			fds, _ := syscall.ParseUnixRights(&m)
-			for _, fd := range fds {
-				files = append(files, os.NewFile(uintptr(fd), "stored"))
-			}
-		}
-		if strings.Contains(string(buf[:k]), want) {
-			return string(buf[:k]), files
-		}
-		for _, f := range files {
-			f.Close()
-		}
-	}
-}
-
 // TestSocketsKeptInSystemdStore: under systemd (NOTIFY_SOCKET) the runner
 // sends its listening socket with FDSTORE=1 and FDNAME=<app>/<port>; after
 // the agent is killed, the next agent, started the way systemd starts it
@@ -285,11 +239,11 @@ func TestSocketsKeptInSystemdStore(t *testing.T) {
 	appDir := filepath.Join(t.TempDir(), "web")
 	cfg := testConfig(1)
 	v1 := h.release("v1")
-	notify := newFakeNotify(t)
-	withNotify := func(c *exec.Cmd) { c.Env = append(c.Env, "NOTIFY_SOCKET="+notify.path) }
+	notify := testkit.ListenNotify(t)
+	withNotify := func(c *exec.Cmd) { c.Env = append(c.Env, "NOTIFY_SOCKET="+notify.Path) }
 
 	first := startHelperAgent(t, cfg, appDir, v1, withNotify)
-	msg, fds := notify.next(t, "FDSTORE=1")
+	msg, fds, _ := notify.Next(t, "FDSTORE=1")
 	if !strings.Contains(msg, "FDNAME=web/any0\n") || len(fds) != 1 {
 		t.Fatalf("store notification %q with %d descriptors, want FDNAME=web/any0 and 1", msg, len(fds))
 	}
@@ -320,7 +274,7 @@ func TestSocketsKeptInSystemdStore(t *testing.T) {
 	}
 	second.kill()
 
-	third := New(cfg, runners.Options{Logger: slog.New(slog.DiscardHandler), AppDir: appDir, FDStore: fdstore.Open(notify.path)})
+	third := New(cfg, runners.Options{Logger: slog.New(slog.DiscardHandler), AppDir: appDir, FDStore: fdstore.Open(notify.Path)})
 	t.Cleanup(func() { third.Stop(context.Background(), runners.AppRemoved) })
 	if err := third.Resume(t.Context(), v1); err != nil {
 		t.Fatal(err)
@@ -328,7 +282,7 @@ func TestSocketsKeptInSystemdStore(t *testing.T) {
 	if err := third.Stop(t.Context(), runners.AppRemoved); err != nil {
 		t.Fatal(err)
 	}
-	if msg, _ := notify.next(t, "FDSTOREREMOVE=1"); !strings.Contains(msg, "FDNAME=web/any0\n") {
+	if msg, _, _ := notify.Next(t, "FDSTOREREMOVE=1"); !strings.Contains(msg, "FDNAME=web/any0\n") {
 		t.Errorf("removal %q does not name web/any0", msg)
 	}
 }
