@@ -5,7 +5,10 @@
 // deployed. It prints the requests sent and failed (the goal is 0) and whether
 // each restart adopted the app (the same pid still serving).
 //
-//	go run ./bench/agentcrash -agent bin/dewy-agent [-conns 8] [-kills 10]
+// With -proxy the app runs in proxy mode (`proxy = true`): the agent proxies
+// its port, and the socket outlives the agent in the app's hands.
+//
+//	go run ./bench/agentcrash -agent bin/dewy-agent [-conns 8] [-kills 10] [-proxy]
 package main
 
 import (
@@ -31,8 +34,9 @@ func main() {
 	agent := flag.String("agent", "bin/dewy-agent", "the dewy-agent binary")
 	conns := flag.Int("conns", 8, "concurrent connections sending requests (half with keep-alive)")
 	kills := flag.Int("kills", 10, "kill -9 and restart the agent this many times")
+	proxy := flag.Bool("proxy", false, "run the app in proxy mode (proxy = true)")
 	flag.Parse()
-	if err := run(*agent, *conns, *kills); err != nil {
+	if err := run(*agent, *conns, *kills, *proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "agentcrash:", err)
 		os.Exit(1)
 	}
@@ -63,7 +67,7 @@ func start(bin, cfg string) (*agentProc, error) {
 	return a, a.cmd.Start()
 }
 
-func run(bin string, conns, kills int) error {
+func run(bin string, conns, kills int, proxy bool) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("agent binary: %w (make build)", err)
 	}
@@ -117,9 +121,10 @@ app "web" {
     health_path  = "/health"
     stop_timeout = "5s"
     crash_window = "1s"
+    proxy        = %t
   }
 }
-`, state, reg, port)), 0o644); err != nil {
+`, state, reg, port, proxy)), 0o644); err != nil {
 		return err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -185,7 +190,11 @@ app "web" {
 		return fmt.Errorf("%w\n%s", err, a.logs())
 	}
 	res := load.Stop()
-	fmt.Printf("agent killed with -9 and restarted %d times under load (%d connections, half keep-alive), then one deploy\n", kills, conns)
+	mode := "socket hand-off"
+	if proxy {
+		mode = "proxy mode"
+	}
+	fmt.Printf("%s: agent killed with -9 and restarted %d times under load (%d connections, half keep-alive), then one deploy\n", mode, kills, conns)
 	fmt.Printf("requests: %d sent, %d failed in %s\n", res.Sent, res.Failed, time.Since(began).Round(time.Millisecond))
 	for _, e := range res.Errors {
 		fmt.Println("  failure:", e)

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/internal/fdstore"
 )
 
 // Build information, set with -ldflags "-X main.version=v1.2.3 -X
@@ -170,6 +172,16 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion(), AllowEmpty: allowEmpty}
+	// The listening sockets systemd kept for the agent (LISTEN_FDS), and where
+	// to keep them next time (NOTIFY_SOCKET).
+	store := fdstore.FromEnv()
+	opts.FDStore = store
+	for _, name := range store.Names() { // of apps no longer in the file
+		if app, _, _ := strings.Cut(name, "/"); !slices.ContainsFunc(cfg.Apps, func(a config.App) bool { return a.Name == app }) {
+			logger.Info("dropping the stored sockets of an app no longer configured", "name", name)
+			_ = store.Remove(name)
+		}
+	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Started by systemd with Type=notify: say when the agent is ready,
 		// reloading and stopping, and feed the watchdog when WatchdogSec= is set.

@@ -47,8 +47,16 @@ type proc struct {
 
 func startAgent(t *testing.T, cfg string, env ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(agentBin, "-config", cfg), done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(agentBin, "-config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	return startAgentCmd(t, cmd)
+}
+
+// startAgentCmd is startAgent for a command the test made (say, one that
+// passes descriptors as systemd does).
+func startAgentCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	p.cmd.Stdout = pw

@@ -30,6 +30,9 @@ import (
 var testapp string
 
 func TestMain(m *testing.M) {
+	if runHelperAgent() { // the test binary started as an agent to kill
+		return
+	}
 	dir, err := os.MkdirTemp("", "server-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
