@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestSecretsStayWithTheAgent gives the agent recognisable secrets through
@@ -33,26 +31,14 @@ func TestSecretsStayWithTheAgent(t *testing.T) {
 		t.Setenv(k, v) // for validate and plan, which run in this process
 		env = append(env, k+"="+v)
 	}
-	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
-	state := filepath.Join(dir, "state")
+	e := newEnv(t)
+	e.publishSite(t, "v1.0.0")
 	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "dewy.hcl")
-	text := fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = %q
+	agentLines := fmt.Sprintf(`admin     = %q
   log_level = "debug"
-  notify    = ["https://dewy:${env("HOOK_PASS")}@127.0.0.1:1/hook"]
-}
-app "site" {
-  registry = "file://%s?artifact=site.tar.gz"
-  interval = "1h"
-  runner "assets" {}
-}
-`, state, addr, reg)
-	writeFile(t, cfg, []byte(text))
+  notify    = ["https://dewy:${env("HOOK_PASS")}@127.0.0.1:1/hook"]`, addr)
+	e.writeConfig(t, agentLines, e.siteApp(`interval = "1h"`))
+	state, cfg := e.state, e.cfg
 
 	var seen strings.Builder
 	look := func(surface, s string) {
@@ -86,7 +72,7 @@ app "site" {
 
 	// A reload whose interval comes from env(): refused, and the answer
 	// names the expression.
-	writeFile(t, cfg, []byte(strings.Replace(text, `interval = "1h"`, `interval = env("SLACK_TOKEN")`, 1)))
+	e.writeConfig(t, agentLines, e.siteApp(`interval = env("SLACK_TOKEN")`))
 	resp, err := http.Post("http://"+addr+"/reload", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
