@@ -44,11 +44,18 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// configFlags parses the flags every config-reading command shares. ok is
-// false when the command must end; code is then its exit code (0 after -h).
-func configFlags(name string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+// configFlags parses the flags every config-reading command shares and loads
+// the file (see load). ok is false when the command must end; code is then
+// its exit code (0 after -h, 1 when the file has errors).
+func configFlags(name string, args []string, stderr io.Writer) (path string, cfg *config.File, code int, ok bool) {
 	path, _, code, ok = configFlagsWith(name, args, stderr, false)
-	return path, code, ok
+	if !ok {
+		return path, nil, code, false
+	}
+	if cfg, ok = load(path, stderr); !ok {
+		return path, nil, exitError, false
+	}
+	return path, cfg, exitOK, true
 }
 
 // configFlagsWith is configFlags with run's -allow-empty when withAllowEmpty is true.
@@ -100,26 +107,18 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlags("validate", args, stderr)
+	path, cfg, code, ok := configFlags("validate", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return exitError
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", path, len(cfg.Apps))
 	return exitOK
 }
 
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlags("plan", args, stderr)
+	_, cfg, code, ok := configFlags("plan", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
