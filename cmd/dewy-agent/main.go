@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,20 +59,14 @@ func configFlags(name string, args []string, stderr io.Writer) (path string, cfg
 
 // configFlagsWith is configFlags with run's -allow-empty when withAllowEmpty is true.
 func configFlagsWith(name string, args []string, stderr io.Writer, withAllowEmpty bool) (path string, allowEmpty bool, code int, ok bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(name, stderr)
 	p := fs.String("config", "", "path of the config file: HCL, or JSON/YAML by its extension (required)")
 	var empty *bool
 	if withAllowEmpty {
 		empty = fs.Bool("allow-empty", false, "start even when the file is empty or declares no app (for config management that fills it later)")
 	}
-	fs.Usage = func() { commandUsage(stderr, name, fs) }
-	if err := fs.Parse(args); err != nil {
-		return "", false, parseExit(err), false
-	}
-	if fs.NArg() > 0 {
-		extraArgument(stderr, name, fs.Arg(0), "-config")
-		return "", false, exitUsage, false
+	if code, ok := parseFlags(fs, args, stderr, "-config"); !ok {
+		return "", false, code, false
 	}
 	if *p == "" {
 		fmt.Fprintf(stderr, "dewy-agent %s: -config is required, e.g. -config /etc/dewy-agent/dewy.hcl\n", name)
