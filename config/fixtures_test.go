@@ -14,6 +14,9 @@ import (
 type badFixture struct {
 	name string
 	file string
+	// at is where an error is, as line,col; the diagnostics must hold
+	// "file:at:". Fixtures with errors at several places list them in want.
+	at   string
 	want []string
 }
 
@@ -56,7 +59,11 @@ func runBadFixtures(t *testing.T, tests []badFixture, onDisk []string) {
 					t.Errorf("error %q has no source range", d.Summary)
 				}
 			}
-			for _, w := range tt.want {
+			want := tt.want
+			if tt.at != "" {
+				want = append([]string{tt.file + ":" + tt.at + ":"}, want...)
+			}
+			for _, w := range want {
 				if !strings.Contains(out, w) {
 					t.Errorf("diagnostics lack %q; got:\n%s", w, out)
 				}
