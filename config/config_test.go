@@ -357,13 +357,9 @@ func TestGoodFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []string
+	covers := tableCoversDisk(t, "good", onDisk)
 	for _, tt := range tests {
-		files = append(files, tt.file)
-	}
-	checkTableCoversDisk(t, "good", onDisk, files)
-
-	for _, tt := range tests {
+		covers(tt.file)
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
