@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -92,15 +91,11 @@ func TestServerRunnerEndToEnd(t *testing.T) {
 	p.stop(t)
 }
 
+// get is url's body, whatever its status, or "" when there is no answer
+// within 2s.
 func get(url string) string {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
+	s, _ := testkit.Get(&http.Client{Timeout: 2 * time.Second}, url)
+	return strings.TrimSpace(s)
 }
 
 func waitAnswer(t *testing.T, p *proc, url, want string) {

@@ -141,13 +141,8 @@ func waitFor(url, want string, exited <-chan error) error {
 }
 
 func fetch(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
+	s, _ := testkit.Get(http.DefaultClient, url)
+	return strings.TrimSpace(s)
 }
 
 func say(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
