@@ -12,21 +12,16 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/internal/archive"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -45,25 +40,14 @@ func main() {
 // agentProc is a running agent and its log.
 type agentProc struct {
 	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer
+	log testkit.LogBuffer
 }
 
-func (a *agentProc) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.Write(p)
-}
-
-func (a *agentProc) logs() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.String()
-}
+func (a *agentProc) logs() string { return a.log.String() }
 
 func start(bin, cfg string) (*agentProc, error) {
 	a := &agentProc{cmd: exec.Command(bin, "-config", cfg)}
-	a.cmd.Stdout, a.cmd.Stderr = a, a
+	a.cmd.Stdout, a.cmd.Stderr = &a.log, &a.log
 	return a, a.cmd.Start()
 }
 
@@ -77,9 +61,9 @@ func run(bin string, conns, kills int, proxy bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	app := filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", app, "./testdata/testapp").CombinedOutput(); err != nil {
-		return fmt.Errorf("build testapp: %v\n%s", err, out)
+	app, err := testkit.BuildTestApp(dir)
+	if err != nil {
+		return err
 	}
 	appBin, err := os.ReadFile(app)
 	if err != nil {
@@ -87,44 +71,21 @@ func run(bin string, conns, kills int, proxy bool) error {
 	}
 	reg := filepath.Join(dir, "registry")
 	publish := func(v string) error {
-		var buf bytes.Buffer
-		if err := archive.Write(&buf, archive.TarGz,
-			archive.File{Name: "run.sh", Body: []byte("#!/bin/sh\nexec ./testapp -version " + v + "\n"), Mode: 0o755},
-			archive.File{Name: "testapp", Body: appBin, Mode: 0o755}); err != nil {
-			return err
-		}
-		p := filepath.Join(reg, v, fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH))
+		p := filepath.Join(reg, v, testkit.Artifact("web"))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		return os.WriteFile(p, buf.Bytes(), 0o644)
+		return os.WriteFile(p, testkit.TestAppRelease(appBin, testkit.TestAppCommand(v)), 0o644)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		return err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	state := filepath.Join(dir, "state")
 	cfg := filepath.Join(dir, "dewy.hcl")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-}
-app "web" {
-  registry = "file://%s"
-  interval = "1s"
-  runner "server" {
-    command      = ["./run.sh"]
-    ports        = [%d]
-    health_path  = "/health"
-    stop_timeout = "5s"
-    crash_window = "1s"
-    proxy        = %t
-  }
-}
-`, state, reg, port, proxy)), 0o644); err != nil {
+	text := fmt.Sprintf("agent {\n  state_dir = %q\n  admin     = \"\"\n}\n", state) +
+		testkit.ServerApp("web", reg, port, `stop_timeout = "5s"`, `crash_window = "1s"`, fmt.Sprintf("proxy = %t", proxy))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)

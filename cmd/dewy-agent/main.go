@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,29 +45,30 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// configFlags parses the flags every config-reading command shares. ok is
-// false when the command must end; code is then its exit code (0 after -h).
-func configFlags(name string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+// configFlags parses the flags every config-reading command shares and loads
+// the file (see load). ok is false when the command must end; code is then
+// its exit code (0 after -h, 1 when the file has errors).
+func configFlags(name string, args []string, stderr io.Writer) (path string, cfg *config.File, code int, ok bool) {
 	path, _, code, ok = configFlagsWith(name, args, stderr, false)
-	return path, code, ok
+	if !ok {
+		return path, nil, code, false
+	}
+	if cfg, ok = load(path, stderr); !ok {
+		return path, nil, exitError, false
+	}
+	return path, cfg, exitOK, true
 }
 
 // configFlagsWith is configFlags with run's -allow-empty when withAllowEmpty is true.
 func configFlagsWith(name string, args []string, stderr io.Writer, withAllowEmpty bool) (path string, allowEmpty bool, code int, ok bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(name, stderr)
 	p := fs.String("config", "", "path of the config file: HCL, or JSON/YAML by its extension (required)")
 	var empty *bool
 	if withAllowEmpty {
 		empty = fs.Bool("allow-empty", false, "start even when the file is empty or declares no app (for config management that fills it later)")
 	}
-	fs.Usage = func() { commandUsage(stderr, name, fs) }
-	if err := fs.Parse(args); err != nil {
-		return "", false, parseExit(err), false
-	}
-	if fs.NArg() > 0 {
-		extraArgument(stderr, name, fs.Arg(0), "-config")
-		return "", false, exitUsage, false
+	if code, ok := parseFlags(fs, args, stderr, "-config"); !ok {
+		return "", false, code, false
 	}
 	if *p == "" {
 		fmt.Fprintf(stderr, "dewy-agent %s: -config is required, e.g. -config /etc/dewy-agent/dewy.hcl\n", name)
@@ -102,26 +102,18 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlags("validate", args, stderr)
+	path, cfg, code, ok := configFlags("validate", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return exitError
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", path, len(cfg.Apps))
 	return exitOK
 }
 
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlags("plan", args, stderr)
+	_, cfg, code, ok := configFlags("plan", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

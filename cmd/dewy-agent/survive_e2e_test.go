@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,9 +32,9 @@ type surviveEnv struct {
 func newSurviveEnv(t *testing.T, agentExtra, runnerExtra string, assets bool) *surviveEnv {
 	t.Helper()
 	e := &surviveEnv{dir: t.TempDir()}
-	e.app = filepath.Join(e.dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", e.app, "../../testdata/testapp").CombinedOutput(); err != nil {
-		t.Fatalf("build testapp: %v\n%s", err, out)
+	var err error
+	if e.app, err = testkit.BuildTestApp(e.dir); err != nil {
+		t.Fatal(err)
 	}
 	e.bin, _ = os.ReadFile(e.app)
 	e.reg = filepath.Join(e.dir, "registry")
@@ -90,19 +89,15 @@ app "web" {
 func (e *surviveEnv) publish(t *testing.T, v, script string) {
 	t.Helper()
 	if script == "" {
-		script = "exec ./testapp -version " + v
+		script = testkit.TestAppCommand(v)
 	}
-	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	e.put(t, filepath.Join(e.reg, "web", v, artifact), testkit.Pack(t, archive.TarGz,
-		archive.File{Name: "run.sh", Body: []byte("#!/bin/sh\n" + script + "\n"), Mode: 0o755},
-		archive.File{Name: "testapp", Body: e.bin, Mode: 0o755}))
+	e.put(t, filepath.Join(e.reg, "web", v, testkit.Artifact("web")), testkit.TestAppRelease(e.bin, script))
 }
 
 // publishSite puts version v of the assets app in the registry.
 func (e *surviveEnv) publishSite(t *testing.T, v string) {
 	t.Helper()
-	artifact := fmt.Sprintf("site_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	e.put(t, filepath.Join(e.reg, "site", v, artifact), testkit.Pack(t, archive.TarGz,
+	e.put(t, filepath.Join(e.reg, "site", v, testkit.Artifact("site")), testkit.Pack(t, archive.TarGz,
 		archive.File{Name: "index.html", Body: []byte(v + "\n"), Mode: 0o644}))
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,21 +26,10 @@ func fields(msg string) map[string]string {
 // reload, and STOPPING=1 on SIGTERM.
 func TestSystemdNotify(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
-	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry")
-	state := filepath.Join(dir, "state")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
-	cfg := filepath.Join(dir, "dewy.hcl")
-	writeFile(t, cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = "127.0.0.1:0"
-}
-app "site" {
-  registry = "file://%s?artifact=site.tar.gz"
-  runner "assets" {}
-}
-`, state, reg)))
+	e := newEnv(t)
+	e.publishSite(t, "v1.0.0")
+	e.writeConfig(t, `admin = "127.0.0.1:0"`, e.siteApp())
+	state, cfg := e.state, e.cfg
 
 	ns := testkit.ListenNotify(t)
 	p := startAgent(t, cfg, "NOTIFY_SOCKET="+ns.Path, "WATCHDOG_USEC=400000")
