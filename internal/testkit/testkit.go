@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,4 +66,33 @@ func Pack(t testing.TB, format archive.Format, files ...archive.File) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// ErrorContains fails t unless err is an error whose text holds every one of
+// parts.
+func ErrorContains(t testing.TB, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want an error containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("err = %v, want it to contain %q", err, p)
+		}
+	}
+}
+
+// ExpectError checks err against want, a part of the error's text, or "" for
+// no error. It reports whether the call succeeded as wanted, so that the
+// caller goes on to check what it returned.
+func ExpectError(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		ErrorContains(t, err, want)
+		return false
+	}
+	if err != nil {
+		t.Fatalf("err = %v, want none", err)
+	}
+	return true
 }
