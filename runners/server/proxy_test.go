@@ -34,12 +34,7 @@ func TestUnhealthyReleaseUnderLoad(t *testing.T) {
 			cfg := testConfig(1)
 			cfg.Proxy = proxy
 			cfg.HealthTimeout = time.Second
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
+			s, _ := runCurrent(t, h, cfg)
 			oldPID := s.Stats().PID
 			// A new connection per request: each one is routed afresh.
 			load := testkit.StartLoad("http://"+loopback(s.Addrs()[0])+"/version", testkit.LoadOptions{Workers: 8})
@@ -84,12 +79,7 @@ func TestUnhealthyReleaseUnderLoad(t *testing.T) {
 func TestProxyDrain(t *testing.T) {
 	t.Parallel()
 	h := newHome(t)
-	s, _ := newServer(t, proxyConfig(1))
-	v1 := h.release("v1", "-delay", "1500ms") // /version is slow; /pid is not
-	h.link(v1.Dir)
-	if err := s.Resume(t.Context(), v1); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := runCurrent(t, h, proxyConfig(1), "-delay", "1500ms") // /version is slow; /pid is not
 	addr := s.Addrs()[0]
 	oldPID := s.Stats().PID
 	s.mu.Lock()

@@ -162,6 +162,19 @@ func newServer(t *testing.T, cfg Config) (*Server, *testkit.LogBuffer) {
 	return s, logs
 }
 
+// runCurrent returns a runner for cfg running v1 of h, made with flags and
+// linked as h's current release, as after a deploy.
+func runCurrent(t *testing.T, h *home, cfg Config, flags ...string) (*Server, runners.Deployment) {
+	t.Helper()
+	s, _ := newServer(t, cfg)
+	v1 := h.release("v1", flags...)
+	h.link(v1.Dir)
+	if err := s.Resume(t.Context(), v1); err != nil {
+		t.Fatal(err)
+	}
+	return s, v1
+}
+
 // get fetches path from addr on a new connection.
 func get(addr net.Addr, path string) (string, error) {
 	return testkit.Get(nil, "http://"+loopback(addr)+path)
@@ -420,12 +433,7 @@ func TestDeployUnderLoad(t *testing.T) {
 			cfg := testConfig(1)
 			cfg.Proxy = tt.proxy
 			cfg.CrashWindow = 300 * time.Millisecond
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1", "-delay", "2ms")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
+			s, _ := runCurrent(t, h, cfg, "-delay", "2ms")
 			addr := s.Addrs()[0]
 			load := testkit.StartLoad("http://"+loopback(addr)+"/version", testkit.LoadOptions{Workers: 8, KeepAlive: tt.ka})
 			testkit.Eventually(t, 5*time.Second, "the load to get answers", func() bool { sent, _ := load.Counts(); return sent >= 50 })
@@ -509,6 +517,13 @@ func TestDeployBadRelease(t *testing.T) {
 			wantActivated: 1,
 			wantRollback:  1,
 		},
+		{
+			name:        "deploy canceled while unhealthy",
+			flags:       []string{"-unhealthy"},
+			cancel:      300 * time.Millisecond,
+			wantErr:     "context deadline exceeded",
+			oldKeepsPID: true,
+		},
 		// Behind the proxy, a release that never becomes healthy is never
 		// routed; one that crashes after going live is rolled back and the
 		// old release is routed again.
@@ -547,12 +562,7 @@ func TestDeployBadRelease(t *testing.T) {
 			if tt.healthTimeout > 0 {
 				cfg.HealthTimeout = tt.healthTimeout
 			}
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
+			s, v1 := runCurrent(t, h, cfg)
 			oldPID := s.Stats().PID
 			h.failSwitch.Store(tt.failActivate)
 			ctx := t.Context()
@@ -561,10 +571,20 @@ func TestDeployBadRelease(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.cancel)
 				defer cancel()
 			}
-			load := testkit.StartLoad("http://"+loopback(s.Addrs()[0])+"/version", testkit.LoadOptions{Workers: 4})
+			var load *testkit.Load
+			if tt.proxy { // users must not reach v2 before it went live
+				load = testkit.StartLoad("http://"+loopback(s.Addrs()[0])+"/version", testkit.LoadOptions{Workers: 4})
+			}
+			start := time.Now()
 			err := s.Deploy(ctx, h.release("v2", tt.flags...))
-			res := load.Stop()
-			t.Logf("sent %d, failed %d, answers %v", res.Sent, res.Failed, res.Answers)
+			var res testkit.LoadResult
+			if load != nil {
+				res = load.Stop()
+				t.Logf("sent %d, failed %d, answers %v", res.Sent, res.Failed, res.Answers)
+			}
+			if took := time.Since(start); tt.cancel > 0 && took > tt.cancel+2*time.Second {
+				t.Errorf("Deploy took %s after its context was done", took-tt.cancel)
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Deploy() error = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -595,7 +615,7 @@ func TestDeployBadRelease(t *testing.T) {
 			}
 			// Behind the proxy a release that never went live answers nobody
 			// (one that crashed while serving failed its requests in flight).
-			if tt.proxy && tt.wantActivated == 0 && (res.Answers["v2"] != 0 || res.Failed != 0) {
+			if load != nil && tt.wantActivated == 0 && (res.Answers["v2"] != 0 || res.Failed != 0) {
 				t.Errorf("v2 answered %d, %d failed (%v); want none", res.Answers["v2"], res.Failed, res.Errors)
 			}
 		})
@@ -627,36 +647,6 @@ func TestFirstDeployCrashes(t *testing.T) {
 	}
 	if got := mustGet(t, s.Addrs()[0], "/version"); got != "v2" {
 		t.Errorf("/version = %q, want v2", got)
-	}
-}
-
-func TestDeployCanceled(t *testing.T) {
-	t.Parallel()
-	h := newHome(t)
-	s, _ := newServer(t, testConfig(1))
-	v1 := h.release("v1")
-	h.link(v1.Dir)
-	if err := s.Resume(t.Context(), v1); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := s.Deploy(ctx, h.release("v2", "-unhealthy"))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Deploy() error = %v, want the context's", err)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Deploy took %s after its context was done", took)
-	}
-	if h.activated.Load() != 0 || h.target() != v1.Dir {
-		t.Errorf("activated %d times, current -> %s", h.activated.Load(), h.target())
-	}
-	if got := mustGet(t, s.Addrs()[0], "/version"); got != "v1" {
-		t.Errorf("/version = %q, want v1", got)
-	}
-	if pids := h.pidsOf("v2"); len(pids) > 0 {
-		t.Errorf("v2 processes left: %v", pids)
 	}
 }
 
