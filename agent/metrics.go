@@ -3,6 +3,7 @@ package agent
 import (
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,12 @@ type metrics struct {
 	reloads          *prometheus.CounterVec
 	lastReloadOK     prometheus.Gauge
 	lastReloadTime   prometheus.Gauge
+
+	// versions is the version each app's deployed_version_info series
+	// names, so setVersion deletes the old series by its labels instead of
+	// scanning every app's (which made 2,000 first deploys quadratic).
+	versionsMu sync.Mutex
+	versions   map[string]string
 }
 
 // workloadCollector reports each app's workload (runners with a process) at
@@ -110,6 +117,9 @@ func newMetrics() *metrics {
 
 // forget removes an app's series once it is removed from the file.
 func (m *metrics) forget(app string) {
+	m.versionsMu.Lock()
+	delete(m.versions, app)
+	m.versionsMu.Unlock()
 	l := prometheus.Labels{"app": app}
 	m.polls.DeletePartialMatch(l)
 	m.deploys.DeletePartialMatch(l)
@@ -122,10 +132,20 @@ func (m *metrics) forget(app string) {
 
 // setVersion makes version the only deployed_version_info series of app.
 func (m *metrics) setVersion(app, version string) {
-	m.versionInfo.DeletePartialMatch(prometheus.Labels{"app": app})
-	if version != "" {
-		m.versionInfo.WithLabelValues(app, version).Set(1)
+	m.versionsMu.Lock()
+	defer m.versionsMu.Unlock()
+	if m.versions == nil {
+		m.versions = map[string]string{}
 	}
+	if prev, ok := m.versions[app]; ok && prev != version {
+		m.versionInfo.DeleteLabelValues(app, prev)
+	}
+	if version == "" {
+		delete(m.versions, app)
+		return
+	}
+	m.versionInfo.WithLabelValues(app, version).Set(1)
+	m.versions[app] = version
 }
 
 // countingTransport counts an app's registry requests by status code.
