@@ -7,6 +7,7 @@ package testkit
 import (
 	"bytes"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -95,4 +96,19 @@ func ExpectError(t testing.TB, err error, want string) bool {
 		t.Fatalf("err = %v, want none", err)
 	}
 	return true
+}
+
+// ClosedAddr is a 127.0.0.1 address on which nothing listens: a port the
+// kernel handed out and that was closed again, so a connection is refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
