@@ -18,12 +18,14 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/internal/fdstore"
+	"github.com/dewy-agent/dewy-agent/internal/memtrim"
 )
 
 // Build information, set with -ldflags "-X main.version=v1.2.3 -X
@@ -208,6 +210,8 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		}
 	}()
 
+	go trimAfterStart(ctx, logger)
+
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("agent failed", "err", err)
 		return exitError
@@ -292,4 +296,25 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// trimSettle is how long after start the agent hands back the memory only
+// start-up used: by then the first polls and deploys of even a few thousand
+// apps are done (see docs/benchmarks.md).
+const trimSettle = 30 * time.Second
+
+// trimAfterStart pages out the executable's start-up-only code and data and
+// returns free heap to the kernel, once, trimSettle after start.
+func trimAfterStart(ctx context.Context, logger *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(trimSettle):
+	}
+	r, err := memtrim.Trim()
+	if err != nil {
+		logger.Debug("start-up memory not trimmed", "err", err)
+		return
+	}
+	logger.Debug("start-up memory trimmed", "rss_before", r.Before, "rss_after", r.After, "regions", r.Regions)
 }
