@@ -23,7 +23,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/archive"
@@ -112,39 +111,18 @@ func measureWith(agentBin string, n int, idle time.Duration, pub func(dir string
 // measureGitHub is measure with every app watching one repository of a fake
 // GitHub API (GITHUB_API_URL), which serves v1.0.0 and then 304s.
 func measureGitHub(agentBin string, n int, idle time.Duration) (rss, hwm string, took time.Duration, err error) {
-	tb := &benchTB{}
-	defer tb.cleanup()
+	tb := &testkit.ProgramTB{}
+	defer tb.Close()
 	gh := fakegithub.New(tb)
 	artifact := fmt.Sprintf("site_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
 	body := testkit.TarGz(map[string]string{"index.html": "<h1>hello</h1>\n"})
 	gh.AddRelease("acme", "site", fakegithub.Release{Tag: "v1.0.0", Published: time.Now().Add(-time.Hour), Assets: map[string][]byte{artifact: body}})
-	if tb.err != nil {
-		return "", "", 0, tb.err
+	if err := tb.Err(); err != nil {
+		return "", "", 0, err
 	}
 	os.Setenv("GITHUB_API_URL", gh.URL())
 	defer os.Unsetenv("GITHUB_API_URL")
 	return measureApps(agentBin, n, idle, func(string) error { return nil }, func(string) string { return "ghr://acme/site" })
-}
-
-// benchTB lets the tests' fake GitHub run in this program: it keeps the
-// cleanups and the first failure. Other testing.TB methods are not used.
-type benchTB struct {
-	testing.TB
-	cleanups []func()
-	err      error
-}
-
-func (b *benchTB) Helper()          {}
-func (b *benchTB) Cleanup(f func()) { b.cleanups = append(b.cleanups, f) }
-func (b *benchTB) Fatalf(f string, a ...any) {
-	if b.err == nil {
-		b.err = fmt.Errorf(f, a...)
-	}
-}
-func (b *benchTB) cleanup() {
-	for i := len(b.cleanups) - 1; i >= 0; i-- {
-		b.cleanups[i]()
-	}
 }
 
 // measureApps runs the agent with n apps whose registry attribute registry

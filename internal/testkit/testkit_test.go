@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,5 +73,28 @@ func TestLoadCountsFailures(t *testing.T) {
 				t.Errorf("%d latencies for %d answers, or not sorted", len(res.Latencies), res.Answers["v1"])
 			}
 		})
+	}
+}
+
+func TestProgramTBKeepsFirstFailureAndRunsCleanupsInReverse(t *testing.T) {
+	p := &ProgramTB{}
+	var order []int
+	p.Cleanup(func() { order = append(order, 1) })
+	p.Cleanup(func() { order = append(order, 2) })
+	if p.Err() != nil {
+		t.Fatalf("Err before any failure = %v", p.Err())
+	}
+	p.Fatalf("first %d", 1)
+	p.Errorf("second")
+	if p.Err() == nil || p.Err().Error() != "first 1" {
+		t.Fatalf("Err = %v, want first 1", p.Err())
+	}
+	p.Close()
+	if !slices.Equal(order, []int{2, 1}) {
+		t.Fatalf("cleanups ran in order %v, want [2 1]", order)
+	}
+	p.Close()
+	if len(order) != 2 {
+		t.Fatalf("second Close ran cleanups again: %v", order)
 	}
 }
