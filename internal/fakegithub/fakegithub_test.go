@@ -227,3 +227,21 @@ func TestStorageRejectsBadSignature(t *testing.T) {
 		t.Errorf("forged signature: %d, want 403", resp.StatusCode)
 	}
 }
+
+func TestAllowTokenOnStorage(t *testing.T) {
+	srv := fakegithub.New(t)
+	srv.RequireToken("tok")
+	srv.AddRelease("o", "r", fakegithub.Release{Tag: "v1", Assets: map[string][]byte{"a.bin": []byte("payload")}})
+	srv.AllowTokenOnStorage()
+	c := client(t, srv, "tok")
+	// The authenticated client follows the redirect, so the token reaches the storage server.
+	rc, _, err := c.Repositories.DownloadReleaseAsset(t.Context(), "o", "r", srv.AssetID("o", "r", "v1", "a.bin"), c.Client())
+	if err != nil {
+		t.Fatalf("DownloadReleaseAsset with the token on the redirect: %v", err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(body) != "payload" {
+		t.Errorf("downloaded %q, want payload", body)
+	}
+}
