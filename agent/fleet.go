@@ -220,9 +220,43 @@ func (w *worker) choose(ctx context.Context) (*version.Candidate, error) {
 		if err := w.publishRelease(ctx, cand); err != nil && ctx.Err() == nil {
 			w.logger.Warn("fleet: release not published", "version", cand.Version.Original(), "err", err)
 		}
+		if w.st.Version == "" {
+			return w.firstInstall(cand)
+		}
 		return cand, nil
 	}
+	if w.st.Version == "" {
+		return w.firstInstall(nil)
+	}
 	rel, ok := h.Latest()
+	if !ok {
+		w.logger.Debug("fleet: no release published yet")
+		return nil, nil
+	}
+	return candidateOf(rel, w.app.CalVer)
+}
+
+// firstInstall is what a host with nothing deployed installs: the fleet's
+// last fully rolled-out version, even while a newer one (cand, or the
+// published release) is rolling out; the newer one comes after, by the
+// rollout's rules. Until the fleet's state is read it installs nothing (the
+// watch wakes the loop).
+func (w *worker) firstInstall(cand *version.Candidate) (*version.Candidate, error) {
+	h := w.fleet.h
+	rel, ok, known := h.FirstInstall()
+	switch {
+	case !known:
+		w.logger.Debug("fleet: reading the fleet's state before a first install")
+		return nil, nil
+	case ok:
+		if cand == nil || cand.Version.Original() != rel.Version {
+			w.logger.Info("fleet: nothing deployed; installing the fleet's rolled-out version first", "version", rel.Version)
+		}
+		return candidateOf(rel, w.app.CalVer)
+	case cand != nil:
+		return cand, nil
+	}
+	rel, ok = h.Latest()
 	if !ok {
 		w.logger.Debug("fleet: no release published yet")
 		return nil, nil
@@ -315,6 +349,9 @@ func (f *fleetApp) publishedSum(tag string) string {
 		return ""
 	}
 	if r, ok := f.h.Latest(); ok && r.Version == tag {
+		return r.SHA256
+	}
+	if r, ok := f.h.ReleaseOf(tag); ok { // a first install of an older version
 		return r.SHA256
 	}
 	return ""

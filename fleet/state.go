@@ -75,6 +75,7 @@ type slotKV struct {
 // rolloutView is one version's rollout as read from etcd.
 type rolloutView struct {
 	plan     *Plan
+	release  *Release // as published; kept after a newer release replaces it
 	promoted bool
 	outcomes map[string]Outcome
 }
@@ -142,6 +143,11 @@ func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 				if json.Unmarshal(kv.Value, &p) == nil {
 					r.plan = &p
 				}
+			case "release":
+				var rel Release
+				if json.Unmarshal(kv.Value, &rel) == nil {
+					r.release = &rel
+				}
 			case "promoted":
 				r.promoted = true
 			case "outcomes":
@@ -155,6 +161,28 @@ func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 	sort.Slice(v.slots, func(i, j int) bool { return v.slots[i].Rev < v.slots[j].Rev })
 	sort.Slice(v.leaders, func(i, j int) bool { return v.leaders[i].Rev < v.leaders[j].Rev })
 	return v
+}
+
+// releaseOf returns the release record of version as it was published, or
+// nil when it is unknown (never published, or its rollout's keys removed).
+func (v *appView) releaseOf(version string) *Release {
+	if r := v.rollouts[version]; r != nil && r.release != nil {
+		return r.release
+	}
+	if v.release != nil && v.release.Version == version {
+		return v.release
+	}
+	return nil
+}
+
+// firstInstall is the release a host with nothing deployed installs at once:
+// the last fully rolled-out version, when it is not bad and its release
+// record is known.
+func (v *appView) firstInstall() *Release {
+	if v.done == "" || v.bad[v.done].Version != "" {
+		return nil
+	}
+	return v.releaseOf(v.done)
 }
 
 // slotRank returns how many slot keys come before host's, and whether host
