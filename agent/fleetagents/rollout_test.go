@@ -105,7 +105,8 @@ type fleetHost struct {
 	done   chan error
 	// proxy is the host's own way to etcd, when it was started behind one
 	// (so a test can cut it).
-	proxy *etcdtest.Proxy
+	proxy  *etcdtest.Proxy
+	waited bool
 }
 
 // add starts the next host (h0 is labelled role = canary), with extra
@@ -149,12 +150,13 @@ func (w *fleetWorld) run(i int, rollout, appExtra string, proxy *etcdtest.Proxy)
 	w.hosts[i], w.agents[i] = h, a
 }
 
+// stop stops h's agent and waits until Run returned.
 func (w *fleetWorld) stop(h *fleetHost) {
-	if h.cancel == nil {
+	h.cancel()
+	if h.waited {
 		return
 	}
-	h.cancel()
-	h.cancel = nil
+	h.waited = true
 	if err := <-h.done; err != nil {
 		w.t.Errorf("Run %s: %v", h.name, err)
 	}
@@ -163,6 +165,8 @@ func (w *fleetWorld) stop(h *fleetHost) {
 // kill stops host i as a crash would, for the fleet: its etcd connection is
 // cut first, so its lease is not revoked and its keys (poll, slot) live
 // until session_ttl passes. The host must have been started behind a proxy.
+// kill does not wait for the agent's end (its try to revoke the lease takes
+// a while to give up); the test's cleanup does.
 func (w *fleetWorld) kill(i int) {
 	w.t.Helper()
 	h := w.hosts[i]
@@ -170,7 +174,7 @@ func (w *fleetWorld) kill(i int) {
 		w.t.Fatalf("%s has no proxy to cut", h.name)
 	}
 	h.proxy.Cut()
-	w.stop(h)
+	h.cancel()
 	w.hosts[i] = nil
 }
 
