@@ -24,7 +24,8 @@ const testTTL = 2 * time.Second
 // env is one test's fleet: an etcd cluster, a fake registry and a checker.
 type env struct {
 	t      *testing.T
-	cl     *etcdtest.Cluster
+	cl     *etcdtest.Cluster // nil on a real etcd (newEnvOn)
+	eps    []string
 	prefix string
 	app    string
 	reg    *registry
@@ -35,8 +36,16 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	cl := etcdtest.Start(t, 3)
-	e := &env{t: t, cl: cl, prefix: "/test/" + strings.ReplaceAll(t.Name(), "/", "_"), app: "web", reg: &registry{polls: map[string]int{}}}
-	op, err := NewOperator(Fleet{Etcd: Etcd{Endpoints: NewEndpoints(cl.Endpoints()...), Prefix: e.prefix}, SessionTTL: testTTL}, nil, 0)
+	e := newEnvOn(t, cl.Endpoints())
+	e.cl = cl
+	return e
+}
+
+// newEnvOn is an env on the etcd at endpoints.
+func newEnvOn(t *testing.T, endpoints []string) *env {
+	t.Helper()
+	e := &env{t: t, eps: endpoints, prefix: "/test/" + strings.ReplaceAll(t.Name(), "/", "_"), app: "web", reg: &registry{polls: map[string]int{}}}
+	op, err := NewOperator(Fleet{Etcd: Etcd{Endpoints: NewEndpoints(endpoints...), Prefix: e.prefix}, SessionTTL: testTTL}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +70,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) config(host string, labels map[string]string, endpoints ...string) Fleet {
 	if len(endpoints) == 0 {
-		endpoints = e.cl.Endpoints()
+		endpoints = e.eps
 	}
 	return Fleet{HostID: host, Labels: NewLabels(labels), SessionTTL: testTTL, OnUnavailable: Hold,
 		Etcd: Etcd{Endpoints: NewEndpoints(endpoints...), Prefix: e.prefix}}
