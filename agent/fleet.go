@@ -366,27 +366,39 @@ func (f *fleetApp) releaseChanged() <-chan struct{} {
 
 // fleetGate asks the fleet whether this host may deploy tag now. It waits
 // (the app's status says for what) until the answer is yes, or a refusal
-// waiting will not change, or the next poll is due, or the published
-// release changes. proceed is false when the deploy must not happen now.
+// waiting will not change, or the published release changes, or (on the
+// poller, which must poll the registry) the next poll is due. proceed is false when the deploy must not happen now.
 func (w *worker) fleetGate(ctx context.Context, tag string) (slot fleet.Slot, proceed bool, err error) {
 	if w.fleet == nil {
 		return nil, true, nil
 	}
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tick, stopTick := w.clock.After(w.app.Interval)
-	defer stopTick()
 	var changed <-chan struct{}
 	if w.fleet.h != nil {
 		changed = w.fleet.releaseChanged()
 	}
 	go func() {
-		select {
-		case <-gctx.Done():
-		case <-tick:
-		case <-changed:
+		defer cancel()
+		for {
+			tick, stopTick := w.clock.After(w.app.Interval)
+			select {
+			case <-gctx.Done():
+				stopTick()
+				return
+			case <-changed:
+				stopTick()
+				return
+			case <-tick:
+			}
+			// The poller (and every host under FleetLock) polls the registry
+			// again. A follower learns of a new release only from the watch
+			// (changed), so it keeps waiting in the gate: leaving it would
+			// leave its place in the slot queue unused until its next poll.
+			if w.fleet.h == nil || w.fleet.h.IsPoller() {
+				return
+			}
 		}
-		cancel()
 	}()
 	d, err := w.fleet.gater.Gate(gctx, tag)
 	if err != nil {

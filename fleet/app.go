@@ -147,13 +147,24 @@ func (h *AppHandle) loop() {
 		if _, err := h.m.putHost(ctx, nil); err != nil && ctx.Err() == nil {
 			h.logger.Debug("fleet: register app", "err", err)
 		}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); h.campaign(ctx, sess) }()
+		campaigned := make(chan struct{})
+		h.m.campaigns.Add(1)
+		go func() {
+			defer h.m.campaigns.Done()
+			defer close(campaigned)
+			h.campaign(ctx, sess)
+		}()
 		h.watch(ctx)
 		cancel()
 		stop()
-		wg.Wait()
+		select {
+		case <-campaigned:
+		case <-h.ctx.Done():
+			// The handle stops. etcd's Campaign, cancelled while it waits,
+			// resigns on the client's own context: cut off from etcd that
+			// lasts until etcd answers or Member.Close closes the client,
+			// which then waits for it (m.campaigns).
+		}
 		h.mu.Lock()
 		h.view = nil
 		h.mu.Unlock()
@@ -214,7 +225,8 @@ func (h *AppHandle) watch(ctx context.Context) {
 	for _, kv := range resp.Kvs {
 		kvs[string(kv.Key)] = kv
 	}
-	h.apply(kvs, resp.Header.Revision)
+	cache := decodeCache{}
+	h.apply(kvs, resp.Header.Revision, cache)
 	wch := h.m.cli().Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
@@ -229,21 +241,23 @@ func (h *AppHandle) watch(ctx context.Context) {
 		for _, ev := range wr.Events {
 			if ev.Type == clientv3.EventTypeDelete {
 				delete(kvs, string(ev.Kv.Key))
+				delete(cache, string(ev.Kv.Key))
 			} else {
 				kvs[string(ev.Kv.Key)] = ev.Kv
 			}
 		}
-		h.apply(kvs, wr.Header.Revision)
+		h.apply(kvs, wr.Header.Revision, cache)
 	}
 }
 
-// apply rebuilds the view from kvs at rev and tells waiters.
-func (h *AppHandle) apply(kvs map[string]*mvccpb.KeyValue, rev int64) {
+// apply rebuilds the view from kvs at rev (parsing through cache) and tells
+// waiters.
+func (h *AppHandle) apply(kvs map[string]*mvccpb.KeyValue, rev int64, cache decodeCache) {
 	list := make([]*mvccpb.KeyValue, 0, len(kvs))
 	for _, kv := range kvs {
 		list = append(list, kv)
 	}
-	v := buildView(h.m.keys, h.name, rev, list)
+	v := buildView(h.m.keys, h.name, rev, list, cache)
 	h.mu.Lock()
 	old := h.view
 	h.view = v
