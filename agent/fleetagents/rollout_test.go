@@ -5,7 +5,6 @@
 package fleetagents
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -99,14 +98,12 @@ func (w *fleetWorld) start(n int, rollout string) {
 
 // fleetHost is one running agent of the world.
 type fleetHost struct {
-	name   string
-	a      *agent.Agent
-	cancel context.CancelFunc
-	done   chan error
+	name string
+	a    *agent.Agent
+	stop func() error // cancels Run and waits for it (testkit.Go)
 	// proxy is the host's own way to etcd, when it was started behind one
 	// (so a test can cut it).
-	proxy  *etcdtest.Proxy
-	waited bool
+	proxy *etcdtest.Proxy
 }
 
 // add starts the next host (h0 is labelled role = canary), with extra
@@ -141,23 +138,15 @@ func (w *fleetWorld) run(i int, rollout, appExtra string, proxy *etcdtest.Proxy)
 	if diags.HasErrors() {
 		w.t.Fatal(diags)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("host", host)
-	a := agent.New(cfg, agent.Options{Logger: logger})
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &fleetHost{name: host, a: a, cancel: cancel, done: make(chan error, 1), proxy: proxy}
-	go func() { h.done <- a.Run(ctx) }()
-	w.t.Cleanup(func() { w.stop(h) })
+	a := agent.New(cfg, agent.Options{Logger: testkit.Logger(w.t, slog.LevelInfo).With("host", host)})
+	h := &fleetHost{name: host, a: a, stop: testkit.Go(w.t, "Run "+host, a.Run), proxy: proxy}
 	w.hosts[i], w.agents[i] = h, a
 }
 
 // stop stops h's agent and waits until Run returned.
 func (w *fleetWorld) stop(h *fleetHost) {
-	h.cancel()
-	if h.waited {
-		return
-	}
-	h.waited = true
-	if err := <-h.done; err != nil {
+	w.t.Helper()
+	if err := h.stop(); err != nil {
 		w.t.Errorf("Run %s: %v", h.name, err)
 	}
 }
@@ -174,7 +163,7 @@ func (w *fleetWorld) kill(i int) {
 		w.t.Fatalf("%s has no proxy to cut", h.name)
 	}
 	h.proxy.Cut()
-	h.cancel()
+	go h.stop() //nolint:errcheck // a killed host's end says nothing
 	w.hosts[i] = nil
 }
 
@@ -283,14 +272,6 @@ func TestFleetRolloutGoodThenBad(t *testing.T) {
 // site is a release's artifact: a tarball serving the version.
 func site(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
 
-// testWriter sends log lines to the test's log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
 // TestFleetHoldWhileEtcdUnreachable starts an agent whose etcd never
 // answers: with on_unavailable = hold it deploys nothing and its status says
 // it holds, and why.
@@ -326,16 +307,8 @@ app "site" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	a := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	a := agent.New(cfg, agent.Options{Logger: testkit.Logger(t, slog.LevelInfo)})
+	testkit.Go(t, "Run", a.Run)
 	var s agent.Status
 	testkit.Eventually(t, 20*time.Second, "status says hold", func() bool {
 		st := a.Statuses()

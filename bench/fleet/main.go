@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -296,11 +295,11 @@ func (w *world) startEtcd() (func(), error) {
 	return e.Close, nil
 }
 
+// freeURL is an http URL on a free loopback port, for an etcd listener.
 func freeURL() url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
 }
