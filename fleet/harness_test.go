@@ -247,6 +247,16 @@ func (a *agent) try(ctx context.Context, v string) {
 	}
 }
 
+// rolledOut is true when every agent runs v and the fleet recorded it done.
+func (e *env) rolledOut(agents []*agent, v string) bool {
+	for _, a := range agents {
+		if a.version() != v {
+			return false
+		}
+	}
+	return e.appStatus().Done == v
+}
+
 func (e *env) startAgent(m *Member, r Rollout) *agent {
 	a := &agent{host: m.HostID(), m: m, h: m.App(e.app, r), reg: e.reg, deployTime: 40 * time.Millisecond, localBad: map[string]bool{}}
 	testkit.Go(e.t, "agent "+a.host, func(ctx context.Context) error {

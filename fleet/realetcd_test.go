@@ -26,16 +26,7 @@ func TestRealEtcdRollout(t *testing.T) {
 	for i := range 4 {
 		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), r))
 	}
-	rolledOut := func(v string) func() bool {
-		return func() bool {
-			for _, a := range agents {
-				if a.version() != v {
-					return false
-				}
-			}
-			return e.appStatus().Done == v
-		}
-	}
+	rolledOut := func(v string) func() bool { return func() bool { return e.rolledOut(agents, v) } }
 	e.reg.set("v1.0.0")
 	eventually(t, 30*time.Second, "v1.0.0 rolled out on etcd "+srv.ServerVersion, rolledOut("v1.0.0"))
 
