@@ -318,7 +318,8 @@ func policy(app config.App) version.Policy {
 func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) (*worker, error) {
 	logger := a.opts.Logger.With("app", app.Name)
 	dir := appDir(cfg, app.Name)
-	src, err := newSource(app, a.sourceOptions(logger, app))
+	srcOpts, limits := a.sourceOptions(logger, app)
+	src, err := newSource(app, srcOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +347,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		events:     &events{app: app.Name, agent: a.agentNotifier},
 		scrub:      hookScrubber(cfg, app, os.Environ()),
 		fleet:      a.fleetFor(app),
+		limits:     limits,
 	}
 	if fp, ok := w.pipe.(*filePipeline); ok && w.fleet != nil {
 		fp.published = w.fleet.publishedSum

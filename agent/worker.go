@@ -64,6 +64,7 @@ type worker struct {
 
 	retry  chan struct{} // a request to forget bad versions and poll now
 	fleet  *fleetApp     // the app's part in the fleet; nil without one (fleet.go)
+	limits *retryAfters  // the registry's Retry-After answers (ratelimit.go)
 	events *events       // deploy events to the app's and the agent's notifiers
 
 	cancel context.CancelFunc
@@ -185,13 +186,7 @@ func (w *worker) loop(ctx context.Context) {
 			return
 		case err != nil:
 			failures++
-			wait = backoff(failures, w.app.Interval)
-			var rl *sources.RateLimitedError
-			if errors.As(err, &rl) {
-				if d := rl.Until.Sub(w.now()); d > wait {
-					wait = d
-				}
-			}
+			err, wait = w.rateLimited(err, backoff(failures, w.app.Interval))
 			w.logger.Error("poll failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 			w.recordError(err)
 		default:
