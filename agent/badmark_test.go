@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,14 +18,20 @@ import (
 // is reported as disk_full (state, status, metric), not marked bad, and is
 // deployed once there is room.
 func TestDiskFullIsNotABadVersion(t *testing.T) {
+	const total = 100 << 30
+	var avail atomic.Uint64
+	avail.Store(total / 2)
+	statfs := func(string) (releasestore.Space, error) {
+		a := avail.Load()
+		return releasestore.Space{AvailBytes: a, TotalBytes: total, AvailInodes: a >> 10, TotalInodes: total >> 10, BlockSize: 4096}, nil
+	}
 	e := newEnv(t)
 	e.write(strings.Replace(e.config("1s", "site"), "admin = \"\"", "admin = \"\"\n  min_free_space = \"99.99%\"", 1))
 	clk := newFakeClock()
-	a := e.start(Options{Clock: clk})
+	a := e.start(Options{Clock: clk, Statfs: statfs})
 	waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
 	w := a.worker("site")
 	waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
-	pollNow(t, clk, w)
 
 	s := w.snapshot()
 	if s.State != StateDiskFull || !strings.Contains(s.LastError, "disk full") || s.Deployed != "" {
@@ -40,9 +47,11 @@ func TestDiskFullIsNotABadVersion(t *testing.T) {
 		t.Fatalf("staging left behind: %d entries", len(tmp))
 	}
 
-	// Space was freed: the next try deploys.
-	w.pipe.(*filePipeline).store.Reserve = releasestore.Reserve{Bytes: 1}
-	pollNow(t, clk, w)
+	// Space was freed: the next look at the disk tries again, and deploys.
+	avail.Store(total)
+	waitFor(t, "the wait for room", func() bool { return clk.pending(diskFullRecheck) == 1 })
+	clk.Advance(diskFullRecheck)
+	waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
 	if s := w.snapshot(); s.Deployed != "v1.0.0" {
 		t.Fatalf("status = %+v, want v1.0.0 deployed once there is room", s)
 	}

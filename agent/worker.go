@@ -67,6 +67,10 @@ type worker struct {
 	limits *retryAfters  // the registry's Retry-After answers (ratelimit.go)
 	events *events       // deploy events to the app's and the agent's notifiers
 
+	// statfs measures the app directory's file system, to wait for room
+	// after disk_full (diskfull.go).
+	statfs func(path string) (releasestore.Space, error)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -192,6 +196,7 @@ func (w *worker) loop(ctx context.Context) {
 		default:
 			failures = 0
 		}
+		tick, stop, wait := w.after(err, wait) // disk_full waits for room (diskfull.go)
 		next := w.now().Add(wait)
 		w.setStatus(func(s *Status) {
 			s.NextCheck = next
@@ -200,7 +205,6 @@ func (w *worker) loop(ctx context.Context) {
 			}
 		})
 		w.polled.Add(1)
-		tick, stop := w.clock.After(wait)
 		select {
 		case <-ctx.Done():
 			stop()
