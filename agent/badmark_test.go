@@ -5,13 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/dewy-agent/dewy-agent/releasestore"
 )
 
 // TestDiskFullIsNotABadVersion: a release that does not fit above the reserve
@@ -19,19 +16,10 @@ import (
 // deployed once there is room.
 func TestDiskFullIsNotABadVersion(t *testing.T) {
 	const total = 100 << 30
-	var avail atomic.Uint64
-	avail.Store(total / 2)
-	statfs := func(string) (releasestore.Space, error) {
-		a := avail.Load()
-		return releasestore.Space{AvailBytes: a, TotalBytes: total, AvailInodes: a >> 10, TotalInodes: total >> 10, BlockSize: 4096}, nil
-	}
-	e := newEnv(t)
-	e.write(strings.Replace(e.config("1s", "site"), "admin = \"\"", "admin = \"\"\n  min_free_space = \"99.99%\"", 1))
-	clk := newFakeClock()
-	a := e.start(Options{Clock: clk, Statfs: statfs})
-	waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
-	w := a.worker("site")
-	waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
+	disk := newFakeDisk(total, total>>10)
+	disk.avail.Store(total / 2)
+	disk.inodes.Store(total >> 11)
+	a, w, clk := startOnDisk(t, disk, "99.99%")
 
 	s := w.snapshot()
 	if s.State != StateDiskFull || !strings.Contains(s.LastError, "disk full") || s.Deployed != "" {
@@ -48,7 +36,8 @@ func TestDiskFullIsNotABadVersion(t *testing.T) {
 	}
 
 	// Space was freed: the next look at the disk tries again, and deploys.
-	avail.Store(total)
+	disk.avail.Store(total)
+	disk.inodes.Store(total >> 10)
 	waitFor(t, "the wait for room", func() bool { return clk.pending(diskFullRecheck) == 1 })
 	clk.Advance(diskFullRecheck)
 	waitFor(t, "v1.0.0 deployed", deployed(a, "site"))

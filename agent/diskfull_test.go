@@ -14,19 +14,11 @@ import (
 // room freed it tries again after diskFullMaxWait.
 func TestDiskFullWaitsForRoom(t *testing.T) {
 	const gib = 1 << 30
-	var avail, inodes atomic.Uint64
-	avail.Store(gib) // under the 2 GiB reserve
-	inodes.Store(1 << 20)
-	statfs := func(string) (releasestore.Space, error) {
-		return releasestore.Space{AvailBytes: avail.Load(), TotalBytes: 100 * gib, AvailInodes: inodes.Load(), TotalInodes: 1 << 21, BlockSize: 4096}, nil
-	}
-	e := newEnv(t)
-	e.write(strings.Replace(e.config("1m", "site"), "admin = \"\"", "admin = \"\"\n  min_free_space = \"2GiB\"", 1))
-	clk := newFakeClock()
-	a := e.start(Options{Clock: clk, Statfs: statfs})
-	waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
-	w := a.worker("site")
-	waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
+	disk := newFakeDisk(100*gib, 1<<21)
+	disk.avail.Store(gib) // under the 2 GiB reserve
+	disk.inodes.Store(1 << 20)
+	a, w, clk := startOnDisk(t, disk, "2GiB")
+	avail, inodes, statfs := &disk.avail, &disk.inodes, disk.statfs
 	if s := w.snapshot(); s.State != StateDiskFull || s.Deployed != "" {
 		t.Fatalf("status = %+v, want disk_full", s)
 	}
@@ -87,6 +79,35 @@ func TestDiskFullWaitsForRoom(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeDisk is a file system for Options.Statfs whose free bytes and
+// inodes the test sets.
+type fakeDisk struct {
+	total, totalInodes uint64
+	avail, inodes      atomic.Uint64
+}
+
+func newFakeDisk(total, totalInodes uint64) *fakeDisk {
+	return &fakeDisk{total: total, totalInodes: totalInodes}
+}
+
+func (d *fakeDisk) statfs(string) (releasestore.Space, error) {
+	return releasestore.Space{AvailBytes: d.avail.Load(), TotalBytes: d.total, AvailInodes: d.inodes.Load(), TotalInodes: d.totalInodes, BlockSize: 4096}, nil
+}
+
+// startOnDisk runs the agent with one app ("site", polled every minute) on
+// disk, keeping reserve free (min_free_space), and returns it after its
+// first poll.
+func startOnDisk(t *testing.T, disk *fakeDisk, reserve string) (*Agent, *worker, *fakeClock) {
+	e := newEnv(t)
+	e.write(strings.Replace(e.config("1m", "site"), "admin = \"\"", "admin = \"\"\n  min_free_space = \""+reserve+"\"", 1))
+	clk := newFakeClock()
+	a := e.start(Options{Clock: clk, Statfs: disk.statfs})
+	waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
+	w := a.worker("site")
+	waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
+	return a, w, clk
 }
 
 // diskFullErr is a disk_full failure.

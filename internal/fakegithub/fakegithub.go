@@ -31,6 +31,7 @@
 package fakegithub
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -197,12 +198,7 @@ func (s *Server) WebURL() string {
 	return s.webURL()
 }
 
-func (s *Server) webURL() string {
-	if s.publicAPI != "" {
-		return s.publicAPI
-	}
-	return s.api.URL
-}
+func (s *Server) webURL() string { return cmp.Or(s.publicAPI, s.api.URL) }
 
 // StorageURL is the root of the storage server that downloads redirect to.
 func (s *Server) StorageURL() string {
@@ -211,12 +207,7 @@ func (s *Server) StorageURL() string {
 	return s.storageURL()
 }
 
-func (s *Server) storageURL() string {
-	if s.publicSto != "" {
-		return s.publicSto
-	}
-	return s.storage.URL
-}
+func (s *Server) storageURL() string { return cmp.Or(s.publicSto, s.storage.URL) }
 
 // Origins returns the API and storage servers' own base URLs
 // ("http://127.0.0.1:PORT"), whatever SetPublicURLs says: what a proxy in
