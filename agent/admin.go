@@ -198,7 +198,8 @@ func listenAdmin(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (s *adminServer) close() {
+// Close stops the server, letting requests in flight finish for up to 5s.
+func (s *adminServer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.srv.Shutdown(ctx)
@@ -215,13 +216,7 @@ func (a *Agent) moveAdmin(addr string) error {
 			return err
 		}
 	}
-	a.mu.Lock()
-	prev := a.admin
-	a.admin = next
-	a.mu.Unlock()
-	if prev != nil {
-		prev.close()
-	}
+	replaceClosing(&a.mu, &a.admin, next)
 	return nil
 }
 

@@ -240,7 +240,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	adm := a.admin
 	a.mu.Unlock()
 	if adm != nil {
-		adm.close()
+		adm.Close()
 	}
 	a.setAgentNotifier(nil) // delivers what is queued, within its drain bound
 	a.opts.Logger.Info("agent stopped")

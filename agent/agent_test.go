@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,6 +72,37 @@ func (e *env) start(opts Options) *Agent {
 	return e.run(e.newAgent(opts))
 }
 
+// startPolled starts an agent on a fake clock and returns once the app
+// "site" has ended its first poll: from then on the test drives the polls.
+func (e *env) startPolled() (*Agent, *worker, *fakeClock) {
+	e.t.Helper()
+	return e.startPolledWith(Options{})
+}
+
+// startPolledWith is startPolled with opts (its Clock is the fake one).
+func (e *env) startPolledWith(opts Options) (*Agent, *worker, *fakeClock) {
+	e.t.Helper()
+	clk := newFakeClock()
+	opts.Clock = clk
+	a := e.start(opts)
+	waitFor(e.t, "a worker", func() bool { return a.worker("site") != nil })
+	w := a.worker("site")
+	waitFor(e.t, "the first poll", func() bool { return w.polled.Load() > 0 })
+	return a, w, clk
+}
+
+// startSite starts an agent as startPolled does, with the one app "site"
+// polling every second, and checks that the first poll deployed v1.0.0.
+func (e *env) startSite() (*Agent, *worker, *fakeClock) {
+	e.t.Helper()
+	e.write(e.config("1s", "site"))
+	a, w, clk := e.startPolled()
+	if got := w.snapshot().Deployed; got != "v1.0.0" {
+		e.t.Fatalf("deployed %q after the first poll, want v1.0.0", got)
+	}
+	return a, w, clk
+}
+
 // newAgent returns an agent on the config file, not yet running.
 func (e *env) newAgent(opts Options) *Agent {
 	e.t.Helper()
@@ -81,7 +111,7 @@ func (e *env) newAgent(opts Options) *Agent {
 		e.t.Fatalf("config: %v", diags)
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Logger = testkit.Logger(e.t, slog.LevelDebug)
 	}
 	return New(cfg, opts)
 }
@@ -89,15 +119,7 @@ func (e *env) newAgent(opts Options) *Agent {
 // run runs a until the test ends.
 func (e *env) run(a *Agent) *Agent {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("Run: %v", err)
-		}
-	})
+	testkit.Go(e.t, "Run", a.Run)
 	return a
 }
 
@@ -118,11 +140,4 @@ func deployed(a *Agent, name string) func() bool {
 		w := a.worker(name)
 		return w != nil && w.snapshot().Deployed != ""
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
 }

@@ -53,11 +53,7 @@ func TestDiskFullIsNotABadVersion(t *testing.T) {
 // registry offers another artifact for it.
 func TestBadMarkFollowsTheArtifact(t *testing.T) {
 	e := newEnv(t)
-	e.write(e.config("1s", "site"))
-	clk := newFakeClock()
-	a := e.start(Options{Clock: clk})
-	waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
-	w := a.worker("site")
+	_, w, clk := e.startSite()
 
 	art := filepath.Join(e.reg, "v1.1.0", "site.tar.gz")
 	writeTarGz(t, art, "../../escape.html", "x")
@@ -83,11 +79,7 @@ func TestBadMarkFollowsTheArtifact(t *testing.T) {
 // same artifact failing maxTransientTries times in a row marks it bad.
 func TestTruncatedArtifactIsRetriedBeforeMarkedBad(t *testing.T) {
 	e := newEnv(t)
-	e.write(e.config("1s", "site"))
-	clk := newFakeClock()
-	a := e.start(Options{Clock: clk})
-	waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
-	w := a.worker("site")
+	_, w, clk := e.startSite()
 
 	full := site("v1.1.0")
 	art := filepath.Join(e.reg, "v1.1.0", "site.tar.gz")

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // BenchmarkReload200Apps measures, with 200 apps in the file, the time from a
@@ -40,10 +40,7 @@ func benchReload(b *testing.B, n int, debounce time.Duration) {
 		b.Fatal(diags)
 	}
 	a := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Watch: true, Debounce: debounce})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	testkit.Go(b, "Run", a.Run)
 	for len(a.Statuses()) < n {
 		time.Sleep(time.Millisecond)
 	}

@@ -36,11 +36,7 @@ func TestBadReleasesNeverReplaceAGoodOne(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			e.write(e.config("1s", "site"))
-			clk := newFakeClock()
-			a := e.start(Options{Clock: clk})
-			waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
-			w := a.worker("site")
+			a, w, clk := e.startSite()
 			c.publish(e, "v1.1.0")
 
 			pollNow(t, clk, w)

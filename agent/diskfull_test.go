@@ -102,12 +102,7 @@ func (d *fakeDisk) statfs(string) (releasestore.Space, error) {
 func startOnDisk(t *testing.T, disk *fakeDisk, reserve string) (*Agent, *worker, *fakeClock) {
 	e := newEnv(t)
 	e.write(strings.Replace(e.config("1m", "site"), "admin = \"\"", "admin = \"\"\n  min_free_space = \""+reserve+"\"", 1))
-	clk := newFakeClock()
-	a := e.start(Options{Clock: clk, Statfs: disk.statfs})
-	waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
-	w := a.worker("site")
-	waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
-	return a, w, clk
+	return e.startPolledWith(Options{Statfs: disk.statfs})
 }
 
 // diskFullErr is a disk_full failure.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/dewy-agent/dewy-agent/notify"
 )
@@ -64,11 +65,23 @@ func (a *Agent) agentNotifier() *notify.Dispatcher {
 // the one it replaces (which delivers what it has queued first).
 func (a *Agent) setAgentNotifier(urls []string) {
 	next := newDispatcher(urls, a.opts.Logger.With("notify", "agent"), a.opts.HTTPClient, a.host)
-	a.mu.Lock()
-	prev := a.notifier
-	a.notifier = next
-	a.mu.Unlock()
-	if prev != nil {
+	replaceClosing(&a.mu, &a.notifier, next)
+}
+
+// replaceClosing makes next the value of *field, which mu guards, and closes
+// the value it replaces. The close runs after mu is released: closing waits
+// (for requests in flight, for queued notifications) and must not hold up
+// the agent's other users of mu.
+func replaceClosing[T interface {
+	comparable
+	Close()
+}](mu *sync.Mutex, field *T, next T) {
+	mu.Lock()
+	prev := *field
+	*field = next
+	mu.Unlock()
+	var none T
+	if prev != none {
 		prev.Close()
 	}
 }

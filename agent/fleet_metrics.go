@@ -27,23 +27,17 @@ func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	for _, s := range c.statuses() {
 		f := s.Fleet
 		if f == nil {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.phase, prometheus.GaugeValue, 1, s.Name, f.Phase)
-		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, b(f.Wait != ""), s.Name)
-		ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, b(f.Available), s.Name)
-		ch <- prometheus.MustNewConstMetric(c.pol, prometheus.GaugeValue, b(f.Poller), s.Name)
+		sendGauge(ch, c.phase, 1, s.Name, f.Phase)
+		sendGauge(ch, c.waiting, boolValue(f.Wait != ""), s.Name)
+		sendGauge(ch, c.available, boolValue(f.Available), s.Name)
+		sendGauge(ch, c.pol, boolValue(f.Poller), s.Name)
 		for _, v := range f.Bad {
-			ch <- prometheus.MustNewConstMetric(c.bad, prometheus.GaugeValue, 1, s.Name, v)
+			sendGauge(ch, c.bad, 1, s.Name, v)
 		}
 	}
 }

@@ -1,12 +1,13 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestDeployInFlightRolledBackOnRestart: a state.json that records a deploy
@@ -19,16 +20,13 @@ func TestDeployInFlightRolledBackOnRestart(t *testing.T) {
 	e.write(e.config("1h", "site"))
 	clk := newFakeClock()
 	first := e.newAgent(Options{Clock: clk})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
+	stop := testkit.Go(t, "Run", first.Run)
 	waitFor(t, "v1.0.0 deployed", deployed(first, "site"))
 	w := first.worker("site")
 	e.publish("v1.1.0")
 	pollNow(t, clk, w)
 	waitFor(t, "v1.1.0 deployed", func() bool { return w.snapshot().Deployed == "v1.1.0" })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,12 @@ type metrics struct {
 	reloads          *prometheus.CounterVec
 	lastReloadOK     prometheus.Gauge
 	lastReloadTime   prometheus.Gauge
+
+	// versions is the version each app's deployed_version_info series
+	// names, so setVersion deletes the old series by its labels instead of
+	// scanning every app's (which made 2,000 first deploys quadratic).
+	versionsMu sync.Mutex
+	versions   map[string]string
 }
 
 // workloadCollector reports each app's workload (runners with a process) at
@@ -50,57 +57,47 @@ func (c *workloadCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *workloadCollector) Collect(ch chan<- prometheus.Metric) {
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	for _, s := range c.statuses() {
 		if s.Workload == nil {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, b(s.Workload.Running), s.Name)
-		ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.GaugeValue, float64(s.Workload.Restarts), s.Name)
-		ch <- prometheus.MustNewConstMetric(c.looping, prometheus.GaugeValue, b(s.Workload.CrashLooping), s.Name)
+		sendGauge(ch, c.up, boolValue(s.Workload.Running), s.Name)
+		sendGauge(ch, c.restarts, float64(s.Workload.Restarts), s.Name)
+		sendGauge(ch, c.looping, boolValue(s.Workload.CrashLooping), s.Name)
 	}
+}
+
+// sendGauge sends one gauge sample, read at scrape time, to a collector's
+// channel.
+func sendGauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// boolValue is a yes/no gauge's value: 1 for true, 0 for false.
+func boolValue(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dewy_polls_total", Help: "Registry polls by app and result (ok, error).",
-		}, []string{"app", "result"}),
-		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dewy_deploys_total", Help: "Deploys by app and result (success, failure).",
-		}, []string{"app", "result"}),
-		diskFull: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dewy_disk_full", Help: "1 while an app's last deploy stopped for lack of disk space or inodes above the reserve (agent min_free_space), else 0.",
-		}, []string{"app"}),
+		reg:      prometheus.NewRegistry(),
+		polls:    counterVec("dewy_polls_total", "Registry polls by app and result (ok, error).", "app", "result"),
+		deploys:  counterVec("dewy_deploys_total", "Deploys by app and result (success, failure).", "app", "result"),
+		diskFull: gaugeVec("dewy_disk_full", "1 while an app's last deploy stopped for lack of disk space or inodes above the reserve (agent min_free_space), else 0.", "app"),
 		deployDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dewy_deploy_duration_seconds",
 			Help:    "Time from deciding to deploy to the runner reporting done (download included).",
 			Buckets: []float64{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"app"}),
-		versionInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dewy_deployed_version_info", Help: "1 for the version each app has deployed.",
-		}, []string{"app", "version"}),
-		lastDeploy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dewy_last_successful_deploy_timestamp_seconds", Help: "Unix time of each app's last successful deploy.",
-		}, []string{"app"}),
-		registryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dewy_registry_requests_total", Help: "HTTP requests to registries by app and status code (304 = not modified; 0 = no response).",
-		}, []string{"app", "code"}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dewy_config_reloads_total", Help: "Config reloads by result (success, failure).",
-		}, []string{"result"}),
-		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dewy_config_last_reload_successful", Help: "1 if the last config reload succeeded, else 0.",
-		}),
-		lastReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dewy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful config load.",
-		}),
+		versionInfo:      gaugeVec("dewy_deployed_version_info", "1 for the version each app has deployed.", "app", "version"),
+		lastDeploy:       gaugeVec("dewy_last_successful_deploy_timestamp_seconds", "Unix time of each app's last successful deploy.", "app"),
+		registryRequests: counterVec("dewy_registry_requests_total", "HTTP requests to registries by app and status code (304 = not modified; 0 = no response).", "app", "code"),
+		reloads:          counterVec("dewy_config_reloads_total", "Config reloads by result (success, failure).", "result"),
+		lastReloadOK:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "dewy_config_last_reload_successful", Help: "1 if the last config reload succeeded, else 0."}),
+		lastReloadTime:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "dewy_config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful config load."}),
 	}
 	m.reg.MustRegister(m.polls, m.deploys, m.diskFull, m.deployDuration, m.versionInfo, m.lastDeploy,
 		m.registryRequests, m.reloads, m.lastReloadOK, m.lastReloadTime,
@@ -108,8 +105,21 @@ func newMetrics() *metrics {
 	return m
 }
 
+// counterVec and gaugeVec make the plain labelled metrics: a name, a help text
+// and the label names.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
 // forget removes an app's series once it is removed from the file.
 func (m *metrics) forget(app string) {
+	m.versionsMu.Lock()
+	delete(m.versions, app)
+	m.versionsMu.Unlock()
 	l := prometheus.Labels{"app": app}
 	m.polls.DeletePartialMatch(l)
 	m.deploys.DeletePartialMatch(l)
@@ -122,10 +132,20 @@ func (m *metrics) forget(app string) {
 
 // setVersion makes version the only deployed_version_info series of app.
 func (m *metrics) setVersion(app, version string) {
-	m.versionInfo.DeletePartialMatch(prometheus.Labels{"app": app})
-	if version != "" {
-		m.versionInfo.WithLabelValues(app, version).Set(1)
+	m.versionsMu.Lock()
+	defer m.versionsMu.Unlock()
+	if m.versions == nil {
+		m.versions = map[string]string{}
 	}
+	if prev, ok := m.versions[app]; ok && prev != version {
+		m.versionInfo.DeleteLabelValues(app, prev)
+	}
+	if version == "" {
+		delete(m.versions, app)
+		return
+	}
+	m.versionInfo.WithLabelValues(app, version).Set(1)
+	m.versions[app] = version
 }
 
 // countingTransport counts an app's registry requests by status code.

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // TestRepairAtStart leaves the app directory as a crash or a hand might, and
@@ -58,20 +60,16 @@ func TestRepairAtStart(t *testing.T) {
 			e.write(e.config("1h", "site"))
 			app := filepath.Join(e.state, "apps", "site")
 			for _, r := range []string{v100, v110} {
-				mustWrite(t, filepath.Join(app, r, "index.html"), filepath.Base(r)+"\n")
+				testkit.WriteFile(t, filepath.Join(app, r, "index.html"), filepath.Base(r)+"\n")
 			}
-			mustWrite(t, filepath.Join(app, "tmp", "stage-123", "half.bin"), "half")
-			mustWrite(t, filepath.Join(app, "tmp", "download-456"), "partial")
+			testkit.WriteFile(t, filepath.Join(app, "tmp", "stage-123", "half.bin"), "half")
+			testkit.WriteFile(t, filepath.Join(app, "tmp", "download-456"), "partial")
 			if tt.state != "" {
-				mustWrite(t, filepath.Join(app, stateFile), tt.state)
+				testkit.WriteFile(t, filepath.Join(app, stateFile), tt.state)
 			}
 			tt.current(t, app)
 
-			clk := newFakeClock()
-			a := e.start(Options{Clock: clk})
-			waitFor(t, "a worker", func() bool { return a.worker("site") != nil })
-			w := a.worker("site")
-			waitFor(t, "the first poll", func() bool { return w.polled.Load() > 0 })
+			_, w, _ := e.startPolled()
 
 			target, err := os.Readlink(filepath.Join(app, "current"))
 			if err != nil || target != tt.wantRelease {
@@ -103,15 +101,5 @@ func symlinkTo(target string) func(t *testing.T, app string) {
 		if err := os.Symlink(target, filepath.Join(app, "current")); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func mustWrite(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -103,10 +103,7 @@ func TestRollout(t *testing.T) {
 // at rest: lease keep-alives only (the benchmark hook).
 func TestRequestsAtRest(t *testing.T) {
 	e := newEnv(t)
-	var agents []*agent
-	for i := range 3 {
-		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), Rollout{MaxParallel: "3"}))
-	}
+	agents := e.startAgents(3, Rollout{MaxParallel: "3"})
 	e.reg.set("v1")
 	eventually(t, 10*time.Second, "v1 rolled out", func() bool { return e.appStatus().Done == "v1" })
 	eventually(t, 5*time.Second, "slots released", func() bool { return len(e.appStatus().Slots) == 0 })
@@ -132,10 +129,7 @@ func TestRequestsAtRest(t *testing.T) {
 // host polls within session_ttl and publishes in its own term.
 func TestPollerFailover(t *testing.T) {
 	e := newEnv(t)
-	var agents []*agent
-	for i := range 3 {
-		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), Rollout{MaxParallel: "3"}))
-	}
+	agents := e.startAgents(3, Rollout{MaxParallel: "3"})
 	e.reg.set("v1")
 	eventually(t, 10*time.Second, "v1 published", func() bool { _, ok := agents[1].h.Latest(); return ok })
 	var poller *agent
@@ -292,10 +286,7 @@ func TestQuorumLoss(t *testing.T) {
 		t.Skip("slow fault case (quorum loss and recovery); runs without -short")
 	}
 	e := newEnv(t)
-	var agents []*agent
-	for i := range 3 {
-		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), Rollout{Canary: "1", MaxParallel: "1"}))
-	}
+	agents := e.startAgents(3, Rollout{Canary: "1", MaxParallel: "1"})
 	e.reg.set("v1")
 	eventually(t, 15*time.Second, "v1 rolled out", func() bool { return e.appStatus().Done == "v1" })
 	e.cl.Stop(1)

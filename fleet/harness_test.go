@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 const testTTL = 2 * time.Second
@@ -239,11 +240,21 @@ func (a *agent) try(ctx context.Context, v string) {
 
 func (e *env) startAgent(m *Member, r Rollout) *agent {
 	a := &agent{host: m.HostID(), m: m, h: m.App(e.app, r), reg: e.reg, deployTime: 40 * time.Millisecond, localBad: map[string]bool{}}
-	ctx, cancel := context.WithCancel(e.t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); a.run(ctx) }()
-	e.t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(e.t, "agent "+a.host, func(ctx context.Context) error {
+		a.run(ctx)
+		return nil
+	})
 	return a
+}
+
+// startAgents starts n agents without labels, h0 to h<n-1>, each a member
+// of its own that follows rollout r.
+func (e *env) startAgents(n int, r Rollout) []*agent {
+	var agents []*agent
+	for i := range n {
+		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), r))
+	}
+	return agents
 }
 
 // checker watches every key of the fleet and records each broken rule.
@@ -254,7 +265,7 @@ type checker struct {
 
 	mu         sync.Mutex
 	violations []string
-	kvs        map[string]*mvccpb.KeyValue
+	kvs        map[string]*mvccpb.KeyValue // Follow's, read in process only
 	healthyAt  map[string]time.Time
 	state      map[string]HostApp // host -> last seen app state
 	termLeader map[int64]string
@@ -269,30 +280,10 @@ type checker struct {
 const bakeTolerance = 150 * time.Millisecond
 
 func startChecker(t *testing.T, client *clientv3.Client, k keys, app string) *checker {
-	c := &checker{t: t, keys: k, app: app, kvs: map[string]*mvccpb.KeyValue{}, healthyAt: map[string]time.Time{},
+	c := &checker{t: t, keys: k, app: app, healthyAt: map[string]time.Time{},
 		state: map[string]HostApp{}, termLeader: map[int64]string{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := client.Get(ctx, k.prefix+"/", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatalf("checker: %v", err)
-	}
-	for _, kv := range resp.Kvs {
-		c.kvs[string(kv.Key)] = kv
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		wch := client.Watch(ctx, k.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-		for wr := range wch {
-			if wr.Err() != nil {
-				continue // the client re-watches; a compaction does not happen in tests
-			}
-			c.process(wr.Events)
-		}
-	}()
+	// Registered before Follow, so it runs once the watch has stopped.
 	t.Cleanup(func() {
-		cancel()
-		<-done
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, v := range c.violations {
@@ -300,6 +291,7 @@ func startChecker(t *testing.T, client *clientv3.Client, k keys, app string) *ch
 		}
 		t.Logf("checker: %d deploys, %d installs, %d releases, at most %d slot holders deploying at once", c.deploys, c.installs, c.releases, c.maxHolders)
 	})
+	etcdtest.Follow(t, client, k.prefix+"/", c.process)
 	return c
 }
 
@@ -307,27 +299,17 @@ func (c *checker) violate(format string, a ...any) {
 	c.violations = append(c.violations, fmt.Sprintf(format, a...))
 }
 
-func (c *checker) process(evs []*clientv3.Event) {
+// process checks the fleet as it stands after revision rev.
+func (c *checker) process(rev int64, kvs map[string]*mvccpb.KeyValue, evs []*clientv3.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := 0; i < len(evs); {
-		rev := evs[i].Kv.ModRevision
-		j := i
-		for ; j < len(evs) && evs[j].Kv.ModRevision == rev; j++ {
-			ev := evs[j]
-			key := string(ev.Kv.Key)
-			if ev.Type == clientv3.EventTypeDelete {
-				delete(c.kvs, key)
-				continue
-			}
-			if key == c.keys.release(c.app) {
-				c.checkRelease(ev.Kv)
-			}
-			c.kvs[key] = ev.Kv
+	c.kvs = kvs
+	for _, ev := range evs {
+		if ev.Type == clientv3.EventTypePut && string(ev.Kv.Key) == c.keys.release(c.app) {
+			c.checkRelease(ev.Kv)
 		}
-		c.check(rev)
-		i = j
 	}
+	c.check(rev)
 }
 
 // checkRelease: a release is published by the leader of the term it names.

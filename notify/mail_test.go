@@ -219,14 +219,7 @@ func TestMailDelivers(t *testing.T) {
 				Err: "health check failed", Output: "leaked " + password + " here", Time: time.Now(),
 			}}
 			tr := Transport{Getenv: envMap(tt.env...), TLSConfig: &tls.Config{RootCAs: pool}}
-			if err := n.Notify(t.Context(), m, tr); err != nil {
-				t.Fatalf("Notify: %v", err)
-			}
-			got := be.got()
-			if len(got) != 1 {
-				t.Fatalf("server got %d messages", len(got))
-			}
-			r := got[0]
+			r := notifyOne(t, n, m, tr, be.got)
 			if r.TLS != tt.tls {
 				t.Errorf("TLS = %v, want %v", r.TLS, tt.tls)
 			}
@@ -295,15 +288,7 @@ func TestMailRefuses(t *testing.T) {
 			n := mustParse(t, "mail://"+addr+"/ops@example.com")
 			tr := Transport{Getenv: envMap(tt.env...)}
 			err := n.Notify(t.Context(), Message{Event: Event{App: "api", Kind: DeployFailed}}, tr)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
-			}
-			if IsPermanent(err) != tt.permanent {
-				t.Errorf("IsPermanent = %v, want %v", IsPermanent(err), tt.permanent)
-			}
-			if strings.Contains(err.Error(), "passw0rd") {
-				t.Errorf("error leaks the password: %v", err)
-			}
+			checkFailure(t, err, tt.wantErr, tt.permanent, "passw0rd")
 			if len(be.got()) != 0 {
 				t.Error("a message was delivered")
 			}

@@ -23,6 +23,37 @@ func envMap(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// notifyOne sends m with n and returns the one delivery the fake server
+// reports with got.
+func notifyOne[T any](t *testing.T, n Notifier, m Message, tr Transport, got func() []T) T {
+	t.Helper()
+	if err := n.Notify(t.Context(), m, tr); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	d := got()
+	if len(d) != 1 {
+		t.Fatalf("the server got %d deliveries, want 1", len(d))
+	}
+	return d[0]
+}
+
+// checkFailure checks an error from Notify: it holds want, is permanent
+// exactly when permanent is set, and holds none of the secrets.
+func checkFailure(t *testing.T, err error, want string, permanent bool, secrets ...string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %q", err, want)
+	}
+	if IsPermanent(err) != permanent {
+		t.Errorf("IsPermanent = %v, want %v", IsPermanent(err), permanent)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Errorf("error leaks a secret: %v", err)
+		}
+	}
+}
+
 func mustParse(t *testing.T, raw string) Notifier {
 	t.Helper()
 	n, err := Parse(raw)

@@ -1,12 +1,10 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -175,49 +173,38 @@ func (s *Slack) Notify(ctx context.Context, m Message, t Transport) error {
 		base = DefaultSlackAPIURL
 	}
 	endpoint := strings.TrimSuffix(base, "/") + "/chat.postMessage"
-	body, err := json.Marshal(s.payload(m, []string{token}))
-	if err != nil {
-		return fmt.Errorf("%s: encode message: %w", s, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
+	if _, err := url.Parse(endpoint); err != nil {
 		return permanent(fmt.Errorf("%s: %s is not a valid URL", s, SlackAPIURLEnv))
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("User-Agent", userAgent)
-	resp, err := t.HTTPClient.Do(req)
-	if err != nil {
-		return scrub(fmt.Errorf("%s: chat.postMessage: %w", s, unwrapURLError(err)), token)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return fmt.Errorf("%s: chat.postMessage: read answer: %w", s, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		err := fmt.Errorf("%s: chat.postMessage: HTTP %d", s, resp.StatusCode)
-		if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
-			return permanent(err)
-		}
-		return err
-	}
-	var r slackResponse
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("%s: chat.postMessage: answer is not the Web API's JSON: %w", s, err)
-	}
-	if !r.OK {
-		code := r.Error
-		if code == "" {
-			code = "unknown error"
-		}
-		err := scrub(fmt.Errorf("%s: chat.postMessage: %s", s, code), token)
-		if slackPermanent[code] {
-			return permanent(err)
-		}
-		return err
-	}
-	return nil
+	what := s.String() + ": chat.postMessage"
+	return jsonPost{
+		what:     what,
+		endpoint: endpoint,
+		payload:  s.payload(m, []string{token}),
+		header: func(req *http.Request) {
+			req.Header.Set("Content-Type", "application/json; charset=utf-8")
+			req.Header.Set("Authorization", "Bearer "+token)
+		},
+		answer: func(b []byte) error {
+			var r slackResponse
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("%s: answer is not the Web API's JSON: %w", what, err)
+			}
+			if r.OK {
+				return nil
+			}
+			code := r.Error
+			if code == "" {
+				code = "unknown error"
+			}
+			err := fmt.Errorf("%s: %s", what, code)
+			if slackPermanent[code] {
+				return permanent(err)
+			}
+			return err
+		},
+		secrets: []string{token},
+	}.send(ctx, t)
 }
 
 var _ Notifier = (*Slack)(nil)

@@ -101,14 +101,7 @@ func TestSlackPostsMessage(t *testing.T) {
 		Duration: 3 * time.Second, Time: time.Unix(1700000000, 0),
 	}}
 	tr := Transport{HTTPClient: f.srv.Client(), Getenv: f.env(testSlackToken)}
-	if err := n.Notify(t.Context(), m, tr); err != nil {
-		t.Fatalf("Notify: %v", err)
-	}
-	posts := f.got()
-	if len(posts) != 1 {
-		t.Fatalf("Slack got %d posts, want 1", len(posts))
-	}
-	p := posts[0]
+	p := notifyOne(t, n, m, tr, f.got)
 	if p.Channel != "deploys" || !strings.Contains(p.Text, "api: v1.2.0 is live on web-1") {
 		t.Errorf("channel %q text %q", p.Channel, p.Text)
 	}
@@ -140,20 +133,14 @@ func TestSlackFailurePayload(t *testing.T) {
 		Repeats: 3, Suppressing: true,
 	}
 	tr := Transport{HTTPClient: f.srv.Client(), Getenv: f.env(testSlackToken)}
-	if err := n.Notify(t.Context(), m, tr); err != nil {
-		t.Fatalf("Notify: %v", err)
-	}
-	posts := f.got()
-	if len(posts) != 1 {
-		t.Fatalf("Slack got %d posts", len(posts))
-	}
+	p := notifyOne(t, n, m, tr, f.got)
 	f.mu.Lock()
 	raw := f.raw[0]
 	f.mu.Unlock()
 	if strings.Contains(raw, testSlackToken) {
 		t.Errorf("the token reached the message: %s", raw)
 	}
-	a := posts[0].Attachments[0]
+	a := p.Attachments[0]
 	fields := map[string]string{}
 	for _, fl := range a.Fields {
 		fields[fl.Title] = fl.Value
@@ -197,15 +184,7 @@ func TestSlackErrors(t *testing.T) {
 			n := mustParse(t, tt.raw)
 			tr := Transport{HTTPClient: f.srv.Client(), Getenv: f.env(tt.token)}
 			err := n.Notify(t.Context(), Message{Event: Event{App: "api", Kind: DeployFailed}}, tr)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
-			}
-			if IsPermanent(err) != tt.permanent {
-				t.Errorf("IsPermanent = %v, want %v", IsPermanent(err), tt.permanent)
-			}
-			if tt.token != "" && strings.Contains(err.Error(), tt.token) {
-				t.Errorf("error leaks the token: %v", err)
-			}
+			checkFailure(t, err, tt.wantErr, tt.permanent, tt.token)
 			if len(f.got()) != 0 {
 				t.Error("a failed post was recorded")
 			}

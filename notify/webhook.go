@@ -1,19 +1,12 @@
 package notify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
 )
-
-// userAgent is sent with every HTTP request.
-const userAgent = "dewy-agent"
 
 // Webhook POSTs each message as JSON (WebhookPayload) to a URL.
 //
@@ -118,43 +111,18 @@ func (w *Webhook) Notify(ctx context.Context, m Message, t Transport) error {
 	if w.password != "" {
 		p.Error, p.Output, p.Text = redact(p.Error, w.password), redact(p.Output, w.password), redact(p.Text, w.password)
 	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("%s: encode message: %w", w, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.target.String(), bytes.NewReader(body))
-	if err != nil {
-		return permanent(fmt.Errorf("%s: build request: %w", w, unwrapURLError(err)))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	if w.hasAuth {
-		req.SetBasicAuth(w.user, w.password)
-	}
-	resp, err := t.HTTPClient.Do(req)
-	if err != nil {
-		return scrub(fmt.Errorf("%s: post: %w", w, unwrapURLError(err)), w.urlSecrets()...)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	if resp.StatusCode/100 == 2 {
-		return nil
-	}
-	err = fmt.Errorf("%s: HTTP %d", w, resp.StatusCode)
-	if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
-		return permanent(err)
-	}
-	return err
-}
-
-// unwrapURLError drops the URL that net/http puts in its errors (it may hold
-// a token); the caller names the notifier instead.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
+	return jsonPost{
+		what:     w.String() + ": post",
+		endpoint: w.target.String(),
+		payload:  p,
+		header: func(req *http.Request) {
+			req.Header.Set("Content-Type", "application/json")
+			if w.hasAuth {
+				req.SetBasicAuth(w.user, w.password)
+			}
+		},
+		secrets: w.urlSecrets(),
+	}.send(ctx, t)
 }
 
 var _ Notifier = (*Webhook)(nil)

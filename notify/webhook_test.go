@@ -86,14 +86,7 @@ func TestWebhookPostsJSON(t *testing.T) {
 		App: "api", Host: "web-1", Kind: DeployFailed, Version: "v1.2.0", PreviousVersion: "v1.1.0",
 		Duration: 1500 * time.Millisecond, Step: "health", Err: "health check failed: 503", Time: at,
 	}, Repeats: 1}
-	if err := n.Notify(t.Context(), m, Transport{HTTPClient: f.srv.Client(), Getenv: envMap()}); err != nil {
-		t.Fatalf("Notify: %v", err)
-	}
-	reqs := f.got()
-	if len(reqs) != 1 {
-		t.Fatalf("got %d requests", len(reqs))
-	}
-	r := reqs[0]
+	r := notifyOne(t, n, m, Transport{HTTPClient: f.srv.Client(), Getenv: envMap()}, f.got)
 	if r.Path != "/hooks/deploy" || r.Query != "token=abc123" {
 		t.Errorf("path %q query %q: want the URL less the quiet option", r.Path, r.Query)
 	}
@@ -152,15 +145,7 @@ func TestWebhookErrors(t *testing.T) {
 			}
 			n := mustParse(t, raw)
 			err := n.Notify(t.Context(), Message{Event: Event{App: "api", Kind: DeployFailed}}, Transport{HTTPClient: f.srv.Client(), Getenv: envMap()})
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
-			}
-			if IsPermanent(err) != tt.permanent {
-				t.Errorf("IsPermanent = %v, want %v", IsPermanent(err), tt.permanent)
-			}
-			if strings.Contains(err.Error(), "s3cret") {
-				t.Errorf("error leaks a credential from the URL: %v", err)
-			}
+			checkFailure(t, err, tt.wantErr, tt.permanent, "s3cret")
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package fleetagents
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dewy-agent/dewy-agent/fleet"
+	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
 )
 
 // fleetChecker watches every key of one app in the fleet (the layout of
@@ -24,9 +25,9 @@ type fleetChecker struct {
 
 	mu         sync.Mutex
 	violations []string
-	kvs        map[string][]byte
-	state      map[string]fleet.HostApp // host -> last seen
-	healthyAt  map[string]time.Time     // version -> when its canaries were all healthy
+	kvs        map[string]*mvccpb.KeyValue // Follow's, read in process only
+	state      map[string]fleet.HostApp    // host -> last seen
+	healthyAt  map[string]time.Time        // version -> when its canaries were all healthy
 	termLeader map[int64]string
 	deployers  map[string][]string // version -> hosts that started deploying it
 	maxBusy    int
@@ -42,26 +43,10 @@ func startFleetChecker(t *testing.T, endpoints []string, prefix, app string) *fl
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &fleetChecker{prefix: prefix, app: app, kvs: map[string][]byte{}, state: map[string]fleet.HostApp{},
+	c := &fleetChecker{prefix: prefix, app: app, state: map[string]fleet.HostApp{},
 		healthyAt: map[string]time.Time{}, termLeader: map[int64]string{}, deployers: map[string][]string{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := cli.Get(ctx, prefix+"/", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range resp.Kvs {
-		c.kvs[string(kv.Key)] = kv.Value
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for wr := range cli.Watch(ctx, prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
-			c.process(wr.Events)
-		}
-	}()
+	// Registered before Follow, so it runs once the watch has stopped.
 	t.Cleanup(func() {
-		cancel()
-		<-done
 		cli.Close()
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -70,6 +55,7 @@ func startFleetChecker(t *testing.T, endpoints []string, prefix, app string) *fl
 		}
 		t.Logf("fleet checker: deployers %v; at most %d hosts deploying at once", c.deployers, c.maxBusy)
 	})
+	etcdtest.Follow(t, cli, prefix+"/", c.process)
 	return c
 }
 
@@ -79,36 +65,38 @@ func (c *fleetChecker) violate(format string, a ...any) {
 
 func (c *fleetChecker) appKey(rest string) string { return c.prefix + "/apps/" + c.app + "/" + rest }
 
-func (c *fleetChecker) process(evs []*clientv3.Event) {
+// process checks the app as it stands after revision rev.
+func (c *fleetChecker) process(rev int64, kvs map[string]*mvccpb.KeyValue, evs []*clientv3.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := 0; i < len(evs); {
-		rev := evs[i].Kv.ModRevision
-		for ; i < len(evs) && evs[i].Kv.ModRevision == rev; i++ {
-			ev := evs[i]
-			key := string(ev.Kv.Key)
-			if ev.Type == clientv3.EventTypeDelete {
-				delete(c.kvs, key)
-				continue
-			}
-			c.kvs[key] = ev.Kv.Value
-			if key == c.appKey("release") {
-				var r fleet.Release
-				if err := json.Unmarshal(ev.Kv.Value, &r); err != nil {
-					c.violate("unreadable release: %v", err)
-				} else if prev, ok := c.termLeader[r.Term]; ok && prev != r.Leader {
-					c.violate("two pollers in term %d: %s and %s", r.Term, prev, r.Leader)
-				} else {
-					c.termLeader[r.Term] = r.Leader
-				}
-			}
+	c.kvs = kvs
+	for _, ev := range evs {
+		if ev.Type != clientv3.EventTypePut || string(ev.Kv.Key) != c.appKey("release") {
+			continue
 		}
-		c.check(rev)
+		var r fleet.Release
+		if err := json.Unmarshal(ev.Kv.Value, &r); err != nil {
+			c.violate("unreadable release: %v", err)
+		} else if prev, ok := c.termLeader[r.Term]; ok && prev != r.Leader {
+			c.violate("two pollers in term %d: %s and %s", r.Term, prev, r.Leader)
+		} else {
+			c.termLeader[r.Term] = r.Leader
+		}
 	}
+	c.check(rev)
+}
+
+// value returns the value of key, and whether the key is there.
+func (c *fleetChecker) value(key string) ([]byte, bool) {
+	kv, ok := c.kvs[key]
+	if !ok {
+		return nil, false
+	}
+	return kv.Value, true
 }
 
 func (c *fleetChecker) plan(version string) *fleet.Plan {
-	b, ok := c.kvs[c.appKey("rollouts/"+version+"/plan")]
+	b, ok := c.value(c.appKey("rollouts/" + version + "/plan"))
 	if !ok {
 		return nil
 	}
@@ -122,7 +110,7 @@ func (c *fleetChecker) plan(version string) *fleet.Plan {
 func (c *fleetChecker) canariesHealthy(p *fleet.Plan) bool {
 	for _, h := range p.Canaries {
 		var o fleet.Outcome
-		b, ok := c.kvs[c.appKey("rollouts/"+p.Version+"/outcomes/"+h)]
+		b, ok := c.value(c.appKey("rollouts/" + p.Version + "/outcomes/" + h))
 		if !ok || json.Unmarshal(b, &o) != nil || !o.OK {
 			return false
 		}
@@ -143,13 +131,13 @@ func (c *fleetChecker) check(rev int64) {
 		}
 	}
 	busy := map[string]int{} // version -> hosts deploying or holding a slot
-	for key, val := range c.kvs {
+	for key, kv := range c.kvs {
 		host, ok := strings.CutPrefix(key, c.prefix+"/hosts/")
 		if !ok {
 			continue
 		}
 		var rec fleet.HostRecord
-		if json.Unmarshal(val, &rec) != nil {
+		if json.Unmarshal(kv.Value, &rec) != nil {
 			c.violate("rev %d: unreadable host record of %s", rev, host)
 			continue
 		}

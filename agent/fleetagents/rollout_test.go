@@ -5,7 +5,6 @@
 package fleetagents
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -104,17 +103,8 @@ func (w *fleetWorld) start(n int, rollout string) {
 		if diags.HasErrors() {
 			w.t.Fatal(diags)
 		}
-		logger := slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("host", host)
-		a := agent.New(cfg, agent.Options{Logger: logger})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		w.t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				w.t.Errorf("Run %s: %v", host, err)
-			}
-		})
+		a := agent.New(cfg, agent.Options{Logger: testkit.Logger(w.t, slog.LevelInfo).With("host", host)})
+		testkit.Go(w.t, "Run "+host, a.Run)
 		w.agents = append(w.agents, a)
 	}
 }
@@ -220,14 +210,6 @@ func TestFleetRolloutGoodThenBad(t *testing.T) {
 // site is a release's artifact: a tarball serving the version.
 func site(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
 
-// testWriter sends log lines to the test's log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
 // TestFleetHoldWhileEtcdUnreachable starts an agent whose etcd never
 // answers: with on_unavailable = hold it deploys nothing and its status says
 // it holds, and why.
@@ -263,16 +245,8 @@ app "site" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	a := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	a := agent.New(cfg, agent.Options{Logger: testkit.Logger(t, slog.LevelInfo)})
+	testkit.Go(t, "Run", a.Run)
 	var s agent.Status
 	testkit.Eventually(t, 20*time.Second, "status says hold", func() bool {
 		st := a.Statuses()

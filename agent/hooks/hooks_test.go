@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dewy-agent/dewy-agent/internal/procgroup"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -171,27 +172,12 @@ func alive(t *testing.T, pid, pgid int) bool {
 
 func livingNow(t *testing.T, pid, pgid int) bool {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	ps, err := procgroup.Procs()
 	if err != nil {
 		t.Skipf("no /proc to inspect processes: %v", err)
 	}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
-			continue
-		}
-		pgrp, _ := strconv.Atoi(fields[2])
-		if (pid != 0 && p == pid) || (pgid != 0 && pgrp == pgid) {
+	for _, p := range ps {
+		if !p.Ended() && ((pid != 0 && p.Pid == pid) || (pgid != 0 && p.Pgrp == pgid)) {
 			return true
 		}
 	}

@@ -99,11 +99,12 @@ func run(agentBin string, n, parallel int, rest time.Duration) error {
 	}
 	took := time.Since(start)
 	peak, _ := procStatus(pid, "VmHWM:")
+	startCPU, _ := cpuTime(pid)
 	slots := "default"
 	if parallel > 0 {
 		slots = strconv.Itoa(parallel)
 	}
-	fmt.Printf("cold start: %d apps, max_parallel_deploys %s: all deployed in %s, peak RSS %s\n", n, slots, took.Round(10*time.Millisecond), peak)
+	fmt.Printf("cold start: %d apps, max_parallel_deploys %s: all deployed in %s (agent CPU %s), peak RSS %s\n", n, slots, took.Round(10*time.Millisecond), startCPU, peak)
 
 	// At rest: let the start-up settle for one poll interval, then measure.
 	time.Sleep(30 * time.Second)

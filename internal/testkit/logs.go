@@ -66,3 +66,16 @@ func (b *LogBuffer) Find(t testing.TB, msg string) []map[string]any {
 	}
 	return out
 }
+
+// Logger returns a logger writing text records at level and above to the
+// test's log, so they show with the test that wrote them.
+func Logger(t testing.TB, level slog.Leveler) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type testLog struct{ t testing.TB }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}

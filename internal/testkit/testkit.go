@@ -1,7 +1,8 @@
 // Package testkit holds the helpers the project's tests, benchmarks and demo
 // share: polling for a condition with a deadline (Eventually), building small
-// archives (TarGz, Pack) and an HTTP load generator that counts what failed
-// (Load).
+// archives (TarGz, Pack), an HTTP load generator that counts what failed
+// (Load), running a loop until the test ends (Go) and logging to the test's
+// log (Logger).
 package testkit
 
 import (

@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dewy-agent/dewy-agent/internal/procgroup"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
@@ -215,26 +216,16 @@ type proc struct {
 // procs lists the processes in /proc.
 func procs(t *testing.T) []proc {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	all, err := procgroup.Procs()
 	if err != nil {
 		t.Skip("no /proc:", err)
 	}
 	var ps []proc
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		f := strings.Fields(string(stat[i+1:]))
-		pgrp, _ := strconv.Atoi(f[2])
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		ps = append(ps, proc{pid: pid, pgrp: pgrp, zombie: f[0] == "Z", cmdline: string(cmdline), cwd: cwd})
+	for _, p := range all {
+		dir := filepath.Join("/proc", strconv.Itoa(p.Pid))
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
+		ps = append(ps, proc{pid: p.Pid, pgrp: p.Pgrp, zombie: p.State == "Z", cmdline: string(cmdline), cwd: cwd})
 	}
 	return ps
 }

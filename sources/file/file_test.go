@@ -10,20 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/folders/folderstest"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // registry is an empty folder, for the folder registry contract.
 func registry(t *testing.T) folderstest.Registry {
@@ -36,7 +27,7 @@ func registry(t *testing.T) folderstest.Registry {
 					t.Fatal(err)
 				}
 			} else {
-				write(t, path, string(content))
+				testkit.WriteFile(t, path, string(content))
 			}
 			// The file and the folders it is in carry the object's time.
 			for p := filepath.Clean(path); p != root; p = filepath.Dir(p) {
@@ -73,10 +64,10 @@ func TestContract(t *testing.T) { folderstest.Run(t, registry) }
 // TestHiddenFiles: dot files and files still being written are skipped.
 func TestHiddenFiles(t *testing.T) {
 	root := t.TempDir()
-	write(t, filepath.Join(root, "v1.2.3", "app_linux_amd64.tar.gz"), "a")
-	write(t, filepath.Join(root, "v1.2.4", "app_linux_amd64.tar.gz.part"), "half")
-	write(t, filepath.Join(root, "v1.2.4", "app_linux_arm64.tar.gz.tmp"), "half")
-	write(t, filepath.Join(root, "v1.2.4", ".app_linux_arm64.tar.gz"), "hidden")
+	testkit.WriteFile(t, filepath.Join(root, "v1.2.3", "app_linux_amd64.tar.gz"), "a")
+	testkit.WriteFile(t, filepath.Join(root, "v1.2.4", "app_linux_amd64.tar.gz.part"), "half")
+	testkit.WriteFile(t, filepath.Join(root, "v1.2.4", "app_linux_arm64.tar.gz.tmp"), "half")
+	testkit.WriteFile(t, filepath.Join(root, "v1.2.4", ".app_linux_arm64.tar.gz"), "hidden")
 	if err := os.Mkdir(filepath.Join(root, ".staging"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +130,7 @@ func TestOpenWaitsForAFileBeingWritten(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			path := filepath.Join(root, "v1.0.0", "app.tar.gz")
-			write(t, path, "part one")
+			testkit.WriteFile(t, path, "part one")
 			mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			if err := os.Chtimes(path, mtime, mtime); err != nil {
 				t.Fatal(err)
@@ -153,7 +144,7 @@ func TestOpenWaitsForAFileBeingWritten(t *testing.T) {
 			f.sleep = func(_ context.Context, d time.Duration) error {
 				waited = d
 				if tt.growInWait {
-					write(t, path, "part one, part two")
+					testkit.WriteFile(t, path, "part one, part two")
 				}
 				return nil
 			}
@@ -162,7 +153,7 @@ func TestOpenWaitsForAFileBeingWritten(t *testing.T) {
 				t.Fatalf("Releases = %+v, %v", rels, err)
 			}
 			if tt.grow {
-				write(t, path, "part one, part two")
+				testkit.WriteFile(t, path, "part one, part two")
 			}
 			rc, err := f.Open(t.Context(), rels[0], rels[0].Assets[0])
 			if rc != nil {
