@@ -80,6 +80,9 @@ type Options struct {
 	// Notifier, when set, is told when the agent is ready, reloading and
 	// stopping, and fed the watchdog (systemd's sd_notify; see ServiceNotifier).
 	Notifier ServiceNotifier
+	// FDStore, when set, keeps the server runners' listening sockets while
+	// the agent restarts (systemd's FDSTORE=1; internal/fdstore).
+	FDStore runners.FDStore
 	// AllowEmpty accepts a file that is empty or declares no app, at start and
 	// on reload (dewy-agent run -allow-empty). Without it such a file is refused
 	// on reload and changes nothing: a file caught while it is being rewritten
@@ -332,7 +335,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		return nil, err
 	}
 	handedOver := run != nil
-	run, input, err := newRunner(app, runners.Options{Logger: logger.With("runner", app.Runner.Kind()), AppDir: dir}, run)
+	run, input, err := newRunner(app, runners.Options{Logger: logger.With("runner", app.Runner.Kind()), AppDir: dir, FDStore: a.opts.FDStore}, run)
 	if err != nil {
 		return nil, err
 	}

@@ -39,21 +39,9 @@ func render(t *testing.T, path string) (*File, hcl.Diagnostics, string) {
 
 func TestBadFixtures(t *testing.T) {
 	tests := []badFixture{
-		{
-			name: "unknown attribute",
-			file: "unknown_attribute.bad.hcl",
-			want: []string{"unknown_attribute.bad.hcl:3,3:", "Unsupported argument", `"intervall"`, `Did you mean "interval"?`, `   3:   intervall = "30s"`},
-		},
-		{
-			name: "unknown block",
-			file: "unknown_block.bad.hcl",
-			want: []string{"unknown_block.bad.hcl:6,1:", "Unsupported block type", `"hooks"`},
-		},
-		{
-			name: "unknown scheme",
-			file: "unknown_scheme.bad.hcl",
-			want: []string{"unknown_scheme.bad.hcl:2,14:", `unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, img, s3)`},
-		},
+		{name: "unknown attribute", file: "unknown_attribute.bad.hcl", at: "3,3", want: []string{"Unsupported argument", `"intervall"`, `Did you mean "interval"?`, `   3:   intervall = "30s"`}},
+		{name: "unknown block", file: "unknown_block.bad.hcl", at: "6,1", want: []string{"Unsupported block type", `"hooks"`}},
+		{name: "unknown scheme", file: "unknown_scheme.bad.hcl", at: "2,14", want: []string{`unknown registry scheme "ftp" (supported: file, ghr, gs, grpc, img, s3)`}},
 		{
 			name: "hooks and notifiers",
 			file: "hooks.bad.hcl",
@@ -89,11 +77,7 @@ func TestBadFixtures(t *testing.T) {
 				"server_settings.bad.hcl:9,22:", `dir "../outside" leaves the release directory`,
 			},
 		},
-		{
-			name: "pre_release and artifact with grpc",
-			file: "grpc_options.bad.hcl",
-			want: []string{"grpc_options.bad.hcl:3,17:", "pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "slot cannot be used with a grpc:// registry"},
-		},
+		{name: "pre_release and artifact with grpc", file: "grpc_options.bad.hcl", at: "3,17", want: []string{"pre_release cannot be used with a grpc:// registry", "grpc_options.bad.hcl:4,17:", "slot cannot be used with a grpc:// registry"}},
 		{
 			name: "calver and slot",
 			file: "calver_slot.bad.hcl",
@@ -105,146 +89,34 @@ func TestBadFixtures(t *testing.T) {
 				"calver_slot.bad.hcl:18,14:", "slot cannot be used with an img:// registry",
 			},
 		},
-		{
-			name: "unknown query option",
-			file: "bad_query_option.bad.hcl",
-			want: []string{"bad_query_option.bad.hcl:2,14:", "Unknown registry option", `"prerelease"`, "pre-release, artifact"},
-		},
-		{
-			name: "repeated query option",
-			file: "repeated_option.bad.hcl",
-			want: []string{"repeated_option.bad.hcl:2,14:", "Repeated registry option", `"artifact" appears 2 times`},
-		},
-		{
-			name: "pre-release option not a bool",
-			file: "bad_pre_release_option.bad.hcl",
-			want: []string{"bad_pre_release_option.bad.hcl:2,14:", "?pre-release=yes must be true or false"},
-		},
-		{
-			name: "conflicting pre_release",
-			file: "conflicting_pre_release.bad.hcl",
-			want: []string{"conflicting_pre_release.bad.hcl:3,17:", "Conflicting pre_release", "?pre-release=true", "both are set"},
-		},
-		{
-			name: "conflicting artifact",
-			file: "conflicting_artifact.bad.hcl",
-			want: []string{"conflicting_artifact.bad.hcl:3,14:", "Conflicting artifact", `artifact = "b.tar.gz"`, "?artifact=a.tar.gz", "both are set"},
-		},
-		{
-			name: "missing runner",
-			file: "missing_runner.bad.hcl",
-			want: []string{"missing_runner.bad.hcl:1,1:", `app "api" has no runner block; add runner "assets" {...}`},
-		},
-		{
-			name: "two runners",
-			file: "two_runners.bad.hcl",
-			want: []string{"two_runners.bad.hcl:4,3:", "Duplicate runner block", "runner block at line 3"},
-		},
-		{
-			name: "unknown runner kind",
-			file: "unknown_runner_kind.bad.hcl",
-			want: []string{"unknown_runner_kind.bad.hcl:3,10:", `unknown runner kind "static" (supported: assets, container, server)`},
-		},
-		{
-			name: "duplicate app",
-			file: "duplicate_app.bad.hcl",
-			want: []string{"duplicate_app.bad.hcl:6,1:", "Duplicate app", `"api" is already defined at line 1`},
-		},
-		{
-			name: "bad duration",
-			file: "bad_duration.bad.hcl",
-			want: []string{"bad_duration.bad.hcl:3,14:", `interval: "5 minutes" is not a duration; use e.g. "30s", "5m"`},
-		},
-		{
-			name: "interval too short",
-			file: "short_interval.bad.hcl",
-			want: []string{"short_interval.bad.hcl:3,14:", `"500ms" is shorter than "1s"`},
-		},
-		{
-			name: "keep_releases zero",
-			file: "bad_keep_releases.bad.hcl",
-			want: []string{"bad_keep_releases.bad.hcl:3,19:", "keep_releases is 0; it must be at least 1"},
-		},
-		{
-			name: "bad app name",
-			file: "bad_name.bad.hcl",
-			want: []string{"bad_name.bad.hcl:1,5:", "Invalid app name", `"../etc"`},
-		},
-		{
-			name: "bad log level",
-			file: "bad_log_level.bad.hcl",
-			want: []string{"bad_log_level.bad.hcl:2,15:", `log_level "verbose" is not one of "debug", "info", "warn", "error"`},
-		},
-		{
-			name: "bad log format",
-			file: "bad_log_format.bad.hcl",
-			want: []string{"bad_log_format.bad.hcl:2,16:", `log_format "yaml" is not one of "text", "json"`},
-		},
-		{
-			name: "admin without port",
-			file: "bad_admin.bad.hcl",
-			want: []string{"bad_admin.bad.hcl:2,11:", `admin "localhost" is not host:port`},
-		},
-		{
-			name: "admin with a named port",
-			file: "bad_admin_port.bad.hcl",
-			want: []string{"bad_admin_port.bad.hcl:2,11:", `has port "http", which is not a number`},
-		},
-		{
-			name: "syntax error",
-			file: "syntax_error.bad.hcl",
-			want: []string{"syntax_error.bad.hcl:1,11:", "Unclosed configuration block"},
-		},
-		{
-			name: "file registry with two slashes",
-			file: "file_relative.bad.hcl",
-			want: []string{"file_relative.bad.hcl:2,14:", `"releases" after "file://" is read as a host name`, "three slashes", `"file:///srv/releases/myapp"`},
-		},
-		{
-			name: "ghr without repository",
-			file: "ghr_missing_repo.bad.hcl",
-			want: []string{"ghr_missing_repo.bad.hcl:2,14:", `"ghr://<owner>/<repo>" with exactly two non-empty parts`},
-		},
-		{
-			name: "two agent blocks",
-			file: "two_agents.bad.hcl",
-			want: []string{"two_agents.bad.hcl:5,1:", "Duplicate agent block", "the first is at line 1"},
-		},
-		{
-			name: "registry without scheme",
-			file: "missing_scheme.bad.hcl",
-			want: []string{"missing_scheme.bad.hcl:2,14:", "registry has no scheme", `"ghr://owner/repo"`},
-		},
-		{
-			name: "no registry",
-			file: "missing_registry.bad.hcl",
-			want: []string{"missing_registry.bad.hcl:1,1:", `app "api" has no registry`},
-		},
-		{
-			name: "credentials in the URL",
-			file: "credentials.bad.hcl",
-			want: []string{"credentials.bad.hcl:2,14:", "credentials do not belong in the URL; use GITHUB_TOKEN"},
-		},
-		{
-			name: "relative link",
-			file: "relative_link.bad.hcl",
-			want: []string{"relative_link.bad.hcl:4,12:", `link "www" is relative`},
-		},
-		{
-			name: "unknown function",
-			file: "unknown_function.bad.hcl",
-			want: []string{"unknown_function.bad.hcl:2,14:", "Call to unknown function", `"getenv"`},
-		},
-		{
-			name: "variable reference",
-			file: "variable.bad.hcl",
-			want: []string{"variable.bad.hcl:2,14:", "Variables not allowed"},
-		},
-		{
-			name: "value of the wrong type",
-			file: "wrong_type.bad.hcl",
-			want: []string{"wrong_type.bad.hcl:3,17:", "pre_release must be true or false"},
-		},
+		{name: "unknown query option", file: "bad_query_option.bad.hcl", at: "2,14", want: []string{"Unknown registry option", `"prerelease"`, "pre-release, artifact"}},
+		{name: "repeated query option", file: "repeated_option.bad.hcl", at: "2,14", want: []string{"Repeated registry option", `"artifact" appears 2 times`}},
+		{name: "pre-release option not a bool", file: "bad_pre_release_option.bad.hcl", at: "2,14", want: []string{"?pre-release=yes must be true or false"}},
+		{name: "conflicting pre_release", file: "conflicting_pre_release.bad.hcl", at: "3,17", want: []string{"Conflicting pre_release", "?pre-release=true", "both are set"}},
+		{name: "conflicting artifact", file: "conflicting_artifact.bad.hcl", at: "3,14", want: []string{"Conflicting artifact", `artifact = "b.tar.gz"`, "?artifact=a.tar.gz", "both are set"}},
+		{name: "missing runner", file: "missing_runner.bad.hcl", at: "1,1", want: []string{`app "api" has no runner block; add runner "assets" {...}`}},
+		{name: "two runners", file: "two_runners.bad.hcl", at: "4,3", want: []string{"Duplicate runner block", "runner block at line 3"}},
+		{name: "unknown runner kind", file: "unknown_runner_kind.bad.hcl", at: "3,10", want: []string{`unknown runner kind "static" (supported: assets, container, server)`}},
+		{name: "duplicate app", file: "duplicate_app.bad.hcl", at: "6,1", want: []string{"Duplicate app", `"api" is already defined at line 1`}},
+		{name: "bad duration", file: "bad_duration.bad.hcl", at: "3,14", want: []string{`interval: "5 minutes" is not a duration; use e.g. "30s", "5m"`}},
+		{name: "interval too short", file: "short_interval.bad.hcl", at: "3,14", want: []string{`"500ms" is shorter than "1s"`}},
+		{name: "keep_releases zero", file: "bad_keep_releases.bad.hcl", at: "3,19", want: []string{"keep_releases is 0; it must be at least 1"}},
+		{name: "bad app name", file: "bad_name.bad.hcl", at: "1,5", want: []string{"Invalid app name", `"../etc"`}},
+		{name: "bad log level", file: "bad_log_level.bad.hcl", at: "2,15", want: []string{`log_level "verbose" is not one of "debug", "info", "warn", "error"`}},
+		{name: "bad log format", file: "bad_log_format.bad.hcl", at: "2,16", want: []string{`log_format "yaml" is not one of "text", "json"`}},
+		{name: "admin without port", file: "bad_admin.bad.hcl", at: "2,11", want: []string{`admin "localhost" is not host:port`}},
+		{name: "admin with a named port", file: "bad_admin_port.bad.hcl", at: "2,11", want: []string{`has port "http", which is not a number`}},
+		{name: "syntax error", file: "syntax_error.bad.hcl", at: "1,11", want: []string{"Unclosed configuration block"}},
+		{name: "file registry with two slashes", file: "file_relative.bad.hcl", at: "2,14", want: []string{`"releases" after "file://" is read as a host name`, "three slashes", `"file:///srv/releases/myapp"`}},
+		{name: "ghr without repository", file: "ghr_missing_repo.bad.hcl", at: "2,14", want: []string{`"ghr://<owner>/<repo>" with exactly two non-empty parts`}},
+		{name: "two agent blocks", file: "two_agents.bad.hcl", at: "5,1", want: []string{"Duplicate agent block", "the first is at line 1"}},
+		{name: "registry without scheme", file: "missing_scheme.bad.hcl", at: "2,14", want: []string{"registry has no scheme", `"ghr://owner/repo"`}},
+		{name: "no registry", file: "missing_registry.bad.hcl", at: "1,1", want: []string{`app "api" has no registry`}},
+		{name: "credentials in the URL", file: "credentials.bad.hcl", at: "2,14", want: []string{"credentials do not belong in the URL; use GITHUB_TOKEN"}},
+		{name: "relative link", file: "relative_link.bad.hcl", at: "4,12", want: []string{`link "www" is relative`}},
+		{name: "unknown function", file: "unknown_function.bad.hcl", at: "2,14", want: []string{"Call to unknown function", `"getenv"`}},
+		{name: "variable reference", file: "variable.bad.hcl", at: "2,14", want: []string{"Variables not allowed"}},
+		{name: "value of the wrong type", file: "wrong_type.bad.hcl", at: "3,17", want: []string{"pre_release must be true or false"}},
 		{
 			name: "every error in the file",
 			file: "many_errors.bad.hcl",
@@ -485,13 +357,9 @@ func TestGoodFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []string
+	covers := tableCoversDisk(t, "good", onDisk)
 	for _, tt := range tests {
-		files = append(files, tt.file)
-	}
-	checkTableCoversDisk(t, "good", onDisk, files)
-
-	for _, tt := range tests {
+		covers(tt.file)
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)

@@ -14,22 +14,25 @@ import (
 type badFixture struct {
 	name string
 	file string
+	// at is where an error is, as line,col; the diagnostics must hold
+	// "file:at:". Fixtures with errors at several places list them in want.
+	at   string
 	want []string
 }
 
-// checkTableCoversDisk fails the test unless the fixtures the table names
-// (file names in testdata/) are exactly those on disk, so none is left
-// untested.
-func checkTableCoversDisk(t *testing.T, what string, onDisk, files []string) {
+// tableCoversDisk fails the test, when it ends, unless the fixtures the
+// table names through the returned covers (file names in testdata/) are
+// exactly those on disk, so none is left untested.
+func tableCoversDisk(t *testing.T, what string, onDisk []string) (covers func(file string)) {
 	t.Helper()
 	var inTable []string
-	for _, f := range files {
-		inTable = append(inTable, filepath.Join("testdata", f))
-	}
-	slices.Sort(inTable)
-	if !slices.Equal(onDisk, inTable) {
-		t.Errorf("%s fixtures on disk %v\ndo not match the table %v", what, onDisk, inTable)
-	}
+	t.Cleanup(func() {
+		slices.Sort(inTable)
+		if !slices.Equal(onDisk, inTable) {
+			t.Errorf("%s fixtures on disk %v\ndo not match the table %v", what, onDisk, inTable)
+		}
+	})
+	return func(file string) { inTable = append(inTable, filepath.Join("testdata", file)) }
 }
 
 // runBadFixtures checks that every fixture of tests is refused, with every
@@ -37,12 +40,9 @@ func checkTableCoversDisk(t *testing.T, what string, onDisk, files []string) {
 // onDisk is the list the table must match.
 func runBadFixtures(t *testing.T, tests []badFixture, onDisk []string) {
 	t.Helper()
-	var files []string
+	covers := tableCoversDisk(t, "bad", onDisk)
 	for _, tt := range tests {
-		files = append(files, tt.file)
-	}
-	checkTableCoversDisk(t, "bad", onDisk, files)
-	for _, tt := range tests {
+		covers(tt.file)
 		t.Run(tt.name, func(t *testing.T) {
 			f, diags, out := render(t, filepath.Join("testdata", tt.file))
 			if !diags.HasErrors() {
@@ -56,7 +56,11 @@ func runBadFixtures(t *testing.T, tests []badFixture, onDisk []string) {
 					t.Errorf("error %q has no source range", d.Summary)
 				}
 			}
-			for _, w := range tt.want {
+			want := tt.want
+			if tt.at != "" {
+				want = append([]string{tt.file + ":" + tt.at + ":"}, want...)
+			}
+			for _, w := range want {
 				if !strings.Contains(out, w) {
 					t.Errorf("diagnostics lack %q; got:\n%s", w, out)
 				}

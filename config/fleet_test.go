@@ -88,29 +88,39 @@ func TestNoFleetBlockChangesNothing(t *testing.T) {
 
 func TestFleetDiagnostics(t *testing.T) {
 	t.Setenv("ETCD_PW", "s3cret-pw")
+	// etcd is a valid backend for the cases about something else.
+	const etcd = `  etcd { endpoints = ["http://a:1"] }`
+	lines := func(l ...string) string { return strings.Join(l, "\n") }
 	tests := []struct {
-		name, src string
-		line      int
-		want      string
+		name string
+		// fleet is the fleet block's body (no block when empty), rollout
+		// the app's rollout block; the fleet block starts on line 1.
+		fleet, rollout string
+		line           int
+		want           string
 	}{
-		{"rollout without fleet", strings.Replace(fleetApp, "%s", "  rollout { canary = 1 }", 1), 5, "Rollout without a fleet"},
-		{"bad ttl", "fleet {\n  session_ttl = \"1s\"\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 2, "session_ttl"},
-		{"bad on_unavailable", "fleet {\n  on_unavailable = \"panic\"\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 2, "on_unavailable"},
-		{"bad endpoint", "fleet {\n  etcd {\n    endpoints = [\"10.0.0.1\"]\n  }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 3, "endpoint"},
-		{"bad prefix", "fleet {\n  etcd {\n    endpoints = [\"http://a:1\"]\n    prefix = \"dewy/\"\n  }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 4, "prefix"},
-		{"password without user", "fleet {\n  etcd {\n    endpoints = [\"http://a:1\"]\n    password = env(\"ETCD_PW\")\n  }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 4, "username"},
-		{"no backend", "fleet {\n  host_id = \"a\"\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 1, "Missing fleet backend"},
-		{"both backends", "fleet {\n  etcd { endpoints = [\"http://a:1\"] }\n  fleetlock { url = \"http://b:1\" }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 3, "Two fleet backends"},
-		{"bad host_id", "fleet {\n  host_id = \"a b\"\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 2, "host_id"},
-		{"bad canary", "fleet {\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "  rollout {\n    canary = \"150%\"\n  }", 1), 9, "canary"},
-		{"bad max_parallel", "fleet {\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "  rollout {\n    max_parallel = 0\n  }", 1), 9, "max_parallel"},
-		{"bad bake", "fleet {\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "  rollout {\n    bake = \"soon\"\n  }", 1), 9, "bake"},
-		{"bad threshold", "fleet {\n  etcd { endpoints = [\"http://a:1\"] }\n}\n" + strings.Replace(fleetApp, "%s", "  rollout {\n    failure_threshold = 0\n  }", 1), 9, "failure_threshold"},
-		{"unknown attribute", "fleet {\n  etcd { endpoints = [\"http://a:1\"] }\n  colour = 1\n}\n" + strings.Replace(fleetApp, "%s", "", 1), 3, "colour"},
+		{"rollout without fleet", "", "  rollout { canary = 1 }", 5, "Rollout without a fleet"},
+		{"bad ttl", lines(`  session_ttl = "1s"`, etcd), "", 2, "session_ttl"},
+		{"bad on_unavailable", lines(`  on_unavailable = "panic"`, etcd), "", 2, "on_unavailable"},
+		{"bad endpoint", lines("  etcd {", `    endpoints = ["10.0.0.1"]`, "  }"), "", 3, "endpoint"},
+		{"bad prefix", lines("  etcd {", `    endpoints = ["http://a:1"]`, `    prefix = "dewy/"`, "  }"), "", 4, "prefix"},
+		{"password without user", lines("  etcd {", `    endpoints = ["http://a:1"]`, `    password = env("ETCD_PW")`, "  }"), "", 4, "username"},
+		{"no backend", `  host_id = "a"`, "", 1, "Missing fleet backend"},
+		{"both backends", lines(etcd, `  fleetlock { url = "http://b:1" }`), "", 3, "Two fleet backends"},
+		{"bad host_id", lines(`  host_id = "a b"`, etcd), "", 2, "host_id"},
+		{"bad canary", etcd, lines("  rollout {", `    canary = "150%"`, "  }"), 9, "canary"},
+		{"bad max_parallel", etcd, lines("  rollout {", "    max_parallel = 0", "  }"), 9, "max_parallel"},
+		{"bad bake", etcd, lines("  rollout {", `    bake = "soon"`, "  }"), 9, "bake"},
+		{"bad threshold", etcd, lines("  rollout {", "    failure_threshold = 0", "  }"), 9, "failure_threshold"},
+		{"unknown attribute", lines(etcd, "  colour = 1"), "", 3, "colour"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, diags := Parse("dewy.hcl", []byte(tt.src))
+			src := strings.Replace(fleetApp, "%s", tt.rollout, 1)
+			if tt.fleet != "" {
+				src = "fleet {\n" + tt.fleet + "\n}\n" + src
+			}
+			f, diags := Parse("dewy.hcl", []byte(src))
 			if !diags.HasErrors() || f != nil {
 				t.Fatalf("no error; fleet = %v", f)
 			}

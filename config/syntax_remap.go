@@ -133,17 +133,13 @@ func (m *posMap) content(c *hcl.BodyContent) *hcl.BodyContent {
 		MissingItemRange: m.rng(c.MissingItemRange),
 	}
 	for _, b := range c.Blocks {
-		labels := make([]hcl.Range, len(b.LabelRanges))
-		for i, r := range b.LabelRanges {
-			labels[i] = m.rng(r)
-		}
 		out.Blocks = append(out.Blocks, &hcl.Block{
 			Type:        b.Type,
 			Labels:      b.Labels,
 			Body:        remapBody{body: b.Body, m: m},
 			DefRange:    m.rng(b.DefRange),
 			TypeRange:   m.rng(b.TypeRange),
-			LabelRanges: labels,
+			LabelRanges: each(b.LabelRanges, m.rng),
 		})
 	}
 	return out
@@ -269,12 +265,7 @@ func (e remapExpr) Value(ctx *hcl.EvalContext) (cty.Value, hcl.Diagnostics) {
 
 // Variables implements hcl.Expression.
 func (e remapExpr) Variables() []hcl.Traversal {
-	vars := e.expr.Variables()
-	out := make([]hcl.Traversal, len(vars))
-	for i, t := range vars {
-		out[i] = e.m.traversal(t)
-	}
-	return out
+	return each(e.expr.Variables(), e.m.traversal)
 }
 
 // Range implements hcl.Expression.
@@ -292,11 +283,7 @@ func (e remapExpr) ExprList() []hcl.Expression {
 	if diags.HasErrors() {
 		return nil
 	}
-	out := make([]hcl.Expression, len(list))
-	for i, x := range list {
-		out[i] = e.m.expr(x)
-	}
-	return out
+	return each(list, e.m.expr)
 }
 
 // ExprMap is hcl.ExprMap with YAML positions.
@@ -305,11 +292,9 @@ func (e remapExpr) ExprMap() []hcl.KeyValuePair {
 	if diags.HasErrors() {
 		return nil
 	}
-	out := make([]hcl.KeyValuePair, len(pairs))
-	for i, p := range pairs {
-		out[i] = hcl.KeyValuePair{Key: e.m.expr(p.Key), Value: e.m.expr(p.Value)}
-	}
-	return out
+	return each(pairs, func(p hcl.KeyValuePair) hcl.KeyValuePair {
+		return hcl.KeyValuePair{Key: e.m.expr(p.Key), Value: e.m.expr(p.Value)}
+	})
 }
 
 // ExprCall is hcl.ExprCall with YAML positions.
@@ -318,14 +303,19 @@ func (e remapExpr) ExprCall() *hcl.StaticCall {
 	if diags.HasErrors() || call == nil {
 		return nil
 	}
-	out := &hcl.StaticCall{
+	return &hcl.StaticCall{
 		Name:      call.Name,
 		NameRange: e.m.rng(call.NameRange),
 		ArgsRange: e.m.rng(call.ArgsRange),
-		Arguments: make([]hcl.Expression, len(call.Arguments)),
+		Arguments: each(call.Arguments, e.m.expr),
 	}
-	for i, a := range call.Arguments {
-		out.Arguments[i] = e.m.expr(a)
+}
+
+// each is xs with f applied to every item.
+func each[T any](xs []T, f func(T) T) []T {
+	out := make([]T, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
 	}
 	return out
 }

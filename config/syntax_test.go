@@ -45,11 +45,7 @@ func syntaxFixtures(t *testing.T, kind string) []string {
 // reported with its own file name, line and column, and the source line.
 func TestSyntaxBadFixtures(t *testing.T) {
 	tests := []badFixture{
-		{
-			name: "YAML: unknown attribute, worded as in HCL",
-			file: "unknown_attribute.bad.yaml",
-			want: []string{"unknown_attribute.bad.yaml:4,5:", "Unsupported argument", `Did you mean "interval"?`, "   4:     intervall: 30s"},
-		},
+		{name: "YAML: unknown attribute, worded as in HCL", file: "unknown_attribute.bad.yaml", at: "4,5", want: []string{"Unsupported argument", `Did you mean "interval"?`, "   4:     intervall: 30s"}},
 		{
 			name: "YAML: registry and runner mistakes at YAML positions, all at once",
 			file: "five_mistakes.bad.yaml",
@@ -61,26 +57,10 @@ func TestSyntaxBadFixtures(t *testing.T) {
 				"five_mistakes.bad.yaml:15,19:", "replicas is 100; it must be at most 64",
 			},
 		},
-		{
-			name: "YAML: wrong type",
-			file: "wrong_type.bad.yaml",
-			want: []string{"wrong_type.bad.yaml:4,18:", "pre_release must be true or false", "   4:     pre_release: sometimes"},
-		},
-		{
-			name: "YAML: yes is a string in YAML 1.2",
-			file: "yes_is_a_string.bad.yaml",
-			want: []string{"yes_is_a_string.bad.yaml:5,13:", "report must be true or false", "   5:     report: yes"},
-		},
-		{
-			name: "YAML: missing registry points at the app's key",
-			file: "missing_registry.bad.yaml",
-			want: []string{"missing_registry.bad.yaml:2,3:", `app "api" has no registry`, "   2:   api:"},
-		},
-		{
-			name: "YAML: unknown block, and so no runner",
-			file: "unknown_block.bad.yaml",
-			want: []string{"unknown_block.bad.yaml:4,5:", `"runners"`, `Did you mean "runner"?`, "   4:     runners:"},
-		},
+		{name: "YAML: wrong type", file: "wrong_type.bad.yaml", at: "4,18", want: []string{"pre_release must be true or false", "   4:     pre_release: sometimes"}},
+		{name: "YAML: yes is a string in YAML 1.2", file: "yes_is_a_string.bad.yaml", at: "5,13", want: []string{"report must be true or false", "   5:     report: yes"}},
+		{name: "YAML: missing registry points at the app's key", file: "missing_registry.bad.yaml", at: "2,3", want: []string{`app "api" has no registry`, "   2:   api:"}},
+		{name: "YAML: unknown block, and so no runner", file: "unknown_block.bad.yaml", at: "4,5", want: []string{`"runners"`, `Did you mean "runner"?`, "   4:     runners:"}},
 		{
 			name: "YAML: server runner values of the wrong type",
 			file: "server_types.bad.yaml",
@@ -89,42 +69,18 @@ func TestSyntaxBadFixtures(t *testing.T) {
 				"server_types.bad.yaml:7,16:", `ports[1]: "http" is not a port number or a range`,
 			},
 		},
-		{
-			name: "YAML: an error inside a ${} template points into the string",
-			file: "env_without_quotes.bad.yaml",
-			want: []string{"env_without_quotes.bad.yaml:4,21:", "Variables not allowed", "   4:     interval: ${env(INTERVAL)}"},
-		},
-		{
-			name: "YAML: syntax error",
-			file: "indentation.bad.yaml",
-			want: []string{"indentation.bad.yaml:4,1:", "Invalid YAML", "mapping values are not allowed", "   4:      runner:"},
-		},
+		{name: "YAML: an error inside a ${} template points into the string", file: "env_without_quotes.bad.yaml", at: "4,21", want: []string{"Variables not allowed", "   4:     interval: ${env(INTERVAL)}"}},
+		{name: "YAML: syntax error", file: "indentation.bad.yaml", at: "4,1", want: []string{"Invalid YAML", "mapping values are not allowed", "   4:      runner:"}},
 		{
 			name: "YAML file holding HCL",
 			file: "hcl_in_yaml.bad.yaml",
 			want: []string{"hcl_in_yaml.bad.yaml:2,1:", "hcl_in_yaml.bad.yaml does not look like YAML", "looks like HCL",
 				"the syntax is chosen by the file name: .hcl for HCL, .json or .hcl.json for JSON, .yaml or .yml for YAML"},
 		},
-		{
-			name: "YAML: two documents",
-			file: "two_documents.bad.yaml",
-			want: []string{"two_documents.bad.yaml:5,1:", "More than one YAML document", "   5: ---"},
-		},
-		{
-			name: "YAML: a key that is a number",
-			file: "key_not_string.bad.yaml",
-			want: []string{"key_not_string.bad.yaml:8,11:", "YAML key is not a string", `quote it ("8000")`, "   8:           8000: port"},
-		},
-		{
-			name: "YAML: a key given twice",
-			file: "duplicate_key.bad.yaml",
-			want: []string{"duplicate_key.bad.yaml:5,5:", `the key "registry" is already set at line 3`},
-		},
-		{
-			name: "YAML: an alias inside its own anchor",
-			file: "recursive_alias.bad.yaml",
-			want: []string{"recursive_alias.bad.yaml:5,13:", "Recursive YAML alias", "*api"},
-		},
+		{name: "YAML: two documents", file: "two_documents.bad.yaml", at: "5,1", want: []string{"More than one YAML document", "   5: ---"}},
+		{name: "YAML: a key that is a number", file: "key_not_string.bad.yaml", at: "8,11", want: []string{"YAML key is not a string", `quote it ("8000")`, "   8:           8000: port"}},
+		{name: "YAML: a key given twice", file: "duplicate_key.bad.yaml", at: "5,5", want: []string{`the key "registry" is already set at line 3`}},
+		{name: "YAML: an alias inside its own anchor", file: "recursive_alias.bad.yaml", at: "5,13", want: []string{"Recursive YAML alias", "*api"}},
 		{
 			name: "YAML: a custom tag and an infinite number, both reported",
 			file: "tags_and_infinity.bad.yaml",
@@ -141,36 +97,12 @@ func TestSyntaxBadFixtures(t *testing.T) {
 				"empty_block.bad.yaml:6,7:", `runner "assets" has nothing after its key`, "write assets: {}",
 			},
 		},
-		{
-			name: "JSON: unknown attribute",
-			file: "unknown_attribute.bad.json",
-			want: []string{"unknown_attribute.bad.json:5,7:", `Did you mean "interval"?`, `   5:       "intervall": "30s",`},
-		},
-		{
-			name: "JSON: wrong type",
-			file: "wrong_type.bad.json",
-			want: []string{"wrong_type.bad.json:5,24:", "keep_releases must be a whole number"},
-		},
-		{
-			name: "JSON: missing registry",
-			file: "missing_registry.bad.json",
-			want: []string{"missing_registry.bad.json:3,12:", `app "api" has no registry`},
-		},
-		{
-			name: "JSON: syntax error",
-			file: "trailing_comma.bad.json",
-			want: []string{"trailing_comma.bad.json:5,31:", "Trailing comma"},
-		},
-		{
-			name: "JSON file holding YAML",
-			file: "yaml_in_json.bad.json",
-			want: []string{"yaml_in_json.bad.json:2,1:", "yaml_in_json.bad.json does not look like JSON", "looks like YAML", "   2: app:"},
-		},
-		{
-			name: "hcl.json: a block that is not an object",
-			file: "block_not_object.bad.hcl.json",
-			want: []string{"block_not_object.bad.hcl.json:5,17:", "Incorrect JSON value type", "to specify kind labels for this block"},
-		},
+		{name: "JSON: unknown attribute", file: "unknown_attribute.bad.json", at: "5,7", want: []string{`Did you mean "interval"?`, `   5:       "intervall": "30s",`}},
+		{name: "JSON: wrong type", file: "wrong_type.bad.json", at: "5,24", want: []string{"keep_releases must be a whole number"}},
+		{name: "JSON: missing registry", file: "missing_registry.bad.json", at: "3,12", want: []string{`app "api" has no registry`}},
+		{name: "JSON: syntax error", file: "trailing_comma.bad.json", at: "5,31", want: []string{"Trailing comma"}},
+		{name: "JSON file holding YAML", file: "yaml_in_json.bad.json", at: "2,1", want: []string{"yaml_in_json.bad.json does not look like JSON", "looks like YAML", "   2: app:"}},
+		{name: "hcl.json: a block that is not an object", file: "block_not_object.bad.hcl.json", at: "5,17", want: []string{"Incorrect JSON value type", "to specify kind labels for this block"}},
 	}
 
 	runBadFixtures(t, tests, syntaxFixtures(t, "bad"))

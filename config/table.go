@@ -44,43 +44,41 @@ func schemes() []sources.Scheme {
 	}
 }
 
-// runnerKind returns the kind named name.
-func runnerKind(name string) (runners.Kind, bool) {
-	for _, k := range runnerKinds() {
-		if k.Name() == name {
-			return k, true
+// named is what the table holds: runner kinds and registry schemes, each
+// known by its name.
+type named interface{ Name() string }
+
+// findNamed returns the entry of all named name.
+func findNamed[T named](all []T, name string) (T, bool) {
+	for _, x := range all {
+		if x.Name() == name {
+			return x, true
 		}
 	}
-	return nil, false
+	var none T
+	return none, false
 }
+
+// nameList is the entries' names, for messages.
+func nameList[T named](all []T) []string {
+	names := make([]string, len(all))
+	for i, x := range all {
+		names[i] = x.Name()
+	}
+	return names
+}
+
+// runnerKind returns the kind named name.
+func runnerKind(name string) (runners.Kind, bool) { return findNamed(runnerKinds(), name) }
 
 // runnerKindNames are the kinds' names, for messages.
-func runnerKindNames() []string {
-	var names []string
-	for _, k := range runnerKinds() {
-		names = append(names, k.Name())
-	}
-	return names
-}
+func runnerKindNames() []string { return nameList(runnerKinds()) }
 
 // scheme returns the scheme named name.
-func scheme(name string) (sources.Scheme, bool) {
-	for _, s := range schemes() {
-		if s.Name() == name {
-			return s, true
-		}
-	}
-	return nil, false
-}
+func scheme(name string) (sources.Scheme, bool) { return findNamed(schemes(), name) }
 
 // schemeNames are the schemes' names, for messages.
-func schemeNames() []string {
-	var names []string
-	for _, s := range schemes() {
-		names = append(names, s.Name())
-	}
-	return names
-}
+func schemeNames() []string { return nameList(schemes()) }
 
 // Openers are the artifact URL openers of every scheme that has one, built
 // with opts, for sources whose server names artifacts by URL

@@ -286,31 +286,25 @@ func (d *decoder) buildRegistry(in appInput, app *App) sources.Traits {
 			"slot cannot be used with an %s:// registry: image tags cannot carry build metadata (\"+blue\"); remove it.", p.registry.Scheme)
 	}
 
-	if p.preRelease != nil {
-		if in.preRelease.Set && !in.preRelease.Bad && in.preRelease.Val != *p.preRelease {
-			d.fail(in.preRelease.Range, "Conflicting pre_release",
-				"pre_release = %t here, but the registry URL has ?pre-release=%t; both are set, so keep only one of them.",
-				in.preRelease.Val, *p.preRelease)
-		}
-		app.PreRelease = *p.preRelease
-	}
-	if p.artifact != nil {
-		if in.artifact.Set && !in.artifact.Bad && in.artifact.Val != *p.artifact {
-			d.fail(in.artifact.Range, "Conflicting artifact",
-				"artifact = %q here, but the registry URL has ?artifact=%s; both are set, so keep only one of them.",
-				in.artifact.Val, *p.artifact)
-		}
-		app.Artifact = *p.artifact
-	}
-	if p.calver != nil {
-		if in.calver.Set && !in.calver.Bad && in.calver.Val != *p.calver {
-			d.fail(in.calver.Range, "Conflicting calver",
-				"calver = %q here, but the registry URL has ?calver=%s; both are set, so keep only one of them.",
-				in.calver.Val, *p.calver)
-		}
-		app.CalVer = *p.calver
-	}
+	urlOption(d, in.preRelease, p.preRelease, "pre_release", "pre-release", &app.PreRelease)
+	urlOption(d, in.artifact, p.artifact, "artifact", "artifact", &app.Artifact)
+	urlOption(d, in.calver, p.calver, "calver", "calver", &app.CalVer)
 	return p.traits
+}
+
+// urlOption folds the registry URL's ?option= (fromURL, nil when absent) into
+// dst, reporting a conflict with the attribute attr that sets it too.
+func urlOption[T comparable](d *decoder, s setting[T], fromURL *T, attr, option string, dst *T) {
+	if fromURL == nil {
+		return
+	}
+	if s.Set && !s.Bad && s.Val != *fromURL {
+		// %#v quotes a string attribute as HCL writes it and leaves a bool bare.
+		d.fail(s.Range, "Conflicting "+attr,
+			"%s = %#v here, but the registry URL has ?%s=%v; both are set, so keep only one of them.",
+			attr, s.Val, option, *fromURL)
+	}
+	*dst = *fromURL
 }
 
 // quoteList renders ["a", "b"] as `"a", "b"`.

@@ -43,7 +43,7 @@ func TestUnitFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "KillMode=process",
+		"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "KillMode=process", "FileDescriptorStoreMax=1024",
 		"StateDirectory=dewy-agent", "ConfigurationDirectory=dewy-agent", "WatchdogSec=",
 	} {
 		if !strings.Contains(string(unit), "\n"+want) {

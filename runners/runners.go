@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 )
 
 // Deployment is one release handed to a runner.
@@ -85,6 +86,25 @@ type Options struct {
 	Logger *slog.Logger
 	// AppDir is <state_dir>/apps/<app>.
 	AppDir string
+	// FDStore, when set, keeps descriptors across the agent's restarts
+	// (systemd's file descriptor store, internal/fdstore). Shared by every app.
+	FDStore FDStore
+}
+
+// FDStore keeps descriptors, such as listening sockets, while the agent
+// restarts. Its methods are safe for concurrent use; a name is a runner's own
+// ("<app>/<port>").
+type FDStore interface {
+	// Take returns the descriptor an earlier agent life stored under name, or
+	// nil; each once. The caller owns it.
+	Take(name string) *os.File
+	// Put stores a copy of f under name.
+	Put(name string, f *os.File) error
+	// Remove drops what is stored under name.
+	Remove(name string) error
+	// Names are the names of what an earlier agent life stored and was not
+	// taken yet.
+	Names() []string
 }
 
 // Workload is what a runner with a process tells about it, for status and metrics.

@@ -2,6 +2,7 @@ package runners
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -21,6 +22,29 @@ type Kind interface {
 	// need the kind's Input), but must not be used to run anything then.
 	Decode(b hclsettings.Block) (Settings, hcl.Diagnostics)
 }
+
+// NewKind is the Kind named name whose blocks decode reads: what a runner
+// package returns for config's table.
+func NewKind(name string, decode func(hclsettings.Block) (Settings, hcl.Diagnostics)) Kind {
+	return kind{name: name, decode: decode}
+}
+
+type kind struct {
+	name   string
+	decode func(hclsettings.Block) (Settings, hcl.Diagnostics)
+}
+
+func (k kind) Name() string { return k.name }
+
+func (k kind) Decode(b hclsettings.Block) (Settings, hcl.Diagnostics) { return k.decode(b) }
+
+// Lower bounds of the duration attributes the runners that check health and
+// watch for crashes share: a shorter health_timeout or crash_window cannot
+// tell a slow start or a crash from a healthy release.
+const (
+	MinHealthTimeout = time.Second
+	MinCrashWindow   = time.Second
+)
 
 // Settings are one app's decoded runner block: plain comparable data (the
 // agent compares an app's old and new settings with reflect.DeepEqual to

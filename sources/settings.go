@@ -6,6 +6,8 @@ import (
 	"net/url"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 )
 
 // Scheme is one registry scheme: the part of a registry URL after the
@@ -26,6 +28,54 @@ type Scheme interface {
 	// never repeats the URL, which may hold secrets. Settings are nil when
 	// there are errors.
 	Decode(u *url.URL, options map[string]string, rng hcl.Range) (Settings, hcl.Diagnostics)
+}
+
+// DecodeFunc is a Scheme's Decode.
+type DecodeFunc func(u *url.URL, options map[string]string, rng hcl.Range) (Settings, hcl.Diagnostics)
+
+// OpenURLFunc is a URLOpener's OpenURL.
+type OpenURLFunc func(ctx context.Context, rawURL string, opts Options) (io.ReadCloser, error)
+
+// NewScheme is the Scheme named name with traits, whose URLs decode checks:
+// what a source package returns for config's table. With open (nil for
+// none), it is also a URLOpener.
+func NewScheme(name string, traits Traits, decode DecodeFunc, open OpenURLFunc) Scheme {
+	s := scheme{name: name, traits: traits, decode: decode}
+	if open != nil {
+		return openerScheme{s, open}
+	}
+	return s
+}
+
+type scheme struct {
+	name   string
+	traits Traits
+	decode DecodeFunc
+}
+
+func (s scheme) Name() string { return s.name }
+
+func (s scheme) Traits() Traits { return s.traits }
+
+func (s scheme) Decode(u *url.URL, options map[string]string, rng hcl.Range) (Settings, hcl.Diagnostics) {
+	return s.decode(u, options, rng)
+}
+
+type openerScheme struct {
+	scheme
+	open OpenURLFunc
+}
+
+func (s openerScheme) OpenURL(ctx context.Context, rawURL string, opts Options) (io.ReadCloser, error) {
+	return s.open(ctx, rawURL, opts)
+}
+
+var _ URLOpener = openerScheme{}
+
+// Invalid is what a DecodeFunc returns for a URL it refuses: no settings and
+// one error at rng.
+func Invalid(rng hcl.Range, summary, detail string) (Settings, hcl.Diagnostics) {
+	return nil, hcl.Diagnostics{hclsettings.Error(rng, summary, detail)}
 }
 
 // Traits describe a scheme to config.

@@ -5,25 +5,23 @@
 // deployed. It prints the requests sent and failed (the goal is 0) and whether
 // each restart adopted the app (the same pid still serving).
 //
-//	go run ./bench/agentcrash -agent bin/dewy-agent [-conns 8] [-kills 10]
+// With -proxy the app runs in proxy mode (`proxy = true`): the agent proxies
+// its port, and the socket outlives the agent in the app's hands.
+//
+//	go run ./bench/agentcrash -agent bin/dewy-agent [-conns 8] [-kills 10] [-proxy]
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/internal/archive"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -31,8 +29,9 @@ func main() {
 	agent := flag.String("agent", "bin/dewy-agent", "the dewy-agent binary")
 	conns := flag.Int("conns", 8, "concurrent connections sending requests (half with keep-alive)")
 	kills := flag.Int("kills", 10, "kill -9 and restart the agent this many times")
+	proxy := flag.Bool("proxy", false, "run the app in proxy mode (proxy = true)")
 	flag.Parse()
-	if err := run(*agent, *conns, *kills); err != nil {
+	if err := run(*agent, *conns, *kills, *proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "agentcrash:", err)
 		os.Exit(1)
 	}
@@ -41,29 +40,18 @@ func main() {
 // agentProc is a running agent and its log.
 type agentProc struct {
 	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer
+	log testkit.LogBuffer
 }
 
-func (a *agentProc) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.Write(p)
-}
-
-func (a *agentProc) logs() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.log.String()
-}
+func (a *agentProc) logs() string { return a.log.String() }
 
 func start(bin, cfg string) (*agentProc, error) {
 	a := &agentProc{cmd: exec.Command(bin, "-config", cfg)}
-	a.cmd.Stdout, a.cmd.Stderr = a, a
+	a.cmd.Stdout, a.cmd.Stderr = &a.log, &a.log
 	return a, a.cmd.Start()
 }
 
-func run(bin string, conns, kills int) error {
+func run(bin string, conns, kills int, proxy bool) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("agent binary: %w (make build)", err)
 	}
@@ -73,9 +61,9 @@ func run(bin string, conns, kills int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	app := filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", app, "./testdata/testapp").CombinedOutput(); err != nil {
-		return fmt.Errorf("build testapp: %v\n%s", err, out)
+	app, err := testkit.BuildTestApp(dir)
+	if err != nil {
+		return err
 	}
 	appBin, err := os.ReadFile(app)
 	if err != nil {
@@ -83,43 +71,21 @@ func run(bin string, conns, kills int) error {
 	}
 	reg := filepath.Join(dir, "registry")
 	publish := func(v string) error {
-		var buf bytes.Buffer
-		if err := archive.Write(&buf, archive.TarGz,
-			archive.File{Name: "run.sh", Body: []byte("#!/bin/sh\nexec ./testapp -version " + v + "\n"), Mode: 0o755},
-			archive.File{Name: "testapp", Body: appBin, Mode: 0o755}); err != nil {
-			return err
-		}
-		p := filepath.Join(reg, v, fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH))
+		p := filepath.Join(reg, v, testkit.Artifact("web"))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		return os.WriteFile(p, buf.Bytes(), 0o644)
+		return os.WriteFile(p, testkit.TestAppRelease(appBin, testkit.TestAppCommand(v)), 0o644)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		return err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	state := filepath.Join(dir, "state")
 	cfg := filepath.Join(dir, "dewy.hcl")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-}
-app "web" {
-  registry = "file://%s"
-  interval = "1s"
-  runner "server" {
-    command      = ["./run.sh"]
-    ports        = [%d]
-    health_path  = "/health"
-    stop_timeout = "5s"
-    crash_window = "1s"
-  }
-}
-`, state, reg, port)), 0o644); err != nil {
+	text := fmt.Sprintf("agent {\n  state_dir = %q\n  admin     = \"\"\n}\n", state) +
+		testkit.ServerApp("web", reg, port, `stop_timeout = "5s"`, `crash_window = "1s"`, fmt.Sprintf("proxy = %t", proxy))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -185,7 +151,11 @@ app "web" {
 		return fmt.Errorf("%w\n%s", err, a.logs())
 	}
 	res := load.Stop()
-	fmt.Printf("agent killed with -9 and restarted %d times under load (%d connections, half keep-alive), then one deploy\n", kills, conns)
+	mode := "socket hand-off"
+	if proxy {
+		mode = "proxy mode"
+	}
+	fmt.Printf("%s: agent killed with -9 and restarted %d times under load (%d connections, half keep-alive), then one deploy\n", mode, kills, conns)
 	fmt.Printf("requests: %d sent, %d failed in %s\n", res.Sent, res.Failed, time.Since(began).Round(time.Millisecond))
 	for _, e := range res.Errors {
 		fmt.Println("  failure:", e)

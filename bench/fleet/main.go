@@ -5,7 +5,9 @@
 //     at an S3 registry (gofakes3 on 127.0.0.1);
 //   - etcd requests per agent per minute at rest (fleet.RequestCounter), lease
 //     keep-alives apart;
-//   - the time for a release to reach N hosts with max_parallel M;
+//   - the time for a release to reach N hosts with max_parallel M, and what
+//     it is made of (timeline.go: publish delay, canary, deploys, slot
+//     handoffs, from a watch of the fleet's keys);
 //   - one agent process's memory (VmRSS) with the fleet block and without.
 //
 // The agents are goroutines running the real agent code (agent.New), each
@@ -19,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -202,12 +203,23 @@ func (w *world) round(n, maxPar int, withFleet bool, rest time.Duration) error {
 	if withFleet {
 		next = "v1.2.0"
 	}
+	var tl *timeline
+	if withFleet {
+		var err error
+		if tl, err = watchRollout(w.etcd, "/"+name, "site", next); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	w.publish(next)
 	if err := waitAll(agents, next, 10*time.Minute); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	fmt.Printf("%s: %s reached all %d hosts in %s (from publish; interval %s)\n\n", label, next, n, time.Since(start).Round(100*time.Millisecond), interval)
+	fmt.Printf("%s: %s reached all %d hosts in %s (from publish; interval %s)\n", label, next, n, time.Since(start).Round(100*time.Millisecond), interval)
+	if tl != nil {
+		tl.report("h000", maxPar)
+	}
+	fmt.Println()
 	return nil
 }
 
@@ -283,11 +295,11 @@ func (w *world) startEtcd() (func(), error) {
 	return e.Close, nil
 }
 
+// freeURL is an http URL on a free loopback port, for an etcd listener.
 func freeURL() url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
 }

@@ -3,6 +3,8 @@
 // watch it (file source, assets runner), runs the agent binary, waits until every
 // app has deployed, lets it idle, and reads the process's VmRSS and VmHWM. It then
 // measures the agent's peak memory (VmHWM) while deploying one large artifact.
+// With -registries file,ghr it measures a file:// registry and a GitHub
+// Releases one (an in-process fake of the GitHub API, every app polling it).
 //
 //	go build -o bin/dewy-agent ./cmd/dewy-agent && go run ./bench/idlemem -agent bin/dewy-agent
 package main
@@ -18,11 +20,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func main() {
@@ -30,17 +36,30 @@ func main() {
 	counts := flag.String("apps", "1,100", "comma-separated app counts to measure")
 	idle := flag.Duration("idle", 10*time.Second, "how long to idle after the last deploy before reading memory")
 	bigMiB := flag.Int("big", 500, "also measure the agent's peak memory while deploying an artifact of this many MiB (0: skip)")
+	registries := flag.String("registries", "file", "comma-separated registries to measure: file, ghr")
 	flag.Parse()
-	fmt.Printf("%-6s %-12s %-12s %s\n", "apps", "VmRSS", "VmHWM", "deploy time")
-	for _, c := range strings.Split(*counts, ",") {
-		var n int
-		fmt.Sscan(c, &n)
-		rss, hwm, took, err := measure(*agentBin, n, *idle)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "idlemem:", err)
-			os.Exit(1)
+	fmt.Printf("%-9s %-6s %-12s %-12s %s\n", "registry", "apps", "VmRSS", "VmHWM", "deploy time")
+	for _, r := range strings.Split(*registries, ",") {
+		for _, c := range strings.Split(*counts, ",") {
+			var n int
+			fmt.Sscan(c, &n)
+			var rss, hwm string
+			var took time.Duration
+			var err error
+			switch r {
+			case "file":
+				rss, hwm, took, err = measure(*agentBin, n, *idle)
+			case "ghr":
+				rss, hwm, took, err = measureGitHub(*agentBin, n, *idle)
+			default:
+				err = fmt.Errorf("unknown registry %q (want file or ghr)", r)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "idlemem:", err)
+				os.Exit(1)
+			}
+			fmt.Printf("%-9s %-6d %-12s %-12s %s\n", r, n, rss, hwm, took.Round(time.Millisecond))
 		}
-		fmt.Printf("%-6d %-12s %-12s %s\n", n, rss, hwm, took.Round(time.Millisecond))
 	}
 	if *bigMiB > 0 {
 		rss, hwm, took, err := measureWith(*agentBin, 1, 0, func(dir string) error { return publishBig(dir, *bigMiB) })
@@ -85,6 +104,52 @@ func measure(agentBin string, n int, idle time.Duration) (rss, hwm string, took 
 // measureWith publishes v1.0.0 with pub, runs the agent with n apps on it, waits
 // for every deploy, idles, and reads the agent's memory.
 func measureWith(agentBin string, n int, idle time.Duration, pub func(dir string) error) (rss, hwm string, took time.Duration, err error) {
+	return measureApps(agentBin, n, idle, pub, func(dir string) string {
+		return fmt.Sprintf("file://%s/registry\"\n  artifact = \"site.tar.gz", dir)
+	})
+}
+
+// measureGitHub is measure with every app watching one repository of a fake
+// GitHub API (GITHUB_API_URL), which serves v1.0.0 and then 304s.
+func measureGitHub(agentBin string, n int, idle time.Duration) (rss, hwm string, took time.Duration, err error) {
+	tb := &benchTB{}
+	defer tb.cleanup()
+	gh := fakegithub.New(tb)
+	artifact := fmt.Sprintf("site_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
+	body := testkit.TarGz(map[string]string{"index.html": "<h1>hello</h1>\n"})
+	gh.AddRelease("acme", "site", fakegithub.Release{Tag: "v1.0.0", Published: time.Now().Add(-time.Hour), Assets: map[string][]byte{artifact: body}})
+	if tb.err != nil {
+		return "", "", 0, tb.err
+	}
+	os.Setenv("GITHUB_API_URL", gh.URL())
+	defer os.Unsetenv("GITHUB_API_URL")
+	return measureApps(agentBin, n, idle, func(string) error { return nil }, func(string) string { return "ghr://acme/site" })
+}
+
+// benchTB lets the tests' fake GitHub run in this program: it keeps the
+// cleanups and the first failure. Other testing.TB methods are not used.
+type benchTB struct {
+	testing.TB
+	cleanups []func()
+	err      error
+}
+
+func (b *benchTB) Helper()          {}
+func (b *benchTB) Cleanup(f func()) { b.cleanups = append(b.cleanups, f) }
+func (b *benchTB) Fatalf(f string, a ...any) {
+	if b.err == nil {
+		b.err = fmt.Errorf(f, a...)
+	}
+}
+func (b *benchTB) cleanup() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+}
+
+// measureApps runs the agent with n apps whose registry attribute registry
+// gives, after pub has published v1.0.0 into dir/registry/v1.0.0.
+func measureApps(agentBin string, n int, idle time.Duration, pub func(dir string) error, registry func(dir string) string) (rss, hwm string, took time.Duration, err error) {
 	dir, err := os.MkdirTemp("", "dewy-idlemem-")
 	if err != nil {
 		return "", "", 0, err
@@ -96,7 +161,7 @@ func measureWith(agentBin string, n int, idle time.Duration, pub func(dir string
 	var b strings.Builder
 	fmt.Fprintf(&b, "agent {\n  state_dir = %q\n  log_level = \"warn\"\n  admin = \"\"\n}\n", filepath.Join(dir, "state"))
 	for i := range n {
-		fmt.Fprintf(&b, "app \"app%03d\" {\n  registry = \"file://%s/registry\"\n  artifact = \"site.tar.gz\"\n  interval = \"30s\"\n  runner \"assets\" {}\n}\n", i, dir)
+		fmt.Fprintf(&b, "app \"app%03d\" {\n  registry = \"%s\"\n  interval = \"30s\"\n  runner \"assets\" {}\n}\n", i, registry(dir))
 	}
 	cfg := filepath.Join(dir, "dewy.hcl")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {

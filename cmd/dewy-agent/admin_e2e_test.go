@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,12 +20,7 @@ import (
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
 }
 
 // TestAdminAPI runs the binary with the admin API on and checks status (JSON and
@@ -34,24 +28,11 @@ func freeAddr(t *testing.T) string {
 // /reload with a broken file, and SIGHUP.
 func TestAdminAPI(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
-	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
-	state := filepath.Join(dir, "state")
+	e := newEnv(t)
+	e.publishSite(t, "v1.0.0")
 	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "dewy.hcl")
-	text := fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = %q
-}
-app "site" {
-  registry = "file://%s?artifact=site.tar.gz"
-  interval = "1h"
-  runner "assets" {}
-}
-`, state, addr, reg)
-	writeFile(t, cfg, []byte(text))
+	e.writeConfig(t, fmt.Sprintf("admin = %q", addr), e.siteApp(`interval = "1h"`))
+	state, cfg := e.state, e.cfg
 	p := startAgent(t, cfg)
 	waitVersion(t, p, state, "site", "v1.0.0")
 
@@ -100,7 +81,7 @@ app "site" {
 	}
 
 	// POST /reload with a broken file: 422, nothing changes, status tells.
-	writeFile(t, cfg, []byte(strings.Replace(text, `interval = "1h"`, `interval = "soon"`, 1)))
+	e.writeConfig(t, fmt.Sprintf("admin = %q", addr), e.siteApp(`interval = "soon"`))
 	resp, err = http.Post("http://"+addr+"/reload", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +91,7 @@ app "site" {
 		t.Fatalf("POST /reload with a broken file: %s", resp.Status)
 	}
 	code, stdout, _ = runCLI("status", "-addr", addr)
-	if code != exitOK || !strings.Contains(stdout, "last reload: failure") || !strings.Contains(stdout, "dewy.hcl:8,14") {
+	if code != exitOK || !strings.Contains(stdout, "last reload: failure") || !strings.Contains(stdout, "dewy.hcl:7,14") {
 		t.Fatalf("status after a failed reload:\n%s", stdout)
 	}
 	if v := scrape(t, addr)["dewy_config_last_reload_successful"]; len(v) != 1 || v[0].Value != 0 {
@@ -118,7 +99,7 @@ app "site" {
 	}
 
 	// SIGHUP with a fixed file: the app is restarted with its new settings.
-	writeFile(t, cfg, []byte(strings.Replace(text, `interval = "1h"`, `interval = "2h"`, 1)))
+	e.writeConfig(t, fmt.Sprintf("admin = %q", addr), e.siteApp(`interval = "2h"`))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	for i := 0; !strings.Contains(p.logs(), "restarted=1"); i++ {
 		if i > 200 {

@@ -136,14 +136,27 @@ func looksLikeConfig(arg string) bool {
 // noArguments ends a command that takes no arguments and flags; ok is false
 // when it must stop, with code its exit code.
 func noArguments(name string, args []string, stderr io.Writer) (code int, ok bool) {
+	return parseFlags(newFlags(name, stderr), args, stderr, "")
+}
+
+// newFlags is command name's flag set: its errors and -h go to stderr, -h
+// with the command's usage.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { commandUsage(stderr, name, fs) }
+	return fs
+}
+
+// parseFlags parses args into fs and refuses any argument left over (see
+// extraArgument for fileFlag); ok is false when the command must stop, with
+// code its exit code.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, fileFlag string) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err), false
 	}
 	if fs.NArg() > 0 {
-		extraArgument(stderr, name, fs.Arg(0), "")
+		extraArgument(stderr, fs.Name(), fs.Arg(0), fileFlag)
 		return exitUsage, false
 	}
 	return exitOK, true

@@ -15,28 +15,18 @@ import (
 // unchanged registry redeploys nothing, and SIGTERM stops the agent cleanly.
 func TestFileRegistryDeployRestartShutdown(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
-	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry")
-	state := filepath.Join(dir, "state")
-	publish := func(v string) {
-		writeFile(t, filepath.Join(reg, v, "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": v + "\n"}))
-	}
+	e := newEnv(t)
+	dir, state, cfg := e.dir, e.state, e.cfg
+	publish := func(v string) { e.publishSite(t, v) }
 	publish("v1.0.0")
-	cfg := filepath.Join(dir, "dewy.hcl")
-	writeFile(t, cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-  log_level = "debug"
-}
-app "site" {
+	e.writeConfig(t, "admin     = \"\"\n  log_level = \"debug\"", fmt.Sprintf(`app "site" {
   registry = "file://%s?artifact=site.tar.gz"
   interval = "1s"
   runner "assets" {
     link = %q
   }
 }
-`, state, reg, filepath.Join(dir, "www"))))
+`, e.reg, filepath.Join(dir, "www")))
 
 	p := startAgent(t, cfg)
 	waitVersion(t, p, state, "site", "v1.0.0")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,10 +18,8 @@ import (
 // cmdFmt rewrites HCL config files in canonical form (hclwrite), or with
 // -check only lists the files that are not, exiting 1, for CI.
 func cmdFmt(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fmt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("fmt", stderr)
 	check := fs.Bool("check", false, "change nothing; list the files that are not formatted and exit 1 if there are any")
-	fs.Usage = func() { commandUsage(stderr, "fmt", fs) }
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
 	}

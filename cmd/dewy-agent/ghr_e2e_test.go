@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -43,15 +42,9 @@ func TestGitHubEndToEnd(t *testing.T) {
 	gh.AddRelease("acme", "site", fakegithub.Release{Tag: "v9.9.9", Draft: true})
 	gh.AddRelease("acme", "site", fakegithub.Release{Tag: "latest"})
 
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	cfg := filepath.Join(dir, "dewy.hcl")
-	writeFile(t, cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-  log_level = "debug"
-}
+	e := newEnv(t)
+	state, cfg := e.state, e.cfg
+	e.writeConfig(t, "admin     = \"\"\n  log_level = \"debug\"", `
 app "stable" {
   registry = "ghr://acme/site"
   interval = "1s"
@@ -63,7 +56,7 @@ app "staging" {
   interval    = "1s"
   runner "assets" {}
 }
-`, state)))
+`)
 	env := []string{"GITHUB_API_URL=" + gh.URL(), "GITHUB_TOKEN=ghp_e2e_secret_token", "GH_TOKEN="}
 
 	p := startAgent(t, cfg, env...)

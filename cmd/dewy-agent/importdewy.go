@@ -152,6 +152,20 @@ func importDewy(c dewyCommand, out, notes io.Writer) error {
 	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	// durationAttr writes "attr = <n>s" from Dewy's flag in whole seconds,
+	// when given; indent is the block's.
+	durationAttr := func(indent, flag, attr string) error {
+		v := c.last(flag)
+		if v == "" {
+			return nil
+		}
+		d, err := seconds(flag, v)
+		if err != nil {
+			return err
+		}
+		w("%s%s = %s\n", indent, attr, hclString(d))
+		return nil
+	}
 
 	if lvl, fmtv := c.last("log-level"), c.last("log-format"); lvl != "" || fmtv != "" || c.last("admin-port") != "" {
 		w("agent {\n")
@@ -168,12 +182,8 @@ func importDewy(c dewyCommand, out, notes io.Writer) error {
 	}
 	w("app %s {\n", hclString(name))
 	w("  registry = %s\n", hclString(registry))
-	if v := c.last("interval"); v != "" {
-		d, err := seconds("interval", v)
-		if err != nil {
-			return err
-		}
-		w("  interval = %s\n", hclString(d))
+	if err := durationAttr("  ", "interval", "interval"); err != nil {
+		return err
 	}
 	if v := c.last("calver"); v != "" {
 		w("  calver = %s\n", hclString(v))
@@ -213,24 +223,16 @@ func importDewy(c dewyCommand, out, notes io.Writer) error {
 		if v := c.last("replicas"); v != "" {
 			w("    replicas = %s\n", v)
 		}
-		if v := c.last("drain-time"); v != "" {
-			d, err := seconds("drain-time", v)
-			if err != nil {
-				return err
-			}
-			w("    drain_time = %s\n", hclString(d))
+		if err := durationAttr("    ", "drain-time", "drain_time"); err != nil {
+			return err
 		}
 	}
 	if c.mode != "assets" {
 		if v := c.last("health-path"); v != "" {
 			w("    health_path = %s\n", hclString(v))
 		}
-		if v := c.last("health-timeout"); v != "" {
-			d, err := seconds("health-timeout", v)
-			if err != nil {
-				return err
-			}
-			w("    health_timeout = %s\n", hclString(d))
+		if err := durationAttr("    ", "health-timeout", "health_timeout"); err != nil {
+			return err
 		}
 	}
 	w("  }\n")

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,14 +14,18 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/internal/fdstore"
+	"github.com/dewy-agent/dewy-agent/internal/memtrim"
 )
 
 // Build information, set with -ldflags "-X main.version=v1.2.3 -X
@@ -44,29 +47,30 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// configFlags parses the flags every config-reading command shares. ok is
-// false when the command must end; code is then its exit code (0 after -h).
-func configFlags(name string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+// configFlags parses the flags every config-reading command shares and loads
+// the file (see load). ok is false when the command must end; code is then
+// its exit code (0 after -h, 1 when the file has errors).
+func configFlags(name string, args []string, stderr io.Writer) (path string, cfg *config.File, code int, ok bool) {
 	path, _, code, ok = configFlagsWith(name, args, stderr, false)
-	return path, code, ok
+	if !ok {
+		return path, nil, code, false
+	}
+	if cfg, ok = load(path, stderr); !ok {
+		return path, nil, exitError, false
+	}
+	return path, cfg, exitOK, true
 }
 
 // configFlagsWith is configFlags with run's -allow-empty when withAllowEmpty is true.
 func configFlagsWith(name string, args []string, stderr io.Writer, withAllowEmpty bool) (path string, allowEmpty bool, code int, ok bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(name, stderr)
 	p := fs.String("config", "", "path of the config file: HCL, or JSON/YAML by its extension (required)")
 	var empty *bool
 	if withAllowEmpty {
 		empty = fs.Bool("allow-empty", false, "start even when the file is empty or declares no app (for config management that fills it later)")
 	}
-	fs.Usage = func() { commandUsage(stderr, name, fs) }
-	if err := fs.Parse(args); err != nil {
-		return "", false, parseExit(err), false
-	}
-	if fs.NArg() > 0 {
-		extraArgument(stderr, name, fs.Arg(0), "-config")
-		return "", false, exitUsage, false
+	if code, ok := parseFlags(fs, args, stderr, "-config"); !ok {
+		return "", false, code, false
 	}
 	if *p == "" {
 		fmt.Fprintf(stderr, "dewy-agent %s: -config is required, e.g. -config /etc/dewy-agent/dewy.hcl\n", name)
@@ -100,26 +104,18 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlags("validate", args, stderr)
+	path, cfg, code, ok := configFlags("validate", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return exitError
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", path, len(cfg.Apps))
 	return exitOK
 }
 
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlags("plan", args, stderr)
+	_, cfg, code, ok := configFlags("plan", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, ok := load(path, stderr)
-	if !ok {
-		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -170,6 +166,16 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := agent.Options{Logger: logger, Level: level, Watch: true, Version: agentVersion(), AllowEmpty: allowEmpty}
+	// The listening sockets systemd kept for the agent (LISTEN_FDS), and where
+	// to keep them next time (NOTIFY_SOCKET).
+	store := fdstore.FromEnv()
+	opts.FDStore = store
+	for _, name := range store.Names() { // of apps no longer in the file
+		if app, _, _ := strings.Cut(name, "/"); !slices.ContainsFunc(cfg.Apps, func(a config.App) bool { return a.Name == app }) {
+			logger.Info("dropping the stored sockets of an app no longer configured", "name", name)
+			_ = store.Remove(name)
+		}
+	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Started by systemd with Type=notify: say when the agent is ready,
 		// reloading and stopping, and feed the watchdog when WatchdogSec= is set.
@@ -203,6 +209,8 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 			}
 		}
 	}()
+
+	go trimAfterStart(ctx, logger)
 
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("agent failed", "err", err)
@@ -288,4 +296,25 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// trimSettle is how long after start the agent hands back the memory only
+// start-up used: by then the first polls and deploys of even a few thousand
+// apps are done (see docs/benchmarks.md).
+const trimSettle = 30 * time.Second
+
+// trimAfterStart pages out the executable's start-up-only code and data and
+// returns free heap to the kernel, once, trimSettle after start.
+func trimAfterStart(ctx context.Context, logger *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(trimSettle):
+	}
+	r, err := memtrim.Trim()
+	if err != nil {
+		logger.Debug("start-up memory not trimmed", "err", err)
+		return
+	}
+	logger.Debug("start-up memory trimmed", "rss_before", r.Before, "rss_after", r.After, "regions", r.Regions)
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // agentBin is the dewy-agent binary built once for the end-to-end tests.
@@ -47,8 +49,16 @@ type proc struct {
 
 func startAgent(t *testing.T, cfg string, env ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(agentBin, "-config", cfg), done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(agentBin, "-config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	return startAgentCmd(t, cmd)
+}
+
+// startAgentCmd is startAgent for a command the test made (say, one that
+// passes descriptors as systemd does).
+func startAgentCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	p.cmd.Stdout = pw
@@ -136,6 +146,62 @@ func writeFile(t *testing.T, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// env is an end-to-end test's folder: a file registry, the agent's state
+// dir and its config file.
+type env struct {
+	dir, reg, state, cfg string
+}
+
+func newEnv(t *testing.T) *env {
+	dir := t.TempDir()
+	return &env{dir: dir, reg: filepath.Join(dir, "registry"), state: filepath.Join(dir, "state"), cfg: filepath.Join(dir, "dewy.hcl")}
+}
+
+// writeConfig writes the config file: an agent block with the state dir
+// and agentLines, then the apps.
+func (e *env) writeConfig(t *testing.T, agentLines string, apps ...string) {
+	t.Helper()
+	text := fmt.Sprintf("agent {\n  state_dir = %q\n  %s\n}\n", e.state, agentLines) + strings.Join(apps, "\n")
+	writeFile(t, e.cfg, []byte(text))
+}
+
+// publishSite puts version v of the assets app "site" in the registry: a
+// site.tar.gz whose index.html holds v.
+func (e *env) publishSite(t *testing.T, v string) {
+	t.Helper()
+	writeFile(t, filepath.Join(e.reg, v, "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": v + "\n"}))
+}
+
+// siteApp is the config of the assets app "site" from the registry; lines
+// go in the app block.
+func (e *env) siteApp(lines ...string) string {
+	return fmt.Sprintf("app \"site\" {\n  registry = \"file://%s?artifact=site.tar.gz\"\n  %s\n  runner \"assets\" {}\n}\n", e.reg, strings.Join(lines, "\n  "))
+}
+
+// publishTestApp builds testdata/testapp and returns a publish that puts
+// version v of the server app "web" in the registry, started by run.sh as
+// "exec ./testapp -version v flags...".
+func (e *env) publishTestApp(t *testing.T) (publish func(v string, flags ...string)) {
+	t.Helper()
+	app, err := testkit.BuildTestApp(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := os.ReadFile(app)
+	return func(v string, flags ...string) {
+		writeFile(t, filepath.Join(e.reg, v, testkit.Artifact("web")), testkit.TestAppRelease(bin, testkit.TestAppCommand(v, flags...)))
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	port, err := testkit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func runCLI(args ...string) (code int, stdout, stderr string) {

@@ -17,32 +17,12 @@ func TestServerRunnerProxyEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
-	dir := t.TempDir()
-	reg, publish := testappRegistry(t, dir)
+	e := newEnv(t)
+	publish := e.publishTestApp(t)
 	publish("v1.0.0")
-
 	port := freePort(t)
-	state := filepath.Join(dir, "state")
-	cfg := filepath.Join(dir, "dewy.hcl")
-	writeFile(t, cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-}
-app "web" {
-  registry = "file://%s"
-  interval = "1s"
-  runner "server" {
-    command        = ["./run.sh"]
-    ports          = [%d]
-    health_path    = "/health"
-    health_timeout = "2s"
-    stop_timeout   = "5s"
-    crash_window   = "1s"
-    proxy          = true
-  }
-}
-`, state, reg, port)))
+	e.writeConfig(t, `admin = ""`, testkit.ServerApp("web", e.reg, port, `health_timeout = "2s"`, `stop_timeout = "5s"`, `crash_window = "1s"`, `proxy = true`))
+	state, cfg := e.state, e.cfg
 	url := fmt.Sprintf("http://127.0.0.1:%d/version", port)
 
 	p := startAgent(t, cfg)

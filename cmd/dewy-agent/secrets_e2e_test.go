@@ -97,11 +97,11 @@ func TestSecretsStayWithTheAgent(t *testing.T) {
 		env = append(env, k+"="+v)
 	}
 
-	dir := t.TempDir()
+	e := newEnv(t)
+	dir, reg, state, cfg := e.dir, e.reg, e.state, e.cfg
 	// A file registry with a site and the server test app.
-	reg, publish := testappRegistry(t, dir)
-	publish("v1.0.0")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
+	e.publishTestApp(t)("v1.0.0")
+	e.publishSite(t, "v1.0.0")
 	// A GitHub release, read with GITHUB_TOKEN.
 	gh := fakegithub.New(t)
 	gh.RequireToken(sc.secrets["GITHUB_TOKEN"])
@@ -116,11 +116,9 @@ func TestSecretsStayWithTheAgent(t *testing.T) {
 	slack := newRecorder(t, `{"ok":true}`)
 	env = append(env, "SLACK_API_URL="+slack.srv.URL+"/")
 
-	state := filepath.Join(dir, "state")
 	hookEnvFile := filepath.Join(dir, "hook-env.txt")
 	addr := freeAddr(t)
 	port := freePort(t)
-	cfg := filepath.Join(dir, "dewy.hcl")
 	text := fmt.Sprintf(`
 agent {
   state_dir = %q

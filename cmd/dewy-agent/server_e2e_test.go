@@ -2,19 +2,15 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/dewy-agent/dewy-agent/internal/archive"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -25,31 +21,12 @@ import (
 // current release again without downloading anything.
 func TestServerRunnerEndToEnd(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
-	dir := t.TempDir()
-	reg, publish := testappRegistry(t, dir)
+	e := newEnv(t)
+	publish := e.publishTestApp(t)
 	publish("v1.0.0")
-
 	port := freePort(t)
-	state := filepath.Join(dir, "state")
-	cfg := filepath.Join(dir, "dewy.hcl")
-	writeFile(t, cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-}
-app "web" {
-  registry = "file://%s"
-  interval = "1s"
-  runner "server" {
-    command        = ["./run.sh"]
-    ports          = [%d]
-    health_path    = "/health"
-    health_timeout = "5s"
-    stop_timeout   = "5s"
-    crash_window   = "1s"
-  }
-}
-`, state, reg, port)))
+	e.writeConfig(t, `admin = ""`, testkit.ServerApp("web", e.reg, port, `health_timeout = "5s"`, `stop_timeout = "5s"`, `crash_window = "1s"`))
+	state, cfg := e.state, e.cfg
 	url := fmt.Sprintf("http://127.0.0.1:%d/version", port)
 
 	p := startAgent(t, cfg)
@@ -114,25 +91,11 @@ app "web" {
 	p.stop(t)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
+// get is url's body, whatever its status, or "" when there is no answer
+// within 2s.
 func get(url string) string {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
+	s, _ := testkit.Get(&http.Client{Timeout: 2 * time.Second}, url)
+	return strings.TrimSpace(s)
 }
 
 func waitAnswer(t *testing.T, p *proc, url, want string) {
@@ -195,23 +158,4 @@ func appPIDsUnder(t *testing.T, dir, bin string) []int {
 		}
 	}
 	return pids
-}
-
-// testappRegistry builds testdata/testapp and returns a file registry under
-// dir and a publish that puts version v of the server app in it, started by
-// run.sh as "exec ./testapp -version v flags...".
-func testappRegistry(t *testing.T, dir string) (reg string, publish func(v string, flags ...string)) {
-	t.Helper()
-	app := filepath.Join(dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", app, "../../testdata/testapp").CombinedOutput(); err != nil {
-		t.Fatalf("build testapp: %v\n%s", err, out)
-	}
-	bin, _ := os.ReadFile(app)
-	reg = filepath.Join(dir, "registry")
-	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	publish = func(v string, flags ...string) {
-		script := fmt.Sprintf("#!/bin/sh\nexec ./testapp -version %s %s\n", v, strings.Join(flags, " "))
-		writeFile(t, filepath.Join(reg, v, artifact), testkit.Pack(t, archive.TarGz, archive.File{Name: "run.sh", Body: []byte(script), Mode: 0o755}, archive.File{Name: "testapp", Body: bin, Mode: 0o755}))
-	}
-	return reg, publish
 }

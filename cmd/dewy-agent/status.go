@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,20 +22,14 @@ import (
 
 // cmdStatus asks a running agent for its status over the admin API.
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("status", stderr)
 	resolve := adminFlags(fs)
 	raw := fs.Bool("json", false, "print the raw JSON")
 	app := fs.String("app", "", "print one app's full details, its whole last error included")
 	watch := fs.Bool("watch", false, "redraw every -interval until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "how often -watch redraws")
-	fs.Usage = func() { commandUsage(stderr, "status", fs) }
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
-	}
-	if fs.NArg() > 0 {
-		extraArgument(stderr, "status", fs.Arg(0), "")
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stderr, ""); !ok {
+		return code
 	}
 	addrV, tokenV, err := resolve()
 	if err != nil {
@@ -325,17 +318,11 @@ func indent(s string) string {
 
 // cmdRetry asks a running agent to forget an app's bad versions and poll at once.
 func cmdRetry(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("retry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("retry", stderr)
 	resolve := adminFlags(fs)
 	app := fs.String("app", "", "the app whose bad versions are forgotten (required)")
-	fs.Usage = func() { commandUsage(stderr, "retry", fs) }
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
-	}
-	if fs.NArg() > 0 {
-		extraArgument(stderr, "retry", fs.Arg(0), "")
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stderr, ""); !ok {
+		return code
 	}
 	if *app == "" {
 		fmt.Fprintln(stderr, "dewy-agent retry: -app is required, e.g. dewy-agent retry -app api")

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,9 +32,9 @@ type surviveEnv struct {
 func newSurviveEnv(t *testing.T, agentExtra, runnerExtra string, assets bool) *surviveEnv {
 	t.Helper()
 	e := &surviveEnv{dir: t.TempDir()}
-	e.app = filepath.Join(e.dir, "testapp")
-	if out, err := exec.Command("go", "build", "-o", e.app, "../../testdata/testapp").CombinedOutput(); err != nil {
-		t.Fatalf("build testapp: %v\n%s", err, out)
+	var err error
+	if e.app, err = testkit.BuildTestApp(e.dir); err != nil {
+		t.Fatal(err)
 	}
 	e.bin, _ = os.ReadFile(e.app)
 	e.reg = filepath.Join(e.dir, "registry")
@@ -90,19 +89,15 @@ app "web" {
 func (e *surviveEnv) publish(t *testing.T, v, script string) {
 	t.Helper()
 	if script == "" {
-		script = "exec ./testapp -version " + v
+		script = testkit.TestAppCommand(v)
 	}
-	artifact := fmt.Sprintf("web_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	e.put(t, filepath.Join(e.reg, "web", v, artifact), testkit.Pack(t, archive.TarGz,
-		archive.File{Name: "run.sh", Body: []byte("#!/bin/sh\n" + script + "\n"), Mode: 0o755},
-		archive.File{Name: "testapp", Body: e.bin, Mode: 0o755}))
+	e.put(t, filepath.Join(e.reg, "web", v, testkit.Artifact("web")), testkit.TestAppRelease(e.bin, script))
 }
 
 // publishSite puts version v of the assets app in the registry.
 func (e *surviveEnv) publishSite(t *testing.T, v string) {
 	t.Helper()
-	artifact := fmt.Sprintf("site_%s_%s.tar.gz", runtime.GOOS, runtime.GOARCH)
-	e.put(t, filepath.Join(e.reg, "site", v, artifact), testkit.Pack(t, archive.TarGz,
+	e.put(t, filepath.Join(e.reg, "site", v, testkit.Artifact("site")), testkit.Pack(t, archive.TarGz,
 		archive.File{Name: "index.html", Body: []byte(v + "\n"), Mode: 0o644}))
 }
 
@@ -195,6 +190,50 @@ func TestAgentKill9UnderLoadAdoptsApp(t *testing.T) {
 	p.stop(t)
 	if left := appPIDsUnder(t, e.state, e.app); len(left) != 0 {
 		t.Fatalf("processes left after shutdown: %v", left)
+	}
+}
+
+// TestSystemdStoreAcrossAgentKill: the agent under a fake systemd keeps the
+// server app's socket in the descriptor store (FDSTORE=1, FDNAME=web/<port>);
+// killed with -9 and started again as systemd would (the stored socket at fd
+// 3, LISTEN_FDS, LISTEN_FDNAMES, its own LISTEN_PID), it takes the socket from
+// there and adopts the app, with no request failed; a stop that ends the app
+// removes the socket from the store.
+func TestSystemdStoreAcrossAgentKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped with -short")
+	}
+	e := newSurviveEnv(t, "", "", false)
+	e.publish(t, "v1.0.0", "")
+	ns := testkit.ListenNotify(t)
+	p := startAgent(t, e.cfg, "NOTIFY_SOCKET="+ns.Path)
+	name := fmt.Sprintf("web/%d", e.port)
+	msg, fds, _ := ns.Next(t, "FDSTORE=1")
+	if !strings.Contains(msg, "FDNAME="+name+"\n") || len(fds) != 1 {
+		t.Fatalf("store notification %q with %d descriptors, want FDNAME=%s and 1", msg, len(fds), name)
+	}
+	defer fds[0].Close()
+	waitAnswer(t, p, e.url+"/version", "v1.0.0")
+	waitState(t, p, e.state, "web", "v1.0.0")
+	pid := get(e.url + "/pid")
+
+	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 4})
+	kill9(t, p)
+	cmd := exec.Command("/bin/sh", "-c", `export LISTEN_PID=$$; exec "$@"`, "sh", agentBin, "-config", e.cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.Path, "LISTEN_FDS=1", "LISTEN_FDNAMES="+name)
+	cmd.ExtraFiles = fds
+	p = startAgentCmd(t, cmd)
+	waitLog(t, p, "listening sockets restored from the service manager's descriptor store")
+	waitLog(t, p, "adopted the generation")
+	if got := get(e.url + "/pid"); got != pid {
+		t.Fatalf("after adoption pid %q answers, want %s", got, pid)
+	}
+	if res := load.Stop(); res.Failed != 0 || res.Sent < 50 {
+		t.Fatalf("%d of %d requests failed across kill -9 and restart; first: %v", res.Failed, res.Sent, res.Errors)
+	}
+	p.stop(t)
+	if msg, _, _ := ns.Next(t, "FDSTOREREMOVE=1"); !strings.Contains(msg, "FDNAME="+name+"\n") {
+		t.Errorf("removal %q does not name %s", msg, name)
 	}
 }
 
@@ -379,6 +418,8 @@ func TestCrashSoak(t *testing.T) {
 	p := startAgent(t, e.cfg)
 	waitAnswer(t, p, e.url+"/version", "v1.0.0")
 	waitState(t, p, e.state, "web", "v1.0.0")
+	// Requests are counted across the kills and deploys, and reported.
+	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 4, KeepAlive: testkit.KeepAliveHalf})
 	for i := 1; i <= kills; i++ {
 		v := fmt.Sprintf("v1.%d.0", i)
 		e.publish(t, v, "")
@@ -400,6 +441,8 @@ func TestCrashSoak(t *testing.T) {
 		e.checkConsistent(t, "site")
 		e.checkOneApp(t)
 	}
+	res := load.Stop()
+	t.Logf("soak: %d kills of the agent with -9 across deploys; requests %d sent, %d failed %v", kills, res.Sent, res.Failed, res.Errors)
 	p.stop(t)
 	if left := appPIDsUnder(t, e.state, e.app); len(left) != 0 {
 		t.Fatalf("processes left after shutdown: %v", left)

@@ -16,22 +16,11 @@ import (
 // -addr unix://...).
 func TestAdminOnUnixSocket(t *testing.T) {
 	testkit.Slow(t, "runs the agent")
-	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry")
-	state := filepath.Join(dir, "state")
-	sock := filepath.Join(dir, "run", "admin.sock")
-	writeFile(t, filepath.Join(reg, "v1.0.0", "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
-	cfg := filepath.Join(dir, "dewy.hcl")
-	writeFile(t, cfg, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = "unix://%s"
-}
-app "site" {
-  registry = "file://%s?artifact=site.tar.gz"
-  runner "assets" {}
-}
-`, state, sock, reg)))
+	e := newEnv(t)
+	sock := filepath.Join(e.dir, "run", "admin.sock")
+	e.publishSite(t, "v1.0.0")
+	e.writeConfig(t, fmt.Sprintf("admin = \"unix://%s\"", sock), e.siteApp())
+	state, cfg := e.state, e.cfg
 	if code, _, stderr := runCLI("validate", "-config", cfg); code != exitOK {
 		t.Fatalf("validate: %s", stderr)
 	}

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,7 +46,7 @@ func run(agentBin, cfg string, keep bool) error {
 		defer os.RemoveAll(dir)
 	}
 	registry := filepath.Join(dir, "registry", "web")
-	port, err := freePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		return err
 	}
@@ -142,22 +141,8 @@ func waitFor(url, want string, exited <-chan error) error {
 }
 
 func fetch(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	s, _ := testkit.Get(http.DefaultClient, url)
+	return strings.TrimSpace(s)
 }
 
 func say(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }

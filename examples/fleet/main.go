@@ -12,7 +12,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -164,13 +163,13 @@ func startEtcd(dir string) (endpoint string, stop func(), err error) {
 	return client.String(), e.Close, nil
 }
 
+// freeURL is an http URL on a free loopback port, for an etcd listener.
 func freeURL() url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
 }
 
 func config(dir, host, role, endpoint, reg string) string {

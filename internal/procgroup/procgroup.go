@@ -67,9 +67,14 @@ type Process struct {
 
 	pipes   []*os.File // read ends of stdout and stderr
 	pipeFds [2]int     // the child's copies of them (StartSurviving); -1 if none
-	readers sync.WaitGroup
-	tail    *Tail
-	drained sync.Once
+	// files are the output files (StartSurviving with a directory), tailed
+	// until tailStop is closed; removed once drained.
+	files    []string
+	tailStop chan struct{}
+	tailOnce sync.Once
+	readers  sync.WaitGroup
+	tail     *Tail
+	drained  sync.Once
 }
 
 // Start starts cmd in a process group of its own and logs its output as out
@@ -235,8 +240,10 @@ const pollEvery = 50 * time.Millisecond
 // the output to its end: it sends first to what is left of the group and
 // waits up to grace for the output pipes to close; unless first was SIGKILL,
 // it then sends SIGKILL and waits up to grace again. Pipes still held open
-// after that (by a process that left the group) are closed. Safe to call more
-// than once and from several goroutines; later calls wait for the first.
+// after that (by a process that left the group) are closed. Output files
+// (StartSurviving with a directory) are read to their end once the group is
+// gone (or after the waits), then removed. Safe to call more than once and
+// from several goroutines; later calls wait for the first.
 func (p *Process) Drain(first syscall.Signal, grace time.Duration) {
 	<-p.done
 	p.drained.Do(func() {
@@ -246,6 +253,18 @@ func (p *Process) Drain(first syscall.Signal, grace time.Duration) {
 			close(readersDone)
 		}()
 		p.Signal(first)
+		if p.tailStop != nil {
+			// Output files never end by themselves: once the group is gone
+			// nothing writes to them, and they are read to their end.
+			if !p.waitGroupGone(grace) && first != syscall.SIGKILL {
+				p.Signal(syscall.SIGKILL)
+				p.waitGroupGone(grace)
+			}
+			p.tailOnce.Do(func() { close(p.tailStop) })
+			<-readersDone
+			removeOutputFiles(p.files)
+			return
+		}
 		ok := waitFor(readersDone, grace)
 		if !ok && first != syscall.SIGKILL {
 			p.Signal(syscall.SIGKILL)
@@ -256,6 +275,31 @@ func (p *Process) Drain(first syscall.Signal, grace time.Duration) {
 		}
 		<-readersDone
 	})
+}
+
+// Detach stops reading the output files (StartSurviving with a directory)
+// once what is in them now is read, and leaves them, with the offset read,
+// for the next agent life to adopt. The process goes on. Output that goes to
+// pipes is still read.
+func (p *Process) Detach() {
+	if p.tailStop == nil {
+		return
+	}
+	p.tailOnce.Do(func() { close(p.tailStop) })
+	p.readers.Wait()
+}
+
+// waitGroupGone waits up to d for no live process to be left in the group;
+// it reports whether none is.
+func (p *Process) waitGroupGone(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for p.GroupAlive() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollEvery)
+	}
+	return true
 }
 
 // waitFor reports whether c is closed within d.

@@ -15,17 +15,25 @@ import (
 )
 
 // Surviving processes: a child started with StartSurviving outlives the agent
-// (no death signal, and it holds a second read end of its own output pipes, so a
-// write after the agent died does not kill it with SIGPIPE). A later agent takes
-// it back with Adopt: it opens a pidfd, checks the process is the one recorded
-// (its start time), takes its descriptors back with pidfd_getfd and watches
-// the pidfd for its exit.
+// (no death signal). Its output goes to files in a directory the agent names
+// (fileout_linux.go), so it never blocks on output nobody reads while no agent
+// runs; without a directory it goes to pipes of which the child holds a second
+// read end, so a write after the agent died does not kill it with SIGPIPE (but
+// blocks once the pipe is full). A later agent takes it back with Adopt: it
+// opens a pidfd, checks the process is the one recorded (its start time),
+// tails its output files from where the last agent stopped (or takes its pipes
+// back with pidfd_getfd) and watches the pidfd for its exit.
 
-// StartSurviving is Start for a child that must outlive the agent: it adds a
-// copy of the read ends of the child's stdout and stderr pipes to cmd.ExtraFiles
-// (the child never reads them; they only keep the pipes open). Process.PipeFds
+// StartSurviving is Start for a child that must outlive the agent. With dir,
+// the child's stdout and stderr go to two new files in dir (Process.OutputFiles
+// names them), tailed and logged as out says. Without, it adds a copy of the
+// read ends of the child's stdout and stderr pipes to cmd.ExtraFiles (the
+// child never reads them; they only keep the pipes open); Process.PipeFds
 // tells their numbers in the child. cmd.SysProcAttr must not set Pdeathsig.
-func StartSurviving(cmd *exec.Cmd, out Output) (*Process, error) {
+func StartSurviving(cmd *exec.Cmd, out Output, dir string) (*Process, error) {
+	if dir != "" {
+		return startToFiles(cmd, out, dir)
+	}
 	return start(cmd, out, true)
 }
 
@@ -72,13 +80,22 @@ type Adopted struct {
 	pidfd int
 }
 
+// OutputSource says where an adopted process's output is read from: the
+// files of StartSurviving with a directory (Process.OutputFiles; "" for none),
+// or else the child's copies of its pipes' read ends (Process.PipeFds; below 3
+// for none).
+type OutputSource struct {
+	Files [2]string
+	Fds   [2]int
+}
+
 // Adopt takes back the process pid that started at startTime (see StartTime):
 // it opens a pidfd and checks the start time after that, so the pidfd is known
-// to name that very process. stdoutFd and stderrFd are the child's copies of
-// its output pipes' read ends (Process.PipeFds; -1 for none): they are taken
-// back and logged as out says. Done is closed when the process exits; its exit
-// status is unknown (State is nil): it is not the agent's child.
-func Adopt(pid int, startTime uint64, stdoutFd, stderrFd int, out Output) (*Adopted, error) {
+// to name that very process. Its output is read from src and logged as out
+// says: output files from the offset the last reader saved, pipes by taking
+// them back. Done is closed when the process exits; its exit status is
+// unknown (State is nil): it is not the agent's child.
+func Adopt(pid int, startTime uint64, src OutputSource, out Output) (*Adopted, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
@@ -91,20 +108,26 @@ func Adopt(pid int, startTime uint64, stdoutFd, stderrFd int, out Output) (*Adop
 		return nil, ErrNotSame
 	}
 	a := &Adopted{pidfd: pidfd}
-	p := &Process{pid: pid, done: make(chan struct{}), tail: &Tail{MaxLines: out.TailLines, MaxBytes: out.TailBytes}}
+	p := &Process{pid: pid, done: make(chan struct{}), pipeFds: [2]int{-1, -1}, tail: &Tail{MaxLines: out.TailLines, MaxBytes: out.TailBytes}}
 	a.Process = p
-	lw := newLineWriter(out, p.tail, pid)
-	for i, fd := range []int{stdoutFd, stderrFd} {
-		if fd < 0 {
-			continue
+	if src.Files != [2]string{} {
+		if err := p.tailFiles(out, src.Files[:]); err != nil {
+			newLineWriter(out, p.tail, pid).log.Warn("output not read", "err", err)
 		}
-		f, err := a.TakeFd(fd, true)
-		if err != nil {
-			continue // the output is lost, the process is still ours
+	} else {
+		lw := newLineWriter(out, p.tail, pid)
+		for i, fd := range src.Fds {
+			if fd < 3 {
+				continue
+			}
+			f, err := a.TakeFd(fd, true)
+			if err != nil {
+				continue // the output is lost, the process is still ours
+			}
+			p.pipes = append(p.pipes, f)
+			stream := [2]string{"stdout", "stderr"}[i]
+			p.readers.Go(func() { lw.pump(f, stream) })
 		}
-		p.pipes = append(p.pipes, f)
-		stream := [2]string{"stdout", "stderr"}[i]
-		p.readers.Go(func() { lw.pump(f, stream) })
 	}
 	go func() {
 		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
@@ -136,23 +159,26 @@ func (a *Adopted) TakeFd(fd int, pollable bool) (*os.File, error) {
 		}
 		return os.NewFile(uintptr(nfd), name), nil
 	}
-	// os.NewFile makes a file of a non-blocking descriptor pollable, and such a
-	// file is switched to blocking mode each time it is handed to a child (Fd),
-	// under the feet of the process that shares the description. Wrap it while
-	// blocking, then give it its mode back.
-	flags, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
-	if err != nil {
-		unix.Close(nfd)
-		return nil, err
+	return PlainFile(nfd, name), nil
+}
+
+// PlainFile wraps the descriptor fd of a socket shared with other processes
+// as a file that is not pollable, without changing its mode for good.
+// os.NewFile makes a file of a non-blocking descriptor pollable, and such a
+// file is switched to blocking mode each time it is handed to a child (Fd),
+// under the feet of the processes that share the description. PlainFile
+// wraps it while blocking, then gives it its mode back.
+func PlainFile(fd int, name string) *os.File {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	nonblock := err == nil && flags&unix.O_NONBLOCK != 0
+	if nonblock {
+		_ = unix.SetNonblock(fd, false)
 	}
-	if flags&unix.O_NONBLOCK != 0 {
-		_ = unix.SetNonblock(nfd, false)
+	f := os.NewFile(uintptr(fd), name)
+	if nonblock {
+		_ = unix.SetNonblock(fd, true)
 	}
-	f := os.NewFile(uintptr(nfd), name)
-	if flags&unix.O_NONBLOCK != 0 {
-		_ = unix.SetNonblock(nfd, true)
-	}
-	return f, nil
+	return f
 }
 
 // Release closes the pidfd once the process is done with.

@@ -18,7 +18,28 @@ var errUnsupported = errors.New("procgroup: adopting processes needs Linux")
 var ErrNotSame = errors.New("not the recorded process")
 
 // StartSurviving is Start on systems without pidfds.
-func StartSurviving(cmd *exec.Cmd, out Output) (*Process, error) { return Start(cmd, out) }
+func StartSurviving(cmd *exec.Cmd, out Output, dir string) (*Process, error) { return Start(cmd, out) }
+
+// OutputSource says where an adopted process's output is read from.
+type OutputSource struct {
+	Files [2]string
+	Fds   [2]int
+}
+
+// OutputFiles are none on this system: output goes to pipes.
+func (p *Process) OutputFiles() (stdout, stderr string) { return "", "" }
+
+// RemoveOutputFiles removes output files and their offset files.
+func RemoveOutputFiles(stdout, stderr string) {
+	for _, f := range []string{stdout, stderr} {
+		if f != "" {
+			os.Remove(f)
+			os.Remove(f + ".offset")
+		}
+	}
+}
+
+func removeOutputFiles(paths []string) {}
 
 func reopenPipe(f *os.File) (*os.File, error) { return nil, errUnsupported }
 
@@ -29,7 +50,7 @@ func StartTime(pid int) (uint64, error) { return 0, errUnsupported }
 type Adopted struct{ *Process }
 
 // Adopt is not supported on this system.
-func Adopt(pid int, startTime uint64, stdoutFd, stderrFd int, out Output) (*Adopted, error) {
+func Adopt(pid int, startTime uint64, src OutputSource, out Output) (*Adopted, error) {
 	return nil, errUnsupported
 }
 
@@ -54,3 +75,6 @@ func StopGroup(ctx context.Context, pgid int, sig syscall.Signal, timeout time.D
 
 // GroupAlive reports whether a live process is left in the group pgid.
 func GroupAlive(pgid int) bool { return groupAlive(pgid) }
+
+// PlainFile wraps fd as a file.
+func PlainFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }

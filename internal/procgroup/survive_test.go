@@ -14,7 +14,7 @@ import (
 // TestAdoptChecksIdentityAndWatchesExit: Adopt refuses a start time that does
 // not match, and an adopted process's exit closes Done through the pidfd.
 func TestAdoptChecksIdentityAndWatchesExit(t *testing.T) {
-	p, err := StartSurviving(exec.Command("/bin/sh", "-c", "echo hello; sleep 30"), Output{})
+	p, err := StartSurviving(exec.Command("/bin/sh", "-c", "echo hello; sleep 30"), Output{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,10 +27,10 @@ func TestAdoptChecksIdentityAndWatchesExit(t *testing.T) {
 	if err != nil || st == 0 {
 		t.Fatalf("StartTime() = %d, %v", st, err)
 	}
-	if _, err := Adopt(p.Pid(), st+1, -1, -1, Output{}); !errors.Is(err, ErrNotSame) {
+	if _, err := Adopt(p.Pid(), st+1, OutputSource{}, Output{}); !errors.Is(err, ErrNotSame) {
 		t.Fatalf("Adopt with a wrong start time: %v, want ErrNotSame", err)
 	}
-	a, err := Adopt(p.Pid(), st, outFd, errFd, Output{TailLines: 10})
+	a, err := Adopt(p.Pid(), st, OutputSource{Fds: [2]int{outFd, errFd}}, Output{TailLines: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,15 @@ func Listen(addr string, logger *slog.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Serve(ln, logger), nil
+}
+
+// Serve is Listen on a listener the caller made: a socket it keeps elsewhere
+// too, or one taken over from another process. Close closes ln.
+func Serve(ln net.Listener, logger *slog.Logger) *Proxy {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	p := &Proxy{
 		ln:     ln,
 		logger: logger,
@@ -108,7 +117,7 @@ func Listen(addr string, logger *slog.Logger) (*Proxy, error) {
 	}
 	p.wg.Add(1)
 	go p.accept()
-	return p, nil
+	return p
 }
 
 // Addr is the address the proxy listens on.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // named is an HTTP backend answering its name.
@@ -47,18 +49,6 @@ func get(t *testing.T, client *http.Client, url string) (string, error) {
 	return string(b), err
 }
 
-// refusing is an address on which nothing listens.
-func refusing(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestProxyRoundRobin(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -73,7 +63,7 @@ func TestProxyRoundRobin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestProxy(t)
 			for _, n := range tt.backends {
-				addr := refusing(t)
+				addr := testkit.ClosedAddr(t)
 				if n != "" {
 					addr = strings.TrimPrefix(named(t, n).URL, "http://")
 				}

@@ -8,7 +8,9 @@ package testkit
 import (
 	"bytes"
 	"maps"
+	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +68,48 @@ func Pack(t testing.TB, format archive.Format, files ...archive.File) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// ErrorContains fails t unless err is an error whose text holds every one of
+// parts.
+func ErrorContains(t testing.TB, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want an error containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("err = %v, want it to contain %q", err, p)
+		}
+	}
+}
+
+// ExpectError checks err against want, a part of the error's text, or "" for
+// no error. It reports whether the call succeeded as wanted, so that the
+// caller goes on to check what it returned.
+func ExpectError(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		ErrorContains(t, err, want)
+		return false
+	}
+	if err != nil {
+		t.Fatalf("err = %v, want none", err)
+	}
+	return true
+}
+
+// ClosedAddr is a 127.0.0.1 address on which nothing listens: a port the
+// kernel handed out and that was closed again, so a connection is refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

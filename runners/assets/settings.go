@@ -13,20 +13,16 @@ import (
 const KindName = "assets"
 
 // Kind is the assets runner kind, for config's table.
-func Kind() runners.Kind { return kind{} }
-
-type kind struct{}
-
-func (kind) Name() string { return KindName }
+func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 
 // rawConfig is the block's schema.
 type rawConfig struct {
 	Link hcl.Expression `hcl:"link,optional"`
 }
 
-// Decode reads runner "assets" {}: link, an absolute path, is optional and has
+// decode reads runner "assets" {}: link, an absolute path, is optional and has
 // no default.
-func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
+func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	d := hclsettings.NewDecoder(b.Ctx)
 	var raw rawConfig
 	d.DecodeBody(b.Body, &raw)

@@ -3,10 +3,7 @@ package assets
 import (
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
@@ -23,11 +20,7 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
-			f, diags := hclsyntax.ParseConfig([]byte(tt.src), "dewy.hcl", hcl.InitialPos)
-			if diags.HasErrors() {
-				t.Fatal(diags.Error())
-			}
-			got, diags := Kind().Decode(hclsettings.Block{Body: f.Body, Ctx: hclsettings.NewEvalContext(func(string) string { return "" })})
+			got, diags := Kind().Decode(hcltest.Block(t, tt.src, nil))
 			if tt.wantErr == "" {
 				if diags.HasErrors() || got != tt.want {
 					t.Fatalf("Decode = %#v, %v; want %#v", got, diags, tt.want)

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -92,27 +93,13 @@ const MaxReplicas = 64
 const minMemory = 6 * 1024 * 1024
 
 func (c Config) withDefaults() Config {
-	if c.Replicas == 0 {
-		c.Replicas = DefaultReplicas
-	}
-	if c.HealthTimeout == 0 {
-		c.HealthTimeout = DefaultHealthTimeout
-	}
-	if c.DrainTime == 0 {
-		c.DrainTime = DefaultDrainTime
-	}
-	if c.StopTimeout == 0 {
-		c.StopTimeout = DefaultStopTimeout
-	}
-	if c.SettleTime == 0 {
-		c.SettleTime = DefaultSettleTime
-	}
-	if c.CrashWindow == 0 {
-		c.CrashWindow = DefaultCrashWindow
-	}
-	if c.KeepImages == 0 {
-		c.KeepImages = DefaultKeepImages
-	}
+	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
+	c.HealthTimeout = cmp.Or(c.HealthTimeout, DefaultHealthTimeout)
+	c.DrainTime = cmp.Or(c.DrainTime, DefaultDrainTime)
+	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
+	c.SettleTime = cmp.Or(c.SettleTime, DefaultSettleTime)
+	c.CrashWindow = cmp.Or(c.CrashWindow, DefaultCrashWindow)
+	c.KeepImages = cmp.Or(c.KeepImages, DefaultKeepImages)
 	return c
 }
 

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 // dockerAPI is an httptest server answering the Docker engine API's paths the
@@ -102,22 +103,10 @@ func TestDockerEngineErrors(t *testing.T) {
 	}
 }
 
-// refusing is an address on which nothing listens.
-func refusing(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestDockerEngineUnreachable: an engine nobody answers for is unavailable,
 // not a missing container or a bad image.
 func TestDockerEngineUnreachable(t *testing.T) {
-	t.Setenv("DOCKER_HOST", "tcp://"+refusing(t))
+	t.Setenv("DOCKER_HOST", "tcp://"+testkit.ClosedAddr(t))
 	t.Setenv("DOCKER_API_VERSION", "")
 	eng, err := newDockerEngine()
 	if err != nil {

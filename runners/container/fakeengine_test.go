@@ -433,26 +433,22 @@ func (f *fakeEngine) info(c *fakeContainer) ContainerInfo {
 }
 
 func (f *fakeEngine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	return f.stopping(ctx, id, func(c *fakeContainer) {
+		if c.status == "running" || c.status == "restarting" {
+			f.halt(c)
+			c.status, c.exitCode = "exited", 0
+			f.emit(c, "die")
+		}
+	})
+}
+
+// stopping is the start of StopContainer and RemoveContainer: the context
+// check and the beforeStop hook for a container that exists, then fn with the
+// container, under the lock.
+func (f *fakeEngine) stopping(ctx context.Context, id string, fn func(c *fakeContainer)) error {
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	f.stopping(id)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.containers[id]
-	if !ok {
-		return notFound("container " + id)
-	}
-	if c.status == "running" || c.status == "restarting" {
-		f.halt(c)
-		c.status, c.exitCode = "exited", 0
-		f.emit(c, "die")
-	}
-	return nil
-}
-
-// stopping calls the beforeStop hook for a container that exists.
-func (f *fakeEngine) stopping(id string) {
 	f.mu.Lock()
 	hook := f.beforeStop
 	_, ok := f.containers[id]
@@ -460,23 +456,22 @@ func (f *fakeEngine) stopping(id string) {
 	if ok && hook != nil {
 		hook(id)
 	}
-}
-
-func (f *fakeEngine) RemoveContainer(ctx context.Context, id string) error {
-	if err := f.check(ctx); err != nil {
-		return err
-	}
-	f.stopping(id)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
 		return notFound("container " + id)
 	}
-	f.halt(c)
-	delete(f.containers, id)
-	f.removed[id] = time.Now()
+	fn(c)
 	return nil
+}
+
+func (f *fakeEngine) RemoveContainer(ctx context.Context, id string) error {
+	return f.stopping(ctx, id, func(c *fakeContainer) {
+		f.halt(c)
+		delete(f.containers, id)
+		f.removed[id] = time.Now()
+	})
 }
 
 func (f *fakeEngine) ListContainers(ctx context.Context, labels map[string]string) ([]ContainerInfo, error) {

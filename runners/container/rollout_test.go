@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
@@ -82,26 +83,10 @@ func proxyBase(t *testing.T, c *Container) string {
 	return "http://127.0.0.1:" + fmt.Sprint(addrs[0].(*net.TCPAddr).Port)
 }
 
-// fetchOnce GETs url on a new connection.
-func fetchOnce(url string) (string, error) {
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
-}
-
 func wantServed(t *testing.T, c *Container, version string) {
 	t.Helper()
 	for range 4 {
-		got, err := fetchOnce(proxyBase(t, c) + "/version")
+		got, err := testkit.Get(nil, proxyBase(t, c)+"/version")
 		if err != nil || got != version {
 			t.Fatalf("GET /version through the proxy = %q, %v; want %q", got, err, version)
 		}
@@ -135,7 +120,7 @@ func startTraffic(t *testing.T, url string) *traffic {
 					return
 				default:
 				}
-				body, err := getBody(cl, url+"/version")
+				body, err := testkit.Get(cl, url+"/version")
 				tr.mu.Lock()
 				if err != nil {
 					tr.fails = append(tr.fails, err.Error())
@@ -153,19 +138,6 @@ func startTraffic(t *testing.T, url string) *traffic {
 		return tr.ok > 0 || len(tr.fails) > 0
 	})
 	return tr
-}
-
-func getBody(cl *http.Client, url string) (string, error) {
-	resp, err := cl.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %s", resp.Status)
-	}
-	return string(b), err
 }
 
 func (tr *traffic) finish(t *testing.T) map[string]int {
@@ -461,7 +433,7 @@ func TestFakeDrain(t *testing.T) {
 		waitUntil(t, 10*time.Second, "v1 out of rotation", func() bool { return !c.proxies[0].InRotation(oldBackend) })
 		before := fe.container(old).conns.Load()
 		for range 20 {
-			if got, err := fetchOnce(proxyBase(t, c) + "/version"); err != nil || got != "v2" {
+			if got, err := testkit.Get(nil, proxyBase(t, c)+"/version"); err != nil || got != "v2" {
 				t.Fatalf("GET /version while v1 drains = %q, %v; want v2", got, err)
 			}
 		}
@@ -710,7 +682,7 @@ func TestFakeStopReasons(t *testing.T) {
 			if c.Addrs() != nil {
 				t.Error("proxies still listed after Stop")
 			}
-			if _, err := fetchOnce(addr + "/version"); err == nil {
+			if _, err := testkit.Get(nil, addr+"/version"); err == nil {
 				t.Error("the proxy still answers after Stop")
 			}
 			if err := c.Deploy(t.Context(), deployment("v1")); err == nil {
@@ -798,7 +770,7 @@ func TestFakeExitLeavesRotationAtOnce(t *testing.T) {
 		return !slices.Contains(c.rotationAddrs()[0], old)
 	})
 	for range 20 {
-		if got, err := fetchOnce(proxyBase(t, c) + "/version"); err != nil || got != "v1" {
+		if got, err := testkit.Get(nil, proxyBase(t, c)+"/version"); err != nil || got != "v1" {
 			t.Fatalf("GET /version while a replica restarts = %q, %v; want v1", got, err)
 		}
 	}
@@ -857,5 +829,31 @@ func TestFakeResumeScales(t *testing.T) {
 			}
 			wantServed(t, second, "v1")
 		})
+	}
+}
+
+// TestFakeContainerEnvironment checks that a container's environment is the
+// block's env and nothing of the agent's: its tokens stay with the agent.
+func TestFakeContainerEnvironment(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "ghp_agent_secret")
+	t.Setenv("HTTP_PROXY", "http://proxy.internal:3128")
+	fe := newFakeEngine(t)
+	fe.publish(imageRef("v1"), fakeImage{Version: "v1"})
+	c := fakeRunner(t, fe, Config{
+		Replicas: 2, HealthTimeout: 5 * time.Second, CrashWindow: 50 * time.Millisecond,
+		Env: map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/app"},
+	})
+	mustDeploy(t, c, "v1")
+	ids := fe.byVersion("v1")
+	if len(ids) != 2 {
+		t.Fatalf("v1 runs %d containers; want 2", len(ids))
+	}
+	want := []string{"APP_ENV=production", "DATABASE_URL=postgres://db/app"}
+	fe.mu.Lock()
+	defer fe.mu.Unlock()
+	for _, id := range ids {
+		if got := fe.containers[id].spec.Env; !slices.Equal(got, want) {
+			t.Errorf("container %s has environment %q, want %q", id[:12], got, want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package container
 
 import (
 	"slices"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -14,17 +13,7 @@ import (
 const KindName = "container"
 
 // Kind is the container runner kind, for config's table.
-func Kind() runners.Kind { return kind{} }
-
-type kind struct{}
-
-func (kind) Name() string { return KindName }
-
-// Lower bounds of the duration attributes.
-const (
-	minHealthTimeout = time.Second
-	minCrashWindow   = time.Second
-)
+func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 
 // rawConfig is the block's schema.
 type rawConfig struct {
@@ -49,10 +38,10 @@ type rawConfig struct {
 	Devices    hcl.Expression `hcl:"devices,optional"`
 }
 
-// Decode reads runner "container" {} into a Config with its defaults applied.
+// decode reads runner "container" {} into a Config with its defaults applied.
 // Config.App is left empty: the runner names its containers after the app's
 // folder (runners.Options.AppDir), whose name config has already checked.
-func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
+func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	d := hclsettings.NewDecoder(b.Ctx)
 	var raw rawConfig
 	d.DecodeBody(b.Body, &raw)
@@ -101,9 +90,9 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	if replicas.Bad {
 		c.Replicas = DefaultReplicas
 	}
-	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", minHealthTimeout)
+	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
 	c.DrainTime = d.Duration(drainTime, "drain_time", 0)
-	c.CrashWindow = d.Duration(crashWindow, "crash_window", minCrashWindow)
+	c.CrashWindow = d.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
 
 	ranges := map[string]hcl.Range{
 		"ports": ports.Range, "replicas": replicas.Range, "health_path": healthPath.Range,

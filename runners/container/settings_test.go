@@ -2,32 +2,14 @@ package container
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
-// decodeBlock decodes src as the body of a runner "container" block.
-func decodeBlock(t *testing.T, src string) (runners.Settings, hcl.Diagnostics) {
-	t.Helper()
-	f, diags := hclsyntax.ParseConfig([]byte(src), "dewy.hcl", hcl.InitialPos)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	return Kind().Decode(hclsettings.Block{
-		Body:     f.Body,
-		DefRange: hcl.Range{Filename: "dewy.hcl", Start: hcl.InitialPos},
-		Ctx:      hclsettings.NewEvalContext(func(string) string { return "" }),
-	})
-}
-
 func TestDecode(t *testing.T) {
-	got, diags := decodeBlock(t, `ports = ["8080:80"]`)
+	got, diags := Kind().Decode(hcltest.Block(t, `ports = ["8080:80"]`, nil))
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
@@ -47,7 +29,7 @@ func TestDecode(t *testing.T) {
 // TestDecodeErrors: every mistake is reported, each at its attribute's line,
 // the checks Docker's rules need (volumes, memory) included.
 func TestDecodeErrors(t *testing.T) {
-	_, diags := decodeBlock(t, `
+	_, diags := Kind().Decode(hcltest.Block(t, `
 ports      = ["0", "8080/tcp", "8080:0"]
 replicas   = 65
 volumes    = ["/var/run/docker.sock:/var/run/docker.sock"]
@@ -55,33 +37,16 @@ memory     = "1m"
 privileged = true
 devices    = ["/dev/sda"]
 network    = "container:db"
-`)
-	want := []struct {
-		line int
-		text string
-	}{
-		{2, `port "0" is not "proxy" or "proxy:container" with numbers from 1 to 65535`},
-		{2, `port "8080/tcp" is not "proxy" or "proxy:container": write it without "/tcp"`},
-		{2, `port "8080:0" is not`},
-		{3, "replicas is 65; it must be at most 64"},
-		{4, "binding a socket is refused"},
-		{5, `memory "1m" is below Docker's minimum`},
-		{6, "privileged is refused"},
-		{7, "devices is refused"},
-		{8, `network "container:db" is refused`},
-	}
-	for _, w := range want {
-		found := false
-		for _, d := range diags {
-			if d.Subject != nil && d.Subject.Start.Line == w.line && strings.Contains(d.Detail, w.text) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("no diagnostic %q at line %d in:\n%v", w.text, w.line, diags)
-		}
-	}
-	if len(diags) != len(want) {
-		t.Errorf("%d diagnostics, want %d:\n%v", len(diags), len(want), diags)
-	}
+`, nil))
+	hcltest.ExpectDiags(t, diags, []hcltest.Diag{
+		{Line: 2, Text: `port "0" is not "proxy" or "proxy:container" with numbers from 1 to 65535`},
+		{Line: 2, Text: `port "8080/tcp" is not "proxy" or "proxy:container": write it without "/tcp"`},
+		{Line: 2, Text: `port "8080:0" is not`},
+		{Line: 3, Text: "replicas is 65; it must be at most 64"},
+		{Line: 4, Text: "binding a socket is refused"},
+		{Line: 5, Text: `memory "1m" is below Docker's minimum`},
+		{Line: 6, Text: "privileged is refused"},
+		{Line: 7, Text: "devices is refused"},
+		{Line: 8, Text: `network "container:db" is refused`},
+	})
 }

@@ -12,18 +12,22 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/atomicfile"
 	"github.com/dewy-agent/dewy-agent/internal/procgroup"
+	"github.com/dewy-agent/dewy-agent/internal/tcpproxy"
 )
 
 // Surviving the agent. A generation is started so that it outlives the agent
-// (no death signal; it holds copies of its output pipes, so writing after the
-// agent died does not kill it) and recorded in <app dir>/server.json the moment
-// it starts: pid, process start time, the fd numbers of its sockets and output
-// pipes in the child, release dir and version. A restarted agent's Resume reads
+// (no death signal; its stdout and stderr go to files in <app dir>/output, so
+// it never blocks on output while no agent reads it) and recorded in
+// <app dir>/server.json the moment it starts: pid, process start time, the fd
+// numbers of its sockets in the child, its output files, release dir and
+// version. The next agent tails the output files from where the last one
+// stopped, so what the app wrote meanwhile is logged too. A restarted agent's Resume reads
 // the record (adoptEarlier): a recorded process that is still the same process
 // (pid and start time) gives its listening sockets back (pidfd_getfd); the one
 // running the release `current` names is adopted as the live generation,
@@ -49,9 +53,17 @@ type genRecord struct {
 	// duplicate), so the sockets are looked up by inode in /proc/<pid>/fd; Fds
 	// is the fallback.
 	Inodes []uint64 `json:"inodes,omitempty"`
-	// Stdout and Stderr are the child's copies of its output pipes' read ends.
-	Stdout int `json:"stdout_fd"`
-	Stderr int `json:"stderr_fd"`
+	// StdoutFile and StderrFile are the files its output goes to.
+	StdoutFile string `json:"stdout_file,omitempty"`
+	StderrFile string `json:"stderr_file,omitempty"`
+	// Stdout and Stderr are the child's copies of its output pipes' read ends,
+	// for a generation whose output goes to pipes (an app dir-less runner, or
+	// an agent before output files).
+	Stdout int `json:"stdout_fd,omitempty"`
+	Stderr int `json:"stderr_fd,omitempty"`
+	// Backends are its private listeners' addresses in proxy mode, in
+	// Config.Ports order.
+	Backends []string `json:"backends,omitempty"`
 	// Stopping: the generation was being stopped; it is never adopted as live.
 	Stopping bool `json:"stopping,omitempty"`
 }
@@ -143,23 +155,29 @@ func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *g
 		s.logger.Warn("record of earlier generations unreadable", "err", err)
 	}
 	// A generation started by an agent that died before recording it is found
-	// by the mark in its environment, and stopped.
+	// by the mark in its environment, and stopped; output files no record
+	// names are removed.
+	defer s.sweepOutput()
 	defer s.stopUnrecorded(ctx, recs)
+	// The service manager's store is asked first (fdstore.go).
+	s.takeStored()
 	for _, r := range recs {
 		logger := s.logger.With("version", r.Version, "pid", r.PID)
-		a, err := procgroup.Adopt(r.PID, r.StartTime, r.Stdout, r.Stderr, s.output(logger))
+		src := procgroup.OutputSource{Files: [2]string{r.StdoutFile, r.StderrFile}, Fds: [2]int{r.Stdout, r.Stderr}}
+		a, err := procgroup.Adopt(r.PID, r.StartTime, src, s.output(logger))
 		if err != nil {
 			s.stopLeftovers(ctx, r, err)
 			continue
 		}
 		g := s.adopted(r, a)
 		s.remember(r, true)
-		if !s.takeSockets(r, a) {
+		if !s.takeSockets(r, a) && !s.cfg.Proxy { // in proxy mode the app only held them
 			logger.Warn("sockets of an earlier generation cannot be taken back; stopping it before binding the ports")
 			s.stopGeneration(ctx, g)
 			continue
 		}
-		if live == nil && !r.Stopping && r.Version == version && sameDir(r.Dir, dir) {
+		routable := !s.cfg.Proxy || len(g.backends) == len(s.cfg.Ports)
+		if live == nil && !r.Stopping && routable && r.Version == version && sameDir(r.Dir, dir) {
 			live = g
 			logger.Info("adopted the generation an earlier agent left running")
 			continue
@@ -177,6 +195,7 @@ func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *g
 // (the children of a wrapper shell) and the group is stopped.
 func (s *Server) stopLeftovers(ctx context.Context, r genRecord, why error) {
 	defer s.remember(r, false)
+	defer procgroup.RemoveOutputFiles(r.StdoutFile, r.StderrFile)
 	if syscall.Kill(r.PID, 0) != syscall.ESRCH {
 		if !errors.Is(why, procgroup.ErrNotSame) {
 			s.logger.Warn("earlier generation cannot be adopted; stopping its group", "pid", r.PID, "err", why)
@@ -201,6 +220,9 @@ func (s *Server) adopted(r genRecord, a *procgroup.Adopted) *generation {
 		proc:    a.Process,
 		done:    a.Done(),
 		adopted: a,
+	}
+	for _, addr := range r.Backends {
+		g.backends = append(g.backends, tcpproxy.NewBackend(r.Version, addr))
 	}
 	g.forget = func() { s.remember(r, false) }
 	return g
@@ -270,10 +292,52 @@ func sockaddrTCP(sa syscall.Sockaddr) net.Addr {
 }
 
 // detach ends the runner's part without stopping the workload: supervision ends,
-// the generation keeps running and stays recorded for the next agent life.
+// the generation keeps running and stays recorded for the next agent life,
+// which reads its output files on from where this one stopped.
 func (s *Server) detach(sv *supervisor) {
 	sv.cancel()
 	<-sv.done
+	s.mu.Lock()
+	g := sv.gen
+	s.mu.Unlock()
+	if g != nil {
+		g.proc.Detach()
+	}
+}
+
+// outputDir is where the generations' output files are; "" (output to pipes)
+// without an app dir.
+func (s *Server) outputDir() string {
+	if s.appDir == "" {
+		return ""
+	}
+	return filepath.Join(s.appDir, "output")
+}
+
+// sweepOutput removes the output files that no generation of recs still
+// recorded names: those of a generation an agent started but died before
+// recording. Called once, before any generation of this life starts.
+func (s *Server) sweepOutput() {
+	dir := s.outputDir()
+	if dir == "" {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	s.recMu.Lock()
+	for _, r := range s.recs {
+		keep[r.StdoutFile], keep[r.StderrFile] = true, true
+	}
+	s.recMu.Unlock()
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if !keep[strings.TrimSuffix(p, ".offset")] {
+			os.Remove(p)
+		}
+	}
 }
 
 // stopAll stops the generations gracefully, one after the other.

@@ -115,7 +115,7 @@ func (s *Server) start(dir, version string) (*generation, error) {
 	s.mu.Lock()
 	pl := s.ports
 	s.mu.Unlock()
-	if pl != nil {
+	if pl != nil && !s.cfg.Proxy {
 		for i, f := range pl.files {
 			port := pl.port(i)
 			files = append(files, f)
@@ -142,11 +142,19 @@ func (s *Server) start(dir, version string) (*generation, error) {
 		healthURL = "http://" + addr.String() + s.cfg.HealthPath
 	}
 
+	announced := len(files)
+	portFd := 3 // the child's descriptor of the first port socket
+	if pl != nil && s.cfg.Proxy {
+		// Held, not announced: see proxy.go.
+		portFd = 3 + len(files)
+		files = append(files, pl.files...)
+	}
+
 	cmd := &exec.Cmd{
 		Path:        prog,
 		Args:        append([]string{prog}, s.cfg.Command[1:]...),
 		Dir:         workdir,
-		Env:         s.environ(len(files), names, starter),
+		Env:         s.environ(announced, names, starter),
 		ExtraFiles:  files,
 		SysProcAttr: sysProcAttr(s.cfg.StopSignal),
 	}
@@ -157,19 +165,25 @@ func (s *Server) start(dir, version string) (*generation, error) {
 	logger := s.logger.With("version", version)
 	// The generation outlives the agent's crash and is recorded at once, so that
 	// the agent's next life can adopt it (adopt.go).
-	p, err := procgroup.StartSurviving(cmd, s.output(logger))
+	p, err := procgroup.StartSurviving(cmd, s.output(logger), s.outputDir())
 	if err != nil {
 		return nil, err
 	}
 	rec := genRecord{Version: version, Dir: dir, PID: p.Pid()}
 	rec.StartTime, _ = procgroup.StartTime(p.Pid())
-	rec.Stdout, rec.Stderr = p.PipeFds()
+	rec.StdoutFile, rec.StderrFile = p.OutputFiles()
+	if rec.StdoutFile == "" {
+		rec.Stdout, rec.Stderr = p.PipeFds()
+	}
 	if pl != nil {
 		for i := range pl.files {
 			rec.Ports = append(rec.Ports, pl.port(i))
-			rec.Fds = append(rec.Fds, 3+i)
+			rec.Fds = append(rec.Fds, portFd+i)
 			rec.Inodes = append(rec.Inodes, inodeOf(pl.files[i]))
 		}
+	}
+	for _, b := range backends {
+		rec.Backends = append(rec.Backends, b.Addr())
 	}
 	s.remember(rec, true)
 	g := &generation{

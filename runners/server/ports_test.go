@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
 )
 
 func TestDecodePortRanges(t *testing.T) {
@@ -32,7 +34,7 @@ func TestDecodePortRanges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, diags := decodeBlock(t, "command = [\"./app\"]\nports = "+tt.ports+"\n")
+			got, diags := Kind().Decode(hcltest.Block(t, "command = [\"./app\"]\nports = "+tt.ports+"\n", nil))
 			if tt.wantErr == "" {
 				if diags.HasErrors() {
 					t.Fatal(diags.Error())

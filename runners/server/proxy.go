@@ -1,7 +1,7 @@
 package server
 
 // Proxy mode (Config.Proxy). The runner keeps the public ports itself, as TCP
-// proxies (internal/tcpproxy), and gives each generation private listeners on
+// proxies (internal/tcpproxy) on the sockets it binds, and gives each generation private listeners on
 // 127.0.0.1 at ports the kernel chooses, one per public port, handed over the
 // same way as the shared sockets (LISTEN_FDS, SERVER_STARTER_PORT). A proxy
 // forwards connections only to the routed generation: the live one, once it has
@@ -21,6 +21,13 @@ package server
 //
 // The app names the listeners as before: LISTEN_FDNAMES says port<public port>,
 // SERVER_STARTER_PORT gives the private address (127.0.0.1:<port>=<fd>).
+//
+// Surviving the agent: each generation also inherits the public sockets,
+// after the announced descriptors and not named in LISTEN_FDS, only to hold
+// them: when the agent dies, the ports stay bound and connections queue. The
+// next agent life takes them back from the adopted generation (pidfd_getfd),
+// reads the private addresses from the record (genRecord.Backends) and
+// proxies on.
 
 import (
 	"context"
@@ -34,23 +41,26 @@ import (
 	"github.com/dewy-agent/dewy-agent/internal/tcpproxy"
 )
 
-// publicProxies are the public ports of proxy mode, bound once for the
-// runner's life.
+// publicProxies are the public ports of proxy mode, serving the runner's
+// port sockets (Server.ports) for the runner's life.
 type publicProxies struct {
 	ps []*tcpproxy.Proxy
 }
 
-// bindProxies binds a proxy on every port, on all interfaces. On failure
-// nothing stays bound.
-func (s *Server) bindProxies() (*publicProxies, error) {
+// serveProxies starts a proxy on each socket of pl. The proxies accept from
+// copies of the sockets; pl keeps its own, which every generation holds too
+// (unannounced), so that a socket outlives the agent's crash and the next
+// agent life takes it back (adopt.go): connections that arrive meanwhile wait
+// in its queue instead of being refused.
+func (s *Server) serveProxies(pl *portListeners) (*publicProxies, error) {
 	pp := &publicProxies{}
-	for _, port := range s.cfg.Ports {
-		p, err := tcpproxy.Listen(":"+strconv.Itoa(port), s.logger)
+	for i, f := range pl.files {
+		ln, err := net.FileListener(f)
 		if err != nil {
 			pp.close(context.Background())
-			return nil, fmt.Errorf("listen on port %d: %w", port, err)
+			return nil, fmt.Errorf("proxy on port %d: %w", pl.port(i), err)
 		}
-		pp.ps = append(pp.ps, p)
+		pp.ps = append(pp.ps, tcpproxy.Serve(ln, s.logger))
 	}
 	return pp, nil
 }

@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,55 +21,6 @@ func proxyConfig(ports int) Config {
 	return cfg
 }
 
-// TestProxyInheritance: in proxy mode the app inherits private loopback
-// listeners, named after the public ports, and answers through the public ones.
-func TestProxyInheritance(t *testing.T) {
-	t.Parallel()
-	for _, convention := range []string{"systemd", "server-starter"} {
-		t.Run(convention, func(t *testing.T) {
-			t.Parallel()
-			h := newHome(t)
-			s, _ := newServer(t, proxyConfig(2))
-			if err := s.Resume(t.Context(), h.release("v1", "-convention", convention)); err != nil {
-				t.Fatal(err)
-			}
-			addrs := s.Addrs()
-			if len(addrs) != 2 {
-				t.Fatalf("Addrs() = %v, want 2", addrs)
-			}
-			public := []int{addrs[0].(*net.TCPAddr).Port, addrs[1].(*net.TCPAddr).Port}
-			for _, a := range addrs {
-				if got := mustGet(t, a, "/version"); got != "v1" {
-					t.Errorf("GET %s/version = %q, want v1", a, got)
-				}
-			}
-			var c struct {
-				Names []string `json:"names"`
-				Addrs []string `json:"addrs"`
-			}
-			if err := json.Unmarshal([]byte(mustGet(t, addrs[0], "/conventions")), &c); err != nil {
-				t.Fatal(err)
-			}
-			if len(c.Addrs) != 3 {
-				t.Fatalf("inherited listeners = %v, want 2 private ones and the health listener", c.Addrs)
-			}
-			for i, a := range c.Addrs {
-				host, port, _ := net.SplitHostPort(a)
-				if host != "127.0.0.1" || slices.Contains([]string{strconv.Itoa(public[0]), strconv.Itoa(public[1])}, port) {
-					t.Errorf("listener %d is %s, want a private 127.0.0.1 port", i, a)
-				}
-			}
-			want := []string{fmt.Sprint("port", public[0]), fmt.Sprint("port", public[1]), "health"}
-			if convention == "server-starter" {
-				want = c.Addrs // the private addresses themselves
-			}
-			if !slices.Equal(c.Names, want) {
-				t.Errorf("names = %q, want %q", c.Names, want)
-			}
-		})
-	}
-}
-
 // TestUnhealthyReleaseUnderLoad: a release that fails its health check while
 // users send requests. With proxy = true it answers none of them and the old
 // release serves them all; with the socket hand-off (the default) it answers
@@ -86,12 +34,7 @@ func TestUnhealthyReleaseUnderLoad(t *testing.T) {
 			cfg := testConfig(1)
 			cfg.Proxy = proxy
 			cfg.HealthTimeout = time.Second
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
+			s, _ := runCurrent(t, h, cfg)
 			oldPID := s.Stats().PID
 			// A new connection per request: each one is routed afresh.
 			load := testkit.StartLoad("http://"+loopback(s.Addrs()[0])+"/version", testkit.LoadOptions{Workers: 8})
@@ -130,70 +73,13 @@ func TestUnhealthyReleaseUnderLoad(t *testing.T) {
 	}
 }
 
-// TestProxyDeployUnderLoad: healthy releases take over through the proxy
-// without one failed request, and every request after a deploy goes to the new
-// release.
-func TestProxyDeployUnderLoad(t *testing.T) {
-	t.Parallel()
-	for _, ka := range []testkit.KeepAlive{testkit.KeepAliveNone, testkit.KeepAliveHalf} {
-		t.Run("keepalive="+string(ka), func(t *testing.T) {
-			t.Parallel()
-			h := newHome(t)
-			cfg := proxyConfig(1)
-			cfg.CrashWindow = 300 * time.Millisecond
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1", "-delay", "2ms")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
-			addr := s.Addrs()[0]
-			load := testkit.StartLoad("http://"+loopback(addr)+"/version", testkit.LoadOptions{Workers: 8, KeepAlive: ka})
-			testkit.Eventually(t, 5*time.Second, "the load to get answers", func() bool { sent, _ := load.Counts(); return sent >= 50 })
-			for _, v := range []string{"v2", "v3"} {
-				oldPID := s.Stats().PID
-				if err := s.Deploy(t.Context(), h.release(v, "-delay", "2ms")); err != nil {
-					load.Stop()
-					t.Fatalf("deploy %s: %v", v, err)
-				}
-				if got := mustGet(t, addr, "/version"); got != v {
-					t.Errorf("right after deploying %s, /version = %q", v, got)
-				}
-				if !gone(oldPID) {
-					t.Errorf("old generation %d still runs after deploying %s", oldPID, v)
-				}
-				sent, _ := load.Counts()
-				testkit.Eventually(t, 5*time.Second, "answers after the deploy", func() bool { n, _ := load.Counts(); return n >= sent+50 })
-			}
-			res := load.Stop()
-			t.Logf("sent %d, failed %d, versions %v", res.Sent, res.Failed, res.Answers)
-			if res.Failed > 0 {
-				t.Errorf("%d of %d requests failed during deploys, e.g. %v", res.Failed, res.Sent, res.Errors)
-			}
-			for _, v := range []string{"v1", "v2", "v3"} {
-				if res.Answers[v] == 0 {
-					t.Errorf("no request was answered by %s: %v", v, res.Answers)
-				}
-			}
-			if st := s.Stats(); st.Version != "v3" || !st.Running || st.Restarts != 0 {
-				t.Errorf("Stats() = %+v", st)
-			}
-		})
-	}
-}
-
 // TestProxyDrain: a request the old generation is answering when the new one
 // goes live is answered in full by the old one, while new connections already
 // go to the new one; the old one is stopped afterwards.
 func TestProxyDrain(t *testing.T) {
 	t.Parallel()
 	h := newHome(t)
-	s, _ := newServer(t, proxyConfig(1))
-	v1 := h.release("v1", "-delay", "1500ms") // /version is slow; /pid is not
-	h.link(v1.Dir)
-	if err := s.Resume(t.Context(), v1); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := runCurrent(t, h, proxyConfig(1), "-delay", "1500ms") // /version is slow; /pid is not
 	addr := s.Addrs()[0]
 	oldPID := s.Stats().PID
 	s.mu.Lock()
@@ -238,64 +124,6 @@ func TestProxyDrain(t *testing.T) {
 	}
 	if n := oldBackend.Active(); n != 0 {
 		t.Errorf("%d connections still open to the old generation", n)
-	}
-}
-
-// TestProxyBadRelease: a release that never becomes healthy is never routed; one
-// that crashes after going live is rolled back and the old release is routed
-// again.
-func TestProxyBadRelease(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		flags   []string
-		cancel  time.Duration // Deploy's context ends after this long
-		wantErr string
-		wantV2  bool // v2 went live, so it may have answered
-	}{
-		{name: "exits at once", flags: []string{"-exit-at-start", "2"}, wantErr: "exited before it was healthy"},
-		{name: "deploy canceled while unhealthy", flags: []string{"-unhealthy"}, cancel: 500 * time.Millisecond, wantErr: "context deadline exceeded"},
-		{name: "crashes right after going live", flags: []string{"-crash-after", "300ms"}, wantErr: "of going live", wantV2: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			h := newHome(t)
-			s, _ := newServer(t, proxyConfig(1))
-			v1 := h.release("v1")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
-			load := testkit.StartLoad("http://"+loopback(s.Addrs()[0])+"/version", testkit.LoadOptions{Workers: 4})
-			ctx := t.Context()
-			if tt.cancel > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.cancel)
-				defer cancel()
-			}
-			err := s.Deploy(ctx, h.release("v2", tt.flags...))
-			if got := mustGet(t, s.Addrs()[0], "/version"); got != "v1" {
-				t.Errorf("after the failed deploy /version = %q, want v1", got)
-			}
-			res := load.Stop()
-			t.Logf("sent %d, failed %d, answers %v", res.Sent, res.Failed, res.Answers)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Deploy() = %v, want %q", err, tt.wantErr)
-			}
-			if h.target() != v1.Dir {
-				t.Errorf("current -> %s, want v1", h.target())
-			}
-			if pids := h.pidsOf("v2"); len(pids) > 0 {
-				t.Errorf("v2 processes left: %v", pids)
-			}
-			if tt.wantV2 {
-				return // it crashed while serving: its requests in flight failed
-			}
-			if res.Answers["v2"] != 0 || res.Failed != 0 {
-				t.Errorf("v2 answered %d, %d failed (%v); want none", res.Answers["v2"], res.Failed, res.Errors)
-			}
-		})
 	}
 }
 

@@ -184,14 +184,18 @@ type Server struct {
 
 	mu      sync.Mutex // guards the fields below and the supervisors' fields
 	ports   *portListeners
-	proxies *publicProxies // Config.Proxy: the ports, as proxies (ports is then nil)
+	proxies *publicProxies // Config.Proxy: proxies on the ports' sockets
 	live    *supervisor
 	stopped bool
 	resumed bool // Resume looked for generations of an earlier agent life
 
-	appDir string      // where the record file is kept; "" keeps none
-	recMu  sync.Mutex  // guards recs and the record file
-	recs   []genRecord // the running generations (adopt.go)
+	appDir string // where the record file is kept; "" keeps none
+	// fdstore keeps the ports' sockets while the agent restarts (fdstore.go);
+	// storedPorts: the store has the sockets of ports.
+	fdstore     runners.FDStore
+	storedPorts bool
+	recMu       sync.Mutex  // guards recs and the record file
+	recs        []genRecord // the running generations (adopt.go)
 }
 
 // New returns a server runner. It does no I/O: the ports are bound by the first
@@ -210,6 +214,7 @@ func New(cfg Config, opts runners.Options) *Server {
 		cfg:        cfg.withDefaults(),
 		logger:     logger,
 		appDir:     opts.AppDir,
+		fdstore:    opts.FDStore,
 		envKeys:    keys,
 		health:     newHealthClient(),
 		minBackoff: time.Second,
@@ -231,19 +236,21 @@ func (s *Server) prepare() error {
 	if s.stopped {
 		return errStopped
 	}
-	if s.cfg.Proxy && s.proxies == nil {
-		pp, err := s.bindProxies()
-		if err != nil {
-			return fmt.Errorf("server: %w", err)
-		}
-		s.proxies = pp
-	}
-	if s.ports == nil && !s.cfg.Proxy {
+	if s.ports == nil {
 		pl, err := bindPorts(s.cfg.Ports)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
 		s.ports = pl
+		s.storedPorts = false
+	}
+	s.storePortsLocked()
+	if s.cfg.Proxy && s.proxies == nil {
+		pp, err := s.serveProxies(s.ports)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.proxies = pp
 	}
 	return nil
 }
@@ -276,7 +283,11 @@ func (s *Server) Resume(ctx context.Context, d runners.Deployment) error {
 			s.live = sv
 			s.mu.Unlock()
 			go s.supervise(sv)
-			s.stopAll(ctx, others)
+			defer s.stopAll(ctx, others)
+			if err := s.prepare(); err != nil { // proxy mode: proxy on the sockets taken back
+				return err
+			}
+			s.route(sv, live)
 			return nil
 		} else if live != nil {
 			others = append(others, live)
@@ -439,6 +450,9 @@ func (s *Server) Stop(ctx context.Context, why runners.StopReason) error {
 	case sv != nil:
 		s.logger.Info("stopping", "reason", string(why), "version", sv.version)
 		s.retire(ctx, sv)
+	}
+	if why != runners.AgentUpgrade {
+		s.unstorePorts()
 	}
 	s.mu.Lock()
 	s.live = nil

@@ -30,6 +30,9 @@ import (
 var testapp string
 
 func TestMain(m *testing.M) {
+	if runHelperAgent() { // the test binary started as an agent to kill
+		return
+	}
 	dir, err := os.MkdirTemp("", "server-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -163,6 +166,19 @@ func newServer(t *testing.T, cfg Config) (*Server, *testkit.LogBuffer) {
 	return s, logs
 }
 
+// runCurrent returns a runner for cfg running v1 of h, made with flags and
+// linked as h's current release, as after a deploy.
+func runCurrent(t *testing.T, h *home, cfg Config, flags ...string) (*Server, runners.Deployment) {
+	t.Helper()
+	s, _ := newServer(t, cfg)
+	v1 := h.release("v1", flags...)
+	h.link(v1.Dir)
+	if err := s.Resume(t.Context(), v1); err != nil {
+		t.Fatal(err)
+	}
+	return s, v1
+}
+
 // get fetches path from addr on a new connection.
 func get(addr net.Addr, path string) (string, error) {
 	return testkit.Get(nil, "http://"+loopback(addr)+path)
@@ -263,43 +279,67 @@ func isZombie(stat []byte) bool {
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
+// TestInheritance: the app inherits its listeners under the names of the
+// convention it asks for. With proxy = true they are private loopback
+// listeners, named after the public ports, and the app answers through the
+// public ones.
 func TestInheritance(t *testing.T) {
 	t.Parallel()
+	systemd := func(public []int, health string) []string {
+		names := []string{fmt.Sprint("port", public[0]), fmt.Sprint("port", public[1])}
+		if health != "" {
+			names = append(names, "health")
+		}
+		return names
+	}
 	tests := []struct {
 		name       string
 		convention string
 		healthPath string
-		wantNames  func(ports []int, health string) []string
+		proxy      bool
+		// wantNames are the listener names, from the public ports, the
+		// inherited addresses and the health listener's ("" for none).
+		wantNames func(public []int, inherited []string, health string) []string
 	}{
 		{
 			name:       "systemd with health listener",
 			convention: "systemd",
 			healthPath: "/health",
-			wantNames: func(p []int, _ string) []string {
-				return []string{fmt.Sprint("port", p[0]), fmt.Sprint("port", p[1]), "health"}
-			},
+			wantNames:  func(p []int, _ []string, h string) []string { return systemd(p, h) },
 		},
 		{
 			name:       "server-starter with health listener",
 			convention: "server-starter",
 			healthPath: "/health",
-			wantNames: func(p []int, h string) []string {
+			wantNames: func(p []int, _ []string, h string) []string {
 				return []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), h}
 			},
 		},
 		{
 			name:       "systemd without health path",
 			convention: "systemd",
-			wantNames: func(p []int, _ string) []string {
-				return []string{fmt.Sprint("port", p[0]), fmt.Sprint("port", p[1])}
-			},
+			wantNames:  func(p []int, _ []string, h string) []string { return systemd(p, h) },
 		},
 		{
 			name:       "server-starter without health path",
 			convention: "server-starter",
-			wantNames: func(p []int, _ string) []string {
+			wantNames: func(p []int, _ []string, _ string) []string {
 				return []string{strconv.Itoa(p[0]), strconv.Itoa(p[1])}
 			},
+		},
+		{
+			name:       "systemd behind the proxy",
+			convention: "systemd",
+			healthPath: "/health",
+			proxy:      true,
+			wantNames:  func(p []int, _ []string, h string) []string { return systemd(p, h) },
+		},
+		{
+			name:       "server-starter behind the proxy",
+			convention: "server-starter",
+			healthPath: "/health",
+			proxy:      true,
+			wantNames:  func(_ []int, inherited []string, _ string) []string { return inherited }, // the private addresses themselves
 		},
 	}
 	for _, tt := range tests {
@@ -308,6 +348,7 @@ func TestInheritance(t *testing.T) {
 			h := newHome(t)
 			cfg := testConfig(2)
 			cfg.HealthPath = tt.healthPath
+			cfg.Proxy = tt.proxy
 			s, _ := newServer(t, cfg)
 			if err := s.Resume(t.Context(), h.release("v1", "-convention", tt.convention)); err != nil {
 				t.Fatal(err)
@@ -345,10 +386,17 @@ func TestInheritance(t *testing.T) {
 				}
 				health = c.Addrs[2]
 			}
-			if want := tt.wantNames(ports, health); !slices.Equal(c.Names, want) {
+			for i, a := range c.Addrs {
+				host, port, _ := net.SplitHostPort(a)
+				private := host == "127.0.0.1" && !slices.Contains([]string{strconv.Itoa(ports[0]), strconv.Itoa(ports[1])}, port)
+				if tt.proxy && !private {
+					t.Errorf("listener %d is %s, want a private 127.0.0.1 port", i, a)
+				}
+			}
+			if want := tt.wantNames(ports, c.Addrs, health); !slices.Equal(c.Names, want) {
 				t.Errorf("names = %q, want %q", c.Names, want)
 			}
-			if want := strconv.Itoa(len(tt.wantNames(ports, health))); c.ListenFDs != want {
+			if want := strconv.Itoa(len(tt.wantNames(ports, c.Addrs, health))); c.ListenFDs != want {
 				t.Errorf("LISTEN_FDS = %q, want %q", c.ListenFDs, want)
 			}
 			if pid := mustGet(t, addrs[0], "/pid"); pid != strconv.Itoa(s.Stats().PID) {
@@ -358,41 +406,46 @@ func TestInheritance(t *testing.T) {
 	}
 }
 
+// TestDeployUnderLoad: healthy releases take over without one failed
+// request, through the socket hand-off or the proxy, and every request after
+// a deploy goes to the new release.
 func TestDeployUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("deploys under continuous requests: skipped with -short")
-	}
 	t.Parallel()
-	for _, keepAlive := range []bool{false, true} {
-		t.Run(fmt.Sprintf("keepalive=%v", keepAlive), func(t *testing.T) {
+	for _, tt := range []struct {
+		proxy bool
+		ka    testkit.KeepAlive
+	}{
+		{false, testkit.KeepAliveNone}, {false, testkit.KeepAliveAll},
+		{true, testkit.KeepAliveNone}, {true, testkit.KeepAliveHalf},
+	} {
+		t.Run(fmt.Sprintf("proxy=%v/keepalive=%s", tt.proxy, tt.ka), func(t *testing.T) {
+			if testing.Short() && !tt.proxy {
+				t.Skip("deploys under continuous requests: skipped with -short")
+			}
 			t.Parallel()
 			h := newHome(t)
 			cfg := testConfig(1)
+			cfg.Proxy = tt.proxy
 			cfg.CrashWindow = 300 * time.Millisecond
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1", "-delay", "2ms")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
+			s, _ := runCurrent(t, h, cfg, "-delay", "2ms")
 			addr := s.Addrs()[0]
-			ka := testkit.KeepAliveNone
-			if keepAlive {
-				ka = testkit.KeepAliveAll
-			}
-			load := testkit.StartLoad("http://"+loopback(addr)+"/version", testkit.LoadOptions{Workers: 8, KeepAlive: ka})
-			time.Sleep(100 * time.Millisecond)
+			load := testkit.StartLoad("http://"+loopback(addr)+"/version", testkit.LoadOptions{Workers: 8, KeepAlive: tt.ka})
+			testkit.Eventually(t, 5*time.Second, "the load to get answers", func() bool { sent, _ := load.Counts(); return sent >= 50 })
 			for _, v := range []string{"v2", "v3"} {
 				oldPID := s.Stats().PID
 				if err := s.Deploy(t.Context(), h.release(v, "-delay", "2ms")); err != nil {
 					load.Stop()
 					t.Fatalf("deploy %s: %v", v, err)
 				}
+				if got := mustGet(t, addr, "/version"); got != v {
+					t.Errorf("right after deploying %s, /version = %q", v, got)
+				}
 				if !gone(oldPID) {
 					t.Errorf("old generation %d still runs after deploying %s", oldPID, v)
 				}
+				sent, _ := load.Counts()
+				testkit.Eventually(t, 5*time.Second, "answers after the deploy", func() bool { n, _ := load.Counts(); return n >= sent+50 })
 			}
-			time.Sleep(100 * time.Millisecond)
 			res := load.Stop()
 			t.Logf("sent %d, failed %d, versions %v", res.Sent, res.Failed, res.Answers)
 			if res.Failed > 0 {
@@ -402,9 +455,6 @@ func TestDeployUnderLoad(t *testing.T) {
 				if res.Answers[v] == 0 {
 					t.Errorf("no request was answered by %s: %v", v, res.Answers)
 				}
-			}
-			if got := mustGet(t, addr, "/version"); got != "v3" {
-				t.Errorf("after deploys /version = %q, want v3", got)
 			}
 			if got, want := h.target(), filepath.Join(h.root, "releases", "v3"); got != want {
 				t.Errorf("current -> %s, want %s", got, want)
@@ -421,6 +471,8 @@ func TestDeployBadRelease(t *testing.T) {
 	tests := []struct {
 		name          string
 		flags         []string
+		proxy         bool
+		cancel        time.Duration // Deploy's context ends after this long
 		failActivate  bool
 		healthTimeout time.Duration
 		wantErr       string
@@ -459,24 +511,74 @@ func TestDeployBadRelease(t *testing.T) {
 			wantActivated: 1,
 			wantRollback:  1,
 		},
+		{
+			name:        "deploy canceled while unhealthy",
+			flags:       []string{"-unhealthy"},
+			cancel:      300 * time.Millisecond,
+			wantErr:     "context deadline exceeded",
+			oldKeepsPID: true,
+		},
+		// Behind the proxy, a release that never becomes healthy is never
+		// routed; one that crashes after going live is rolled back and the
+		// old release is routed again.
+		{
+			name:        "proxy: exits at once",
+			flags:       []string{"-exit-at-start", "2"},
+			proxy:       true,
+			wantErr:     "exited before it was healthy",
+			wantBad:     true,
+			oldKeepsPID: true,
+		},
+		{
+			name:        "proxy: deploy canceled while unhealthy",
+			flags:       []string{"-unhealthy"},
+			proxy:       true,
+			cancel:      500 * time.Millisecond,
+			wantErr:     "context deadline exceeded",
+			oldKeepsPID: true,
+		},
+		{
+			name:          "proxy: crashes right after going live",
+			flags:         []string{"-crash-after", "300ms"},
+			proxy:         true,
+			wantErr:       "of going live",
+			wantBad:       true,
+			wantActivated: 1,
+			wantRollback:  1,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHome(t)
 			cfg := testConfig(1)
+			cfg.Proxy = tt.proxy
 			if tt.healthTimeout > 0 {
 				cfg.HealthTimeout = tt.healthTimeout
 			}
-			s, _ := newServer(t, cfg)
-			v1 := h.release("v1")
-			h.link(v1.Dir)
-			if err := s.Resume(t.Context(), v1); err != nil {
-				t.Fatal(err)
-			}
+			s, v1 := runCurrent(t, h, cfg)
 			oldPID := s.Stats().PID
 			h.failSwitch.Store(tt.failActivate)
-			err := s.Deploy(t.Context(), h.release("v2", tt.flags...))
+			ctx := t.Context()
+			if tt.cancel > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.cancel)
+				defer cancel()
+			}
+			var load *testkit.Load
+			if tt.proxy { // users must not reach v2 before it went live
+				load = testkit.StartLoad("http://"+loopback(s.Addrs()[0])+"/version", testkit.LoadOptions{Workers: 4})
+			}
+			start := time.Now()
+			err := s.Deploy(ctx, h.release("v2", tt.flags...))
+			var res testkit.LoadResult
+			if load != nil {
+				res = load.Stop()
+				t.Logf("sent %d, failed %d, answers %v", res.Sent, res.Failed, res.Answers)
+			}
+			if took := time.Since(start); tt.cancel > 0 && took > tt.cancel+2*time.Second {
+				t.Errorf("Deploy took %s after its context was done", took-tt.cancel)
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Deploy() error = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -504,6 +606,11 @@ func TestDeployBadRelease(t *testing.T) {
 			}
 			if pids := h.pidsOf("v2"); len(pids) > 0 {
 				t.Errorf("v2 processes left: %v", pids)
+			}
+			// Behind the proxy a release that never went live answers nobody
+			// (one that crashed while serving failed its requests in flight).
+			if load != nil && tt.wantActivated == 0 && (res.Answers["v2"] != 0 || res.Failed != 0) {
+				t.Errorf("v2 answered %d, %d failed (%v); want none", res.Answers["v2"], res.Failed, res.Errors)
 			}
 		})
 	}
@@ -534,36 +641,6 @@ func TestFirstDeployCrashes(t *testing.T) {
 	}
 	if got := mustGet(t, s.Addrs()[0], "/version"); got != "v2" {
 		t.Errorf("/version = %q, want v2", got)
-	}
-}
-
-func TestDeployCanceled(t *testing.T) {
-	t.Parallel()
-	h := newHome(t)
-	s, _ := newServer(t, testConfig(1))
-	v1 := h.release("v1")
-	h.link(v1.Dir)
-	if err := s.Resume(t.Context(), v1); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := s.Deploy(ctx, h.release("v2", "-unhealthy"))
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Deploy() error = %v, want the context's", err)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Deploy took %s after its context was done", took)
-	}
-	if h.activated.Load() != 0 || h.target() != v1.Dir {
-		t.Errorf("activated %d times, current -> %s", h.activated.Load(), h.target())
-	}
-	if got := mustGet(t, s.Addrs()[0], "/version"); got != "v1" {
-		t.Errorf("/version = %q, want v1", got)
-	}
-	if pids := h.pidsOf("v2"); len(pids) > 0 {
-		t.Errorf("v2 processes left: %v", pids)
 	}
 }
 

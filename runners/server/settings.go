@@ -18,17 +18,7 @@ import (
 const KindName = "server"
 
 // Kind is the server runner kind, for config's table.
-func Kind() runners.Kind { return kind{} }
-
-type kind struct{}
-
-func (kind) Name() string { return KindName }
-
-// Lower bounds of the duration attributes.
-const (
-	minHealthTimeout = time.Second
-	minCrashWindow   = time.Second
-)
+func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 
 // stopSignals are the signals stop_signal accepts, by name.
 func stopSignals() map[string]syscall.Signal {
@@ -62,8 +52,8 @@ type rawConfig struct {
 	Proxy         hcl.Expression `hcl:"proxy,optional"`
 }
 
-// Decode reads runner "server" {} into a Config with its defaults applied.
-func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
+// decode reads runner "server" {} into a Config with its defaults applied.
+func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	d := hclsettings.NewDecoder(b.Ctx)
 	var raw rawConfig
 	d.DecodeBody(b.Body, &raw)
@@ -97,9 +87,9 @@ func (kind) Decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		Restart:    restart.Val,
 		Proxy:      proxy.Val,
 	}
-	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", minHealthTimeout)
+	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
 	c.StopTimeout = d.Duration(stopTimeout, "stop_timeout", 0)
-	c.CrashWindow = d.Duration(crashWindow, "crash_window", minCrashWindow)
+	c.CrashWindow = d.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
 	if !stopSignal.Bad {
 		name := strings.ToUpper(stopSignal.Val)
 		if sig, ok := stopSignals()[name]; ok {

@@ -6,34 +6,17 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
 
-// decodeBlock decodes src as the body of a runner "server" block.
-func decodeBlock(t *testing.T, src string) (runners.Settings, hcl.Diagnostics) {
-	t.Helper()
-	f, diags := hclsyntax.ParseConfig([]byte(src), "dewy.hcl", hcl.InitialPos)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	return Kind().Decode(hclsettings.Block{
-		Body:     f.Body,
-		DefRange: hcl.Range{Filename: "dewy.hcl", Start: hcl.InitialPos},
-		Ctx:      hclsettings.NewEvalContext(func(k string) string { return map[string]string{"PORT": "8001"}[k] }),
-	})
-}
-
 func TestDecode(t *testing.T) {
-	got, diags := decodeBlock(t, `
+	got, diags := Kind().Decode(hcltest.Block(t, `
 command     = ["./app"]
 ports       = [8000, env("PORT")]
 stop_signal = "sigint"
 proxy       = true
-`)
+`, map[string]string{"PORT": "8001"}))
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
@@ -52,7 +35,7 @@ proxy       = true
 
 // TestDecodeErrors: every mistake is reported, each at its attribute's line.
 func TestDecodeErrors(t *testing.T) {
-	_, diags := decodeBlock(t, `
+	_, diags := Kind().Decode(hcltest.Block(t, `
 ports          = [0, 70000, 8000, 8000]
 health_path    = "health"
 stop_signal    = "SIGKILL"
@@ -61,46 +44,29 @@ dir            = "../outside"
 crash_window   = "10ms"
 unknown        = 1
 proxy          = "maybe"
-`)
-	want := []struct {
-		line int
-		text string
-	}{
-		{1, "needs command"},
-		{2, "port 0 is not a number from 1 to 65535"},
-		{2, "port 70000 is not a number from 1 to 65535"},
-		{2, "port 8000 is listed twice"},
-		{3, `health_path "health" must start with "/"`},
-		{4, `stop_signal "SIGKILL" is not one of`},
-		{5, `restart "sometimes" is not one of`},
-		{6, `dir "../outside" leaves the release directory`},
-		{7, `crash_window: "10ms" is shorter than "1s"`},
-		{8, `An argument named "unknown" is not expected here`},
-		{9, `proxy must be true or false`},
-	}
-	for _, w := range want {
-		found := false
-		for _, d := range diags {
-			if d.Subject != nil && d.Subject.Start.Line == w.line && strings.Contains(d.Detail, w.text) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("no diagnostic %q at line %d in:\n%v", w.text, w.line, diags)
-		}
-	}
-	if len(diags) != len(want) {
-		t.Errorf("%d diagnostics, want %d:\n%v", len(diags), len(want), diags)
-	}
+`, nil))
+	hcltest.ExpectDiags(t, diags, []hcltest.Diag{
+		{Line: 1, Text: "needs command"},
+		{Line: 2, Text: "port 0 is not a number from 1 to 65535"},
+		{Line: 2, Text: "port 70000 is not a number from 1 to 65535"},
+		{Line: 2, Text: "port 8000 is listed twice"},
+		{Line: 3, Text: `health_path "health" must start with "/"`},
+		{Line: 4, Text: `stop_signal "SIGKILL" is not one of`},
+		{Line: 5, Text: `restart "sometimes" is not one of`},
+		{Line: 6, Text: `dir "../outside" leaves the release directory`},
+		{Line: 7, Text: `crash_window: "10ms" is shorter than "1s"`},
+		{Line: 8, Text: `An argument named "unknown" is not expected here`},
+		{Line: 9, Text: `proxy must be true or false`},
+	})
 }
 
 // TestProxyNeedsPorts: proxy = true forwards ports, so a file without them is
 // told so at the attribute; a program gets the same rule from Validate.
 func TestProxyNeedsPorts(t *testing.T) {
-	_, diags := decodeBlock(t, `
+	_, diags := Kind().Decode(hcltest.Block(t, `
 command = ["./worker"]
 proxy   = true
-`)
+`, nil))
 	if len(diags) != 1 || diags[0].Subject == nil || diags[0].Subject.Start.Line != 3 ||
 		!strings.Contains(diags[0].Detail, "proxy = true forwards the app's ports") {
 		t.Errorf("diagnostics = %v, want one about proxy without ports at line 3", diags)

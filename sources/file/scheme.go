@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/sources"
 )
 
@@ -21,32 +20,23 @@ type Config struct {
 }
 
 // Scheme is the file:// scheme, for config's table.
-func Scheme() sources.Scheme { return scheme{} }
-
-type scheme struct{}
-
-func (scheme) Name() string { return SchemeName }
-
-func (scheme) Traits() sources.Traits {
-	return sources.Traits{
+func Scheme() sources.Scheme {
+	return sources.NewScheme(SchemeName, sources.Traits{
 		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption},
 		Credentials: "credentials do not belong in the URL, and a file registry takes none; remove the user:password@ part.",
-	}
+	}, decode, nil)
 }
 
-// Decode checks file:///abs/path: an empty host and an absolute path.
-func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
+// decode checks file:///abs/path: an empty host and an absolute path.
+func decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
 	const form = `a file registry is "file://" followed by an absolute folder path, which makes three slashes: "file:///srv/releases/myapp"`
-	fail := func(summary, detail string) (sources.Settings, hcl.Diagnostics) {
-		return nil, hcl.Diagnostics{hclsettings.Error(rng, summary, detail)}
-	}
 	switch {
 	case u.Opaque != "":
-		return fail("Relative file registry", form+"; relative paths are not allowed.")
+		return sources.Invalid(rng, "Relative file registry", form+"; relative paths are not allowed.")
 	case u.Host != "":
-		return fail("Invalid file registry", fmt.Sprintf("%q after \"file://\" is read as a host name, not a folder; %s.", u.Host, form))
+		return sources.Invalid(rng, "Invalid file registry", fmt.Sprintf("%q after \"file://\" is read as a host name, not a folder; %s.", u.Host, form))
 	case u.Path == "":
-		return fail("Invalid file registry", "the URL has no folder path; "+form+".")
+		return sources.Invalid(rng, "Invalid file registry", "the URL has no folder path; "+form+".")
 	}
 	return Config{Path: filepath.Clean(u.Path)}, nil
 }

@@ -3,6 +3,7 @@ package folders
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dewy-agent/dewy-agent/sources"
 )
@@ -24,4 +25,17 @@ func ReportKey(prefix string, r sources.Report) (string, error) {
 		return "", fmt.Errorf("release tag %q is not a folder name", tag)
 	}
 	return prefix + tag + "/" + ReportDir + "/" + sources.ReportName(r), nil
+}
+
+// ReportObject is the object a folder registry writes for r: its key under
+// keyPrefix (see ReportKey) and its text (sources.ReportText), with r's time
+// set to now() when r has none.
+func ReportObject(keyPrefix string, r sources.Report, now func() time.Time) (key string, text []byte, err error) {
+	if r.Time.IsZero() {
+		r.Time = now()
+	}
+	if key, err = ReportKey(keyPrefix, r); err != nil {
+		return "", nil, err
+	}
+	return key, sources.ReportText(r), nil
 }

@@ -23,29 +23,23 @@ type Config struct {
 }
 
 // Scheme is the ghr:// scheme, for config's table.
-func Scheme() sources.Scheme { return scheme{} }
-
-type scheme struct{}
-
-func (scheme) Name() string { return SchemeName }
-
-func (scheme) Traits() sources.Traits {
-	return sources.Traits{
+func Scheme() sources.Scheme {
+	return sources.NewScheme(SchemeName, sources.Traits{
 		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption},
 		Credentials: "credentials do not belong in the URL; use GITHUB_TOKEN (or GH_TOKEN) in the agent's environment and remove the user:password@ part.",
-	}
+	}, decode, openURL)
 }
 
-// Decode checks ghr://<owner>/<repo>: the owner is the URL host, the
+// decode checks ghr://<owner>/<repo>: the owner is the URL host, the
 // repository the one path segment.
-func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
+func decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
 	const form = `a GitHub registry is "ghr://<owner>/<repo>"`
 	if u.Opaque != "" {
-		return nil, hcl.Diagnostics{hclsettings.Error(rng, "Invalid ghr registry", form+` with two slashes after "ghr:"; fix the URL.`)}
+		return sources.Invalid(rng, "Invalid ghr registry", form+` with two slashes after "ghr:"; fix the URL.`)
 	}
 	owner, repo := u.Host, strings.TrimPrefix(u.Path, "/")
 	if owner == "" || repo == "" || strings.Contains(repo, "/") {
-		return nil, hcl.Diagnostics{hclsettings.Error(rng, "Invalid ghr registry", form+" with exactly two non-empty parts, the owner and the repository; fix the URL.")}
+		return sources.Invalid(rng, "Invalid ghr registry", form+" with exactly two non-empty parts, the owner and the repository; fix the URL.")
 	}
 	var diags hcl.Diagnostics
 	if !onlyChars(owner, "-") {
@@ -74,10 +68,10 @@ func onlyChars(s, extra string) bool {
 	return true
 }
 
-// OpenURL fetches ghr://<owner>/<repo>/<tag>/<asset>, or Dewy's form
+// openURL fetches ghr://<owner>/<repo>/<tag>/<asset>, or Dewy's form
 // ghr://<owner>/<repo>/tag/<tag>/<asset>: the named asset of the release with
 // that tag.
-func (scheme) OpenURL(ctx context.Context, raw string, opts sources.Options) (io.ReadCloser, error) {
+func openURL(ctx context.Context, raw string, opts sources.Options) (io.ReadCloser, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -116,7 +110,4 @@ func (Config) Scheme() string { return SchemeName }
 // New builds the source.
 func (c Config) New(opts sources.Options) (sources.Source, error) { return New(c.Owner, c.Repo, opts) }
 
-var (
-	_ sources.Settings  = Config{}
-	_ sources.URLOpener = scheme{}
-)
+var _ sources.Settings = Config{}

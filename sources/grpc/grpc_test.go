@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/testcert"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -392,15 +393,7 @@ func TestTransportSecurity(t *testing.T) {
 }
 
 func TestCallFailures(t *testing.T) {
-	// A port that was just closed: nothing listens there.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := lis.Addr().String()
-	if err := lis.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closed := testkit.ClosedAddr(t)
 	// A TCP server that accepts and never speaks HTTP/2.
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

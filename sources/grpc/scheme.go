@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/sources"
 )
 
@@ -18,40 +17,31 @@ const SchemeName = "grpc"
 const noTLSOption = "no-tls"
 
 // Scheme is the grpc:// scheme, for config's table.
-func Scheme() sources.Scheme { return scheme{} }
-
-type scheme struct{}
-
-func (scheme) Name() string { return SchemeName }
-
-func (scheme) Traits() sources.Traits {
+func Scheme() sources.Scheme {
 	// The server decides, but it is told the artifact name the app asks for
 	// (Dewy's artifact option), and reads its tag with the app's calver.
-	return sources.Traits{Options: []string{sources.ArtifactOption, sources.CalVerOption, noTLSOption}, Decides: true}
+	return sources.NewScheme(SchemeName, sources.Traits{Options: []string{sources.ArtifactOption, sources.CalVerOption, noTLSOption}, Decides: true}, decode, nil)
 }
 
-// Decode checks grpc://<host>[:port], which has no path, and ?no-tls. A
+// decode checks grpc://<host>[:port], which has no path, and ?no-tls. A
 // target without a port is refused with no-tls (TLS uses DefaultTLSPort).
-func (scheme) Decode(u *url.URL, options map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
+func decode(u *url.URL, options map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
 	const form = `a gRPC registry is "grpc://<host>[:port]", e.g. "grpc://registry.example.com:9000" (add ?no-tls=true for plaintext)`
-	fail := func(summary, detail string) (sources.Settings, hcl.Diagnostics) {
-		return nil, hcl.Diagnostics{hclsettings.Error(rng, summary, detail)}
-	}
 	if u.Opaque != "" || u.Host == "" {
-		return fail("Invalid grpc registry", form+"; fix the URL.")
+		return sources.Invalid(rng, "Invalid grpc registry", form+"; fix the URL.")
 	}
 	if strings.Trim(u.Path, "/") != "" {
-		return fail("Invalid grpc registry", "a gRPC registry URL has no path; "+form+".")
+		return sources.Invalid(rng, "Invalid grpc registry", "a gRPC registry URL has no path; "+form+".")
 	}
 	cfg := Config{Target: u.Host}
 	if v, ok := options[noTLSOption]; ok {
 		if v != "true" && v != "false" {
-			return fail("Invalid no-tls option", fmt.Sprintf("?no-tls=%s must be true or false.", v))
+			return sources.Invalid(rng, "Invalid no-tls option", fmt.Sprintf("?no-tls=%s must be true or false.", v))
 		}
 		cfg.NoTLS = v == "true"
 	}
 	if _, err := normalizeTarget(cfg.Target, !cfg.NoTLS); err != nil {
-		return fail("Invalid grpc registry", err.Error()+"; "+form+".")
+		return sources.Invalid(rng, "Invalid grpc registry", err.Error()+"; "+form+".")
 	}
 	return cfg, nil
 }

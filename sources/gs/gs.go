@@ -64,11 +64,6 @@ import (
 )
 
 const (
-	// quietAge is how old a folder's newest object must be, when the folder is
-	// listed, for the listing to be cached.
-	quietAge = time.Hour
-	// maxCacheAge is how long a cached folder listing is used at most.
-	maxCacheAge = 24 * time.Hour
 	// maxAttempts bounds the storage library's retries, which are otherwise
 	// endless until ctx ends.
 	maxAttempts = 3
@@ -237,54 +232,37 @@ func (g *GCS) list(ctx context.Context, c *storage.Client, prefix, what string, 
 // listFolders returns the folder names under the prefix, in listing order,
 // each once, from every page of a delimiter listing.
 func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, error) {
-	var names []string
-	seen := map[string]bool{}
+	names := folders.NewNames(g.prefix)
 	err := g.list(ctx, c, g.prefix, "list version folders", func(attrs *storage.ObjectAttrs) {
-		if attrs.Prefix == "" {
-			return // an object at the top is not a release
+		if attrs.Prefix != "" { // an object at the top is not a release
+			names.Add(attrs.Prefix)
 		}
-		name := strings.TrimSuffix(strings.TrimPrefix(attrs.Prefix, g.prefix), "/")
-		if name == "" || strings.Contains(name, "/") || seen[name] {
-			return
-		}
-		seen[name] = true
-		names = append(names, name)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return names, nil
+	return names.List, nil
 }
 
 // listFolder lists the artifacts directly inside one folder, from every page.
 func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folders.Listing, error) {
 	dir := g.prefix + name + "/"
-	f := folders.Listing{Listed: now}
-	seen := map[string]bool{}
+	f := folders.NewContents(dir, now)
 	// A delimiter listing: sub-folders (reports) come as prefixes, not artifacts.
 	err := g.list(ctx, c, dir, "list folder "+name, func(attrs *storage.ObjectAttrs) {
 		if attrs.Prefix != "" {
 			return
 		}
-		base := strings.TrimPrefix(attrs.Name, dir)
-		if base == "" || strings.Contains(base, "/") || seen[attrs.Name] {
-			return // the folder's own placeholder object, or not inside it
-		}
-		seen[attrs.Name] = true
 		created := attrs.Created
 		if created.IsZero() {
 			created = attrs.Updated
 		}
-		created = created.UTC()
-		if created.After(f.Newest) {
-			f.Newest = created
-		}
-		f.Assets = append(f.Assets, version.Asset{Name: base, Ref: attrs.Name, Size: attrs.Size, Created: created})
+		f.Add(attrs.Name, attrs.Size, created)
 	})
 	if err != nil {
 		return folders.Listing{}, err
 	}
-	return f, nil
+	return f.Listing, nil
 }
 
 // Open streams an asset listed by Releases; the caller closes the reader.

@@ -17,10 +17,7 @@ import (
 // the app, host, version, artifact, time and result (success, or failure and
 // the error); nothing else, so no secrets.
 func (g *GCS) Report(ctx context.Context, r sources.Report) error {
-	if r.Time.IsZero() {
-		r.Time = g.now()
-	}
-	name, err := folders.ReportKey(g.prefix, r)
+	name, text, err := folders.ReportObject(g.prefix, r, g.now)
 	if err != nil {
 		return fmt.Errorf("gs %s: report: %w", g.where, err)
 	}
@@ -33,7 +30,7 @@ func (g *GCS) Report(ctx context.Context, r sources.Report) error {
 	w := c.Bucket(g.cfg.Bucket).Object(name).NewWriter(wctx)
 	w.ContentType = "text/plain; charset=utf-8"
 	w.ChunkSize = 0 // one request: the object is small
-	if _, err := w.Write(sources.ReportText(r)); err != nil {
+	if _, err := w.Write(text); err != nil {
 		return g.fail(ctx, "write report "+name, err)
 	}
 	if err := w.Close(); err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/folders"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -19,40 +18,31 @@ import (
 const SchemeName = "gs"
 
 // Scheme is the gs:// scheme, for config's table.
-func Scheme() sources.Scheme { return scheme{} }
-
-type scheme struct{}
-
-func (scheme) Name() string { return SchemeName }
-
-func (scheme) Traits() sources.Traits {
-	return sources.Traits{
+func Scheme() sources.Scheme {
+	return sources.NewScheme(SchemeName, sources.Traits{
 		Options:     []string{sources.PreReleaseOption, sources.ArtifactOption, sources.CalVerOption},
 		Credentials: "credentials do not belong in the URL; Google application default credentials supply them (GOOGLE_APPLICATION_CREDENTIALS, workload identity). Remove the user:password@ part.",
-	}
+	}, decode, openURL)
 }
 
-// Decode checks gs://<bucket>/<path-prefix> (the prefix may be empty).
-func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
+// decode checks gs://<bucket>/<path-prefix> (the prefix may be empty).
+func decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
 	const form = `a Google Cloud Storage registry is "gs://<bucket>/<path-prefix>", e.g. "gs://my-releases/myapp"`
-	fail := func(detail string) (sources.Settings, hcl.Diagnostics) {
-		return nil, hcl.Diagnostics{hclsettings.Error(rng, "Invalid gs registry", detail)}
-	}
 	if u.Opaque != "" || u.Host == "" {
-		return fail(form + "; fix the URL.")
+		return sources.Invalid(rng, "Invalid gs registry", form+"; fix the URL.")
 	}
 	prefix := strings.Trim(u.Path, "/")
 	if strings.Contains(prefix, "//") {
-		return fail("the path has an empty folder (\"//\"); " + form + ".")
+		return sources.Invalid(rng, "Invalid gs registry", "the path has an empty folder (\"//\"); "+form+".")
 	}
 	if err := (folders.Location{Bucket: u.Host, Prefix: prefix}).Check("gs://<bucket>/<path-prefix>"); err != nil {
-		return fail(err.Error() + "; " + form + ".")
+		return sources.Invalid(rng, "Invalid gs registry", err.Error()+"; "+form+".")
 	}
 	return Config{Bucket: u.Host, Prefix: prefix}, nil
 }
 
-// OpenURL fetches gs://<bucket>/<key>.
-func (scheme) OpenURL(ctx context.Context, raw string, opts sources.Options) (io.ReadCloser, error) {
+// openURL fetches gs://<bucket>/<key>.
+func openURL(ctx context.Context, raw string, opts sources.Options) (io.ReadCloser, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -71,7 +61,4 @@ func (Config) Scheme() string { return SchemeName }
 // New builds the source.
 func (c Config) New(opts sources.Options) (sources.Source, error) { return New(c, opts) }
 
-var (
-	_ sources.Settings  = Config{}
-	_ sources.URLOpener = scheme{}
-)
+var _ sources.Settings = Config{}

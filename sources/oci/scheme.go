@@ -6,7 +6,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/sources"
 )
 
@@ -14,37 +13,28 @@ import (
 const SchemeName = "img"
 
 // Scheme is the img:// scheme, for config's table.
-func Scheme() sources.Scheme { return scheme{} }
-
-type scheme struct{}
-
-func (scheme) Name() string { return SchemeName }
-
-func (scheme) Traits() sources.Traits {
-	return sources.Traits{
+func Scheme() sources.Scheme {
+	return sources.NewScheme(SchemeName, sources.Traits{
 		Options:     []string{sources.PreReleaseOption, sources.CalVerOption},
 		Images:      true,
 		NoReports:   true,
 		Credentials: "credentials do not belong in the URL; run docker login <host> as the agent's user (the agent reads Docker's config.json and credential helpers). Remove the user:password@ part.",
-	}
+	}, decode, nil)
 }
 
-// Decode checks img://<host>/<repository>, or Docker Hub's short forms
+// decode checks img://<host>/<repository>, or Docker Hub's short forms
 // img://<owner>/<repository> and img://<image>.
-func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
+func decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Settings, hcl.Diagnostics) {
 	const form = `an OCI registry is "img://<host>/<repository>", e.g. "img://ghcr.io/owner/app", or "img://owner/app" for Docker Hub`
-	fail := func(detail string) (sources.Settings, hcl.Diagnostics) {
-		return nil, hcl.Diagnostics{hclsettings.Error(rng, "Invalid img registry", detail)}
-	}
 	if u.Opaque != "" || u.Host == "" {
-		return fail(form + "; fix the URL.")
+		return sources.Invalid(rng, "Invalid img registry", form+"; fix the URL.")
 	}
 	path := strings.Trim(u.Path, "/")
 	if strings.Contains(path, "//") {
-		return fail("the repository has an empty part (\"//\"); " + form + ".")
+		return sources.Invalid(rng, "Invalid img registry", "the repository has an empty part (\"//\"); "+form+".")
 	}
 	if strings.ContainsAny(path, ":@") {
-		return fail("give the repository without a tag or digest: the agent chooses the tag by semantic version; " + form + ".")
+		return sources.Invalid(rng, "Invalid img registry", "give the repository without a tag or digest: the agent chooses the tag by semantic version; "+form+".")
 	}
 	repo := u.Host
 	if path != "" {
@@ -52,7 +42,7 @@ func (scheme) Decode(u *url.URL, _ map[string]string, rng hcl.Range) (sources.Se
 	}
 	cfg := Config{Repository: repo}
 	if _, err := parseRepository(cfg); err != nil {
-		return fail(err.Error() + "; " + form + ".")
+		return sources.Invalid(rng, "Invalid img registry", err.Error()+"; "+form+".")
 	}
 	return cfg, nil
 }

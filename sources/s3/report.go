@@ -21,10 +21,7 @@ import (
 // the app, host, version, artifact, time and result (success, or failure and
 // the error); nothing else, so no secrets.
 func (s *S3) Report(ctx context.Context, r sources.Report) error {
-	if r.Time.IsZero() {
-		r.Time = s.now()
-	}
-	key, err := folders.ReportKey(s.prefix, r)
+	key, body, err := folders.ReportObject(s.prefix, r, s.now)
 	if err != nil {
 		return fmt.Errorf("s3 %s: report: %w", s.where, err)
 	}
@@ -32,7 +29,6 @@ func (s *S3) Report(ctx context.Context, r sources.Report) error {
 	if err != nil {
 		return err
 	}
-	body := sources.ReportText(r)
 	_, err = c.PutObject(ctx, &awss3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
 		Key:           aws.String(key),

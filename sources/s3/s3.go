@@ -208,23 +208,17 @@ func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error)
 	if s.pageSize > 0 {
 		in.MaxKeys = aws.Int32(s.pageSize)
 	}
-	var names []string
-	seen := map[string]bool{}
+	names := folders.NewNames(s.prefix)
 	for p := awss3.NewListObjectsV2Paginator(c, in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, s.fail(ctx, "list version folders", err)
 		}
 		for _, cp := range out.CommonPrefixes {
-			name := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), s.prefix), "/")
-			if name == "" || strings.Contains(name, "/") || seen[name] {
-				continue
-			}
-			seen[name] = true
-			names = append(names, name)
+			names.Add(aws.ToString(cp.Prefix))
 		}
 	}
-	return names, nil
+	return names.List, nil
 }
 
 // listFolder lists the artifacts directly inside one folder, from every page.
@@ -238,32 +232,21 @@ func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now t
 	if s.pageSize > 0 {
 		in.MaxKeys = aws.Int32(s.pageSize)
 	}
-	f := folders.Listing{Listed: now}
-	seen := map[string]bool{}
+	f := folders.NewContents(dir, now)
 	for p := awss3.NewListObjectsV2Paginator(c, in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
 			return folders.Listing{}, s.fail(ctx, "list folder "+name, err)
 		}
 		for _, o := range out.Contents {
-			key := aws.ToString(o.Key)
-			base := strings.TrimPrefix(key, dir)
-			if base == "" || strings.Contains(base, "/") || seen[key] {
-				continue // the folder's own marker object, or not inside it
-			}
-			seen[key] = true
 			size := int64(-1)
 			if o.Size != nil {
 				size = *o.Size
 			}
-			mod := aws.ToTime(o.LastModified).UTC()
-			if mod.After(f.Newest) {
-				f.Newest = mod
-			}
-			f.Assets = append(f.Assets, version.Asset{Name: base, Ref: key, Size: size, Created: mod})
+			f.Add(aws.ToString(o.Key), size, aws.ToTime(o.LastModified))
 		}
 	}
-	return f, nil
+	return f.Listing, nil
 }
 
 // Open streams an asset listed by Releases with one GetObject; the caller

@@ -1,6 +1,7 @@
 package version_test
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 	"testing"
@@ -108,13 +109,7 @@ func TestCompareCalVer(t *testing.T) {
 			if a == nil || b == nil {
 				t.Fatalf("cannot parse %q or %q", order[i], order[j])
 			}
-			want := 0
-			switch {
-			case i < j:
-				want = -1
-			case i > j:
-				want = 1
-			}
+			want := cmp.Compare(i, j)
 			if got := version.CompareVersions(a, b); got != want {
 				t.Errorf("CompareVersions(%s, %s) = %d, want %d", order[i], order[j], got, want)
 			}

@@ -1,6 +1,7 @@
 package version_test
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -108,13 +109,7 @@ func TestCompareSpecOrder(t *testing.T) {
 	}
 	for i := range vs {
 		for j := range vs {
-			want := 0
-			switch {
-			case i < j:
-				want = -1
-			case i > j:
-				want = 1
-			}
+			want := cmp.Compare(i, j)
 			if got := version.Compare(vs[i], vs[j]); got != want {
 				t.Errorf("Compare(%s, %s) = %d, want %d", vs[i], vs[j], got, want)
 			}

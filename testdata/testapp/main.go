@@ -55,6 +55,7 @@ func main() {
 	delay := flag.Duration("delay", 0, "time each request takes")
 	longLine := flag.Int("long-line", 0, "print a line of this many bytes at start")
 	holdListener := flag.Duration("hold-listener", 0, "on SIGTERM, keep serving and holding the listeners this long before draining")
+	chatty := flag.Int("chatty", 0, "write this many 1,000-byte lines a second to stdout, each numbered (see /written)")
 	flag.Parse()
 
 	if *exitAtStart >= 0 {
@@ -101,6 +102,23 @@ func main() {
 	})
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, pid)
+	})
+	// written counts the lines -chatty wrote: a writer blocked on its output
+	// stops counting.
+	var written atomic.Int64
+	if *chatty > 0 {
+		go func() {
+			pad := strings.Repeat("x", 1000-len("chatty 000000000 \n"))
+			tick := time.NewTicker(time.Second / time.Duration(*chatty))
+			for range tick.C {
+				n := written.Load() + 1
+				fmt.Printf("chatty %09d %s\n", n, pad)
+				written.Store(n)
+			}
+		}()
+	}
+	mux.HandleFunc("/written", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, written.Load())
 	})
 	mux.HandleFunc("/children", func(w http.ResponseWriter, _ *http.Request) {
 		json.NewEncoder(w).Encode(children)

@@ -52,6 +52,10 @@ type Registry struct {
 	// registry that keeps no listings between polls. With SetNow, it runs the
 	// poll cost part of the contract (the folders.Cache rules).
 	Requests func() int64
+	// SetPageSize makes src, a source of this registry, list at most n
+	// entries a request; nil for a registry that lists without paging. With
+	// Requests, it runs the paging part of the contract.
+	SetPageSize func(src Source, n int)
 	// OpensEveryFolder is true when a folder whose name is not a version is
 	// listed with its files (file), false when it is listed empty because its
 	// contents are never fetched (s3, gs).
@@ -100,6 +104,43 @@ func Run(t *testing.T, newRegistry func(t *testing.T) Registry) {
 	t.Run("ReportRefusesBadTag", func(t *testing.T) { testReportBadTag(t, newRegistry(t)) })
 	if reg := newRegistry(t); reg.Requests != nil && reg.SetNow != nil {
 		t.Run("PollCost", func(t *testing.T) { testPollCost(t, reg) })
+	}
+	if reg := newRegistry(t); reg.Requests != nil && reg.SetPageSize != nil {
+		t.Run("Paging", func(t *testing.T) { testPaging(t, reg) })
+	}
+}
+
+// testPaging: folders and folder contents that take several pages are read
+// from every page, each entry once.
+func testPaging(t *testing.T, reg Registry) {
+	for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0"} {
+		reg.Put(t, "myapp/"+v+"/a_linux_amd64.tar.gz", []byte("x"), T0)
+	}
+	for _, k := range []string{"a_darwin_arm64.tar.gz", "a_linux_arm64.tar.gz", "a_windows_amd64.zip", "checksums.txt"} {
+		reg.Put(t, "myapp/v1.0.0/"+k, []byte("x"), T0)
+	}
+	src := reg.Source(t, "myapp")
+	reg.SetPageSize(src, 2)
+	before := reg.Requests()
+	rels, err := src.Releases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"v1.0.0: a_darwin_arm64.tar.gz a_linux_amd64.tar.gz a_linux_arm64.tar.gz a_windows_amd64.zip checksums.txt",
+		"v1.1.0: a_linux_amd64.tar.gz",
+		"v1.2.0: a_linux_amd64.tar.gz",
+		"v1.3.0: a_linux_amd64.tar.gz",
+		"v1.4.0: a_linux_amd64.tar.gz",
+		"v1.5.0: a_linux_amd64.tar.gz",
+	}
+	if got := Summary(rels); !slices.Equal(got, want) {
+		t.Errorf("releases:\n got %q\nwant %q", got, want)
+	}
+	// The folder names in one request or more (services differ in paging
+	// them), v1.0.0's 5 objects in 3 pages, the other folders in 1 each.
+	if n, min := reg.Requests()-before, int64(1+3+5); n < min {
+		t.Errorf("%d requests, want at least %d (paging)", n, min)
 	}
 }
 
