@@ -70,11 +70,9 @@ clean:
 # Each fuzz target for FUZZTIME (a minute by default); the seed corpora run in
 # every `go test`. See docs/reliability.md.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := \
-	./config:FuzzParseHCL ./config:FuzzParseJSON ./config:FuzzParseYAML \
-	./config:FuzzRegistryURL ./config:FuzzParseFreeSpace \
-	./sources/version:FuzzParse ./sources/version:FuzzSelect ./sources/version:FuzzParseChecksums \
-	./releasestore:FuzzExtractTar ./releasestore:FuzzExtractZip
+# Every `func Fuzz...` in a _test.go file, as "./pkg:FuzzName", found anew
+# each run so that no target is left out.
+FUZZ_TARGETS = $(shell grep -rn --include='*_test.go' '^func Fuzz' . | sed -E 's|^(.*)/[^/]*:[0-9]+:func (Fuzz[A-Za-z0-9_]*).*|\1:\2|' | sort)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (1m)

@@ -41,6 +41,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/notify"
+	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
@@ -59,6 +60,10 @@ type Options struct {
 	// Clock makes the timers the apps' loops and the config watcher wait on.
 	// Nil means the wall clock. Tests pass a fake one (see Clock).
 	Clock Clock
+	// Statfs measures the file system holding a path, for the disk reserve
+	// and the wait after disk_full; nil means releasestore.StatFS. Tests
+	// pass a fake.
+	Statfs func(path string) (releasestore.Space, error)
 	// StallTimeout is how long a registry response may send nothing before
 	// it fails; zero means DefaultStallTimeout.
 	StallTimeout time.Duration
@@ -135,6 +140,9 @@ func New(cfg *config.File, opts Options) *Agent {
 	}
 	if opts.Clock == nil {
 		opts.Clock = wallClock{now: opts.Now}
+	}
+	if opts.Statfs == nil {
+		opts.Statfs = releasestore.StatFS
 	}
 	if opts.StallTimeout == 0 {
 		opts.StallTimeout = DefaultStallTimeout
@@ -321,7 +329,8 @@ func policy(app config.App) version.Policy {
 func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) (*worker, error) {
 	logger := a.opts.Logger.With("app", app.Name)
 	dir := appDir(cfg, app.Name)
-	src, err := newSource(app, a.sourceOptions(logger, app))
+	srcOpts, limits := a.sourceOptions(logger, app)
+	src, err := newSource(app, srcOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +345,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		logger:     logger,
 		src:        src,
 		runner:     run,
-		pipe:       newPipeline(input, src, run, newStore(cfg, dir, app, logger), dir, logger),
+		pipe:       newPipeline(input, src, run, newStore(cfg, dir, app, logger, a.opts.Statfs), dir, logger),
 		policy:     policy(app),
 		now:        a.opts.Now,
 		clock:      a.opts.Clock,
@@ -349,6 +358,8 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		events:     &events{app: app.Name, agent: a.agentNotifier},
 		scrub:      hookScrubber(cfg, app, os.Environ()),
 		fleet:      a.fleetFor(app),
+		limits:     limits,
+		statfs:     a.opts.Statfs,
 	}
 	if fp, ok := w.pipe.(*filePipeline); ok && w.fleet != nil {
 		fp.published = w.fleet.publishedSum

@@ -76,8 +76,15 @@ func (e *env) start(opts Options) *Agent {
 // "site" has ended its first poll: from then on the test drives the polls.
 func (e *env) startPolled() (*Agent, *worker, *fakeClock) {
 	e.t.Helper()
+	return e.startPolledWith(Options{})
+}
+
+// startPolledWith is startPolled with opts (its Clock is the fake one).
+func (e *env) startPolledWith(opts Options) (*Agent, *worker, *fakeClock) {
+	e.t.Helper()
 	clk := newFakeClock()
-	a := e.start(Options{Clock: clk})
+	opts.Clock = clk
+	a := e.start(opts)
 	waitFor(e.t, "a worker", func() bool { return a.worker("site") != nil })
 	w := a.worker("site")
 	waitFor(e.t, "the first poll", func() bool { return w.polled.Load() > 0 })

@@ -79,9 +79,10 @@ func (w *worker) succeeded() {
 }
 
 // newStore returns the app's release store with the agent block's disk
-// reserve (min_free_space).
-func newStore(cfg *config.File, dir string, app config.App, logger *slog.Logger) *releasestore.Store {
+// reserve (min_free_space), measured with statfs.
+func newStore(cfg *config.File, dir string, app config.App, logger *slog.Logger, statfs func(string) (releasestore.Space, error)) *releasestore.Store {
 	s := releasestore.NewStore(dir, app.KeepReleases, logger)
+	s.Probe = statfs
 	if r := cfg.Agent.MinFreeSpace; !r.IsZero() {
 		s.Reserve = releasestore.Reserve{Bytes: r.Bytes, Percent: r.Percent}
 	}

@@ -9,18 +9,17 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/dewy-agent/dewy-agent/releasestore"
 )
 
 // TestDiskFullIsNotABadVersion: a release that does not fit above the reserve
 // is reported as disk_full (state, status, metric), not marked bad, and is
 // deployed once there is room.
 func TestDiskFullIsNotABadVersion(t *testing.T) {
-	e := newEnv(t)
-	e.write(strings.Replace(e.config("1s", "site"), "admin = \"\"", "admin = \"\"\n  min_free_space = \"99.99%\"", 1))
-	_, w, clk := e.startPolled()
-	pollNow(t, clk, w)
+	const total = 100 << 30
+	disk := newFakeDisk(total, total>>10)
+	disk.avail.Store(total / 2)
+	disk.inodes.Store(total >> 11)
+	a, w, clk := startOnDisk(t, disk, "99.99%")
 
 	s := w.snapshot()
 	if s.State != StateDiskFull || !strings.Contains(s.LastError, "disk full") || s.Deployed != "" {
@@ -36,9 +35,12 @@ func TestDiskFullIsNotABadVersion(t *testing.T) {
 		t.Fatalf("staging left behind: %d entries", len(tmp))
 	}
 
-	// Space was freed: the next try deploys.
-	w.pipe.(*filePipeline).store.Reserve = releasestore.Reserve{Bytes: 1}
-	pollNow(t, clk, w)
+	// Space was freed: the next look at the disk tries again, and deploys.
+	disk.avail.Store(total)
+	disk.inodes.Store(total >> 10)
+	waitFor(t, "the wait for room", func() bool { return clk.pending(diskFullRecheck) == 1 })
+	clk.Advance(diskFullRecheck)
+	waitFor(t, "v1.0.0 deployed", deployed(a, "site"))
 	if s := w.snapshot(); s.Deployed != "v1.0.0" {
 		t.Fatalf("status = %+v, want v1.0.0 deployed once there is room", s)
 	}

@@ -105,6 +105,17 @@ func (c *fakeClock) pendingOver(d time.Duration) int {
 	return n
 }
 
+// longest returns the longest wait among the timers waiting (0: none).
+func (c *fakeClock) longest() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d time.Duration
+	for _, t := range c.timers {
+		d = max(d, t.d)
+	}
+	return d
+}
+
 // pollNow lets w's wait end (interval or backoff, whichever it waits for) and
 // returns once the poll this starts has ended and its outcome is recorded.
 // It is how a test proves that a poll changed nothing, without sleeping.

@@ -220,9 +220,43 @@ func (w *worker) choose(ctx context.Context) (*version.Candidate, error) {
 		if err := w.publishRelease(ctx, cand); err != nil && ctx.Err() == nil {
 			w.logger.Warn("fleet: release not published", "version", cand.Version.Original(), "err", err)
 		}
+		if w.st.Version == "" {
+			return w.firstInstall(cand)
+		}
 		return cand, nil
 	}
+	if w.st.Version == "" {
+		return w.firstInstall(nil)
+	}
 	rel, ok := h.Latest()
+	if !ok {
+		w.logger.Debug("fleet: no release published yet")
+		return nil, nil
+	}
+	return candidateOf(rel, w.app.CalVer)
+}
+
+// firstInstall is what a host with nothing deployed installs: the fleet's
+// last fully rolled-out version, even while a newer one (cand, or the
+// published release) is rolling out; the newer one comes after, by the
+// rollout's rules. Until the fleet's state is read it installs nothing (the
+// watch wakes the loop).
+func (w *worker) firstInstall(cand *version.Candidate) (*version.Candidate, error) {
+	h := w.fleet.h
+	rel, ok, known := h.FirstInstall()
+	switch {
+	case !known:
+		w.logger.Debug("fleet: reading the fleet's state before a first install")
+		return nil, nil
+	case ok:
+		if cand == nil || cand.Version.Original() != rel.Version {
+			w.logger.Info("fleet: nothing deployed; installing the fleet's rolled-out version first", "version", rel.Version)
+		}
+		return candidateOf(rel, w.app.CalVer)
+	case cand != nil:
+		return cand, nil
+	}
+	rel, ok = h.Latest()
 	if !ok {
 		w.logger.Debug("fleet: no release published yet")
 		return nil, nil
@@ -317,6 +351,9 @@ func (f *fleetApp) publishedSum(tag string) string {
 	if r, ok := f.h.Latest(); ok && r.Version == tag {
 		return r.SHA256
 	}
+	if r, ok := f.h.ReleaseOf(tag); ok { // a first install of an older version
+		return r.SHA256
+	}
 	return ""
 }
 
@@ -329,27 +366,39 @@ func (f *fleetApp) releaseChanged() <-chan struct{} {
 
 // fleetGate asks the fleet whether this host may deploy tag now. It waits
 // (the app's status says for what) until the answer is yes, or a refusal
-// waiting will not change, or the next poll is due, or the published
-// release changes. proceed is false when the deploy must not happen now.
+// waiting will not change, or the published release changes, or (on the
+// poller, which must poll the registry) the next poll is due. proceed is false when the deploy must not happen now.
 func (w *worker) fleetGate(ctx context.Context, tag string) (slot fleet.Slot, proceed bool, err error) {
 	if w.fleet == nil {
 		return nil, true, nil
 	}
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tick, stopTick := w.clock.After(w.app.Interval)
-	defer stopTick()
 	var changed <-chan struct{}
 	if w.fleet.h != nil {
 		changed = w.fleet.releaseChanged()
 	}
 	go func() {
-		select {
-		case <-gctx.Done():
-		case <-tick:
-		case <-changed:
+		defer cancel()
+		for {
+			tick, stopTick := w.clock.After(w.app.Interval)
+			select {
+			case <-gctx.Done():
+				stopTick()
+				return
+			case <-changed:
+				stopTick()
+				return
+			case <-tick:
+			}
+			// The poller (and every host under FleetLock) polls the registry
+			// again. A follower learns of a new release only from the watch
+			// (changed), so it keeps waiting in the gate: leaving it would
+			// leave its place in the slot queue unused until its next poll.
+			if w.fleet.h == nil || w.fleet.h.IsPoller() {
+				return
+			}
 		}
-		cancel()
 	}()
 	d, err := w.fleet.gater.Gate(gctx, tag)
 	if err != nil {

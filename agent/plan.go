@@ -66,7 +66,8 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 	}
 	it.Deployed = st.Version
 	logger := a.opts.Logger.With("app", app.Name)
-	src, err := newSource(app, a.sourceOptions(logger, app))
+	opts, _ := a.sourceOptions(logger, app)
+	src, err := newSource(app, opts)
 	if err != nil {
 		it.Err = err
 		return it

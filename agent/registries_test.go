@@ -203,7 +203,9 @@ type grpcRegistry struct {
 
 	mu      sync.Mutex
 	tag     string
-	calls   int // Current calls
+	fail    error // Current's answer while set: a status error
+	calls   int   // Current calls
+	failed  int   // Current calls answered with fail
 	reports []*dewypb.ReportRequest
 }
 
@@ -211,6 +213,10 @@ func (g *grpcRegistry) Current(_ context.Context, req *dewypb.CurrentRequest) (*
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.calls++
+	if g.fail != nil {
+		g.failed++
+		return nil, g.fail
+	}
 	return &dewypb.CurrentResponse{
 		Id:          "id-" + g.tag,
 		Tag:         g.tag,

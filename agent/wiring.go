@@ -13,15 +13,18 @@ import (
 // decoded (sources.Settings, runners.Settings): each builds its own
 // implementation. config/table.go is the one place that lists them.
 
-func (a *Agent) sourceOptions(logger *slog.Logger, app config.App) sources.Options {
+// sourceOptions are the options of the app's source; its client notes the
+// registry's Retry-After answers in the retryAfters returned.
+func (a *Agent) sourceOptions(logger *slog.Logger, app config.App) (sources.Options, *retryAfters) {
+	client, limits := noteRetryAfters(withStallGuard(a.metrics.appClient(a.opts.HTTPClient, app.Name), a.opts.StallTimeout), a.opts.Now)
 	opts := sources.Options{
 		Logger:     logger.With("source", app.Registry.Scheme),
-		HTTPClient: withStallGuard(a.metrics.appClient(a.opts.HTTPClient, app.Name), a.opts.StallTimeout),
+		HTTPClient: client,
 		Now:        a.opts.Now,
 		Runner:     app.Runner.Kind(),
 	}
 	opts.Openers = config.Openers(opts)
-	return opts
+	return opts, limits
 }
 
 // newSource builds the source for the app's registry URL.

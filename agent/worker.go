@@ -64,7 +64,12 @@ type worker struct {
 
 	retry  chan struct{} // a request to forget bad versions and poll now
 	fleet  *fleetApp     // the app's part in the fleet; nil without one (fleet.go)
+	limits *retryAfters  // the registry's Retry-After answers (ratelimit.go)
 	events *events       // deploy events to the app's and the agent's notifiers
+
+	// statfs measures the app directory's file system, to wait for room
+	// after disk_full (diskfull.go).
+	statfs func(path string) (releasestore.Space, error)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -185,18 +190,13 @@ func (w *worker) loop(ctx context.Context) {
 			return
 		case err != nil:
 			failures++
-			wait = backoff(failures, w.app.Interval)
-			var rl *sources.RateLimitedError
-			if errors.As(err, &rl) {
-				if d := rl.Until.Sub(w.now()); d > wait {
-					wait = d
-				}
-			}
+			err, wait = w.rateLimited(err, backoff(failures, w.app.Interval))
 			w.logger.Error("poll failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 			w.recordError(err)
 		default:
 			failures = 0
 		}
+		tick, stop, wait := w.after(err, wait) // disk_full waits for room (diskfull.go)
 		next := w.now().Add(wait)
 		w.setStatus(func(s *Status) {
 			s.NextCheck = next
@@ -205,7 +205,6 @@ func (w *worker) loop(ctx context.Context) {
 			}
 		})
 		w.polled.Add(1)
-		tick, stop := w.clock.After(wait)
 		select {
 		case <-ctx.Done():
 			stop()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -63,6 +64,9 @@ func parseRegistry(raw string, rng hcl.Range) (parsedRegistry, hcl.Diagnostics) 
 
 // parseCommon checks what every registry URL shares and finds its scheme.
 // The scheme is nil when the URL has none this build knows (reported).
+// quoted matches a Go-quoted string (%q) in an error message.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
 func parseCommon(raw string) (parsedRegistry, []problem, *url.URL, sources.Scheme) {
 	var p parsedRegistry
 	if raw == "" {
@@ -73,12 +77,15 @@ func parseCommon(raw string) (parsedRegistry, []problem, *url.URL, sources.Schem
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Error repeats the whole URL, credentials included: keep only the cause.
+		// url.Error repeats the whole URL, credentials included: keep only the
+		// cause, without the part of the URL it quotes (`invalid port
+		// ":secret" after host` for "//user:secret" without a host).
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return p, []problem{{"Invalid registry URL", fmt.Sprintf("registry is not a valid URL (%v); write it "+registryExample+".", err)}}, nil, nil
+		cause := quoted.ReplaceAllString(err.Error(), "…")
+		return p, []problem{{"Invalid registry URL", fmt.Sprintf("registry is not a valid URL (%s); write it "+registryExample+".", cause)}}, nil, nil
 	}
 
 	p.registry.URL = withoutCredentials(raw, u)

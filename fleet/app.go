@@ -147,13 +147,24 @@ func (h *AppHandle) loop() {
 		if _, err := h.m.putHost(ctx, nil); err != nil && ctx.Err() == nil {
 			h.logger.Debug("fleet: register app", "err", err)
 		}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); h.campaign(ctx, sess) }()
+		campaigned := make(chan struct{})
+		h.m.campaigns.Add(1)
+		go func() {
+			defer h.m.campaigns.Done()
+			defer close(campaigned)
+			h.campaign(ctx, sess)
+		}()
 		h.watch(ctx)
 		cancel()
 		stop()
-		wg.Wait()
+		select {
+		case <-campaigned:
+		case <-h.ctx.Done():
+			// The handle stops. etcd's Campaign, cancelled while it waits,
+			// resigns on the client's own context: cut off from etcd that
+			// lasts until etcd answers or Member.Close closes the client,
+			// which then waits for it (m.campaigns).
+		}
 		h.mu.Lock()
 		h.view = nil
 		h.mu.Unlock()
@@ -214,7 +225,8 @@ func (h *AppHandle) watch(ctx context.Context) {
 	for _, kv := range resp.Kvs {
 		kvs[string(kv.Key)] = kv
 	}
-	h.apply(kvs, resp.Header.Revision)
+	cache := decodeCache{}
+	h.apply(kvs, resp.Header.Revision, cache)
 	wch := h.m.cli().Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
@@ -229,21 +241,23 @@ func (h *AppHandle) watch(ctx context.Context) {
 		for _, ev := range wr.Events {
 			if ev.Type == clientv3.EventTypeDelete {
 				delete(kvs, string(ev.Kv.Key))
+				delete(cache, string(ev.Kv.Key))
 			} else {
 				kvs[string(ev.Kv.Key)] = ev.Kv
 			}
 		}
-		h.apply(kvs, wr.Header.Revision)
+		h.apply(kvs, wr.Header.Revision, cache)
 	}
 }
 
-// apply rebuilds the view from kvs at rev and tells waiters.
-func (h *AppHandle) apply(kvs map[string]*mvccpb.KeyValue, rev int64) {
+// apply rebuilds the view from kvs at rev (parsing through cache) and tells
+// waiters.
+func (h *AppHandle) apply(kvs map[string]*mvccpb.KeyValue, rev int64, cache decodeCache) {
 	list := make([]*mvccpb.KeyValue, 0, len(kvs))
 	for _, kv := range kvs {
 		list = append(list, kv)
 	}
-	v := buildView(h.m.keys, h.name, rev, list)
+	v := buildView(h.m.keys, h.name, rev, list, cache)
 	h.mu.Lock()
 	old := h.view
 	h.view = v
@@ -337,7 +351,11 @@ func (h *AppHandle) PublishRelease(ctx context.Context, r Release) error {
 	defer cancel()
 	resp, err := h.m.cli().Txn(octx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
-		Then(clientv3.OpPut(h.m.keys.release(h.name), string(b))).
+		Then(clientv3.OpPut(h.m.keys.release(h.name), string(b)),
+			// Kept per version: a host that starts with nothing deployed
+			// installs the last rolled-out version after a newer one replaced
+			// it in "release".
+			clientv3.OpPut(h.m.keys.releaseOf(h.name, r.Version), string(b))).
 		Commit()
 	if err != nil {
 		h.m.failed(err)
@@ -397,6 +415,45 @@ func (h *AppHandle) LastRolledOut() string {
 		return ""
 	}
 	return h.view.done
+}
+
+// ReleaseOf returns the release record of version as the poller published
+// it, if it is known: the current release, or an earlier one whose rollout
+// keys are still there.
+func (h *AppHandle) ReleaseOf(version string) (Release, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.view == nil {
+		return Release{}, false
+	}
+	if r := h.view.releaseOf(version); r != nil {
+		return *r, true
+	}
+	return Release{}, false
+}
+
+// FirstInstall returns what this host installs when it has nothing deployed:
+// the fleet's last fully rolled-out version (Gate allows it at once), not a
+// newer release still rolling out, which the host joins afterwards like every
+// other host. ok is false when the host runs something or the fleet has no
+// rolled-out version to give (or etcd is unreachable); known is false while the handle has not read
+// the fleet's state yet (ask again when WatchRelease sends).
+func (h *AppHandle) FirstInstall() (r Release, ok, known bool) {
+	if h.unavailable() {
+		return Release{}, false, true // no fleet to follow: on_unavailable decides
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.deployed != "" {
+		return Release{}, false, true
+	}
+	if h.view == nil {
+		return Release{}, false, false
+	}
+	if rel := h.view.firstInstall(); rel != nil {
+		return *rel, true, true
+	}
+	return Release{}, false, true
 }
 
 // AppState is this host's view of the app, for status and metrics.
@@ -597,6 +654,11 @@ func (h *AppHandle) Gate(ctx context.Context, version string) (Decision, error) 
 				return Decision{Allowed: true, Phase: PhaseInstall, Slot: &etcdSlot{h: h, version: version, noKey: true}}, nil
 			}
 			wait(PhaseInstall, "the fleet changed; looking again")
+		case deployed == "" && v.firstInstall() != nil && v.done != version:
+			// A new host neither jumps ahead of a rollout under way nor
+			// waits for it with nothing running: it installs the rolled-out
+			// version first (FirstInstall), then joins the rollout.
+			return Decision{Phase: PhaseInstall, Wait: fmt.Sprintf("nothing deployed: installing the fleet's rolled-out %s first", v.done)}, nil
 		case plan == nil:
 			p, err := h.ensurePlan(ctx, version)
 			if err != nil {

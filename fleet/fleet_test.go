@@ -40,16 +40,7 @@ func TestRollout(t *testing.T) {
 			return ""
 		}
 	}
-	rolledOut := func(v string) func() bool {
-		return func() bool {
-			for _, a := range agents {
-				if a.version() != v {
-					return false
-				}
-			}
-			return e.appStatus().Done == v
-		}
-	}
+	rolledOut := func(v string) func() bool { return func() bool { return e.rolledOut(agents, v) } }
 
 	e.reg.set("v1.0.0")
 	eventually(t, 20*time.Second, "v1.0.0 rolled out to every host", rolledOut("v1.0.0"))

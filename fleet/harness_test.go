@@ -25,7 +25,8 @@ const testTTL = 2 * time.Second
 // env is one test's fleet: an etcd cluster, a fake registry and a checker.
 type env struct {
 	t      *testing.T
-	cl     *etcdtest.Cluster
+	cl     *etcdtest.Cluster // nil on a real etcd (newEnvOn)
+	eps    []string
 	prefix string
 	app    string
 	reg    *registry
@@ -36,8 +37,16 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	cl := etcdtest.Start(t, 3)
-	e := &env{t: t, cl: cl, prefix: "/test/" + strings.ReplaceAll(t.Name(), "/", "_"), app: "web", reg: &registry{polls: map[string]int{}}}
-	op, err := NewOperator(Fleet{Etcd: Etcd{Endpoints: NewEndpoints(cl.Endpoints()...), Prefix: e.prefix}, SessionTTL: testTTL}, nil, 0)
+	e := newEnvOn(t, cl.Endpoints())
+	e.cl = cl
+	return e
+}
+
+// newEnvOn is an env on the etcd at endpoints.
+func newEnvOn(t *testing.T, endpoints []string) *env {
+	t.Helper()
+	e := &env{t: t, eps: endpoints, prefix: "/test/" + strings.ReplaceAll(t.Name(), "/", "_"), app: "web", reg: &registry{polls: map[string]int{}}}
+	op, err := NewOperator(Fleet{Etcd: Etcd{Endpoints: NewEndpoints(endpoints...), Prefix: e.prefix}, SessionTTL: testTTL}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +71,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) config(host string, labels map[string]string, endpoints ...string) Fleet {
 	if len(endpoints) == 0 {
-		endpoints = e.cl.Endpoints()
+		endpoints = e.eps
 	}
 	return Fleet{HostID: host, Labels: NewLabels(labels), SessionTTL: testTTL, OnUnavailable: Hold,
 		Etcd: Etcd{Endpoints: NewEndpoints(endpoints...), Prefix: e.prefix}}
@@ -238,6 +247,16 @@ func (a *agent) try(ctx context.Context, v string) {
 	}
 }
 
+// rolledOut is true when every agent runs v and the fleet recorded it done.
+func (e *env) rolledOut(agents []*agent, v string) bool {
+	for _, a := range agents {
+		if a.version() != v {
+			return false
+		}
+	}
+	return e.appStatus().Done == v
+}
+
 func (e *env) startAgent(m *Member, r Rollout) *agent {
 	a := &agent{host: m.HostID(), m: m, h: m.App(e.app, r), reg: e.reg, deployTime: 40 * time.Millisecond, localBad: map[string]bool{}}
 	testkit.Go(e.t, "agent "+a.host, func(ctx context.Context) error {
@@ -339,7 +358,7 @@ func (c *checker) view(rev int64) *appView {
 	for _, kv := range c.kvs {
 		list = append(list, kv)
 	}
-	return buildView(c.keys, c.app, rev, list)
+	return buildView(c.keys, c.app, rev, list, nil)
 }
 
 func (c *checker) check(rev int64) {

@@ -15,6 +15,7 @@ import (
 //	P/apps/<app>/bad/<version>                       bad fleet-wide
 //	P/apps/<app>/slots/<host>                        deploy slot (session lease)
 //	P/apps/<app>/rollouts/<version>/plan             canaries and numbers
+//	P/apps/<app>/rollouts/<version>/release          the release as published
 //	P/apps/<app>/rollouts/<version>/promoted         present: bake ended by an operator
 //	P/apps/<app>/rollouts/<version>/outcomes/<host>  a host's outcome
 type keys struct{ prefix string }
@@ -45,9 +46,10 @@ func (k keys) slot(app, host string) string { return k.slots(app) + esc(host) }
 func (k keys) rollout(app, v string) string {
 	return k.app(app) + "rollouts/" + esc(v) + "/"
 }
-func (k keys) plan(app, v string) string     { return k.rollout(app, v) + "plan" }
-func (k keys) promoted(app, v string) string { return k.rollout(app, v) + "promoted" }
-func (k keys) outcomes(app, v string) string { return k.rollout(app, v) + "outcomes/" }
+func (k keys) plan(app, v string) string      { return k.rollout(app, v) + "plan" }
+func (k keys) releaseOf(app, v string) string { return k.rollout(app, v) + "release" }
+func (k keys) promoted(app, v string) string  { return k.rollout(app, v) + "promoted" }
+func (k keys) outcomes(app, v string) string  { return k.rollout(app, v) + "outcomes/" }
 func (k keys) outcome(app, v, host string) string {
 	return k.outcomes(app, v) + esc(host)
 }

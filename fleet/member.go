@@ -48,6 +48,9 @@ type Member struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	probe  chan struct{} // an op failed: check etcd now
+	// campaigns are the apps' election campaigns, which may outlive their
+	// app's loop until the client is closed (AppHandle.loop).
+	campaigns sync.WaitGroup
 
 	mu        sync.Mutex
 	sess      *concurrency.Session
@@ -215,6 +218,7 @@ func (m *Member) Close(ctx context.Context) error {
 			err = fmt.Errorf("fleet: close etcd client: %w", cerr)
 		}
 	}
+	m.campaigns.Wait()
 	return err
 }
 
@@ -234,6 +238,7 @@ func (m *Member) abandon() {
 	if c := m.cli(); c != nil {
 		_ = c.Close()
 	}
+	m.campaigns.Wait()
 }
 
 // cli returns the etcd client, nil until the member first reached etcd.

@@ -75,6 +75,7 @@ type slotKV struct {
 // rolloutView is one version's rollout as read from etcd.
 type rolloutView struct {
 	plan     *Plan
+	release  *Release // as published; kept after a newer release replaces it
 	promoted bool
 	outcomes map[string]Outcome
 }
@@ -100,8 +101,37 @@ func (v *appView) rollout(version string) *rolloutView {
 	return r
 }
 
-// buildView parses the keys of app (the kvs of P/apps/<app>/).
-func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
+// decodeCache keeps the parsed value of each key of an app by key and mod
+// revision, so that rebuilding the view after a watch event parses only the
+// keys that changed (a rollout on many hosts keeps hundreds of keys: slots,
+// outcomes, election keys). It belongs to one goroutine.
+type decodeCache map[string]decoded
+
+type decoded struct {
+	rev int64
+	v   any
+	ok  bool
+}
+
+// decode parses kv's JSON value as a T, through c when it is not nil.
+func decode[T any](c decodeCache, kv *mvccpb.KeyValue) (T, bool) {
+	if e, hit := c[string(kv.Key)]; hit && e.rev == kv.ModRevision {
+		if v, isT := e.v.(T); isT {
+			return v, e.ok
+		}
+	}
+	var v T
+	ok := json.Unmarshal(kv.Value, &v) == nil
+	if c != nil {
+		c[string(kv.Key)] = decoded{rev: kv.ModRevision, v: v, ok: ok}
+	}
+	return v, ok
+}
+
+// buildView parses the keys of app (the kvs of P/apps/<app>/); cache may be
+// nil. The values it returns are shared with the cache and other views:
+// read only.
+func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue, cache decodeCache) *appView {
 	v := &appView{rev: rev, bad: map[string]BadVersion{}, rollouts: map[string]*rolloutView{}}
 	for _, kv := range kvs {
 		a, rest, ok := k.parseAppKey(string(kv.Key))
@@ -110,8 +140,7 @@ func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 		}
 		switch {
 		case rest == "release":
-			var r Release
-			if json.Unmarshal(kv.Value, &r) == nil {
+			if r, ok := decode[Release](cache, kv); ok {
 				v.release = &r
 			}
 		case rest == "paused":
@@ -119,13 +148,11 @@ func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 		case rest == "done":
 			v.done = string(kv.Value)
 		case strings.HasPrefix(rest, "bad/"):
-			var b BadVersion
-			_ = json.Unmarshal(kv.Value, &b)
+			b, _ := decode[BadVersion](cache, kv)
 			b.Version = unesc(strings.TrimPrefix(rest, "bad/"))
 			v.bad[b.Version] = b
 		case strings.HasPrefix(rest, "slots/"):
-			var s SlotRecord
-			_ = json.Unmarshal(kv.Value, &s)
+			s, _ := decode[SlotRecord](cache, kv)
 			s.Host = unesc(strings.TrimPrefix(rest, "slots/"))
 			v.slots = append(v.slots, slotKV{s, kv.CreateRevision})
 		case strings.HasPrefix(rest, "poller/"):
@@ -138,15 +165,17 @@ func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 			r := v.rollout(ver)
 			switch what {
 			case "plan":
-				var p Plan
-				if json.Unmarshal(kv.Value, &p) == nil {
+				if p, ok := decode[Plan](cache, kv); ok {
 					r.plan = &p
+				}
+			case "release":
+				if rel, ok := decode[Release](cache, kv); ok {
+					r.release = &rel
 				}
 			case "promoted":
 				r.promoted = true
 			case "outcomes":
-				var o Outcome
-				if json.Unmarshal(kv.Value, &o) == nil {
+				if o, ok := decode[Outcome](cache, kv); ok {
 					r.outcomes[host] = o
 				}
 			}
@@ -155,6 +184,28 @@ func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 	sort.Slice(v.slots, func(i, j int) bool { return v.slots[i].Rev < v.slots[j].Rev })
 	sort.Slice(v.leaders, func(i, j int) bool { return v.leaders[i].Rev < v.leaders[j].Rev })
 	return v
+}
+
+// releaseOf returns the release record of version as it was published, or
+// nil when it is unknown (never published, or its rollout's keys removed).
+func (v *appView) releaseOf(version string) *Release {
+	if r := v.rollouts[version]; r != nil && r.release != nil {
+		return r.release
+	}
+	if v.release != nil && v.release.Version == version {
+		return v.release
+	}
+	return nil
+}
+
+// firstInstall is the release a host with nothing deployed installs at once:
+// the last fully rolled-out version, when it is not bad and its release
+// record is known.
+func (v *appView) firstInstall() *Release {
+	if v.done == "" || v.bad[v.done].Version != "" {
+		return nil
+	}
+	return v.releaseOf(v.done)
 }
 
 // slotRank returns how many slot keys come before host's, and whether host

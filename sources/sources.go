@@ -14,6 +14,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -72,11 +74,16 @@ type Options struct {
 type RateLimitedError struct {
 	Until  time.Time
 	Reason string
+	// Err is the failure the rate limit came with, if any (Unwrap).
+	Err error
 }
 
 func (e *RateLimitedError) Error() string {
 	return "rate limited until " + e.Until.UTC().Format(time.RFC3339) + ": " + e.Reason
 }
+
+// Unwrap returns Err.
+func (e *RateLimitedError) Unwrap() error { return e.Err }
 
 // ErrNotFound is wrapped by sources when the repository, bucket or folder does not exist.
 var ErrNotFound = errors.New("not found")
@@ -131,4 +138,25 @@ func (o Options) WithDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// ParseRetryAfter reads an HTTP Retry-After header value, delay seconds
+// ("120") or an HTTP date ("Wed, 21 Oct 2026 07:28:00 GMT"), as the time
+// to wait until, never before now. ok is false when v is empty or neither.
+func ParseRetryAfter(v string, now time.Time) (until time.Time, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		// Beyond ~292 years the Duration would overflow; a day is plenty.
+		return now.Add(time.Duration(min(max(secs, 0), 86400*365)) * time.Second), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if t.Before(now) {
+			return now, true
+		}
+		return t, true
+	}
+	return time.Time{}, false
 }

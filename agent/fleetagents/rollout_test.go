@@ -30,7 +30,8 @@ type fleetWorld struct {
 	reg    string
 	cl     *etcdtest.Cluster
 	prefix string
-	agents []*agent.Agent
+	agents []*agent.Agent // by host number; the last agent of a killed host stays
+	hosts  []*fleetHost   // nil for a killed host
 	chk    *fleetChecker
 }
 
@@ -59,8 +60,8 @@ func (w *fleetWorld) publish(v string, artifact []byte) {
 }
 
 // fleetConfig is one host's config file.
-func (w *fleetWorld) fleetConfig(host, labels, rollout string) string {
-	eps := `"` + strings.Join(w.cl.Endpoints(), `", "`) + `"`
+func (w *fleetWorld) fleetConfig(host, labels, rollout, appExtra string, endpoints []string) string {
+	eps := `"` + strings.Join(endpoints, `", "`) + `"`
 	return fmt.Sprintf(`agent {
   state_dir = %q
   admin = ""
@@ -82,32 +83,92 @@ app "site" {
   rollout {
     %s
   }
+  %s
 }
-`, filepath.Join(w.dir, host), host, labels, eps, w.prefix, w.reg, rollout)
+`, filepath.Join(w.dir, host), host, labels, eps, w.prefix, w.reg, rollout, appExtra)
 }
 
 // start runs n agents; host h0 is labelled role = canary.
 func (w *fleetWorld) start(n int, rollout string) {
 	w.t.Helper()
-	for i := range n {
-		host := fmt.Sprintf("h%d", i)
-		labels := `zone = "a"`
-		if i == 0 {
-			labels = `role = "canary"`
-		}
-		path := filepath.Join(w.dir, host+".hcl")
-		if err := os.WriteFile(path, []byte(w.fleetConfig(host, labels, rollout)), 0o644); err != nil {
-			w.t.Fatal(err)
-		}
-		cfg, diags := config.Load(path)
-		if diags.HasErrors() {
-			w.t.Fatal(diags)
-		}
-		a := agent.New(cfg, agent.Options{Logger: testkit.Logger(w.t, slog.LevelInfo).With("host", host)})
-		testkit.Go(w.t, "Run "+host, a.Run)
-		w.agents = append(w.agents, a)
+	for range n {
+		w.add(rollout, "", nil)
 	}
 }
+
+// fleetHost is one running agent of the world.
+type fleetHost struct {
+	name string
+	a    *agent.Agent
+	stop func() error // cancels Run and waits for it (testkit.Go)
+	// proxy is the host's own way to etcd, when it was started behind one
+	// (so a test can cut it).
+	proxy *etcdtest.Proxy
+}
+
+// add starts the next host (h0 is labelled role = canary), with extra
+// lines in its app block (hooks). With a proxy the host reaches etcd only
+// through it.
+func (w *fleetWorld) add(rollout, appExtra string, proxy *etcdtest.Proxy) int {
+	w.t.Helper()
+	i := len(w.hosts)
+	w.hosts = append(w.hosts, nil)
+	w.agents = append(w.agents, nil)
+	w.run(i, rollout, appExtra, proxy)
+	return i
+}
+
+// run starts host i's agent (again, after kill, with the same state dir).
+func (w *fleetWorld) run(i int, rollout, appExtra string, proxy *etcdtest.Proxy) {
+	w.t.Helper()
+	host := fmt.Sprintf("h%d", i)
+	labels := `zone = "a"`
+	if i == 0 {
+		labels = `role = "canary"`
+	}
+	eps := w.cl.Endpoints()
+	if proxy != nil {
+		eps = []string{proxy.Endpoint()}
+	}
+	path := filepath.Join(w.dir, host+".hcl")
+	if err := os.WriteFile(path, []byte(w.fleetConfig(host, labels, rollout, appExtra, eps)), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		w.t.Fatal(diags)
+	}
+	a := agent.New(cfg, agent.Options{Logger: testkit.Logger(w.t, slog.LevelInfo).With("host", host)})
+	h := &fleetHost{name: host, a: a, stop: testkit.Go(w.t, "Run "+host, a.Run), proxy: proxy}
+	w.hosts[i], w.agents[i] = h, a
+}
+
+// stop stops h's agent and waits until Run returned.
+func (w *fleetWorld) stop(h *fleetHost) {
+	w.t.Helper()
+	if err := h.stop(); err != nil {
+		w.t.Errorf("Run %s: %v", h.name, err)
+	}
+}
+
+// kill stops host i as a crash would, for the fleet: its etcd connection is
+// cut first, so its lease is not revoked and its keys (poll, slot) live
+// until session_ttl passes. The host must have been started behind a proxy.
+// kill does not wait for the agent's end (its try to revoke the lease takes
+// a while to give up); the test's cleanup does.
+func (w *fleetWorld) kill(i int) {
+	w.t.Helper()
+	h := w.hosts[i]
+	if h.proxy == nil {
+		w.t.Fatalf("%s has no proxy to cut", h.name)
+	}
+	h.proxy.Cut()
+	go h.stop() //nolint:errcheck // a killed host's end says nothing
+	w.hosts[i] = nil
+}
+
+// proxy returns a new proxy to the cluster's members.
+func (w *fleetWorld) proxy() *etcdtest.Proxy { return etcdtest.NewProxy(w.t, w.cl.Endpoints()...) }
 
 // status returns host i's status of the app.
 func (w *fleetWorld) status(i int) agent.Status {
@@ -119,10 +180,11 @@ func (w *fleetWorld) status(i int) agent.Status {
 	return agent.Status{}
 }
 
+// all is true when cond holds on every live host.
 func (w *fleetWorld) all(cond func(agent.Status) bool) func() bool {
 	return func() bool {
 		for i := range w.agents {
-			if !cond(w.status(i)) {
+			if w.hosts[i] != nil && !cond(w.status(i)) {
 				return false
 			}
 		}

@@ -5,7 +5,9 @@
 //     at an S3 registry (gofakes3 on 127.0.0.1);
 //   - etcd requests per agent per minute at rest (fleet.RequestCounter), lease
 //     keep-alives apart;
-//   - the time for a release to reach N hosts with max_parallel M;
+//   - the time for a release to reach N hosts with max_parallel M, and what
+//     it is made of (timeline.go: publish delay, canary, deploys, slot
+//     handoffs, from a watch of the fleet's keys);
 //   - one agent process's memory (VmRSS) with the fleet block and without.
 //
 // The agents are goroutines running the real agent code (agent.New), each
@@ -201,12 +203,23 @@ func (w *world) round(n, maxPar int, withFleet bool, rest time.Duration) error {
 	if withFleet {
 		next = "v1.2.0"
 	}
+	var tl *timeline
+	if withFleet {
+		var err error
+		if tl, err = watchRollout(w.etcd, "/"+name, "site", next); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	w.publish(next)
 	if err := waitAll(agents, next, 10*time.Minute); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	fmt.Printf("%s: %s reached all %d hosts in %s (from publish; interval %s)\n\n", label, next, n, time.Since(start).Round(100*time.Millisecond), interval)
+	fmt.Printf("%s: %s reached all %d hosts in %s (from publish; interval %s)\n", label, next, n, time.Since(start).Round(100*time.Millisecond), interval)
+	if tl != nil {
+		tl.report("h000", maxPar)
+	}
+	fmt.Println()
 	return nil
 }
 

@@ -31,6 +31,7 @@
 package fakegithub
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -122,6 +123,8 @@ type Server struct {
 	rateLeft  int
 	rateReset time.Time
 	paused    chan struct{} // closed by resume; nil when downloads are not paused
+	publicAPI string        // SetPublicURLs; "" means the API server's own URL
+	publicSto string        // SetPublicURLs; "" means the storage server's own URL
 	app       *app          // EnableApp; nil when the fake is no GitHub App (app.go)
 	anyAuth   bool          // AllowTokenOnStorage: the storage server ignores Authorization
 }
@@ -187,13 +190,41 @@ func New(t testing.TB) *Server {
 
 // URL is the API root, the value for GITHUB_API_URL:
 // "http://127.0.0.1:PORT/api/v3" (no trailing slash, as GitHub Actions sets it).
-func (s *Server) URL() string { return s.api.URL + APIPrefix }
+func (s *Server) URL() string { return s.WebURL() + APIPrefix }
 
 // WebURL is the root of html_url and browser_download_url.
-func (s *Server) WebURL() string { return s.api.URL }
+func (s *Server) WebURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webURL()
+}
+
+func (s *Server) webURL() string { return cmp.Or(s.publicAPI, s.api.URL) }
 
 // StorageURL is the root of the storage server that downloads redirect to.
-func (s *Server) StorageURL() string { return s.storage.URL }
+func (s *Server) StorageURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.storageURL()
+}
+
+func (s *Server) storageURL() string { return cmp.Or(s.publicSto, s.storage.URL) }
+
+// Origins returns the API and storage servers' own base URLs
+// ("http://127.0.0.1:PORT"), whatever SetPublicURLs says: what a proxy in
+// front of each forwards to.
+func (s *Server) Origins() (api, storage string) { return s.api.URL, s.storage.URL }
+
+// SetPublicURLs makes the URLs the fake hands out name api (in place of the
+// API server: URL, WebURL, the URLs in its JSON and Link headers) and storage
+// (in place of the storage server: the redirects of downloads), as when a
+// proxy sits in front of each. Keep them different origins, as GitHub's are,
+// so a client sends its token to the API only. "" keeps a server's own URL.
+func (s *Server) SetPublicURLs(api, storage string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publicAPI, s.publicSto = strings.TrimSuffix(api, "/"), strings.TrimSuffix(storage, "/")
+}
 
 // RequireToken makes the API demand this token (see the package doc); "" turns
 // the check off.
@@ -484,12 +515,12 @@ type apiAsset struct {
 const timeFormat = "2006-01-02T15:04:05Z"
 
 func (s *Server) releaseJSON(rp *repository, rel *release) apiRelease {
-	repoURL := s.URL() + "/repos/" + rp.owner + "/" + rp.name
-	web := s.WebURL() + "/" + rp.owner + "/" + rp.name
+	repoURL := s.webURL() + APIPrefix + "/repos/" + rp.owner + "/" + rp.name
+	web := s.webURL() + "/" + rp.owner + "/" + rp.name
 	out := apiRelease{
 		URL:             repoURL + "/releases/" + strconv.FormatInt(rel.id, 10),
 		AssetsURL:       repoURL + "/releases/" + strconv.FormatInt(rel.id, 10) + "/assets",
-		UploadURL:       s.WebURL() + "/api/uploads/repos/" + rp.owner + "/" + rp.name + "/releases/" + strconv.FormatInt(rel.id, 10) + "/assets{?name,label}",
+		UploadURL:       s.webURL() + "/api/uploads/repos/" + rp.owner + "/" + rp.name + "/releases/" + strconv.FormatInt(rel.id, 10) + "/assets{?name,label}",
 		HTMLURL:         web + "/releases/tag/" + url.PathEscape(rel.Tag),
 		ID:              rel.id,
 		NodeID:          "RE_" + strconv.FormatInt(rel.id, 10),
@@ -518,7 +549,7 @@ func (s *Server) releaseJSON(rp *repository, rel *release) apiRelease {
 
 func (s *Server) assetJSON(rp *repository, rel *release, a *asset) apiAsset {
 	return apiAsset{
-		URL:                s.URL() + "/repos/" + rp.owner + "/" + rp.name + "/releases/assets/" + strconv.FormatInt(a.id, 10),
+		URL:                s.webURL() + APIPrefix + "/repos/" + rp.owner + "/" + rp.name + "/releases/assets/" + strconv.FormatInt(a.id, 10),
 		ID:                 a.id,
 		NodeID:             "RA_" + strconv.FormatInt(a.id, 10),
 		Name:               a.name,
@@ -527,7 +558,7 @@ func (s *Server) assetJSON(rp *repository, rel *release, a *asset) apiAsset {
 		Size:               len(a.content),
 		CreatedAt:          a.created.Format(timeFormat),
 		UpdatedAt:          a.created.Format(timeFormat),
-		BrowserDownloadURL: s.WebURL() + "/" + rp.owner + "/" + rp.name + "/releases/download/" + url.PathEscape(rel.Tag) + "/" + url.PathEscape(a.name),
+		BrowserDownloadURL: s.webURL() + "/" + rp.owner + "/" + rp.name + "/releases/download/" + url.PathEscape(rel.Tag) + "/" + url.PathEscape(a.name),
 	}
 }
 
@@ -652,7 +683,7 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if link := linkHeader(s.api.URL, r.URL, page, perPage, len(all)); link != "" {
+	if link := linkHeader(s.webURL(), r.URL, page, perPage, len(all)); link != "" {
 		h.Set("Link", link)
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -843,7 +874,7 @@ func (s *Server) browserDownload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) blobURL(a *asset) string {
-	return s.storage.URL + "/" + a.key + "/" + url.PathEscape(a.name) + "?sig=" + a.sig
+	return s.storageURL() + "/" + a.key + "/" + url.PathEscape(a.name) + "?sig=" + a.sig
 }
 
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request) {

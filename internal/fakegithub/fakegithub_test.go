@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +228,53 @@ func TestStorageRejectsBadSignature(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("forged signature: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestPublicURLs: with SetPublicURLs, every URL the fake hands out names the
+// public bases (proxies in front of its servers), and requests through them
+// reach the servers.
+func TestPublicURLs(t *testing.T) {
+	srv := fakegithub.New(t)
+	srv.AddRelease("o", "r", fakegithub.Release{Tag: "v1", Assets: map[string][]byte{"a.tar.gz": []byte("abc")}})
+	api, storage := srv.Origins()
+	forward := func(target string, seen *atomic.Int64) string {
+		u, _ := url.Parse(target)
+		rp := httputil.NewSingleHostReverseProxy(u)
+		p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen.Add(1); rp.ServeHTTP(w, r) }))
+		t.Cleanup(p.Close)
+		return p.URL
+	}
+	var apiSeen, storageSeen atomic.Int64
+	pa, ps := forward(api, &apiSeen), forward(storage, &storageSeen)
+	srv.SetPublicURLs(pa, ps)
+	if srv.URL() != pa+fakegithub.APIPrefix || srv.StorageURL() != ps {
+		t.Fatalf("URL() = %s, StorageURL() = %s; want the public ones", srv.URL(), srv.StorageURL())
+	}
+	resp, err := http.Get(srv.URL() + "/repos/o/r/releases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rels []struct {
+		Assets []struct {
+			URL string `json:"url"`
+		} `json:"assets"`
+	}
+	json.NewDecoder(resp.Body).Decode(&rels)
+	resp.Body.Close()
+	if len(rels) != 1 || len(rels[0].Assets) != 1 || !strings.HasPrefix(rels[0].Assets[0].URL, pa+fakegithub.APIPrefix+"/") {
+		t.Fatalf("releases = %+v; want the asset URL on %s", rels, pa)
+	}
+	req, _ := http.NewRequest(http.MethodGet, rels[0].Assets[0].URL, nil)
+	req.Header.Set("Accept", "application/octet-stream")
+	dl, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(dl.Body)
+	dl.Body.Close()
+	if string(body) != "abc" || !strings.HasPrefix(dl.Request.URL.String(), ps+"/") || apiSeen.Load() != 2 || storageSeen.Load() != 1 {
+		t.Errorf("download from %s = %q, API proxy saw %d, storage proxy %d; want abc through both", dl.Request.URL, body, apiSeen.Load(), storageSeen.Load())
 	}
 }
 

@@ -41,6 +41,9 @@ const (
 	FaultTruncate Fault = "truncate"
 	// Fault429 answers 429 Too Many Requests with Retry-After.
 	Fault429 Fault = "429"
+	// Fault503RetryAfter answers 503 Service Unavailable with Retry-After
+	// as an HTTP date, RetryAfterDate from the time of the request.
+	Fault503RetryAfter Fault = "503-retry-after-date"
 	// Fault403 answers 403 Forbidden with Retry-After.
 	Fault403 Fault = "403"
 	// FaultRedirectLoop redirects every request to itself.
@@ -52,10 +55,14 @@ const (
 
 // Faults lists every fault but FaultNone, for table tests. FaultTLS needs a
 // proxy from NewTLSFaultProxy.
-var Faults = []Fault{Fault5xx, FaultTimeout, FaultStall, FaultTruncate, Fault429, Fault403, FaultRedirectLoop, FaultTLS}
+var Faults = []Fault{Fault5xx, FaultTimeout, FaultStall, FaultTruncate, Fault429, Fault503RetryAfter, Fault403, FaultRedirectLoop, FaultTLS}
 
 // RetryAfter is the Retry-After FaultProxy sends with 429 and 403, in seconds.
 const RetryAfter = 3600
+
+// RetryAfterDate is how far ahead the HTTP date in Fault503RetryAfter's
+// Retry-After lies.
+const RetryAfterDate = 30 * time.Minute
 
 // FaultProxy is a reverse proxy in front of a registry (a fake that speaks the
 // real protocol) that injects a Fault into the requests Only matches, and
@@ -66,6 +73,9 @@ type FaultProxy struct {
 	URL string
 	// Only picks the requests the fault applies to; nil means all.
 	Only func(*http.Request) bool
+	// Now is the clock of Fault503RetryAfter's date (the client's fake
+	// clock, say); nil means time.Now. Set it before the first request.
+	Now func() time.Time
 
 	fault    atomic.Value // Fault
 	requests atomic.Int64
@@ -183,6 +193,13 @@ func (p *FaultProxy) inject(f Fault, w http.ResponseWriter, r *http.Request, nex
 	case FaultTLS:
 		next.ServeHTTP(w, r) // the handshake already failed for clients that check
 	case Fault5xx:
+		http.Error(w, "service unavailable (injected)", http.StatusServiceUnavailable)
+	case Fault503RetryAfter:
+		now := time.Now
+		if p.Now != nil {
+			now = p.Now
+		}
+		w.Header().Set("Retry-After", now().Add(RetryAfterDate).UTC().Format(http.TimeFormat))
 		http.Error(w, "service unavailable (injected)", http.StatusServiceUnavailable)
 	case Fault429, Fault403:
 		code := http.StatusTooManyRequests

@@ -831,3 +831,29 @@ func TestFakeResumeScales(t *testing.T) {
 		})
 	}
 }
+
+// TestFakeContainerEnvironment checks that a container's environment is the
+// block's env and nothing of the agent's: its tokens stay with the agent.
+func TestFakeContainerEnvironment(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "ghp_agent_secret")
+	t.Setenv("HTTP_PROXY", "http://proxy.internal:3128")
+	fe := newFakeEngine(t)
+	fe.publish(imageRef("v1"), fakeImage{Version: "v1"})
+	c := fakeRunner(t, fe, Config{
+		Replicas: 2, HealthTimeout: 5 * time.Second, CrashWindow: 50 * time.Millisecond,
+		Env: map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/app"},
+	})
+	mustDeploy(t, c, "v1")
+	ids := fe.byVersion("v1")
+	if len(ids) != 2 {
+		t.Fatalf("v1 runs %d containers; want 2", len(ids))
+	}
+	want := []string{"APP_ENV=production", "DATABASE_URL=postgres://db/app"}
+	fe.mu.Lock()
+	defer fe.mu.Unlock()
+	for _, id := range ids {
+		if got := fe.containers[id].spec.Env; !slices.Equal(got, want) {
+			t.Errorf("container %s has environment %q, want %q", id[:12], got, want)
+		}
+	}
+}

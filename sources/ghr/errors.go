@@ -88,7 +88,7 @@ func (g *GitHub) rateLimit(resp *github.Response, err error) *sources.RateLimite
 		return nil
 	}
 
-	if until, ok := parseRetryAfter(retryAfter, now); ok {
+	if until, ok := sources.ParseRetryAfter(retryAfter, now); ok {
 		return &sources.RateLimitedError{Until: until, Reason: fmt.Sprintf("GitHub answered HTTP %d with Retry-After: %s", status, retryAfter)}
 	}
 	if exhausted {
@@ -110,21 +110,6 @@ func (g *GitHub) limitHint() string {
 		return "; set GITHUB_TOKEN to raise the limit"
 	}
 	return ""
-}
-
-// parseRetryAfter reads Retry-After: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Time, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return now.Add(time.Duration(max(secs, 0)) * time.Second), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return notBefore(t, now), true
-	}
-	return time.Time{}, false
 }
 
 func notBefore(t, now time.Time) time.Time {

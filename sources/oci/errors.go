@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -79,7 +78,7 @@ type rateLimits struct {
 func (l *rateLimits) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := l.next.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
-		at := retryAfter(resp.Header.Get("Retry-After"), l.now())
+		at, _ := sources.ParseRetryAfter(resp.Header.Get("Retry-After"), l.now())
 		l.mu.Lock()
 		l.after = at
 		l.mu.Unlock()
@@ -95,21 +94,6 @@ func (l *rateLimits) until(now time.Time) time.Time {
 		return l.after
 	}
 	return now.Add(defaultRateLimitWait)
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date. Zero when absent
-// or unreadable.
-func retryAfter(h string, now time.Time) time.Time {
-	if h == "" {
-		return time.Time{}
-	}
-	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-		return now.Add(time.Duration(s) * time.Second)
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return t
-	}
-	return time.Time{}
 }
 
 // goarm is the ARM version the agent was built for ("7" when unknown).

@@ -124,7 +124,7 @@ func New(cfg Config, opts sources.Options) (*Registry, error) {
 	if now == nil {
 		now = time.Now
 	}
-	limits := &rateLimits{next: base, now: now}
+	limits := &rateLimits{next: redirectLimit{next: base}, now: now}
 	return &Registry{
 		repo:      repo,
 		display:   dockerName(repo),
@@ -132,6 +132,26 @@ func New(cfg Config, opts sources.Options) (*Registry, error) {
 		now:       now,
 		limits:    limits,
 	}, nil
+}
+
+// maxRedirects is how many redirects one request may follow, as net/http's
+// default client allows.
+const maxRedirects = 10
+
+// redirectLimit fails a request that is the maxRedirects-th redirect of a
+// chain. go-containerregistry follows the tag list's redirects without a
+// limit, so a registry redirecting a request to itself was asked thousands of
+// times a second (TestRegistryFaults/redirect-loop).
+type redirectLimit struct{ next http.RoundTripper }
+
+func (l redirectLimit) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := 0
+	for r := req; r.Response != nil && r.Response.Request != nil; r = r.Response.Request {
+		if n++; n >= maxRedirects {
+			return nil, fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+	}
+	return l.next.RoundTrip(req)
 }
 
 // parseRepository checks the repository part of an img:// URL.
