@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -37,7 +38,17 @@ func main() {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s (pid %d)\n", version, os.Getpid())
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// open counts the connections not yet closed, for the drain on SIGTERM.
+	var open atomic.Int64
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		}}
 
 	var wg sync.WaitGroup
 	for _, l := range listeners { // serve every one: the ports and the agent's health listener
@@ -54,7 +65,14 @@ func main() {
 		l.Close()
 	}
 	wg.Wait()
-	srv.SetKeepAlivesEnabled(false)
+	// Answer what is in flight with "Connection: close" before Shutdown:
+	// http.Server drops a request it reads after Shutdown began, even on a
+	// connection accepted before (golang/go#75591), so wait for every accepted
+	// connection to close first.
+	srv.SetKeepAlivesEnabled(false) // also closes the idle connections
+	for deadline := time.Now().Add(20 * time.Second); open.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx)
