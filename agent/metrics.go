@@ -84,6 +84,7 @@ func boolValue(v bool) float64 {
 func newMetrics() *metrics {
 	m := &metrics{
 		reg:      prometheus.NewRegistry(),
+		versions: map[string]string{},
 		polls:    counterVec("dewy_polls_total", "Registry polls by app and result (ok, error).", "app", "result"),
 		deploys:  counterVec("dewy_deploys_total", "Deploys by app and result (success, failure).", "app", "result"),
 		diskFull: gaugeVec("dewy_disk_full", "1 while an app's last deploy stopped for lack of disk space or inodes above the reserve (agent min_free_space), else 0.", "app"),
@@ -134,9 +135,6 @@ func (m *metrics) forget(app string) {
 func (m *metrics) setVersion(app, version string) {
 	m.versionsMu.Lock()
 	defer m.versionsMu.Unlock()
-	if m.versions == nil {
-		m.versions = map[string]string{}
-	}
 	if prev, ok := m.versions[app]; ok && prev != version {
 		m.versionInfo.DeleteLabelValues(app, prev)
 	}
