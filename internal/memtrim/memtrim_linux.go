@@ -49,11 +49,11 @@ func exeRegions() ([][2]uintptr, error) {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		// 00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dewy-agent
-		f := strings.Fields(s.Text())
-		if len(f) < 6 || f[5] != exe || strings.Contains(f[1], "w") {
+		fields := strings.Fields(s.Text())
+		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
 			continue
 		}
-		lo, hi, ok := strings.Cut(f[0], "-")
+		lo, hi, ok := strings.Cut(fields[0], "-")
 		a, err1 := strconv.ParseUint(lo, 16, 64)
 		b, err2 := strconv.ParseUint(hi, 16, 64)
 		if !ok || err1 != nil || err2 != nil || b <= a {
