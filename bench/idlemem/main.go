@@ -12,7 +12,6 @@ package main
 import (
 	"archive/tar"
 	"compress/gzip"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -162,29 +161,22 @@ func measureApps(agentBin string, n int, idle time.Duration, pub func(dir string
 		time.Sleep(50 * time.Millisecond)
 		deployed = 0
 		for i := range n {
-			var st struct{ Version string }
-			data, err := os.ReadFile(filepath.Join(dir, "state", "apps", fmt.Sprintf("app%03d", i), "state.json"))
-			if err == nil && json.Unmarshal(data, &st) == nil && st.Version != "" {
+			if testkit.DeployedVersion(filepath.Join(dir, "state"), fmt.Sprintf("app%03d", i)) != "" {
 				deployed++
 			}
 		}
 	}
 	took = time.Since(start)
 	time.Sleep(idle)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	rssKiB, err := testkit.ProcKiB(cmd.Process.Pid, "status", "VmRSS:")
 	if err != nil {
 		return "", "", 0, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "VmRSS:" {
-			rss = f[1] + " " + f[2]
-		}
-		if len(f) >= 3 && f[0] == "VmHWM:" {
-			hwm = f[1] + " " + f[2]
-		}
+	hwmKiB, err := testkit.ProcKiB(cmd.Process.Pid, "status", "VmHWM:")
+	if err != nil {
+		return "", "", 0, err
 	}
-	return rss, hwm, took, nil
+	return fmt.Sprintf("%d kB", rssKiB), fmt.Sprintf("%d kB", hwmKiB), took, nil
 }
 
 func publish(dir string) error {

@@ -10,7 +10,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dewy-agent/dewy-agent/internal/archive"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func main() {
@@ -89,22 +89,20 @@ func run(agentBin string, n, parallel int, rest time.Duration) error {
 			if deployed[i] {
 				continue
 			}
-			var st struct{ Version string }
-			data, err := os.ReadFile(filepath.Join(dir, "state", "apps", fmt.Sprintf("app%04d", i), "state.json"))
-			if err == nil && json.Unmarshal(data, &st) == nil && st.Version != "" {
+			if testkit.DeployedVersion(filepath.Join(dir, "state"), fmt.Sprintf("app%04d", i)) != "" {
 				deployed[i] = true
 				left--
 			}
 		}
 	}
 	took := time.Since(start)
-	peak, _ := procStatus(pid, "VmHWM:")
+	peak, _ := testkit.ProcKiB(pid, "status", "VmHWM:")
 	startCPU, _ := cpuTime(pid)
 	slots := "default"
 	if parallel > 0 {
 		slots = strconv.Itoa(parallel)
 	}
-	fmt.Printf("cold start: %d apps, max_parallel_deploys %s: all deployed in %s (agent CPU %s), peak RSS %s\n", n, slots, took.Round(10*time.Millisecond), startCPU, peak)
+	fmt.Printf("cold start: %d apps, max_parallel_deploys %s: all deployed in %s (agent CPU %s), peak RSS %d kB\n", n, slots, took.Round(10*time.Millisecond), startCPU, peak)
 
 	// At rest: let the start-up settle for one poll interval, then measure.
 	time.Sleep(30 * time.Second)
@@ -117,13 +115,13 @@ func run(agentBin string, n, parallel int, rest time.Duration) error {
 	if err != nil {
 		return err
 	}
-	rss, _ := procStatus(pid, "VmRSS:")
+	rss, _ := testkit.ProcKiB(pid, "status", "VmRSS:")
 	g, err := goroutines(addr)
 	if err != nil {
 		return err
 	}
 	perMin := time.Duration(float64(cpu1-cpu0) * float64(time.Minute) / float64(rest))
-	fmt.Printf("at rest: RSS %s, CPU %s per minute, %d goroutines\n", rss, perMin.Round(time.Millisecond), g)
+	fmt.Printf("at rest: RSS %d kB, CPU %s per minute, %d goroutines\n", rss, perMin.Round(time.Millisecond), g)
 	return nil
 }
 
@@ -134,20 +132,6 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// procStatus is the value of a line of /proc/<pid>/status ("VmRSS:").
-func procStatus(pid int, key string) (string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == key {
-			return f[1] + " " + f[2], nil
-		}
-	}
-	return "", fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }
 
 // cpuTime is the user and system CPU time pid has used.

@@ -12,7 +12,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -150,9 +149,7 @@ func measureAgent(bin, apiURL string, n int, idle time.Duration) (sample, error)
 	cmds := []*exec.Cmd{cmd}
 	defer stop(cmds)
 	return settle(cmds, n, start, idle, func(i int) bool {
-		var st struct{ Version string }
-		data, err := os.ReadFile(filepath.Join(state, "apps", fmt.Sprintf("app%03d", i), "state.json"))
-		return err == nil && json.Unmarshal(data, &st) == nil && st.Version != ""
+		return testkit.DeployedVersion(state, fmt.Sprintf("app%03d", i)) != ""
 	})
 }
 
@@ -174,11 +171,11 @@ func settle(cmds []*exec.Cmd, apps int, start time.Time, idle time.Duration, dep
 	s := sample{procs: len(cmds), took: time.Since(start)}
 	time.Sleep(idle)
 	for _, c := range cmds {
-		rss, err := procKiB(fmt.Sprintf("/proc/%d/status", c.Process.Pid), "VmRSS:")
+		rss, err := testkit.ProcKiB(c.Process.Pid, "status", "VmRSS:")
 		if err != nil {
 			return sample{}, err
 		}
-		pss, err := procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", c.Process.Pid), "Pss:")
+		pss, err := testkit.ProcKiB(c.Process.Pid, "smaps_rollup", "Pss:")
 		if err != nil {
 			return sample{}, err
 		}
@@ -186,20 +183,6 @@ func settle(cmds []*exec.Cmd, apps int, start time.Time, idle time.Duration, dep
 		s.pssKiB += pss
 	}
 	return s, nil
-}
-
-// procKiB reads the "<key> <n> kB" line of a /proc file.
-func procKiB(path, key string) (int64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == key && f[2] == "kB" {
-			return strconv.ParseInt(f[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s line", path, key)
 }
 
 func stop(cmds []*exec.Cmd) {
