@@ -171,7 +171,10 @@ func (s *Server) adoptEarlier(ctx context.Context, version, dir string) (live *g
 		}
 		g := s.adopted(r, a)
 		s.remember(r, true)
-		if !s.takeSockets(r, a) && !s.cfg.Proxy { // in proxy mode the app only held them
+		// A generation that holds the ports (every one outside proxy mode; in
+		// proxy mode one whose record names them) must give them back, or the
+		// ports cannot be bound for the next.
+		if !s.takeSockets(r, a) && (!s.cfg.Proxy || len(r.Ports) > 0) {
 			logger.Warn("sockets of an earlier generation cannot be taken back; stopping it before binding the ports")
 			s.stopGeneration(ctx, g)
 			continue
@@ -329,13 +332,13 @@ func (s *Server) sweepOutput() {
 	keep := map[string]bool{}
 	s.recMu.Lock()
 	for _, r := range s.recs {
-		keep[r.StdoutFile], keep[r.StderrFile] = true, true
+		// By name: state_dir may be spelt another way than when recorded.
+		keep[filepath.Base(r.StdoutFile)], keep[filepath.Base(r.StderrFile)] = true, true
 	}
 	s.recMu.Unlock()
 	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if !keep[strings.TrimSuffix(p, ".offset")] {
-			os.Remove(p)
+		if !keep[strings.TrimSuffix(e.Name(), ".offset")] {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }

@@ -49,6 +49,7 @@ func (s *Server) takeStored() bool {
 		f := plain(s.fdstore.Take(s.fdName(i)))
 		if f == nil {
 			pl.close()
+			s.unstore()
 			return false
 		}
 		pl.files = append(pl.files, f)
@@ -58,6 +59,7 @@ func (s *Server) takeStored() bool {
 		if err != nil || lerr != nil || listening != 1 || !ok || (want != 0 && addr.Port != want) {
 			s.logger.Warn("descriptor from the service manager's store is not the port's listening socket; not used", "name", s.fdName(i))
 			pl.close()
+			s.unstore()
 			return false
 		}
 		pl.addrs = append(pl.addrs, addr)
@@ -68,6 +70,15 @@ func (s *Server) takeStored() bool {
 	s.mu.Unlock()
 	s.logger.Info("listening sockets restored from the service manager's descriptor store", "ports", len(pl.files))
 	return true
+}
+
+// unstore removes every port of this app from the store, after a restore
+// that failed part way: what it still holds would keep the ports bound in the
+// service manager and in the agent, and the next Put would store them twice.
+func (s *Server) unstore() {
+	for i := range s.cfg.Ports {
+		_ = s.fdstore.Remove(s.fdName(i))
+	}
 }
 
 // dropStale removes from the store what it holds of this app under names
