@@ -58,6 +58,9 @@ func (n *retryAfters) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // take returns the time noted since the last take, and forgets it.
 func (n *retryAfters) take() time.Time {
+	if n == nil {
+		return time.Time{}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	until := n.until
@@ -73,12 +76,11 @@ func (n *retryAfters) take() time.Time {
 // says "rate limited until <time>".
 func (w *worker) rateLimited(err error, wait time.Duration) (error, time.Duration) {
 	now := w.now()
+	// Taken whatever err is: a note belongs to this poll alone, and must not
+	// make a later, unrelated failure wait.
+	until := w.limits.take()
 	var rl *sources.RateLimitedError
 	if !errors.As(err, &rl) {
-		if w.limits == nil {
-			return err, wait
-		}
-		until := w.limits.take()
 		if !until.After(now) {
 			return err, wait
 		}

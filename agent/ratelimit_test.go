@@ -46,6 +46,25 @@ func TestRateLimitedWait(t *testing.T) {
 		{name: "source's own, capped", err: &sources.RateLimitedError{Until: now.Add(5 * time.Hour), Reason: "GitHub"}, want: maxRateLimitWait,
 			wantText: "rate limited until 2026-12-06T13:00:00Z: GitHub (the registry asked to wait until 2026-12-06T17:00:00Z"},
 	}
+	t.Run("a note does not outlive its poll", func(t *testing.T) {
+		client, limits := noteRetryAfters(srv.Client(), func() time.Time { return now })
+		w := &worker{limits: limits, now: func() time.Time { return now }}
+		for _, first := range []error{nil, &sources.RateLimitedError{Until: now.Add(time.Minute), Reason: "GitHub"}} {
+			resp, err := client.Get(srv.URL + "/?after=600")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if first == nil {
+				w.limits.take() // what the loop does after a poll that succeeded
+			} else {
+				w.rateLimited(first, 4*time.Second)
+			}
+			if err, wait := w.rateLimited(failed, 4*time.Second); wait != 4*time.Second || err != failed {
+				t.Errorf("after %v: the next failure waits %s with %v, want the backoff (4s) and the error unchanged", first, wait, err)
+			}
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client, limits := noteRetryAfters(srv.Client(), func() time.Time { return now })

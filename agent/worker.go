@@ -195,6 +195,7 @@ func (w *worker) loop(ctx context.Context) {
 			w.recordError(err)
 		default:
 			failures = 0
+			w.limits.take() // a Retry-After the client's own retries got past
 		}
 		tick, stop, wait := w.after(err, wait) // disk_full waits for room (diskfull.go)
 		next := w.now().Add(wait)
