@@ -348,10 +348,7 @@ func (f *fleetApp) publishedSum(tag string) string {
 	if f == nil || f.h == nil {
 		return ""
 	}
-	if r, ok := f.h.Latest(); ok && r.Version == tag {
-		return r.SHA256
-	}
-	if r, ok := f.h.ReleaseOf(tag); ok { // a first install of an older version
+	if r, ok := f.h.ReleaseOf(tag); ok { // the latest, or an older one a first install takes
 		return r.SHA256
 	}
 	return ""

@@ -62,11 +62,11 @@ func parseRegistry(raw string, rng hcl.Range) (parsedRegistry, hcl.Diagnostics) 
 	return p, diags
 }
 
-// parseCommon checks what every registry URL shares and finds its scheme.
-// The scheme is nil when the URL has none this build knows (reported).
 // quoted matches a Go-quoted string (%q) in an error message.
 var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
+// parseCommon checks what every registry URL shares and finds its scheme.
+// The scheme is nil when the URL has none this build knows (reported).
 func parseCommon(raw string) (parsedRegistry, []problem, *url.URL, sources.Scheme) {
 	var p parsedRegistry
 	if raw == "" {

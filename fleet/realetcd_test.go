@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -22,10 +21,7 @@ func TestRealEtcdRollout(t *testing.T) {
 	}
 	e := newEnvOn(t, srv.Endpoints())
 	r := Rollout{Canary: "1", Bake: 300 * time.Millisecond, MaxParallel: "1", MinHealthyTime: 50 * time.Millisecond, FailureThreshold: 1}
-	var agents []*agent
-	for i := range 4 {
-		agents = append(agents, e.startAgent(e.join(e.config(fmt.Sprintf("h%d", i), nil)), r))
-	}
+	agents := e.startAgents(4, r)
 	rolledOut := func(v string) func() bool { return func() bool { return e.rolledOut(agents, v) } }
 	e.reg.set("v1.0.0")
 	eventually(t, 30*time.Second, "v1.0.0 rolled out on etcd "+srv.ServerVersion, rolledOut("v1.0.0"))
