@@ -218,6 +218,7 @@ func (m *Member) Close(ctx context.Context) error {
 			err = fmt.Errorf("fleet: close etcd client: %w", cerr)
 		}
 	}
+	m.waitApps()
 	m.campaigns.Wait()
 	return err
 }
@@ -238,7 +239,22 @@ func (m *Member) abandon() {
 	if c := m.cli(); c != nil {
 		_ = c.Close()
 	}
+	m.waitApps()
 	m.campaigns.Wait()
+}
+
+// waitApps waits for every app loop, which ends with the member's context:
+// only then may campaigns be waited on, since a loop adds to it.
+func (m *Member) waitApps() {
+	m.mu.Lock()
+	apps := make([]*AppHandle, 0, len(m.apps))
+	for _, h := range m.apps {
+		apps = append(apps, h)
+	}
+	m.mu.Unlock()
+	for _, h := range apps {
+		<-h.done
+	}
 }
 
 // cli returns the etcd client, nil until the member first reached etcd.
