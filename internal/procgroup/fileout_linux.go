@@ -48,7 +48,17 @@ type fileTail struct {
 	freed  int64    // the bytes before this offset are punched out
 	noFree bool     // punching holes is not supported here
 	stop   <-chan struct{}
-	ending bool // stop was closed: one more read to the end, then EOF
+	ending bool  // stop was closed: read up to endAt, then EOF
+	endAt  int64 // the file's size when stop was seen
+}
+
+// end marks the tail as ending at the file's present size.
+func (t *fileTail) end() {
+	t.ending = true
+	t.endAt = t.off
+	if fi, err := t.f.Stat(); err == nil && fi.Size() > t.off {
+		t.endAt = fi.Size()
+	}
 }
 
 // openTail opens the output file path for tailing from its saved offset (0
@@ -82,11 +92,27 @@ func (t *fileTail) Read(p []byte) (int, error) {
 		}
 	}()
 	for {
+		// Seen on every call, not only at the end of the file: an app that
+		// writes faster than the agent reads would otherwise hold Detach
+		// (an agent upgrade) for ever. What it writes after is for the
+		// next agent, which reads on from the saved offset.
+		if !t.ending {
+			select {
+			case <-t.stop:
+				t.end()
+			default:
+			}
+		}
+		if t.ending && t.off >= t.endAt {
+			t.save()
+			return 0, io.EOF
+		}
 		n, err := t.f.ReadAt(p, t.off)
 		if n > 0 {
 			t.off += int64(n)
 			if t.off-t.saved >= saveEvery {
 				t.save()
+				t.free()
 			}
 			return n, nil
 		}
@@ -105,7 +131,7 @@ func (t *fileTail) Read(p []byte) (int, error) {
 		}
 		select {
 		case <-t.stop:
-			t.ending = true
+			t.end()
 		case <-timer.C:
 		}
 	}
