@@ -25,6 +25,9 @@ func TestDeployQueueBoundAndOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 3)
+	// Each waiter holds its slot until the test lets it go, so the order of
+	// got is the order of admission alone.
+	done := map[string]chan struct{}{"c": make(chan struct{}), "d": make(chan struct{}), "e": make(chan struct{})}
 	for _, app := range []string{"c", "d", "e"} {
 		go func() {
 			rel, err := q.acquire(ctx, app)
@@ -33,6 +36,7 @@ func TestDeployQueueBoundAndOrder(t *testing.T) {
 				return
 			}
 			got <- app
+			<-done[app]
 			rel()
 		}()
 		// Arrival order is the order the queue must keep.
@@ -51,12 +55,14 @@ func TestDeployQueueBoundAndOrder(t *testing.T) {
 	}
 	r2()
 	var order []string
-	for range 2 {
-		order = append(order, <-got)
-	}
+	order = append(order, <-got)
+	close(done["c"])
+	order = append(order, <-got)
 	if fmt.Sprint(order) != "[d e]" {
 		t.Errorf("admitted %v after c, want [d e]", order)
 	}
+	close(done["d"])
+	close(done["e"])
 	testkit.Eventually(t, 5*time.Second, "queue empty", func() bool {
 		inFlight, waiting := q.counts()
 		return inFlight == 0 && waiting == 0
