@@ -34,8 +34,6 @@ const (
 	saveEvery = 256 << 10
 	// freeEvery is how many read bytes are punched out of a file at once.
 	freeEvery = 1 << 20
-	// offsetSuffix names the file that keeps an output file's read offset.
-	offsetSuffix = ".offset"
 )
 
 // fileTail reads an output file as it grows, until stop is closed and the
@@ -166,21 +164,6 @@ func (t *fileTail) close() {
 	t.f.Close()
 	t.pos.Close()
 }
-
-// removeOutputFiles removes output files and their offset files.
-func removeOutputFiles(paths []string) {
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		os.Remove(p)
-		os.Remove(p + offsetSuffix)
-	}
-}
-
-// RemoveOutputFiles removes the output files of a process that will not be
-// adopted (see StartSurviving) and their offset files.
-func RemoveOutputFiles(stdout, stderr string) { removeOutputFiles([]string{stdout, stderr}) }
 
 // startToFiles starts cmd with its stdout and stderr going to two new files in
 // dir, and tails them.

@@ -80,15 +80,6 @@ type Adopted struct {
 	pidfd int
 }
 
-// OutputSource says where an adopted process's output is read from: the
-// files of StartSurviving with a directory (Process.OutputFiles; "" for none),
-// or else the child's copies of its pipes' read ends (Process.PipeFds; below 3
-// for none).
-type OutputSource struct {
-	Files [2]string
-	Fds   [2]int
-}
-
 // Adopt takes back the process pid that started at startTime (see StartTime):
 // it opens a pidfd and checks the start time after that, so the pidfd is known
 // to name that very process. Its output is read from src and logged as out

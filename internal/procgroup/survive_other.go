@@ -20,26 +20,8 @@ var ErrNotSame = errors.New("not the recorded process")
 // StartSurviving is Start on systems without pidfds.
 func StartSurviving(cmd *exec.Cmd, out Output, dir string) (*Process, error) { return Start(cmd, out) }
 
-// OutputSource says where an adopted process's output is read from.
-type OutputSource struct {
-	Files [2]string
-	Fds   [2]int
-}
-
 // OutputFiles are none on this system: output goes to pipes.
 func (p *Process) OutputFiles() (stdout, stderr string) { return "", "" }
-
-// RemoveOutputFiles removes output files and their offset files.
-func RemoveOutputFiles(stdout, stderr string) {
-	for _, f := range []string{stdout, stderr} {
-		if f != "" {
-			os.Remove(f)
-			os.Remove(f + ".offset")
-		}
-	}
-}
-
-func removeOutputFiles(paths []string) {}
 
 func reopenPipe(f *os.File) (*os.File, error) { return nil, errUnsupported }
 
