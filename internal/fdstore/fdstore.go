@@ -128,7 +128,14 @@ func checkName(name string) error {
 
 // send sends one notification datagram, with f's descriptor when f is set.
 func (s *Store) send(state string, f *os.File) error {
-	sock, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	// Close-on-exec under ForkLock, as net does where SOCK_CLOEXEC is
+	// missing (macOS), so no child started meanwhile inherits the socket.
+	syscall.ForkLock.RLock()
+	sock, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(sock)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return fmt.Errorf("fdstore: %w", err)
 	}
