@@ -149,7 +149,8 @@ func ParseRetryAfter(v string, now time.Time) (until time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		// Beyond ~292 years the Duration would overflow; a day is plenty.
+		// Capped at a year, far below where the Duration would overflow (~292
+		// years); the agent waits an hour at most anyway.
 		return now.Add(time.Duration(min(max(secs, 0), 86400*365)) * time.Second), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
