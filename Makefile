@@ -21,9 +21,10 @@ test: ## every test, with the race detector (Docker tests skip when no engine ru
 test-short: ## the quick loop: skips the slow end-to-end tests
 	$(GO) test -short -count=1 ./...
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and a macOS build (make dist ships one)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/dewy-agent
 
 soak: ## crash consistency: kill -9 the agent at 60 random moments across deploys (not in CI; the normal run makes 4)
 	DEWY_SOAK_KILLS=60 $(GO) test -count=1 -timeout 30m -run 'TestCrashSoak' -v ./cmd/dewy-agent/
