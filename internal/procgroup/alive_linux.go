@@ -9,14 +9,10 @@ func groupAlive(pgid int) bool {
 	if syscall.Kill(-pgid, 0) == syscall.ESRCH {
 		return false
 	}
-	ps, err := Procs()
-	if err != nil {
-		return true
-	}
-	for _, p := range ps {
-		if p.Pgrp == pgid && !p.Ended() {
-			return true
-		}
-	}
-	return false
+	alive := false
+	err := eachProc(func(p Proc) bool {
+		alive = p.Pgrp == pgid && !p.Ended()
+		return !alive
+	})
+	return alive || err != nil
 }
