@@ -93,5 +93,12 @@ func (w *worker) rateLimited(err error, wait time.Duration) (error, time.Duratio
 		capped.Reason += fmt.Sprintf(" (the registry asked to wait until %s; the agent asks again after %s)", rl.Until.UTC().Format(time.RFC3339), maxRateLimitWait)
 		err, rl = &capped, &capped
 	}
-	return err, max(wait, rl.Until.Sub(now))
+	if next := now.Add(wait); next.After(rl.Until) {
+		// The backoff outlasts what the registry asked for: status says
+		// when the next poll really is.
+		later := *rl
+		later.Until = next
+		err, rl = &later, &later
+	}
+	return err, rl.Until.Sub(now)
 }

@@ -41,7 +41,7 @@ func TestRateLimitedWait(t *testing.T) {
 		{name: "429 seconds", query: "after=600", err: failed, want: 10 * time.Minute, wantText: "rate limited until 2026-12-06T12:10:00Z: list: 429"},
 		{name: "503 date", query: "503&after=Sun,+06+Dec+2026+12:20:00+GMT", err: failed, want: 20 * time.Minute, wantText: "rate limited until 2026-12-06T12:20:00Z"},
 		{name: "500 is not asked to wait", query: "500&after=600", err: failed, want: 4 * time.Second},
-		{name: "shorter than backoff", query: "after=1", err: failed, want: 4 * time.Second, wantText: "rate limited until"},
+		{name: "shorter than backoff", query: "after=1", err: failed, want: 4 * time.Second, wantText: "rate limited until 2026-12-06T12:00:04Z: list: 429"},
 		{name: "capped", query: "after=86400", err: failed, want: maxRateLimitWait, wantText: "rate limited until 2026-12-06T13:00:00Z"},
 		{name: "source's own, capped", err: &sources.RateLimitedError{Until: now.Add(5 * time.Hour), Reason: "GitHub"}, want: maxRateLimitWait,
 			wantText: "rate limited until 2026-12-06T13:00:00Z: GitHub (the registry asked to wait until 2026-12-06T17:00:00Z"},
