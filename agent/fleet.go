@@ -228,7 +228,13 @@ func (w *worker) choose(ctx context.Context) (*version.Candidate, error) {
 	if w.st.Version == "" {
 		return w.firstInstall(nil)
 	}
-	rel, ok := h.Latest()
+	return w.latestPublished()
+}
+
+// latestPublished is the release the fleet's poller published last, or nil
+// before it published one.
+func (w *worker) latestPublished() (*version.Candidate, error) {
+	rel, ok := w.fleet.h.Latest()
 	if !ok {
 		w.logger.Debug("fleet: no release published yet")
 		return nil, nil
@@ -256,12 +262,7 @@ func (w *worker) firstInstall(cand *version.Candidate) (*version.Candidate, erro
 	case cand != nil:
 		return cand, nil
 	}
-	rel, ok = h.Latest()
-	if !ok {
-		w.logger.Debug("fleet: no release published yet")
-		return nil, nil
-	}
-	return candidateOf(rel, w.app.CalVer)
+	return w.latestPublished()
 }
 
 // publishRelease publishes cand for the fleet, with its artifact's SHA-256: from
@@ -363,8 +364,9 @@ func (f *fleetApp) releaseChanged() <-chan struct{} {
 
 // fleetGate asks the fleet whether this host may deploy tag now. It waits
 // (the app's status says for what) until the answer is yes, or a refusal
-// waiting will not change, or the published release changes, or (on the
-// poller, which must poll the registry) the next poll is due. proceed is false when the deploy must not happen now.
+// waiting will not change, or the published release changes, or an admin
+// retry is asked for, or (on the poller, which must poll the registry) the
+// next poll is due. proceed is false when the deploy must not happen now.
 func (w *worker) fleetGate(ctx context.Context, tag string) (slot fleet.Slot, proceed bool, err error) {
 	if w.fleet == nil {
 		return nil, true, nil
@@ -385,6 +387,12 @@ func (w *worker) fleetGate(ctx context.Context, tag string) (slot fleet.Slot, pr
 				return
 			case <-changed:
 				stopTick()
+				return
+			case <-w.retry:
+				// An admin retry: leave the gate and hand the request back
+				// to the loop, which forgets bad versions and polls now.
+				stopTick()
+				w.requestRetry()
 				return
 			case <-tick:
 			}
