@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -274,6 +275,20 @@ func TestSocketsKeptInSystemdStore(t *testing.T) {
 	}
 	second.kill()
 
+	// An agent upgrade keeps the sockets stored: the next life needs them.
+	upgraded := New(cfg, runners.Options{Logger: slog.New(slog.DiscardHandler), AppDir: appDir, FDStore: fdstore.Open(notify.Path)})
+	if err := upgraded.Resume(t.Context(), v1); err != nil {
+		t.Fatal(err)
+	}
+	notifyMark(t, notify) // what the agents sent so far (a resume re-stores)
+	if err := upgraded.Stop(t.Context(), runners.AgentUpgrade); err != nil {
+		t.Fatal(err)
+	}
+	if before := notifyMark(t, notify); slices.ContainsFunc(before, func(m string) bool { return strings.Contains(m, "FDSTOREREMOVE=1") }) {
+		t.Errorf("an agent-upgrade stop removed stored sockets: %q", before)
+	}
+
+	// Removing the app drops them.
 	third := New(cfg, runners.Options{Logger: slog.New(slog.DiscardHandler), AppDir: appDir, FDStore: fdstore.Open(notify.Path)})
 	t.Cleanup(func() { third.Stop(context.Background(), runners.AppRemoved) })
 	if err := third.Resume(t.Context(), v1); err != nil {
@@ -285,4 +300,20 @@ func TestSocketsKeptInSystemdStore(t *testing.T) {
 	if msg, _, _ := notify.Next(t, "FDSTOREREMOVE=1"); !strings.Contains(msg, "FDNAME=web/any0\n") {
 		t.Errorf("removal %q does not name web/any0", msg)
 	}
+}
+
+// notifyMark sends a marker to the fake notify socket and returns the
+// messages that came before it and were not read yet.
+func notifyMark(t *testing.T, n *testkit.NotifySocket) []string {
+	t.Helper()
+	c, err := net.Dial("unixgram", n.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("TEST_MARKER=1")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, before := n.Next(t, "TEST_MARKER=1")
+	return before
 }
