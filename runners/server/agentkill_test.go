@@ -140,6 +140,11 @@ func TestChattyAppSurvivesAgentKill(t *testing.T) {
 	agent := startHelperAgent(t, cfg, appDir, v1)
 	addr := agent.addr
 	pid := mustGet(t, addr, "/pid")
+	// Long enough for the agent to have read (and saved an offset) past the
+	// file's start.
+	testkit.Eventually(t, 20*time.Second, "the app to write 600 lines", func() bool {
+		return getInt(t, addr, "/written") >= 600
+	})
 	agent.kill()
 
 	// More than 1 MiB (1,100 lines of 1,000 bytes) written with no agent.
@@ -151,6 +156,7 @@ func TestChattyAppSurvivesAgentKill(t *testing.T) {
 		t.Fatalf("pid %s answers after the agent's death, want %s", got, pid)
 	}
 	meanwhile := fmt.Sprintf("chatty %09d ", w0+1000)
+	resumeAt := savedChattyLine(t, appDir)
 
 	logs := &testkit.LogBuffer{}
 	second := New(cfg, runners.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), AppDir: appDir})
@@ -161,12 +167,38 @@ func TestChattyAppSurvivesAgentKill(t *testing.T) {
 	if st := second.Stats(); strconv.Itoa(st.PID) != pid {
 		t.Fatalf("Stats() = %+v, want the adopted pid %s", st, pid)
 	}
+	// Past 3 MB in the file, so that what the next agent read is freed.
+	testkit.Eventually(t, 20*time.Second, "the app to write 3.3 MB", func() bool {
+		return getInt(t, addr, "/written") >= 3300
+	})
 	later := fmt.Sprintf("chatty %09d ", getInt(t, addr, "/written")+200)
 	testkit.Eventually(t, 20*time.Second, "the new agent to log a line written after it adopted the app", func() bool {
 		return strings.Contains(logs.String(), later)
 	})
-	if !strings.Contains(logs.String(), meanwhile) {
-		t.Errorf("the line %q, written while no agent ran, was not logged by the next agent", meanwhile)
+	if n := strings.Count(logs.String(), meanwhile); n != 1 {
+		t.Errorf("the line %q, written while no agent ran, was logged %d times by the next agent, want once", meanwhile, n)
+	}
+	// The next agent reads on from the offset the dead one saved, not from
+	// the file's start.
+	if first := firstChattyLine(logs.String()); first != resumeAt {
+		t.Errorf("the next agent logged from line %d, want from line %d, the first at the offset the killed agent saved", first, resumeAt)
+	}
+	// What was read is punched out of the file: its blocks on disk stay far
+	// below its apparent size.
+	outs, _ := filepath.Glob(filepath.Join(appDir, "output", "*"))
+	checked := 0
+	for _, out := range outs {
+		var st syscall.Stat_t
+		if strings.HasSuffix(out, ".offset") || syscall.Stat(out, &st) != nil || st.Size < 2<<20 {
+			continue // stderr, quiet
+		}
+		checked++
+		if used := st.Blocks * 512; used > st.Size/2 {
+			t.Errorf("%s: %d bytes on disk for %d written: read blocks are not freed", filepath.Base(out), used, st.Size)
+		}
+	}
+	if checked == 0 {
+		t.Errorf("no output file of 2 MiB or more in %v", outs)
 	}
 	if err := second.Stop(t.Context(), runners.AppRemoved); err != nil {
 		t.Fatal(err)
@@ -316,4 +348,57 @@ func notifyMark(t *testing.T, n *testkit.NotifySocket) []string {
 	}
 	_, _, before := n.Next(t, "TEST_MARKER=1")
 	return before
+}
+
+// firstChattyLine is the lowest line number of -chatty output in logs, or
+// -1 when there is none.
+func firstChattyLine(logs string) int {
+	first := -1
+	for rest := logs; ; {
+		i := strings.Index(rest, "chatty ")
+		if i < 0 || len(rest) < i+16 {
+			return first
+		}
+		if n, err := strconv.Atoi(rest[i+7 : i+16]); err == nil && (first < 0 || n < first) {
+			first = n
+		}
+		rest = rest[i+16:]
+	}
+}
+
+// savedChattyLine is the number of the first whole -chatty line at or after
+// the read offset saved for the app's stdout file in appDir.
+func savedChattyLine(t *testing.T, appDir string) int {
+	t.Helper()
+	offs, _ := filepath.Glob(filepath.Join(appDir, "output", "*.stdout.offset"))
+	if len(offs) != 1 {
+		t.Fatalf("stdout offset files: %v, want one", offs)
+	}
+	b, err := os.ReadFile(offs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if len(b) == 0 {
+		off, err = 0, nil // none saved yet
+	}
+	if err != nil {
+		t.Fatalf("offset file %q: %v", b, err)
+	}
+	f, err := os.Open(strings.TrimSuffix(offs[0], ".offset"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, _ := f.ReadAt(buf, off)
+	text := string(buf[:n])
+	if !strings.HasPrefix(text, "chatty ") {
+		i := strings.Index(text, "\nchatty ")
+		if i < 0 {
+			t.Fatalf("no whole line after offset %d: %q", off, text)
+		}
+		text = text[i+1:]
+	}
+	return firstChattyLine(text)
 }
