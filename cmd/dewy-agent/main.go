@@ -170,11 +170,9 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	// to keep them next time (NOTIFY_SOCKET).
 	store := fdstore.FromEnv()
 	opts.FDStore = store
-	for _, name := range store.Names() { // of apps no longer in the file
-		if app, _, _ := strings.Cut(name, "/"); !slices.ContainsFunc(cfg.Apps, func(a config.App) bool { return a.Name == app }) {
-			logger.Info("dropping the stored sockets of an app no longer configured", "name", name)
-			_ = store.Remove(name)
-		}
+	for _, name := range foreignSockets(store.Names(), cfg.Apps) {
+		logger.Info("dropping the stored sockets of an app no longer run by a server runner", "name", name)
+		_ = store.Remove(name)
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		// Started by systemd with Type=notify: say when the agent is ready,
@@ -317,4 +315,21 @@ func trimAfterStart(ctx context.Context, logger *slog.Logger) {
 		return
 	}
 	logger.Debug("start-up memory trimmed", "rss_before", r.Before, "rss_after", r.After, "regions", r.Regions)
+}
+
+// foreignSockets are the names of stored sockets ("<app>/<port>") that no
+// server runner of apps will take: the app is gone from the file or has
+// another runner kind now. (Each server runner drops its own names of ports
+// it no longer has.)
+func foreignSockets(names []string, apps []config.App) []string {
+	var out []string
+	for _, name := range names {
+		app, _, _ := strings.Cut(name, "/")
+		if !slices.ContainsFunc(apps, func(a config.App) bool {
+			return a.Name == app && a.Runner != nil && a.Runner.Kind() == "server"
+		}) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
