@@ -1,0 +1,320 @@
+package signing
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// These tests run a Sigstore of their own (sigstore-go's VirtualSigstore: a
+// Fulcio CA, a Rekor log key, a timestamp authority, all made in the test),
+// write its trusted root as trusted_root.json is written, sign with it as
+// `cosign sign-blob --bundle` (a message signature) and GitHub artifact
+// attestations (a DSSE envelope over an in-toto statement) do, and build
+// the bundles' JSON as those tools write it (protobuf JSON, bundle v0.3).
+
+const (
+	testSigner = "release@example.com"
+	testIssuer = "https://issuer.example.com"
+)
+
+// virtualRoot is vs's trusted root as JSON. withLogs false leaves out the
+// transparency logs, as GitHub's trusted root for private repositories
+// (certificate and timestamp authorities only).
+func virtualRoot(t testing.TB, vs *ca.VirtualSigstore, withLogs bool) []byte {
+	t.Helper()
+	// The virtual logs' IDs are the hex of the key ID; a trusted root holds
+	// the raw bytes.
+	rawIDs := func(logs map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
+		out := map[string]*root.TransparencyLog{}
+		for id, l := range logs {
+			c := *l
+			raw, err := hex.DecodeString(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ID = raw
+			out[id] = &c
+		}
+		return out
+	}
+	rekor := rawIDs(vs.RekorLogs())
+	if !withLogs {
+		rekor = nil
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(),
+		rawIDs(vs.CTLogs()), vs.TimestampingAuthorities(), rekor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// bundleParts says what a test bundle carries beside the signature.
+type bundleParts struct {
+	tlog      bool // a Rekor entry with its inclusion proof and promise
+	timestamp bool // the timestamp authority's RFC 3161 timestamp
+}
+
+// bundleJSON writes te as a v0.3 bundle, as cosign and GitHub do.
+func bundleJSON(t testing.TB, vs *ca.VirtualSigstore, te *ca.TestEntity, parts bundleParts) []byte {
+	t.Helper()
+	vc, err := te.VerificationContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_Certificate{
+			Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw},
+		},
+		TimestampVerificationData: &protobundle.TimestampVerificationData{},
+	}
+	b := &protobundle.Bundle{
+		MediaType:            "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: vm,
+	}
+	sc, err := te.SignatureContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind := "hashedrekord"
+	if env := sc.EnvelopeContent(); env != nil {
+		kind = "dsse"
+		raw := env.RawEnvelope()
+		payload, err := base64.StdEncoding.DecodeString(raw.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pe := &protodsse.Envelope{Payload: payload, PayloadType: raw.PayloadType}
+		for _, s := range raw.Signatures {
+			sig, err := base64.StdEncoding.DecodeString(s.Sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: sig, Keyid: s.KeyID})
+		}
+		b.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe}
+	} else {
+		msg := sc.MessageSignatureContent()
+		alg := protocommon.HashAlgorithm(protocommon.HashAlgorithm_value[msg.DigestAlgorithm()])
+		b.Content = &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: alg, Digest: msg.Digest()},
+			Signature:     msg.Signature(),
+		}}
+	}
+	if parts.tlog {
+		entries, err := te.TlogEntries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm.TlogEntries = append(vm.TlogEntries, logEntry(t, vs, entries[0], kind))
+	}
+	if parts.timestamp {
+		tss, err := te.Timestamps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range tss {
+			vm.TimestampVerificationData.Rfc3161Timestamps = append(vm.TimestampVerificationData.Rfc3161Timestamps,
+				&protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
+		}
+	}
+	j, err := protojson.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// logEntry is e as Rekor returns it for a v0.3 bundle: at index 0 of a
+// one-entry log, with the signed entry timestamp and the inclusion proof
+// against a checkpoint the log key signed.
+func logEntry(t testing.TB, vs *ca.VirtualSigstore, e *tlog.Entry, kind string) *protorekor.TransparencyLogEntry {
+	t.Helper()
+	body := e.TransparencyLogEntry().GetCanonicalizedBody()
+	logID, err := vs.RekorLogID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawID, err := hex.DecodeString(logID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	integrated := e.IntegratedTime().Unix()
+	set, err := vs.RekorSignPayload(tlog.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(body),
+		IntegratedTime: integrated,
+		LogIndex:       0,
+		LogID:          logID,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := vs.GetInclusionProof(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootHash, err := hex.DecodeString(*proof.RootHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &protorekor.TransparencyLogEntry{
+		LogIndex:          0,
+		LogId:             &protocommon.LogId{KeyId: rawID},
+		KindVersion:       &protorekor.KindVersion{Kind: kind, Version: "0.0.1"},
+		IntegratedTime:    integrated,
+		InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: set},
+		CanonicalizedBody: body,
+		InclusionProof: &protorekor.InclusionProof{
+			LogIndex:   0,
+			RootHash:   rootHash,
+			TreeSize:   *proof.TreeSize,
+			Checkpoint: &protorekor.Checkpoint{Envelope: *proof.Checkpoint},
+		},
+	}
+}
+
+// statement is an in-toto statement naming artifact by its sha256, as
+// GitHub's build provenance attestations do.
+func statement(t testing.TB, artifact []byte) []byte {
+	t.Helper()
+	d := sha256.Sum256(artifact)
+	j, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": "app.tar.gz", "digest": map[string]string{"sha256": hex.EncodeToString(d[:])}}},
+		"predicateType": "https://slsa.dev/provenance/v1",
+		"predicate":     map[string]any{"buildDefinition": map[string]any{"buildType": "https://actions.github.io/buildtypes/workflow/v1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func newVirtualSigstore(t testing.TB) *ca.VirtualSigstore {
+	t.Helper()
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func randomArtifact(t testing.TB, n int) []byte {
+	t.Helper()
+	a := make([]byte, n)
+	if _, err := rand.Read(a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func mustLoadSigstore(t testing.TB, rootJSON []byte, issuer, identity string) *sigstoreTrust {
+	t.Helper()
+	st, err := loadSigstore(rootJSON, issuer, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestSigstoreVerify(t *testing.T) {
+	vs := newVirtualSigstore(t)
+	other := newVirtualSigstore(t)
+	rootJSON := virtualRoot(t, vs, true)
+	artifact := randomArtifact(t, 4096)
+	tampered := bytes.Clone(artifact)
+	tampered[100] ^= 1
+
+	signed, err := vs.Sign(testSigner, testIssuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attested, err := vs.Attest(testSigner, testIssuer, statement(t, artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedElsewhere, err := other.Sign(testSigner, testIssuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := bundleParts{tlog: true}
+	messageBundle := bundleJSON(t, vs, signed, logged)
+	dsseBundle := bundleJSON(t, vs, attested, logged)
+	wantKey := testSigner + " (issuer " + testIssuer + ")"
+
+	cases := []struct {
+		name             string
+		issuer, identity string
+		artifact         []byte
+		bundle           []byte
+		key              string // "" for none
+		err              string // "" for a pass
+	}{
+		{name: "message signature", bundle: messageBundle, key: wantKey},
+		{name: "attestation", bundle: dsseBundle, key: wantKey},
+		{name: "wrong identity", identity: "someone@example.com", bundle: messageBundle, key: wantKey,
+			err: "certificate identity release@example.com issued by https://issuer.example.com is not the expected identity someone@example.com issued by https://issuer.example.com"},
+		{name: "wrong issuer", issuer: "https://token.actions.githubusercontent.com", bundle: dsseBundle, key: wantKey,
+			err: "is not the expected identity release@example.com issued by https://token.actions.githubusercontent.com"},
+		{name: "tampered artifact", artifact: tampered, bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
+		{name: "tampered attested artifact", artifact: tampered, bundle: dsseBundle, key: wantKey, err: "the bundle does not match the artifact"},
+		{name: "artifact cut short", artifact: artifact[:len(artifact)-1], bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
+		{name: "signed under another root", bundle: bundleJSON(t, other, signedElsewhere, logged), key: wantKey,
+			err: "not logged in the transparency log the trusted root names"},
+		{name: "not logged", bundle: bundleJSON(t, vs, signed, bundleParts{}), key: wantKey,
+			err: "not logged in the transparency log the trusted root names"},
+		{name: "timestamp without log", bundle: bundleJSON(t, vs, signed, bundleParts{timestamp: true}), key: wantKey,
+			err: "not logged in the transparency log the trusted root names"},
+		{name: "not JSON", bundle: []byte("-----BEGIN SIGNATURE-----"), err: "malformed bundle: "},
+		{name: "empty object", bundle: []byte("{}"), err: "malformed bundle: "},
+		{name: "truncated", bundle: messageBundle[:len(messageBundle)/2], err: "malformed bundle: "},
+		{name: "legacy cosign bundle", bundle: []byte(`{"base64Signature":"AAAA","cert":"","rekorBundle":{}}`), err: "malformed bundle: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			issuer, identity, a := testIssuer, testSigner, artifact
+			if c.issuer != "" {
+				issuer = c.issuer
+			}
+			if c.identity != "" {
+				identity = c.identity
+			}
+			if c.artifact != nil {
+				a = c.artifact
+			}
+			st := mustLoadSigstore(t, rootJSON, issuer, identity)
+			key, err := st.verify(bytes.NewReader(a), int64(len(a)), c.bundle)
+			t.Logf("key %q, err %v", key, err)
+			if key != c.key {
+				t.Errorf("key = %q, want %q", key, c.key)
+			}
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatalf("verify: %v", err)
+			case c.err != "" && err == nil:
+				t.Fatalf("verify passed, want an error containing %q", c.err)
+			case c.err != "" && !strings.Contains(err.Error(), c.err):
+				t.Fatalf("verify: %v\nwant it to contain %q", err, c.err)
+			}
+		})
+	}
+}
