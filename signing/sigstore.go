@@ -2,8 +2,8 @@ package signing
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +83,9 @@ func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, 
 func (t *sigstoreTrust) verify(artifact io.ReaderAt, size int64, bundleJSON []byte) (key string, err error) {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(bundleJSON); err != nil {
+		if legacyCosignBundle(bundleJSON) {
+			return "", errors.New("malformed bundle: this is cosign's older bundle format, not a Sigstore bundle; sign with `cosign sign-blob --new-bundle-format --bundle <artifact>.sigstore.json`")
+		}
 		return "", fmt.Errorf("malformed bundle: %v", err)
 	}
 	vc, err := b.VerificationContent()
@@ -101,7 +104,7 @@ func (t *sigstoreTrust) verify(artifact io.ReaderAt, size int64, bundleJSON []by
 	}
 	key = summary.SubjectAlternativeName + " (issuer " + summary.Issuer + ")"
 
-	artifactPolicy, err := t.artifactPolicy(&b, cert.PublicKey, io.NewSectionReader(artifact, 0, size))
+	artifactPolicy, err := artifactPolicy(&b, cert.PublicKey, io.NewSectionReader(artifact, 0, size))
 	if err != nil {
 		return key, err
 	}
@@ -112,18 +115,33 @@ func (t *sigstoreTrust) verify(artifact io.ReaderAt, size int64, bundleJSON []by
 	return key, nil
 }
 
-// artifactPolicy is WithArtifact, except for a message signature whose
-// certificate key is ECDSA P-384 or P-521: sigstore-go verifies those
-// through a compatibility path that reads the whole artifact into memory
-// twice, so the artifact's digest is computed here, streaming, instead.
-func (t *sigstoreTrust) artifactPolicy(b *bundle.Bundle, pub crypto.PublicKey, artifact io.Reader) (verify.ArtifactPolicyOption, error) {
+// legacyCosignBundle tells whether b is what `cosign sign-blob --bundle`
+// wrote before the Sigstore bundle format: a signature, a PEM certificate
+// and a Rekor entry under their own keys.
+func legacyCosignBundle(b []byte) bool {
+	var legacy struct {
+		Base64Signature string          `json:"base64Signature"`
+		RekorBundle     json.RawMessage `json:"rekorBundle"`
+	}
+	return json.Unmarshal(b, &legacy) == nil && legacy.Base64Signature != "" && legacy.RekorBundle != nil
+}
+
+// artifactPolicy says how the artifact is checked. A DSSE envelope is
+// checked WithArtifact: sigstore-go hashes the reader once and compares the
+// digest with the statement's subjects. A message signature is checked
+// against the artifact's digest, computed here in one streaming pass:
+// WithArtifact would hash it twice (once for the signature, once to compare
+// with the bundle's digest), and for an ECDSA P-384 or P-521 certificate it
+// would read the whole artifact into memory. Ed25519 signatures can only be
+// checked over the artifact itself, so they stay WithArtifact.
+func artifactPolicy(b *bundle.Bundle, pub crypto.PublicKey, artifact io.Reader) (verify.ArtifactPolicyOption, error) {
 	msg := b.GetMessageSignature()
-	ec, isEC := pub.(*ecdsa.PublicKey)
-	if msg == nil || !isEC || ec.Curve == elliptic.P256() {
+	if _, ed := pub.(ed25519.PublicKey); msg == nil || ed {
 		return verify.WithArtifact(artifact), nil
 	}
+	alg := msg.GetMessageDigest().GetAlgorithm().String()
 	var h crypto.Hash
-	switch msg.GetMessageDigest().GetAlgorithm().String() {
+	switch alg {
 	case "SHA2_256":
 		h = crypto.SHA256
 	case "SHA2_384":
@@ -131,13 +149,13 @@ func (t *sigstoreTrust) artifactPolicy(b *bundle.Bundle, pub crypto.PublicKey, a
 	case "SHA2_512":
 		h = crypto.SHA512
 	default:
-		return nil, fmt.Errorf("malformed bundle: unsupported message digest algorithm %s", msg.GetMessageDigest().GetAlgorithm())
+		return nil, fmt.Errorf("malformed bundle: unsupported message digest algorithm %s", alg)
 	}
 	d := h.New()
 	if _, err := io.Copy(d, artifact); err != nil {
 		return nil, fmt.Errorf("reading the artifact: %w", err)
 	}
-	return verify.WithArtifactDigest(msg.GetMessageDigest().GetAlgorithm().String(), d.Sum(nil)), nil
+	return verify.WithArtifactDigest(alg, d.Sum(nil)), nil
 }
 
 // why words a verification failure for status. sigstore-go reports its

@@ -287,7 +287,7 @@ func TestSigstoreVerify(t *testing.T) {
 		{name: "not JSON", bundle: []byte("-----BEGIN SIGNATURE-----"), err: "malformed bundle: "},
 		{name: "empty object", bundle: []byte("{}"), err: "malformed bundle: "},
 		{name: "truncated", bundle: messageBundle[:len(messageBundle)/2], err: "malformed bundle: "},
-		{name: "legacy cosign bundle", bundle: []byte(`{"base64Signature":"AAAA","cert":"","rekorBundle":{}}`), err: "malformed bundle: "},
+		{name: "legacy cosign bundle", bundle: []byte(`{"base64Signature":"AAAA","cert":"","rekorBundle":{}}`), err: "malformed bundle: this is cosign's older bundle format"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -303,7 +303,6 @@ func TestSigstoreVerify(t *testing.T) {
 			}
 			st := mustLoadSigstore(t, rootJSON, issuer, identity)
 			key, err := st.verify(bytes.NewReader(a), int64(len(a)), c.bundle)
-			t.Logf("key %q, err %v", key, err)
 			if key != c.key {
 				t.Errorf("key = %q, want %q", key, c.key)
 			}
@@ -314,6 +313,149 @@ func TestSigstoreVerify(t *testing.T) {
 				t.Fatalf("verify passed, want an error containing %q", c.err)
 			case c.err != "" && !strings.Contains(err.Error(), c.err):
 				t.Fatalf("verify: %v\nwant it to contain %q", err, c.err)
+			}
+		})
+	}
+}
+
+// GitHub's trusted root for attestations of private repositories names no
+// transparency log: its bundles carry an RFC 3161 timestamp instead.
+func TestSigstoreTimestampAuthorityOnly(t *testing.T) {
+	vs := newVirtualSigstore(t)
+	artifact := randomArtifact(t, 4096)
+	attested, err := vs.Attest(testSigner, testIssuer, statement(t, artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := mustLoadSigstore(t, virtualRoot(t, vs, false), testIssuer, testSigner)
+	if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)),
+		bundleJSON(t, vs, attested, bundleParts{timestamp: true})); err != nil {
+		t.Fatalf("timestamped attestation: %v", err)
+	}
+	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, vs, attested, bundleParts{}))
+	if err == nil || !strings.Contains(err.Error(), "no trusted time of signing") {
+		t.Fatalf("attestation without a timestamp: %v, want no trusted time of signing", err)
+	}
+	other := newVirtualSigstore(t)
+	elsewhere, err := other.Attest(testSigner, testIssuer, statement(t, artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, other, elsewhere, bundleParts{timestamp: true}))
+	if err == nil || !strings.Contains(err.Error(), "no trusted time of signing") {
+		t.Fatalf("attestation timestamped under another root: %v, want no trusted time of signing", err)
+	}
+}
+
+// Certificate keys other than P-256: P-384, for which sigstore-go would
+// read the artifact into memory (artifactPolicy hashes it as for any other
+// key), and RSA. (Ed25519 is not here: VirtualSigstore cannot sign with it.)
+func TestSigstoreKeyTypes(t *testing.T) {
+	for _, alg := range []protocommon.PublicKeyDetails{
+		protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384,
+		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256,
+	} {
+		t.Run(alg.String(), func(t *testing.T) {
+			vs, err := ca.NewVirtualSigstoreWithSigningAlg(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			artifact := randomArtifact(t, 4096)
+			signed, err := vs.Sign(testSigner, testIssuer, artifact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bundleJSON(t, vs, signed, bundleParts{tlog: true})
+			st := mustLoadSigstore(t, virtualRoot(t, vs, true), testIssuer, testSigner)
+			if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), b); err != nil {
+				t.Fatalf("message signature: %v", err)
+			}
+			artifact[0] ^= 1
+			_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), b)
+			if err == nil || !strings.Contains(err.Error(), "the bundle does not match the artifact") {
+				t.Fatalf("tampered artifact: %v, want does not match", err)
+			}
+		})
+	}
+}
+
+func TestLoadSigstoreErrors(t *testing.T) {
+	vs := newVirtualSigstore(t)
+	good := virtualRoot(t, vs, true)
+	var noCA map[string]any
+	if err := json.Unmarshal(good, &noCA); err != nil {
+		t.Fatal(err)
+	}
+	delete(noCA, "certificateAuthorities")
+	noCAJSON, err := json.Marshal(noCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bare map[string]any
+	if err := json.Unmarshal(good, &bare); err != nil {
+		t.Fatal(err)
+	}
+	delete(bare, "tlogs")
+	delete(bare, "timestampAuthorities")
+	bareJSON, err := json.Marshal(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name             string
+		root             []byte
+		issuer, identity string
+		err              string
+	}{
+		{"garbage root", []byte("not json at all"), testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"empty root", nil, testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"wrong media type", []byte(`{"mediaType":"application/json"}`), testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"a bundle given as root", []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"no certificate authority", noCAJSON, testIssuer, testSigner, "names no certificate authority"},
+		{"no log, no timestamp authority", bareJSON, testIssuer, testSigner, "neither a transparency log nor a timestamp authority"},
+		{"empty issuer", good, "", testSigner, "issuer is empty"},
+		{"blank identity", good, testIssuer, "  ", "identity is empty"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := loadSigstore(c.root, c.issuer, c.identity)
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("loadSigstore = %v, %v; want an error containing %q", st, err, c.err)
+			}
+		})
+	}
+	if _, err := loadSigstore(good, testIssuer, testSigner); err != nil {
+		t.Fatalf("good root: %v", err)
+	}
+}
+
+// BenchmarkSigstoreVerify64MiB is the whole check of a 64 MiB release:
+// bundle parsing, log entry, certificate chain and identity, and the
+// signature over the artifact, read through its ReaderAt.
+func BenchmarkSigstoreVerify64MiB(b *testing.B) {
+	vs := newVirtualSigstore(b)
+	artifact := randomArtifact(b, 64<<20)
+	for _, kind := range []string{"message signature", "attestation"} {
+		b.Run(strings.ReplaceAll(kind, " ", "-"), func(b *testing.B) {
+			var te *ca.TestEntity
+			var err error
+			if kind == "attestation" {
+				te, err = vs.Attest(testSigner, testIssuer, statement(b, artifact))
+			} else {
+				te, err = vs.Sign(testSigner, testIssuer, artifact)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			bundle := bundleJSON(b, vs, te, bundleParts{tlog: true})
+			st := mustLoadSigstore(b, virtualRoot(b, vs, true), testIssuer, testSigner)
+			b.SetBytes(int64(len(artifact)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundle); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
