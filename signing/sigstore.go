@@ -22,16 +22,21 @@ import (
 // sigstoreTrust is a trusted root and the identity a bundle's certificate
 // must name.
 type sigstoreTrust struct {
-	verifier *verify.Verifier
-	identity verify.CertificateIdentity
+	// verifiers has one verifier per trusted root in the file.
+	verifiers []*verify.Verifier
+	identity  verify.CertificateIdentity
 	// issuer and san are the expected identity, for messages.
 	issuer, san string
 }
 
 // loadSigstore parses a trusted root (the JSON of trusted_root.json) and
-// checks issuer and identity; its error is a config error's detail.
+// checks issuer and identity; its error is a config error's detail. The
+// file may also hold several roots, one JSON document a line, as
+// `gh attestation trusted-root` writes them (Sigstore's public good
+// instance and GitHub's own); a bundle then passes if it verifies under
+// any of them.
 //
-// What a bundle must prove follows from the root: when it names a
+// What a bundle must prove follows from its root: when the root names a
 // transparency log (Sigstore's public good instance, `cosign sign-blob`,
 // GitHub attestations of public repositories), a verified entry in one of
 // its logs, whose integrated time dates the certificate; when it names only
@@ -45,31 +50,61 @@ func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, 
 	if strings.TrimSpace(identity) == "" {
 		return nil, errors.New("identity is empty: set it to the signer's certificate identity (an email address, or the workflow URI for GitHub Actions)")
 	}
-	tr, err := root.NewTrustedRootFromJSON(trustedRoot)
+	roots, err := parseTrustedRoots(trustedRoot)
 	if err != nil {
-		return nil, fmt.Errorf("trusted root is not a Sigstore trusted root (trusted_root.json, as `cosign trusted-root create` or `gh attestation trusted-root` writes it): %w", err)
+		return nil, err
 	}
-	if len(tr.FulcioCertificateAuthorities()) == 0 {
-		return nil, errors.New("trusted root names no certificate authority: it cannot vouch for a keyless signer")
+	t := &sigstoreTrust{issuer: issuer, san: identity}
+	for i, tr := range roots {
+		where := "trusted root"
+		if len(roots) > 1 {
+			where = fmt.Sprintf("trusted root %d (line %d)", i+1, i+1)
+		}
+		if len(tr.FulcioCertificateAuthorities()) == 0 {
+			return nil, fmt.Errorf("%s names no certificate authority: it cannot vouch for a keyless signer", where)
+		}
+		var opts []verify.VerifierOption
+		switch {
+		case len(tr.RekorLogs()) > 0:
+			opts = []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+		case len(tr.TimestampingAuthorities()) > 0:
+			opts = []verify.VerifierOption{verify.WithSignedTimestamps(1)}
+		default:
+			return nil, fmt.Errorf("%s names neither a transparency log nor a timestamp authority: the time of a signature could not be checked", where)
+		}
+		v, err := verify.NewVerifier(tr, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		t.verifiers = append(t.verifiers, v)
 	}
-	var opts []verify.VerifierOption
-	switch {
-	case len(tr.RekorLogs()) > 0:
-		opts = []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
-	case len(tr.TimestampingAuthorities()) > 0:
-		opts = []verify.VerifierOption{verify.WithSignedTimestamps(1)}
-	default:
-		return nil, errors.New("trusted root names neither a transparency log nor a timestamp authority: the time of a signature could not be checked")
-	}
-	v, err := verify.NewVerifier(tr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("trusted root: %w", err)
-	}
-	id, err := verify.NewShortCertificateIdentity(issuer, "", identity, "")
+	t.identity, err = verify.NewShortCertificateIdentity(issuer, "", identity, "")
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	return &sigstoreTrust{verifier: v, identity: id, issuer: issuer, san: identity}, nil
+	return t, nil
+}
+
+// parseTrustedRoots reads one trusted root, or several as JSON Lines.
+func parseTrustedRoots(data []byte) ([]*root.TrustedRoot, error) {
+	const what = "trusted root is not a Sigstore trusted root (trusted_root.json, as Sigstore's TUF repository or `gh attestation trusted-root` has it)"
+	one, err := root.NewTrustedRootFromJSON(data)
+	if err == nil {
+		return []*root.TrustedRoot{one}, nil
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 2 {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	var roots []*root.TrustedRoot
+	for i, line := range lines {
+		tr, lerr := root.NewTrustedRootFromJSON([]byte(line))
+		if lerr != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", what, i+1, lerr)
+		}
+		roots = append(roots, tr)
+	}
+	return roots, nil
 }
 
 // verify checks bundle (the .sigstore.json bytes) over the artifact. key
@@ -104,15 +139,29 @@ func (t *sigstoreTrust) verify(artifact io.ReaderAt, size int64, bundleJSON []by
 	}
 	key = summary.SubjectAlternativeName + " (issuer " + summary.Issuer + ")"
 
-	artifactPolicy, err := artifactPolicy(&b, cert.PublicKey, io.NewSectionReader(artifact, 0, size))
+	// A root that does not know the bundle's log, timestamp authority or
+	// certificate authority fails before the artifact is read; the failure
+	// that got furthest is the one shown.
+	digest, err := messageDigest(&b, cert.PublicKey, io.NewSectionReader(artifact, 0, size))
 	if err != nil {
 		return key, err
 	}
-	_, err = t.verifier.Verify(&b, verify.NewPolicy(artifactPolicy, verify.WithCertificateIdentity(t.identity)))
-	if err != nil {
-		return key, t.why(summary, err)
+	var why error
+	best := -1
+	for _, v := range t.verifiers {
+		policy := digest
+		if policy == nil {
+			policy = verify.WithArtifact(io.NewSectionReader(artifact, 0, size))
+		}
+		_, err := v.Verify(&b, verify.NewPolicy(policy, verify.WithCertificateIdentity(t.identity)))
+		if err == nil {
+			return key, nil
+		}
+		if stage, e := t.why(summary, err); stage > best {
+			best, why = stage, e
+		}
 	}
-	return key, nil
+	return key, why
 }
 
 // legacyCosignBundle tells whether b is what `cosign sign-blob --bundle`
@@ -126,18 +175,18 @@ func legacyCosignBundle(b []byte) bool {
 	return json.Unmarshal(b, &legacy) == nil && legacy.Base64Signature != "" && legacy.RekorBundle != nil
 }
 
-// artifactPolicy says how the artifact is checked. A DSSE envelope is
-// checked WithArtifact: sigstore-go hashes the reader once and compares the
-// digest with the statement's subjects. A message signature is checked
-// against the artifact's digest, computed here in one streaming pass:
-// WithArtifact would hash it twice (once for the signature, once to compare
-// with the bundle's digest), and for an ECDSA P-384 or P-521 certificate it
-// would read the whole artifact into memory. Ed25519 signatures can only be
-// checked over the artifact itself, so they stay WithArtifact.
-func artifactPolicy(b *bundle.Bundle, pub crypto.PublicKey, artifact io.Reader) (verify.ArtifactPolicyOption, error) {
+// messageDigest is the artifact policy for a message signature: the
+// artifact's digest, computed here in one streaming pass. WithArtifact
+// would hash it twice (once for the signature, once to compare with the
+// bundle's digest), and for an ECDSA P-384 or P-521 certificate it would
+// read the whole artifact into memory. It is nil for a DSSE envelope
+// (sigstore-go hashes the artifact once to compare it with the statement's
+// subjects) and for an Ed25519 key, which is checked over the artifact
+// itself: those are checked WithArtifact.
+func messageDigest(b *bundle.Bundle, pub crypto.PublicKey, artifact io.Reader) (verify.ArtifactPolicyOption, error) {
 	msg := b.GetMessageSignature()
 	if _, ed := pub.(ed25519.PublicKey); msg == nil || ed {
-		return verify.WithArtifact(artifact), nil
+		return nil, nil
 	}
 	alg := msg.GetMessageDigest().GetAlgorithm().String()
 	var h crypto.Hash
@@ -158,25 +207,26 @@ func artifactPolicy(b *bundle.Bundle, pub crypto.PublicKey, artifact io.Reader) 
 	return verify.WithArtifactDigest(alg, d.Sum(nil)), nil
 }
 
-// why words a verification failure for status. sigstore-go reports its
-// steps by message prefix; the step decides the wording, its detail follows.
-func (t *sigstoreTrust) why(got certificate.Summary, err error) error {
+// why words a verification failure for status, with the step that failed
+// (the larger, the further the bundle got). sigstore-go reports its steps by
+// message prefix; the step decides the wording, its detail follows.
+func (t *sigstoreTrust) why(got certificate.Summary, err error) (int, error) {
 	var mismatch *verify.ErrNoMatchingCertificateIdentity
 	if errors.As(err, &mismatch) {
-		return fmt.Errorf("certificate identity %s issued by %s is not the expected identity %s issued by %s",
+		return 5, fmt.Errorf("certificate identity %s issued by %s is not the expected identity %s issued by %s",
 			got.SubjectAlternativeName, got.Issuer, t.san, t.issuer)
 	}
 	msg := err.Error()
-	detail := func(prefix string) string { return strings.TrimPrefix(msg, prefix+": ") }
-	switch {
-	case strings.HasPrefix(msg, "failed to verify log inclusion"):
-		return fmt.Errorf("not logged in the transparency log the trusted root names: %s", detail("failed to verify log inclusion"))
-	case strings.HasPrefix(msg, "failed to verify timestamps"):
-		return fmt.Errorf("no trusted time of signing (transparency log entry or timestamp from an authority the trusted root names): %s", detail("failed to verify timestamps"))
-	case strings.HasPrefix(msg, "failed to verify leaf certificate"):
-		return fmt.Errorf("the certificate was not issued by a certificate authority the trusted root names, or not valid when signed: %s", detail("failed to verify leaf certificate"))
-	case strings.HasPrefix(msg, "failed to verify signature"):
-		return fmt.Errorf("the bundle does not match the artifact: %s", detail("failed to verify signature"))
+	steps := []struct{ prefix, why string }{
+		{"failed to verify log inclusion", "not logged in the transparency log the trusted root names"},
+		{"failed to verify timestamps", "no trusted time of signing (transparency log entry or timestamp from an authority the trusted root names)"},
+		{"failed to verify leaf certificate", "the certificate was not issued by a certificate authority the trusted root names, or not valid when signed"},
+		{"failed to verify signature", "the bundle does not match the artifact"},
 	}
-	return fmt.Errorf("bundle rejected: %s", msg)
+	for i, s := range steps {
+		if detail, ok := strings.CutPrefix(msg, s.prefix+": "); ok {
+			return i + 1, fmt.Errorf("%s: %s", s.why, detail)
+		}
+	}
+	return 0, fmt.Errorf("bundle rejected: %s", msg)
 }

@@ -460,3 +460,68 @@ func BenchmarkSigstoreVerify64MiB(b *testing.B) {
 		})
 	}
 }
+
+// `gh attestation trusted-root` writes several roots, one a line: Sigstore's
+// public good instance (with a log) and GitHub's (timestamps only). A bundle
+// passes under either; a refusal says what went furthest.
+func TestSigstoreSeveralRoots(t *testing.T) {
+	public, github, stranger := newVirtualSigstore(t), newVirtualSigstore(t), newVirtualSigstore(t)
+	rootsJSONL := bytes.Join([][]byte{virtualRoot(t, public, true), virtualRoot(t, github, false)}, []byte("\n"))
+	artifact := randomArtifact(t, 4096)
+	stmt := statement(t, artifact)
+	fromPublic, err := public.Attest(testSigner, testIssuer, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromGitHub, err := github.Attest(testSigner, testIssuer, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromStranger, err := stranger.Sign(testSigner, testIssuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publicBundle := bundleJSON(t, public, fromPublic, bundleParts{tlog: true})
+	githubBundle := bundleJSON(t, github, fromGitHub, bundleParts{timestamp: true})
+	strangerBundle := bundleJSON(t, stranger, fromStranger, bundleParts{tlog: true, timestamp: true})
+
+	st := mustLoadSigstore(t, rootsJSONL, testIssuer, testSigner)
+	if n := len(st.verifiers); n != 2 {
+		t.Fatalf("%d verifiers, want one per line", n)
+	}
+	tampered := bytes.Clone(artifact)
+	tampered[0] ^= 1
+	for _, c := range []struct {
+		name     string
+		st       *sigstoreTrust
+		artifact []byte
+		bundle   []byte
+		err      string
+	}{
+		{"public good", st, artifact, publicBundle, ""},
+		{"github", st, artifact, githubBundle, ""},
+		{"stranger", st, artifact, strangerBundle, "no trusted time of signing"},
+		{"tampered", st, tampered, githubBundle, "the bundle does not match the artifact"},
+		{"wrong identity", mustLoadSigstore(t, rootsJSONL, testIssuer, "other@example.com"), artifact, publicBundle,
+			"is not the expected identity other@example.com"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.st.verify(bytes.NewReader(c.artifact), int64(len(c.artifact)), c.bundle)
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatalf("verify: %v", err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Fatalf("verify: %v, want an error containing %q", err, c.err)
+			}
+		})
+	}
+
+	bad := append(bytes.Clone(rootsJSONL), []byte("\n{\"mediaType\": 3}")...)
+	if _, err := loadSigstore(bad, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("a bad third line: %v, want it named", err)
+	}
+	noLog := bytes.Join([][]byte{virtualRoot(t, public, true), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)}, []byte("\n"))
+	if _, err := loadSigstore(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root 2 (line 2) names no certificate authority") {
+		t.Fatalf("an empty second root: %v, want it named", err)
+	}
+}
