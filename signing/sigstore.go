@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -48,7 +49,7 @@ func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, 
 		return nil, errors.New("issuer is empty: set it to the OIDC issuer of the signer's certificate (GitHub Actions: https://token.actions.githubusercontent.com)")
 	}
 	if strings.TrimSpace(identity) == "" {
-		return nil, errors.New("identity is empty: set it to the signer's certificate identity (an email address, or the workflow URI for GitHub Actions)")
+		return nil, errors.New("identity is empty: set it to the signer's certificate identity (an email address, or for GitHub Actions the workflow's URI, https://github.com/<owner>/<repo>/.github/workflows/<file>, with or without @<ref>)")
 	}
 	roots, err := parseTrustedRoots(trustedRoot)
 	if err != nil {
@@ -78,11 +79,28 @@ func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, 
 		}
 		t.verifiers = append(t.verifiers, v)
 	}
-	t.identity, err = verify.NewShortCertificateIdentity(issuer, "", identity, "")
+	san, sanRegexp := identity, ""
+	if workflowWithoutRef(identity) {
+		san, sanRegexp = "", "^"+regexp.QuoteMeta(identity)+"@refs/(tags|heads)/.+$"
+		t.san = identity + "@refs/tags/* or @refs/heads/*"
+	}
+	t.identity, err = verify.NewShortCertificateIdentity(issuer, "", san, sanRegexp)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	return t, nil
+}
+
+// workflowWithoutRef tells whether identity is a GitHub Actions workflow
+// named without its ref ("https://github.com/org/app/.github/workflows/
+// release.yml"). The certificate of a workflow names it with the ref it ran
+// for ("...release.yml@refs/tags/v1.2.0"), different at every release, so
+// such an identity matches the workflow run for any tag or branch (as
+// `gh attestation verify --signer-workflow`), not for a pull request's ref.
+// An identity with a ref, or an email address, is matched exactly.
+func workflowWithoutRef(identity string) bool {
+	return strings.HasPrefix(identity, "https://") && !strings.Contains(identity, "@") &&
+		strings.Contains(identity, "/.github/workflows/")
 }
 
 // parseTrustedRoots reads one trusted root, or several as JSON Lines.

@@ -525,3 +525,51 @@ func TestSigstoreSeveralRoots(t *testing.T) {
 		t.Fatalf("an empty second root: %v, want it named", err)
 	}
 }
+
+// A GitHub Actions certificate names the workflow with the ref it ran for;
+// an identity naming the workflow without a ref matches any tag or branch.
+func TestSigstoreWorkflowIdentity(t *testing.T) {
+	const workflow = "https://github.com/org/app/.github/workflows/release.yml"
+	const actions = "https://token.actions.githubusercontent.com"
+	vs := newVirtualSigstore(t)
+	rootJSON := virtualRoot(t, vs, true)
+	artifact := randomArtifact(t, 1024)
+	for _, c := range []struct {
+		identity, signer string
+		ok               bool
+	}{
+		{workflow, workflow + "@refs/tags/v1.2.0", true},
+		{workflow, workflow + "@refs/heads/main", true},
+		{workflow, workflow + "@refs/pull/7/merge", false},
+		{workflow, workflow + "@", false},
+		{workflow, "https://github.com/org/app/.github/workflows/release.yml2@refs/tags/v1", false},
+		{workflow, "https://github.com/org/other/.github/workflows/release.yml@refs/tags/v1", false},
+		{workflow + "@refs/tags/v1.2.0", workflow + "@refs/tags/v1.2.0", true},
+		{workflow + "@refs/tags/v1.2.0", workflow + "@refs/tags/v1.2.1", false},
+	} {
+		name := strings.TrimPrefix(c.signer, "https://github.com/")
+		if strings.Contains(c.identity, "@") {
+			name = "exactly " + name
+		}
+		t.Run(name, func(t *testing.T) {
+			te, err := vs.Sign(c.signer, actions, artifact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := mustLoadSigstore(t, rootJSON, actions, c.identity)
+			key, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, vs, te, bundleParts{tlog: true}))
+			if want := c.signer + " (issuer " + actions + ")"; key != want {
+				t.Errorf("key %q, want %q", key, want)
+			}
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("verify: %v", err)
+			case !c.ok && (err == nil || !strings.Contains(err.Error(), "is not the expected identity")):
+				t.Fatalf("verify: %v, want an identity mismatch", err)
+			}
+			if !c.ok && !strings.Contains(c.identity, "@") && !strings.Contains(err.Error(), "@refs/tags/* or @refs/heads/*") {
+				t.Errorf("%v: want the refs that match named", err)
+			}
+		})
+	}
+}
