@@ -236,7 +236,7 @@ func (t *sigstoreTrust) why(got certificate.Summary, err error) (int, error) {
 	}
 	msg := err.Error()
 	steps := []struct{ prefix, why string }{
-		{"failed to verify log inclusion", "not logged in the transparency log the trusted root names"},
+		{"failed to verify log inclusion", "not logged in a transparency log the trusted root names (or its entry there is not valid)"},
 		{"failed to verify timestamps", "no trusted time of signing (transparency log entry or timestamp from an authority the trusted root names)"},
 		{"failed to verify leaf certificate", "the certificate was not issued by a certificate authority the trusted root names, or not valid when signed"},
 		{"failed to verify signature", "the bundle does not match the artifact"},

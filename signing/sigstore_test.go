@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -252,6 +253,11 @@ func TestSigstoreVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Logged 20 minutes after the signing certificate expired.
+	signedLate, err := vs.SignAtTime(testSigner, testIssuer, artifact, time.Now().Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
 	signedElsewhere, err := other.Sign(testSigner, testIssuer, artifact)
 	if err != nil {
 		t.Fatal(err)
@@ -279,11 +285,13 @@ func TestSigstoreVerify(t *testing.T) {
 		{name: "tampered attested artifact", artifact: tampered, bundle: dsseBundle, key: wantKey, err: "the bundle does not match the artifact"},
 		{name: "artifact cut short", artifact: artifact[:len(artifact)-1], bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
 		{name: "signed under another root", bundle: bundleJSON(t, other, signedElsewhere, logged), key: wantKey,
-			err: "not logged in the transparency log the trusted root names"},
+			err: "not logged in a transparency log the trusted root names"},
+		{name: "logged after the certificate expired", bundle: bundleJSON(t, vs, signedLate, logged), key: wantKey,
+			err: "(or its entry there is not valid): integrated time outside certificate validity"},
 		{name: "not logged", bundle: bundleJSON(t, vs, signed, bundleParts{}), key: wantKey,
-			err: "not logged in the transparency log the trusted root names"},
+			err: "not logged in a transparency log the trusted root names"},
 		{name: "timestamp without log", bundle: bundleJSON(t, vs, signed, bundleParts{timestamp: true}), key: wantKey,
-			err: "not logged in the transparency log the trusted root names"},
+			err: "not logged in a transparency log the trusted root names"},
 		{name: "not JSON", bundle: []byte("-----BEGIN SIGNATURE-----"), err: "malformed bundle: "},
 		{name: "empty object", bundle: []byte("{}"), err: "malformed bundle: "},
 		{name: "truncated", bundle: messageBundle[:len(messageBundle)/2], err: "malformed bundle: "},
