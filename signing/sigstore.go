@@ -59,7 +59,7 @@ func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, 
 	for i, tr := range roots {
 		where := "trusted root"
 		if len(roots) > 1 {
-			where = fmt.Sprintf("trusted root %d (line %d)", i+1, i+1)
+			where = fmt.Sprintf("trusted root on line %d", i+1)
 		}
 		if len(tr.FulcioCertificateAuthorities()) == 0 {
 			return nil, fmt.Errorf("%s names no certificate authority: it cannot vouch for a keyless signer", where)
@@ -157,9 +157,11 @@ func (t *sigstoreTrust) verify(artifact io.ReaderAt, size int64, bundleJSON []by
 	}
 	key = summary.SubjectAlternativeName + " (issuer " + summary.Issuer + ")"
 
-	// A root that does not know the bundle's log, timestamp authority or
-	// certificate authority fails before the artifact is read; the failure
-	// that got furthest is the one shown.
+	// A message signature's artifact is hashed once, here, whatever the
+	// number of roots. Under a root that does not know the bundle's log,
+	// timestamp authority or certificate authority, Verify fails before it
+	// reads the artifact. Of the roots' refusals, the one that got furthest
+	// is shown.
 	digest, err := messageDigest(&b, cert.PublicKey, io.NewSectionReader(artifact, 0, size))
 	if err != nil {
 		return key, err

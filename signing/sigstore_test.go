@@ -529,7 +529,7 @@ func TestSigstoreSeveralRoots(t *testing.T) {
 		t.Fatalf("a bad third line: %v, want it named", err)
 	}
 	noLog := bytes.Join([][]byte{virtualRoot(t, public, true), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)}, []byte("\n"))
-	if _, err := loadSigstore(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root 2 (line 2) names no certificate authority") {
+	if _, err := loadSigstore(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root on line 2 names no certificate authority") {
 		t.Fatalf("an empty second root: %v, want it named", err)
 	}
 }
