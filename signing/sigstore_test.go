@@ -1,0 +1,583 @@
+package signing
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// These tests run a Sigstore of their own (sigstore-go's VirtualSigstore: a
+// Fulcio CA, a Rekor log key, a timestamp authority, all made in the test),
+// write its trusted root as trusted_root.json is written, sign with it as
+// `cosign sign-blob --bundle` (a message signature) and GitHub artifact
+// attestations (a DSSE envelope over an in-toto statement) do, and build
+// the bundles' JSON as those tools write it (protobuf JSON, bundle v0.3).
+
+const (
+	testSigner = "release@example.com"
+	testIssuer = "https://issuer.example.com"
+)
+
+// virtualRoot is vs's trusted root as JSON. withLogs false leaves out the
+// transparency logs, as GitHub's trusted root for private repositories
+// (certificate and timestamp authorities only).
+func virtualRoot(t testing.TB, vs *ca.VirtualSigstore, withLogs bool) []byte {
+	t.Helper()
+	// The virtual logs' IDs are the hex of the key ID; a trusted root holds
+	// the raw bytes.
+	rawIDs := func(logs map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
+		out := map[string]*root.TransparencyLog{}
+		for id, l := range logs {
+			c := *l
+			raw, err := hex.DecodeString(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ID = raw
+			out[id] = &c
+		}
+		return out
+	}
+	rekor := rawIDs(vs.RekorLogs())
+	if !withLogs {
+		rekor = nil
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(),
+		rawIDs(vs.CTLogs()), vs.TimestampingAuthorities(), rekor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// bundleParts says what a test bundle carries beside the signature.
+type bundleParts struct {
+	tlog      bool // a Rekor entry with its inclusion proof and promise
+	timestamp bool // the timestamp authority's RFC 3161 timestamp
+}
+
+// bundleJSON writes te as a v0.3 bundle, as cosign and GitHub do.
+func bundleJSON(t testing.TB, vs *ca.VirtualSigstore, te *ca.TestEntity, parts bundleParts) []byte {
+	t.Helper()
+	vc, err := te.VerificationContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_Certificate{
+			Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw},
+		},
+		TimestampVerificationData: &protobundle.TimestampVerificationData{},
+	}
+	b := &protobundle.Bundle{
+		MediaType:            "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: vm,
+	}
+	sc, err := te.SignatureContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind := "hashedrekord"
+	if env := sc.EnvelopeContent(); env != nil {
+		kind = "dsse"
+		raw := env.RawEnvelope()
+		payload, err := base64.StdEncoding.DecodeString(raw.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pe := &protodsse.Envelope{Payload: payload, PayloadType: raw.PayloadType}
+		for _, s := range raw.Signatures {
+			sig, err := base64.StdEncoding.DecodeString(s.Sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: sig, Keyid: s.KeyID})
+		}
+		b.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe}
+	} else {
+		msg := sc.MessageSignatureContent()
+		alg := protocommon.HashAlgorithm(protocommon.HashAlgorithm_value[msg.DigestAlgorithm()])
+		b.Content = &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: alg, Digest: msg.Digest()},
+			Signature:     msg.Signature(),
+		}}
+	}
+	if parts.tlog {
+		entries, err := te.TlogEntries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm.TlogEntries = append(vm.TlogEntries, logEntry(t, vs, entries[0], kind))
+	}
+	if parts.timestamp {
+		tss, err := te.Timestamps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range tss {
+			vm.TimestampVerificationData.Rfc3161Timestamps = append(vm.TimestampVerificationData.Rfc3161Timestamps,
+				&protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
+		}
+	}
+	j, err := protojson.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// logEntry is e as Rekor returns it for a v0.3 bundle: at index 0 of a
+// one-entry log, with the signed entry timestamp and the inclusion proof
+// against a checkpoint the log key signed.
+func logEntry(t testing.TB, vs *ca.VirtualSigstore, e *tlog.Entry, kind string) *protorekor.TransparencyLogEntry {
+	t.Helper()
+	body := e.TransparencyLogEntry().GetCanonicalizedBody()
+	logID, err := vs.RekorLogID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawID, err := hex.DecodeString(logID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	integrated := e.IntegratedTime().Unix()
+	set, err := vs.RekorSignPayload(tlog.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(body),
+		IntegratedTime: integrated,
+		LogIndex:       0,
+		LogID:          logID,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := vs.GetInclusionProof(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootHash, err := hex.DecodeString(*proof.RootHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &protorekor.TransparencyLogEntry{
+		LogIndex:          0,
+		LogId:             &protocommon.LogId{KeyId: rawID},
+		KindVersion:       &protorekor.KindVersion{Kind: kind, Version: "0.0.1"},
+		IntegratedTime:    integrated,
+		InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: set},
+		CanonicalizedBody: body,
+		InclusionProof: &protorekor.InclusionProof{
+			LogIndex:   0,
+			RootHash:   rootHash,
+			TreeSize:   *proof.TreeSize,
+			Checkpoint: &protorekor.Checkpoint{Envelope: *proof.Checkpoint},
+		},
+	}
+}
+
+// statement is an in-toto statement naming artifact by its sha256, as
+// GitHub's build provenance attestations do.
+func statement(t testing.TB, artifact []byte) []byte {
+	t.Helper()
+	d := sha256.Sum256(artifact)
+	j, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": "app.tar.gz", "digest": map[string]string{"sha256": hex.EncodeToString(d[:])}}},
+		"predicateType": "https://slsa.dev/provenance/v1",
+		"predicate":     map[string]any{"buildDefinition": map[string]any{"buildType": "https://actions.github.io/buildtypes/workflow/v1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func newVirtualSigstore(t testing.TB) *ca.VirtualSigstore {
+	t.Helper()
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func randomArtifact(t testing.TB, n int) []byte {
+	t.Helper()
+	a := make([]byte, n)
+	if _, err := rand.Read(a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func mustLoadSigstore(t testing.TB, rootJSON []byte, issuer, identity string) *sigstoreTrust {
+	t.Helper()
+	st, err := loadSigstore(rootJSON, issuer, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestSigstoreVerify(t *testing.T) {
+	vs := newVirtualSigstore(t)
+	other := newVirtualSigstore(t)
+	rootJSON := virtualRoot(t, vs, true)
+	artifact := randomArtifact(t, 4096)
+	tampered := bytes.Clone(artifact)
+	tampered[100] ^= 1
+
+	signed, err := vs.Sign(testSigner, testIssuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attested, err := vs.Attest(testSigner, testIssuer, statement(t, artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Logged 20 minutes after the signing certificate expired.
+	signedLate, err := vs.SignAtTime(testSigner, testIssuer, artifact, time.Now().Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedElsewhere, err := other.Sign(testSigner, testIssuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := bundleParts{tlog: true}
+	messageBundle := bundleJSON(t, vs, signed, logged)
+	dsseBundle := bundleJSON(t, vs, attested, logged)
+	wantKey := testSigner + " (issuer " + testIssuer + ")"
+
+	cases := []struct {
+		name             string
+		issuer, identity string
+		artifact         []byte
+		bundle           []byte
+		key              string // "" for none
+		err              string // "" for a pass
+	}{
+		{name: "message signature", bundle: messageBundle, key: wantKey},
+		{name: "attestation", bundle: dsseBundle, key: wantKey},
+		{name: "wrong identity", identity: "someone@example.com", bundle: messageBundle, key: wantKey,
+			err: "certificate identity release@example.com issued by https://issuer.example.com is not the expected identity someone@example.com issued by https://issuer.example.com"},
+		{name: "wrong issuer", issuer: "https://token.actions.githubusercontent.com", bundle: dsseBundle, key: wantKey,
+			err: "is not the expected identity release@example.com issued by https://token.actions.githubusercontent.com"},
+		{name: "tampered artifact", artifact: tampered, bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
+		{name: "tampered attested artifact", artifact: tampered, bundle: dsseBundle, key: wantKey, err: "the bundle does not match the artifact"},
+		{name: "artifact cut short", artifact: artifact[:len(artifact)-1], bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
+		{name: "signed under another root", bundle: bundleJSON(t, other, signedElsewhere, logged), key: wantKey,
+			err: "not logged in a transparency log the trusted root names"},
+		{name: "logged after the certificate expired", bundle: bundleJSON(t, vs, signedLate, logged), key: wantKey,
+			err: "(or its entry there is not valid): integrated time outside certificate validity"},
+		{name: "not logged", bundle: bundleJSON(t, vs, signed, bundleParts{}), key: wantKey,
+			err: "not logged in a transparency log the trusted root names"},
+		{name: "timestamp without log", bundle: bundleJSON(t, vs, signed, bundleParts{timestamp: true}), key: wantKey,
+			err: "not logged in a transparency log the trusted root names"},
+		{name: "not JSON", bundle: []byte("-----BEGIN SIGNATURE-----"), err: "malformed bundle: "},
+		{name: "empty object", bundle: []byte("{}"), err: "malformed bundle: "},
+		{name: "truncated", bundle: messageBundle[:len(messageBundle)/2], err: "malformed bundle: "},
+		{name: "legacy cosign bundle", bundle: []byte(`{"base64Signature":"AAAA","cert":"","rekorBundle":{}}`), err: "malformed bundle: this is cosign's older bundle format"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			issuer, identity, a := testIssuer, testSigner, artifact
+			if c.issuer != "" {
+				issuer = c.issuer
+			}
+			if c.identity != "" {
+				identity = c.identity
+			}
+			if c.artifact != nil {
+				a = c.artifact
+			}
+			st := mustLoadSigstore(t, rootJSON, issuer, identity)
+			key, err := st.verify(bytes.NewReader(a), int64(len(a)), c.bundle)
+			if key != c.key {
+				t.Errorf("key = %q, want %q", key, c.key)
+			}
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatalf("verify: %v", err)
+			case c.err != "" && err == nil:
+				t.Fatalf("verify passed, want an error containing %q", c.err)
+			case c.err != "" && !strings.Contains(err.Error(), c.err):
+				t.Fatalf("verify: %v\nwant it to contain %q", err, c.err)
+			}
+		})
+	}
+}
+
+// GitHub's trusted root for attestations of private repositories names no
+// transparency log: its bundles carry an RFC 3161 timestamp instead.
+func TestSigstoreTimestampAuthorityOnly(t *testing.T) {
+	vs := newVirtualSigstore(t)
+	artifact := randomArtifact(t, 4096)
+	attested, err := vs.Attest(testSigner, testIssuer, statement(t, artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := mustLoadSigstore(t, virtualRoot(t, vs, false), testIssuer, testSigner)
+	if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)),
+		bundleJSON(t, vs, attested, bundleParts{timestamp: true})); err != nil {
+		t.Fatalf("timestamped attestation: %v", err)
+	}
+	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, vs, attested, bundleParts{}))
+	if err == nil || !strings.Contains(err.Error(), "no trusted time of signing") {
+		t.Fatalf("attestation without a timestamp: %v, want no trusted time of signing", err)
+	}
+	other := newVirtualSigstore(t)
+	elsewhere, err := other.Attest(testSigner, testIssuer, statement(t, artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, other, elsewhere, bundleParts{timestamp: true}))
+	if err == nil || !strings.Contains(err.Error(), "no trusted time of signing") {
+		t.Fatalf("attestation timestamped under another root: %v, want no trusted time of signing", err)
+	}
+}
+
+// Certificate keys other than P-256: P-384, for which sigstore-go would
+// read the artifact into memory (artifactPolicy hashes it as for any other
+// key), and RSA. (Ed25519 is not here: VirtualSigstore cannot sign with it.)
+func TestSigstoreKeyTypes(t *testing.T) {
+	for _, alg := range []protocommon.PublicKeyDetails{
+		protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384,
+		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256,
+	} {
+		t.Run(alg.String(), func(t *testing.T) {
+			vs, err := ca.NewVirtualSigstoreWithSigningAlg(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			artifact := randomArtifact(t, 4096)
+			signed, err := vs.Sign(testSigner, testIssuer, artifact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bundleJSON(t, vs, signed, bundleParts{tlog: true})
+			st := mustLoadSigstore(t, virtualRoot(t, vs, true), testIssuer, testSigner)
+			if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), b); err != nil {
+				t.Fatalf("message signature: %v", err)
+			}
+			artifact[0] ^= 1
+			_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), b)
+			if err == nil || !strings.Contains(err.Error(), "the bundle does not match the artifact") {
+				t.Fatalf("tampered artifact: %v, want does not match", err)
+			}
+		})
+	}
+}
+
+func TestLoadSigstoreErrors(t *testing.T) {
+	vs := newVirtualSigstore(t)
+	good := virtualRoot(t, vs, true)
+	var noCA map[string]any
+	if err := json.Unmarshal(good, &noCA); err != nil {
+		t.Fatal(err)
+	}
+	delete(noCA, "certificateAuthorities")
+	noCAJSON, err := json.Marshal(noCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bare map[string]any
+	if err := json.Unmarshal(good, &bare); err != nil {
+		t.Fatal(err)
+	}
+	delete(bare, "tlogs")
+	delete(bare, "timestampAuthorities")
+	bareJSON, err := json.Marshal(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name             string
+		root             []byte
+		issuer, identity string
+		err              string
+	}{
+		{"garbage root", []byte("not json at all"), testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"empty root", nil, testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"wrong media type", []byte(`{"mediaType":"application/json"}`), testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"a bundle given as root", []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), testIssuer, testSigner, "trusted root is not a Sigstore trusted root"},
+		{"no certificate authority", noCAJSON, testIssuer, testSigner, "names no certificate authority"},
+		{"no log, no timestamp authority", bareJSON, testIssuer, testSigner, "neither a transparency log nor a timestamp authority"},
+		{"empty issuer", good, "", testSigner, "issuer is empty"},
+		{"blank identity", good, testIssuer, "  ", "identity is empty"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := loadSigstore(c.root, c.issuer, c.identity)
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("loadSigstore = %v, %v; want an error containing %q", st, err, c.err)
+			}
+		})
+	}
+	if _, err := loadSigstore(good, testIssuer, testSigner); err != nil {
+		t.Fatalf("good root: %v", err)
+	}
+}
+
+// BenchmarkSigstoreVerify64MiB is the whole check of a 64 MiB release:
+// bundle parsing, log entry, certificate chain and identity, and the
+// signature over the artifact, read through its ReaderAt.
+func BenchmarkSigstoreVerify64MiB(b *testing.B) {
+	vs := newVirtualSigstore(b)
+	artifact := randomArtifact(b, 64<<20)
+	for _, kind := range []string{"message signature", "attestation"} {
+		b.Run(strings.ReplaceAll(kind, " ", "-"), func(b *testing.B) {
+			var te *ca.TestEntity
+			var err error
+			if kind == "attestation" {
+				te, err = vs.Attest(testSigner, testIssuer, statement(b, artifact))
+			} else {
+				te, err = vs.Sign(testSigner, testIssuer, artifact)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			bundle := bundleJSON(b, vs, te, bundleParts{tlog: true})
+			st := mustLoadSigstore(b, virtualRoot(b, vs, true), testIssuer, testSigner)
+			b.SetBytes(int64(len(artifact)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundle); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// `gh attestation trusted-root` writes several roots, one a line: Sigstore's
+// public good instance (with a log) and GitHub's (timestamps only). A bundle
+// passes under either; a refusal says what went furthest.
+func TestSigstoreSeveralRoots(t *testing.T) {
+	public, github, stranger := newVirtualSigstore(t), newVirtualSigstore(t), newVirtualSigstore(t)
+	rootsJSONL := bytes.Join([][]byte{virtualRoot(t, public, true), virtualRoot(t, github, false)}, []byte("\n"))
+	artifact := randomArtifact(t, 4096)
+	stmt := statement(t, artifact)
+	fromPublic, err := public.Attest(testSigner, testIssuer, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromGitHub, err := github.Attest(testSigner, testIssuer, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromStranger, err := stranger.Sign(testSigner, testIssuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publicBundle := bundleJSON(t, public, fromPublic, bundleParts{tlog: true})
+	githubBundle := bundleJSON(t, github, fromGitHub, bundleParts{timestamp: true})
+	strangerBundle := bundleJSON(t, stranger, fromStranger, bundleParts{tlog: true, timestamp: true})
+
+	st := mustLoadSigstore(t, rootsJSONL, testIssuer, testSigner)
+	if n := len(st.verifiers); n != 2 {
+		t.Fatalf("%d verifiers, want one per line", n)
+	}
+	tampered := bytes.Clone(artifact)
+	tampered[0] ^= 1
+	for _, c := range []struct {
+		name     string
+		st       *sigstoreTrust
+		artifact []byte
+		bundle   []byte
+		err      string
+	}{
+		{"public good", st, artifact, publicBundle, ""},
+		{"github", st, artifact, githubBundle, ""},
+		{"stranger", st, artifact, strangerBundle, "no trusted time of signing"},
+		{"tampered", st, tampered, githubBundle, "the bundle does not match the artifact"},
+		{"wrong identity", mustLoadSigstore(t, rootsJSONL, testIssuer, "other@example.com"), artifact, publicBundle,
+			"is not the expected identity other@example.com"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.st.verify(bytes.NewReader(c.artifact), int64(len(c.artifact)), c.bundle)
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatalf("verify: %v", err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Fatalf("verify: %v, want an error containing %q", err, c.err)
+			}
+		})
+	}
+
+	bad := append(bytes.Clone(rootsJSONL), []byte("\n{\"mediaType\": 3}")...)
+	if _, err := loadSigstore(bad, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("a bad third line: %v, want it named", err)
+	}
+	noLog := bytes.Join([][]byte{virtualRoot(t, public, true), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)}, []byte("\n"))
+	if _, err := loadSigstore(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root on line 2 names no certificate authority") {
+		t.Fatalf("an empty second root: %v, want it named", err)
+	}
+}
+
+// A GitHub Actions certificate names the workflow with the ref it ran for;
+// an identity naming the workflow without a ref matches any tag or branch.
+func TestSigstoreWorkflowIdentity(t *testing.T) {
+	const workflow = "https://github.com/org/app/.github/workflows/release.yml"
+	const actions = "https://token.actions.githubusercontent.com"
+	vs := newVirtualSigstore(t)
+	rootJSON := virtualRoot(t, vs, true)
+	artifact := randomArtifact(t, 1024)
+	for _, c := range []struct {
+		identity, signer string
+		ok               bool
+	}{
+		{workflow, workflow + "@refs/tags/v1.2.0", true},
+		{workflow, workflow + "@refs/heads/main", true},
+		{workflow, workflow + "@refs/pull/7/merge", false},
+		{workflow, workflow + "@", false},
+		{workflow, "https://github.com/org/app/.github/workflows/release.yml2@refs/tags/v1", false},
+		{workflow, "https://github.com/org/other/.github/workflows/release.yml@refs/tags/v1", false},
+		{workflow + "@refs/tags/v1.2.0", workflow + "@refs/tags/v1.2.0", true},
+		{workflow + "@refs/tags/v1.2.0", workflow + "@refs/tags/v1.2.1", false},
+	} {
+		name := strings.TrimPrefix(c.signer, "https://github.com/")
+		if strings.Contains(c.identity, "@") {
+			name = "exactly " + name
+		}
+		t.Run(name, func(t *testing.T) {
+			te, err := vs.Sign(c.signer, actions, artifact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := mustLoadSigstore(t, rootJSON, actions, c.identity)
+			key, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, vs, te, bundleParts{tlog: true}))
+			if want := c.signer + " (issuer " + actions + ")"; key != want {
+				t.Errorf("key %q, want %q", key, want)
+			}
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("verify: %v", err)
+			case !c.ok && (err == nil || !strings.Contains(err.Error(), "is not the expected identity")):
+				t.Fatalf("verify: %v, want an identity mismatch", err)
+			}
+			if !c.ok && !strings.Contains(c.identity, "@") && !strings.Contains(err.Error(), "@refs/tags/* or @refs/heads/*") {
+				t.Errorf("%v: want the refs that match named", err)
+			}
+		})
+	}
+}
