@@ -44,6 +44,10 @@ ssh_allowed_signers = "allowed_signers"
 	if s := got.FileSuffixes(); !reflect.DeepEqual(s, []string{".minisig", ".sig"}) || !got.Files() || got.Images() {
 		t.Errorf("FileSuffixes = %v, Files %v, Images %v", s, got.Files(), got.Images())
 	}
+	var none *Settings // no verify block
+	if none.Files() || none.Images() || none.FileSuffixes() != nil {
+		t.Error("nil Settings has a method")
+	}
 	v, err := got.New()
 	if err != nil {
 		t.Fatal(err)

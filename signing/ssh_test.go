@@ -264,8 +264,18 @@ func TestSSHKeyTypes(t *testing.T) {
 		key := newSSHKeyOf(t, "rsa")
 		r := newRelease(t, content)
 		r.writeSig(t, SSHSuffix, key.sign(t, content, "file", "sha512", ssh.KeyAlgoRSA))
-		_, err := r.verify(t, sshVerifier(t, "ci@example.com "+key.authorized()+"\n", "file"))
+		allowed := "ci@example.com " + key.authorized() + "\n"
+		_, err := r.verify(t, sshVerifier(t, allowed, "file"))
 		wantRejected(t, err, SSH, key.fingerprint(), "RSA with SHA-1 (ssh-rsa), which is refused")
+		if sshKeygenVerify(t, r, allowed, "ci@example.com", "file") {
+			t.Error("ssh-keygen -Y verify accepts the SHA-1 signature we refuse")
+		}
+		// The same key's rsa-sha2-512 signature made in Go passes: only
+		// the algorithm was refused.
+		r.writeSig(t, SSHSuffix, key.sign(t, content, "file", "sha512", ssh.KeyAlgoRSASHA512))
+		if _, err := r.verify(t, sshVerifier(t, allowed, "file")); err != nil {
+			t.Error(err)
+		}
 	})
 }
 
