@@ -327,3 +327,35 @@ func TestParseSignerTime(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSSHSignature: a signature file is untrusted input; parsing it
+// never panics, and what parses has a key.
+func FuzzParseSSHSignature(f *testing.F) {
+	k := newSSHKey(f)
+	f.Add(k.sign(f, []byte("x"), "file", "sha512", ""))
+	f.Add(armorSSH([]byte("SSHSIG\x00\x00\x00\x01")))
+	f.Add([]byte(sshArmorBegin + "\n" + sshArmorEnd))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := parseSSHSignature(b); err == nil && s.key == nil {
+			t.Error("parsed without a key")
+		}
+	})
+}
+
+// FuzzParseAllowedSigners: an allowed signers file never panics the parser,
+// and every signer it accepts has principals and a key.
+func FuzzParseAllowedSigners(f *testing.F) {
+	k := newSSHKey(f).authorized()
+	f.Add("a " + k + "\n")
+	f.Add(`"a b,c" namespaces="file,git",valid-after="20240101Z" ` + k + " comment\n")
+	f.Add(`a cert-authority ` + k)
+	f.Add(`a valid-before="2024` + "\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		signers, err := parseAllowedSigners([]byte(s))
+		for _, sg := range signers {
+			if err != nil || sg.principals == "" || sg.key == nil || sg.line < 1 {
+				t.Errorf("signer %+v accepted with error %v", sg, err)
+			}
+		}
+	})
+}
