@@ -180,3 +180,16 @@ func TestVerifyImage(t *testing.T) {
 		}
 	}
 }
+
+func TestCtxReaderAt(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	r := ctxReaderAt{ctx, strings.NewReader("abc")}
+	b := make([]byte, 2)
+	if n, err := r.ReadAt(b, 1); n != 2 || err != nil || string(b) != "bc" {
+		t.Errorf("ReadAt = %d, %v, %q", n, err, b)
+	}
+	cancel()
+	if _, err := r.ReadAt(b, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadAt after cancel = %v, want context.Canceled", err)
+	}
+}
