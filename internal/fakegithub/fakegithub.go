@@ -188,6 +188,16 @@ func New(t testing.TB) *Server {
 	return s
 }
 
+// SetEnv points the ghr source at the fake through the environment, for the
+// test t: GITHUB_API_URL is the fake's URL, GITHUB_TOKEN is token ("" for
+// none) and GH_TOKEN is empty.
+func (s *Server) SetEnv(t testing.TB, token string) {
+	t.Helper()
+	t.Setenv("GITHUB_API_URL", s.URL())
+	t.Setenv("GITHUB_TOKEN", token)
+	t.Setenv("GH_TOKEN", "")
+}
+
 // URL is the API root, the value for GITHUB_API_URL:
 // "http://127.0.0.1:PORT/api/v3" (no trailing slash, as GitHub Actions sets it).
 func (s *Server) URL() string { return s.WebURL() + APIPrefix }
