@@ -292,19 +292,23 @@ func (r *Registry) push(repo, tag string, digest func() (v1.Hash, error), write 
 // MustPush is Push for tests.
 func (r *Registry) MustPush(t testing.TB, repo, tag string, img v1.Image) string {
 	t.Helper()
-	ref, err := r.Push(t.Context(), repo, tag, img)
-	if err != nil {
-		t.Fatalf("testimage: %v", err)
-	}
-	return ref
+	return mustRef(t)(r.Push(t.Context(), repo, tag, img))
 }
 
 // MustPushIndex is PushIndex for tests.
 func (r *Registry) MustPushIndex(t testing.TB, repo, tag string, idx v1.ImageIndex) string {
 	t.Helper()
-	ref, err := r.PushIndex(t.Context(), repo, tag, idx)
-	if err != nil {
-		t.Fatalf("testimage: %v", err)
+	return mustRef(t)(r.PushIndex(t.Context(), repo, tag, idx))
+}
+
+// mustRef returns what takes a push's results and returns its reference,
+// failing t when the push failed.
+func mustRef(t testing.TB) func(ref string, err error) string {
+	return func(ref string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("testimage: %v", err)
+		}
+		return ref
 	}
-	return ref
 }
