@@ -116,7 +116,11 @@ func New(cfg Config, opts sources.Options) (*GCS, error) {
 	}
 	opts = opts.WithDefaults()
 	g := &GCS{cfg: cfg, log: opts.Logger, hc: opts.HTTPClient}
-	g.Source = folders.Source{Kind: SchemeName, Where: where, Prefix: loc.KeyPrefix(), Now: opts.Now, Connect: g.connect}
+	g.Source = folders.Source{Kind: SchemeName, Where: where, Prefix: loc.KeyPrefix(), Now: opts.Now,
+		Connect: func(ctx context.Context) (folders.Store, error) {
+			c, err := g.gcsClient(ctx) // made on the first call
+			return store{g, c}, err
+		}}
 	return g, nil
 }
 
@@ -175,25 +179,10 @@ func (g *GCS) isEmulator() bool {
 	return g.emulator
 }
 
-// connect returns the store the shared folder source drives.
-func (g *GCS) connect(ctx context.Context) (folders.Store, error) {
-	c, err := g.gcsClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return store{g, c}, nil
-}
-
 // store is the bucket as package folders sees it.
 type store struct {
 	g *GCS
 	c *storage.Client
-}
-
-func (st store) Folders(ctx context.Context) ([]string, error) { return st.g.listFolders(ctx, st.c) }
-
-func (st store) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
-	return st.g.listFolder(ctx, st.c, name, now)
 }
 
 // query is a delimiter listing of prefix asking only for what a release needs.
@@ -223,9 +212,10 @@ func (g *GCS) list(ctx context.Context, c *storage.Client, prefix, what string, 
 	}
 }
 
-// listFolders returns the folder names under the prefix, in listing order,
+// Folders returns the folder names under the prefix, in listing order,
 // each once, from every page of a delimiter listing.
-func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, error) {
+func (st store) Folders(ctx context.Context) ([]string, error) {
+	g, c := st.g, st.c
 	names := folders.NewNames(g.Prefix)
 	err := g.list(ctx, c, g.Prefix, "list version folders", func(attrs *storage.ObjectAttrs) {
 		if attrs.Prefix != "" { // an object at the top is not a release
@@ -238,8 +228,9 @@ func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, err
 	return names.List, nil
 }
 
-// listFolder lists the artifacts directly inside one folder, from every page.
-func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folders.Listing, error) {
+// Folder lists the artifacts directly inside one folder, from every page.
+func (st store) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
+	g, c := st.g, st.c
 	dir := g.Prefix + name + "/"
 	f := folders.NewContents(dir, now)
 	// A delimiter listing: sub-folders (reports) come as prefixes, not artifacts.

@@ -108,7 +108,10 @@ func New(cfg Config, opts sources.Options) (*S3, error) {
 		Prefix:   folders.Location{Prefix: cfg.Prefix}.KeyPrefix(),
 		CacheKey: where + "|" + cfg.Endpoint, // another endpoint is another registry
 		Now:      opts.Now,
-		Connect:  s.connect,
+		Connect: func(ctx context.Context) (folders.Store, error) {
+			c, err := s.s3Client(ctx) // made on the first call
+			return store{s, c}, err
+		},
 	}
 	return s, nil
 }
@@ -176,30 +179,16 @@ func (s *S3) s3Client(ctx context.Context) (*awss3.Client, error) {
 	return s.client, nil
 }
 
-// connect returns the store the shared folder source drives.
-func (s *S3) connect(ctx context.Context) (folders.Store, error) {
-	c, err := s.s3Client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return store{s, c}, nil
-}
-
 // store is the bucket as package folders sees it.
 type store struct {
 	s *S3
 	c *awss3.Client
 }
 
-func (st store) Folders(ctx context.Context) ([]string, error) { return st.s.listFolders(ctx, st.c) }
-
-func (st store) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
-	return st.s.listFolder(ctx, st.c, name, now)
-}
-
-// listFolders returns the folder names under the prefix, in listing order,
+// Folders returns the folder names under the prefix, in listing order,
 // each once, from every page of a delimiter listing.
-func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error) {
+func (st store) Folders(ctx context.Context) ([]string, error) {
+	s, c := st.s, st.c
 	in := &awss3.ListObjectsV2Input{
 		Bucket:    aws.String(s.cfg.Bucket),
 		Delimiter: aws.String("/"),
@@ -223,8 +212,9 @@ func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error)
 	return names.List, nil
 }
 
-// listFolder lists the artifacts directly inside one folder, from every page.
-func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now time.Time) (folders.Listing, error) {
+// Folder lists the artifacts directly inside one folder, from every page.
+func (st store) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
+	s, c := st.s, st.c
 	dir := s.Prefix + name + "/"
 	in := &awss3.ListObjectsV2Input{
 		Bucket:    aws.String(s.cfg.Bucket),
