@@ -44,15 +44,11 @@ func say(format string, a ...any) {
 }
 
 func run(agentBin string, keep bool) error {
-	dir, err := os.MkdirTemp("", "dewy-fleet-demo-")
+	dir, done, err := testkit.WorkDir("dewy-fleet-demo-", keep, say)
 	if err != nil {
 		return err
 	}
-	if keep {
-		say("demo folder: %s (kept)", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 
 	say("1. starting an embedded etcd (one member, loopback only)")
 	endpoint, stopEtcd, err := etcdtest.Member(filepath.Join(dir, "etcd"), func(cfg *embed.Config) {
