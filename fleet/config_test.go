@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func goodFleet() Fleet {
@@ -45,19 +47,8 @@ func TestFleetValidate(t *testing.T) {
 			f := goodFleet()
 			tt.modify(&f)
 			err := f.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
+			if testkit.ExpectErrors(t, err, tt.want...) {
 				return
-			}
-			if err == nil {
-				t.Fatalf("Validate = nil; want %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
 			}
 			if strings.Contains(err.Error(), "s3cret-pw") {
 				t.Errorf("error shows the password: %v", err)

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -246,15 +248,17 @@ func (m *Member) abandon() {
 // waitApps waits for every app loop, which ends with the member's context:
 // only then may campaigns be waited on, since a loop adds to it.
 func (m *Member) waitApps() {
-	m.mu.Lock()
-	apps := make([]*AppHandle, 0, len(m.apps))
-	for _, h := range m.apps {
-		apps = append(apps, h)
-	}
-	m.mu.Unlock()
-	for _, h := range apps {
+	for _, h := range m.handles() {
 		<-h.done
 	}
+}
+
+// handles returns the member's app handles at this moment, for work done
+// without holding the member's lock.
+func (m *Member) handles() []*AppHandle {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Collect(maps.Values(m.apps))
 }
 
 // cli returns the etcd client, nil until the member first reached etcd.
@@ -446,14 +450,8 @@ func (m *Member) sleep(d time.Duration) bool {
 
 // record is this host's record as it should be in etcd.
 func (m *Member) record() HostRecord {
-	m.mu.Lock()
-	apps := make([]*AppHandle, 0, len(m.apps))
-	for _, h := range m.apps {
-		apps = append(apps, h)
-	}
-	m.mu.Unlock()
 	r := HostRecord{Host: m.cfg.HostID, Labels: m.cfg.Labels.Map(), Apps: map[string]HostApp{}}
-	for _, h := range apps {
+	for _, h := range m.handles() {
 		r.Apps[h.name] = h.hostApp()
 	}
 	return r
@@ -513,13 +511,7 @@ func (m *Member) startApps() {
 }
 
 func (m *Member) stopApps() {
-	m.mu.Lock()
-	apps := make([]*AppHandle, 0, len(m.apps))
-	for _, h := range m.apps {
-		apps = append(apps, h)
-	}
-	m.mu.Unlock()
-	for _, h := range apps {
+	for _, h := range m.handles() {
 		h.stop()
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+
+	"github.com/dewy-agent/dewy-agent/internal/errmark"
 )
 
 // ErrTransient is wrapped by Prepare's errors that may not happen again with
@@ -19,23 +21,14 @@ var ErrTransient = errors.New("transient failure")
 // the caller backs off and tries again when space was freed.
 var ErrDiskFull = errors.New("disk full")
 
-// classifiedError gives err one class (ErrTransient or ErrDiskFull) without
-// changing its message.
-type classifiedError struct {
-	err   error
-	class error
-}
-
-func (e *classifiedError) Error() string        { return e.err.Error() }
-func (e *classifiedError) Unwrap() error        { return e.err }
-func (e *classifiedError) Is(target error) bool { return target == e.class }
-
+// transient is an ErrTransient error with the formatted message.
 func transient(format string, args ...any) error {
-	return &classifiedError{err: fmt.Errorf(format, args...), class: ErrTransient}
+	return errmark.With(fmt.Errorf(format, args...), ErrTransient)
 }
 
+// diskFull is an ErrDiskFull error with the formatted message.
 func diskFull(format string, args ...any) error {
-	return &classifiedError{err: fmt.Errorf("disk full: "+format, args...), class: ErrDiskFull}
+	return errmark.With(fmt.Errorf("disk full: "+format, args...), ErrDiskFull)
 }
 
 // classifyRead classifies a failed read of the archive: an early end may be a
@@ -69,7 +62,7 @@ func classifyLocal(err error) error {
 	case syscall.ENAMETOOLONG, syscall.EINVAL, syscall.EILSEQ, syscall.ELOOP, syscall.ENOTDIR, syscall.EEXIST, syscall.EISDIR:
 		return &badArtifact{err: err}
 	case syscall.ENOSPC, syscall.EDQUOT:
-		return &classifiedError{err: err, class: ErrDiskFull}
+		return errmark.With(err, ErrDiskFull)
 	}
 	return err
 }

@@ -323,11 +323,10 @@ func (s *Store) Current() (string, error) {
 // Switch atomically points `current` at dir, a directory in releases/. Once it
 // returns, `current` resolves to dir; at no moment is `current` missing.
 func (s *Store) Switch(dir string) error {
-	name, err := s.releaseName(dir)
+	name, full, err := s.release("switch current", dir)
 	if err != nil {
-		return fmt.Errorf("switch current: %w", err)
+		return err
 	}
-	full := filepath.Join(s.path(releasesName), name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fi, err := os.Lstat(full)
@@ -399,11 +398,10 @@ func (s *Store) unlinkCurrent() error {
 // Remove deletes a release directory that is not `current`'s target, typically
 // one prepared for a deploy that failed.
 func (s *Store) Remove(dir string) error {
-	name, err := s.releaseName(dir)
+	name, full, err := s.release("remove release", dir)
 	if err != nil {
-		return fmt.Errorf("remove release: %w", err)
+		return err
 	}
-	full := filepath.Join(s.path(releasesName), name)
 	s.mu.Lock()
 	if name == s.currentName() {
 		s.mu.Unlock()
@@ -644,6 +642,15 @@ func (s *Store) releaseName(dir string) (string, error) {
 		return "", fmt.Errorf("%s is not a release directory in %s", dir, releases)
 	}
 	return rel, nil
+}
+
+// release returns the name and the full path of dir, a release directory; a
+// failure names the operation, what.
+func (s *Store) release(what, dir string) (name, full string, err error) {
+	if name, err = s.releaseName(dir); err != nil {
+		return "", "", fmt.Errorf("%s: %w", what, err)
+	}
+	return name, filepath.Join(s.path(releasesName), name), nil
 }
 
 // currentName returns the name of the release directory `current` points at, or

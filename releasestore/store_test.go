@@ -29,6 +29,13 @@ func prepareAt(t *testing.T, s *Store, version string, at time.Time) string {
 	return p.Dir
 }
 
+// twoReleases prepares the releases v1 and v2, a second apart, and returns
+// their directories.
+func twoReleases(t *testing.T, s *Store) (v1, v2 string) {
+	t.Helper()
+	return prepareAt(t, s, "v1", t0), prepareAt(t, s, "v2", t0.Add(time.Second))
+}
+
 func TestNewStoreDoesNoIO(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	s := NewStore(dir, 0, nil)
@@ -175,8 +182,7 @@ func TestPrepareNamesAreUnique(t *testing.T) {
 
 func TestSwitch(t *testing.T) {
 	s, _ := newTestStore(t)
-	a := prepareAt(t, s, "v1", t0)
-	b := prepareAt(t, s, "v2", t0.Add(time.Second))
+	a, b := twoReleases(t, s)
 	versions := map[string]string{a: "v1", b: "v2"}
 	for _, dir := range []string{a, b, a} {
 		if err := s.Switch(dir); err != nil {
@@ -242,8 +248,7 @@ func TestSwitchRefuses(t *testing.T) {
 // times: every read must find a link to one of the two releases.
 func TestSwitchNeverMissing(t *testing.T) {
 	s, _ := newTestStore(t)
-	a := prepareAt(t, s, "v1", t0)
-	b := prepareAt(t, s, "v2", t0.Add(time.Second))
+	a, b := twoReleases(t, s)
 	if err := s.Switch(a); err != nil {
 		t.Fatal(err)
 	}
@@ -385,8 +390,7 @@ func TestActivation(t *testing.T) {
 
 func TestRemove(t *testing.T) {
 	s, root := newTestStore(t)
-	a := prepareAt(t, s, "v1", t0)
-	b := prepareAt(t, s, "v2", t0.Add(time.Second))
+	a, b := twoReleases(t, s)
 	if err := s.Switch(a); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,11 +33,11 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/dewy-agent/dewy-agent/agent"
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/fleet"
+	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -279,27 +278,10 @@ func (w *world) memory(bin string) error {
 }
 
 func (w *world) startEtcd() (func(), error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(w.dir, "etcd")
-	cfg.LogLevel = "error"
-	client, peer := freeURL(), freeURL()
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
+	endpoint, stop, err := etcdtest.Member(filepath.Join(w.dir, "etcd"), nil)
 	if err != nil {
 		return nil, err
 	}
-	<-e.Server.ReadyNotify()
-	w.etcd = client.String()
-	return e.Close, nil
-}
-
-// freeURL is an http URL on a free loopback port, for an etcd listener.
-func freeURL() url.URL {
-	port, err := testkit.FreePort()
-	if err != nil {
-		panic(err)
-	}
-	return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
+	w.etcd = endpoint
+	return stop, nil
 }

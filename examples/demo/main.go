@@ -36,15 +36,11 @@ func main() {
 }
 
 func run(agentBin, cfg string, keep bool) error {
-	dir, err := os.MkdirTemp("", "dewy-demo-")
+	dir, done, err := testkit.WorkDir("dewy-demo-", keep, say)
 	if err != nil {
 		return err
 	}
-	if keep {
-		say("demo folder: %s (kept)", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	registry := filepath.Join(dir, "registry", "web")
 	port, err := testkit.FreePort()
 	if err != nil {

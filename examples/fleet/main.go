@@ -12,7 +12,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/dewy-agent/dewy-agent/fleet"
+	"github.com/dewy-agent/dewy-agent/fleet/etcdtest"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
@@ -44,18 +44,16 @@ func say(format string, a ...any) {
 }
 
 func run(agentBin string, keep bool) error {
-	dir, err := os.MkdirTemp("", "dewy-fleet-demo-")
+	dir, done, err := testkit.WorkDir("dewy-fleet-demo-", keep, say)
 	if err != nil {
 		return err
 	}
-	if keep {
-		say("demo folder: %s (kept)", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 
 	say("1. starting an embedded etcd (one member, loopback only)")
-	endpoint, stopEtcd, err := startEtcd(filepath.Join(dir, "etcd"))
+	endpoint, stopEtcd, err := etcdtest.Member(filepath.Join(dir, "etcd"), func(cfg *embed.Config) {
+		cfg.TickMs, cfg.ElectionMs = 10, 100 // a leader at once
+	})
 	if err != nil {
 		return err
 	}
@@ -138,38 +136,6 @@ func run(agentBin string, keep bool) error {
 	fmt.Print(string(out))
 	say("done: `dewy-agent fleet retry site v1.2.0` would let the fleet try it again")
 	return nil
-}
-
-// startEtcd runs one etcd member on free loopback ports.
-func startEtcd(dir string) (endpoint string, stop func(), err error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	cfg.TickMs, cfg.ElectionMs = 10, 100
-	client, peer := freeURL(), freeURL()
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return "", nil, fmt.Errorf("start etcd: %w", err)
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return "", nil, fmt.Errorf("etcd did not become ready")
-	}
-	return client.String(), e.Close, nil
-}
-
-// freeURL is an http URL on a free loopback port, for an etcd listener.
-func freeURL() url.URL {
-	port, err := testkit.FreePort()
-	if err != nil {
-		panic(err)
-	}
-	return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
 }
 
 func config(dir, host, role, endpoint, reg string) string {

@@ -60,13 +60,57 @@ func Start(t testing.TB, n int) *Cluster {
 
 func freeURL(t testing.TB) url.URL {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	u, err := loopbackURL()
 	if err != nil {
 		t.Fatalf("etcdtest: free port: %v", err)
 	}
+	return u
+}
+
+// loopbackURL is an http URL on a free loopback port, for an etcd listener.
+func loopbackURL() (url.URL, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return url.URL{}, err
+	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	return url.URL{Scheme: "http", Host: addr}
+	return url.URL{Scheme: "http", Host: addr}, nil
+}
+
+// Member runs one etcd member on free loopback ports with its data in dir,
+// for programs (the fleet demo, the fleet benchmark) rather than tests; tune,
+// when not nil, changes its config before it starts. It returns once the
+// member is ready, with its client URL and the function that stops it.
+func Member(dir string, tune func(*embed.Config)) (endpoint string, stop func(), err error) {
+	client, err := loopbackURL()
+	if err != nil {
+		return "", nil, fmt.Errorf("start etcd: %w", err)
+	}
+	peer, err := loopbackURL()
+	if err != nil {
+		return "", nil, fmt.Errorf("start etcd: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = dir
+	cfg.LogLevel = "error"
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	if tune != nil {
+		tune(cfg)
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return "", nil, fmt.Errorf("start etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return "", nil, errors.New("etcd did not become ready")
+	}
+	return client.String(), e.Close, nil
 }
 
 func (c *Cluster) start(i int, state string) error {

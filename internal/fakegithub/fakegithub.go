@@ -188,6 +188,16 @@ func New(t testing.TB) *Server {
 	return s
 }
 
+// SetEnv points the ghr source at the fake through the environment, for the
+// test t: GITHUB_API_URL is the fake's URL, GITHUB_TOKEN is token ("" for
+// none) and GH_TOKEN is empty.
+func (s *Server) SetEnv(t testing.TB, token string) {
+	t.Helper()
+	t.Setenv("GITHUB_API_URL", s.URL())
+	t.Setenv("GITHUB_TOKEN", token)
+	t.Setenv("GH_TOKEN", "")
+}
+
 // URL is the API root, the value for GITHUB_API_URL:
 // "http://127.0.0.1:PORT/api/v3" (no trailing slash, as GitHub Actions sets it).
 func (s *Server) URL() string { return s.WebURL() + APIPrefix }
@@ -290,49 +300,41 @@ func (s *Server) AddRelease(owner, repo string, r Release) {
 // same name). An unknown release fails the test.
 func (s *Server) AddAsset(owner, repo, tag, name string, content []byte) {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rp, rel := s.mustFind(owner, repo, tag)
-	rel.assets = slices.DeleteFunc(rel.assets, func(a *asset) bool {
-		if a.name == name {
-			delete(s.assets, a.id)
-			delete(s.blobs, a.key)
-			return true
-		}
-		return false
+	s.edit(owner, repo, tag, func(rp *repository, rel *release) {
+		rel.assets = slices.DeleteFunc(rel.assets, func(a *asset) bool {
+			if a.name == name {
+				delete(s.assets, a.id)
+				delete(s.blobs, a.key)
+				return true
+			}
+			return false
+		})
+		s.addAsset(rp, rel, name, content, time.Now().UTC().Truncate(time.Second))
 	})
-	s.addAsset(rp, rel, name, content, time.Now().UTC().Truncate(time.Second))
 }
 
 // RemoveRelease deletes a release and its assets. An unknown release fails the test.
 func (s *Server) RemoveRelease(owner, repo, tag string) {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rp, rel := s.mustFind(owner, repo, tag)
-	for _, a := range rel.assets {
-		delete(s.assets, a.id)
-		delete(s.blobs, a.key)
-	}
-	rp.releases = slices.DeleteFunc(rp.releases, func(r *release) bool { return r == rel })
+	s.edit(owner, repo, tag, func(rp *repository, rel *release) {
+		for _, a := range rel.assets {
+			delete(s.assets, a.id)
+			delete(s.blobs, a.key)
+		}
+		rp.releases = slices.DeleteFunc(rp.releases, func(r *release) bool { return r == rel })
+	})
 }
 
 // SetPrerelease changes a release's pre-release flag.
 func (s *Server) SetPrerelease(owner, repo, tag string, prerelease bool) {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, rel := s.mustFind(owner, repo, tag)
-	rel.Prerelease = prerelease
+	s.edit(owner, repo, tag, func(_ *repository, rel *release) { rel.Prerelease = prerelease })
 }
 
 // SetDraft changes a release's draft flag (publishing or unpublishing it).
 func (s *Server) SetDraft(owner, repo, tag string, draft bool) {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, rel := s.mustFind(owner, repo, tag)
-	rel.Draft = draft
+	s.edit(owner, repo, tag, func(_ *repository, rel *release) { rel.Draft = draft })
 }
 
 // AssetID returns the id of a release's asset, as in its API URL. An unknown
@@ -429,6 +431,15 @@ func (rp *repository) find(tag string) *release {
 		}
 	}
 	return nil
+}
+
+// edit calls fn with a release and its repository under the server's lock. An
+// unknown release fails the test.
+func (s *Server) edit(owner, repo, tag string, fn func(*repository, *release)) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s.mustFind(owner, repo, tag))
 }
 
 func (s *Server) mustFind(owner, repo, tag string) (*repository, *release) {

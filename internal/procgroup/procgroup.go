@@ -201,33 +201,41 @@ func (p *Process) GroupAlive() bool { return groupAlive(p.pid) }
 // ErrStopTimeout or ctx's cause when it was killed.
 func (p *Process) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) error {
 	p.Signal(sig)
+	err := waitWhile(ctx, timeout, p.done, func() bool { return !p.Exited() || p.GroupAlive() })
+	p.Signal(syscall.SIGKILL)
+	<-p.done
+	waitDead(p.GroupAlive)
+	return err
+}
+
+// waitWhile waits while alive() holds, looking every pollEvery and whenever
+// woken is ready (nil: never), for at most timeout and while ctx is not done.
+// It returns nil when alive() became false, else ErrStopTimeout or ctx's
+// cause.
+func waitWhile(ctx context.Context, timeout time.Duration, woken <-chan struct{}, alive func() bool) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
-	var err error
-wait:
-	for !p.Exited() || p.GroupAlive() {
+	for alive() {
 		select {
-		case <-p.done:
+		case <-woken:
 		case <-tick.C:
 		case <-t.C:
-			err = ErrStopTimeout
-			break wait
+			return ErrStopTimeout
 		case <-ctx.Done():
-			err = context.Cause(ctx)
-			break wait
+			return context.Cause(ctx)
 		}
 	}
-	p.Signal(syscall.SIGKILL)
-	<-p.done
-	// SIGKILL cannot be ignored, but a process takes a moment to die: wait,
-	// boundedly, until no live process is left in the group.
-	deadline := time.Now().Add(killWait)
-	for p.GroupAlive() && time.Now().Before(deadline) {
+	return nil
+}
+
+// waitDead waits, for at most killWait, until alive() is false: SIGKILL cannot
+// be ignored, but a process takes a moment to die.
+func waitDead(alive func() bool) {
+	for deadline := time.Now().Add(killWait); alive() && time.Now().Before(deadline); {
 		time.Sleep(pollEvery / 5)
 	}
-	return err
 }
 
 // killWait bounds how long Stop waits for the group to die after SIGKILL.

@@ -188,28 +188,10 @@ func StopGroup(ctx context.Context, pgid int, sig syscall.Signal, timeout time.D
 		return nil
 	}
 	_ = syscall.Kill(-pgid, sig)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	var err error
-wait:
-	for groupAlive(pgid) {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			err = ErrStopTimeout
-			break wait
-		case <-ctx.Done():
-			err = context.Cause(ctx)
-			break wait
-		}
-	}
+	alive := func() bool { return groupAlive(pgid) }
+	err := waitWhile(ctx, timeout, nil, alive)
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	end := time.Now().Add(killWait)
-	for groupAlive(pgid) && time.Now().Before(end) {
-		time.Sleep(pollEvery / 5)
-	}
+	waitDead(alive)
 	return err
 }
 

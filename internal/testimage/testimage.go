@@ -192,15 +192,20 @@ func binary(p v1.Platform) (string, error) {
 	if mod == "" || mod == os.DevNull {
 		return "", fmt.Errorf("not inside the dewy-agent module (go env GOMOD is empty)")
 	}
-	src := filepath.Join(filepath.Dir(mod), "testdata", "imageapp")
-	main, err := os.ReadFile(filepath.Join(src, "main.go"))
-	if err != nil {
-		return "", fmt.Errorf("read app source: %w", err)
-	}
+	root := filepath.Dir(mod)
+	src := filepath.Join(root, "testdata", "imageapp")
 	goarm := strings.TrimPrefix(p.Variant, "v")
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", runtime.Version(), p.OS, p.Architecture, goarm)
-	h.Write(main)
+	// The app's source and the module package it imports.
+	for _, f := range []string{filepath.Join(src, "main.go"), filepath.Join(root, "internal", "graceful", "graceful.go")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("read app source: %w", err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(f), len(b))
+		h.Write(b)
+	}
 	dir := filepath.Join(os.TempDir(), "dewy-testimage-"+hex.EncodeToString(h.Sum(nil))[:16])
 	bin := filepath.Join(dir, "app")
 	if _, err := os.Stat(bin); err == nil {
@@ -292,19 +297,23 @@ func (r *Registry) push(repo, tag string, digest func() (v1.Hash, error), write 
 // MustPush is Push for tests.
 func (r *Registry) MustPush(t testing.TB, repo, tag string, img v1.Image) string {
 	t.Helper()
-	ref, err := r.Push(t.Context(), repo, tag, img)
-	if err != nil {
-		t.Fatalf("testimage: %v", err)
-	}
-	return ref
+	return mustRef(t)(r.Push(t.Context(), repo, tag, img))
 }
 
 // MustPushIndex is PushIndex for tests.
 func (r *Registry) MustPushIndex(t testing.TB, repo, tag string, idx v1.ImageIndex) string {
 	t.Helper()
-	ref, err := r.PushIndex(t.Context(), repo, tag, idx)
-	if err != nil {
-		t.Fatalf("testimage: %v", err)
+	return mustRef(t)(r.PushIndex(t.Context(), repo, tag, idx))
+}
+
+// mustRef returns what takes a push's results and returns its reference,
+// failing t when the push failed.
+func mustRef(t testing.TB) func(ref string, err error) string {
+	return func(ref string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("testimage: %v", err)
+		}
+		return ref
 	}
-	return ref
 }

@@ -1,15 +1,8 @@
 package testkit
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	cryptotls "crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testcert"
 )
 
 // Fault is one way a registry misbehaves.
@@ -133,7 +128,7 @@ func newFaultProxy(t testing.TB, target string, tls bool) *FaultProxy {
 		p.srv = httptest.NewUnstartedServer(h)
 		p.srv.StartTLS()
 		good := p.srv.TLS.Certificates[0]
-		bad := untrustedCert(t)
+		bad, _ := testcert.New(t) // self-signed: trusted by the pool we drop
 		p.srv.TLS.Certificates = nil
 		p.srv.TLS.GetCertificate = func(*cryptotls.ClientHelloInfo) (*cryptotls.Certificate, error) {
 			if p.fault.Load().(Fault) == FaultTLS {
@@ -158,28 +153,6 @@ func newFaultProxy(t testing.TB, target string, tls bool) *FaultProxy {
 func (p *FaultProxy) Set(f Fault) {
 	p.fault.Store(f)
 	p.srv.CloseClientConnections()
-}
-
-// untrustedCert returns a self-signed certificate for 127.0.0.1 that no
-// pool holds.
-func untrustedCert(t testing.TB) cryptotls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "untrusted"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cryptotls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // Requests returns how many requests the proxy has received.

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -38,4 +39,18 @@ func (p *ProgramTB) Close() {
 		p.cleanups[i]()
 	}
 	p.cleanups = nil
+}
+
+// WorkDir makes a temporary folder for a program outside the tests (a demo):
+// done removes it, unless keep, and then say is told where it stays.
+func WorkDir(pattern string, keep bool, say func(format string, args ...any)) (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	if keep {
+		say("demo folder: %s (kept)", dir)
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }

@@ -89,8 +89,18 @@ func ErrorContains(t testing.TB, err error, parts ...string) {
 // caller goes on to check what it returned.
 func ExpectError(t testing.TB, err error, want string) bool {
 	t.Helper()
-	if want != "" {
-		ErrorContains(t, err, want)
+	if want == "" {
+		return ExpectErrors(t, err)
+	}
+	return ExpectErrors(t, err, want)
+}
+
+// ExpectErrors is ExpectError for an error that must hold every one of
+// parts; no parts means no error.
+func ExpectErrors(t testing.TB, err error, parts ...string) bool {
+	t.Helper()
+	if len(parts) > 0 {
+		ErrorContains(t, err, parts...)
 		return false
 	}
 	if err != nil {

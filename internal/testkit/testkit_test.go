@@ -4,10 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,5 +99,29 @@ func TestProgramTBKeepsFirstFailureAndRunsCleanupsInReverse(t *testing.T) {
 	p.Close()
 	if len(order) != 2 {
 		t.Fatalf("second Close ran cleanups again: %v", order)
+	}
+}
+
+func TestWorkDir(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		var said []string
+		dir, done, err := WorkDir("testkit-workdir-", keep, func(format string, args ...any) {
+			said = append(said, fmt.Sprintf(format, args...))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			t.Fatalf("keep=%v: %s is not a folder: %v", keep, dir, err)
+		}
+		done()
+		_, err = os.Stat(dir)
+		if gone := os.IsNotExist(err); gone == keep {
+			t.Errorf("keep=%v: after done the folder is gone=%v", keep, gone)
+		}
+		if keep != (len(said) == 1 && strings.Contains(said[0], dir)) {
+			t.Errorf("keep=%v: said %q", keep, said)
+		}
+		os.RemoveAll(dir)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/dewy-agent/dewy-agent/internal/errmark"
 )
 
 // dockerEngine is the Engine of a Docker engine, through its API client.
@@ -50,26 +52,15 @@ func newDockerEngine() (Engine, error) {
 	return &dockerEngine{cli: cli}, nil
 }
 
-// engineError is a Docker client error that also matches one of the Engine
-// errors (errors.Is), without changing its message.
-type engineError struct {
-	kind error
-	err  error
-}
-
-func (e *engineError) Error() string        { return e.err.Error() }
-func (e *engineError) Unwrap() error        { return e.err }
-func (e *engineError) Is(target error) bool { return target == e.kind }
-
 // classify marks the client's error with the Engine error it means, if any.
 func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err):
-		return &engineError{kind: ErrEngineUnavailable, err: err}
+		return errmark.With(err, ErrEngineUnavailable)
 	case cerrdefs.IsNotFound(err):
-		return &engineError{kind: ErrNotFound, err: err}
+		return errmark.With(err, ErrNotFound)
 	}
 	return err
 }
@@ -199,7 +190,7 @@ func (d *dockerEngine) StartContainer(ctx context.Context, id string) error {
 		return c
 	}
 	if cannotRun(err) {
-		return &engineError{kind: ErrCannotRun, err: err}
+		return errmark.With(err, ErrCannotRun)
 	}
 	return err
 }

@@ -52,20 +52,28 @@ func (r *registry) Folder(_ context.Context, name string, now time.Time) (Listin
 	return Listing{Assets: []version.Asset{{Name: "a.tar.gz", Ref: name + "/a.tar.gz"}}, Newest: r.folders[name], Listed: now}, nil
 }
 
+// start is the time the cache tests begin at.
+var start = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// quietFolders returns registry folders whose newest objects were two days
+// old at start.
+func quietFolders(names ...string) map[string]time.Time {
+	m := make(map[string]time.Time, len(names))
+	for _, n := range names {
+		m[n] = start.Add(-48 * time.Hour)
+	}
+	return m
+}
+
 // TestCacheRelistsOnlyWhatMayChange: quiet folders are listed once; the top
 // versions, recent folders and folders past MaxAge are listed again; a failed
 // poll keeps what it listed.
 func TestCacheRelistsOnlyWhatMayChange(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	now := start
 	clock := func() time.Time { return now }
-	r := &registry{folders: map[string]time.Time{
-		"v1.0.0":      now.Add(-48 * time.Hour),
-		"v1.1.0":      now.Add(-48 * time.Hour),
-		"v1.2.0":      now.Add(-time.Minute), // not quiet yet
-		"v2.0.0":      now.Add(-48 * time.Hour),
-		"v3.0.0-rc.1": now.Add(-48 * time.Hour),
-		"latest":      now,
-	}}
+	r := &registry{folders: quietFolders("v1.0.0", "v1.1.0", "v2.0.0", "v3.0.0-rc.1")}
+	r.folders["v1.2.0"] = now.Add(-time.Minute) // not quiet yet
+	r.folders["latest"] = now
 	var c Cache
 	poll := func() []string {
 		r.listed = nil
@@ -106,13 +114,9 @@ func TestCacheRelistsOnlyWhatMayChange(t *testing.T) {
 // TestCacheSaveLoad: a cache saved and loaded (an agent restart) makes the first
 // poll as cheap as a steady one; a cache saved for another registry is ignored.
 func TestCacheSaveLoad(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	now := start
 	clock := func() time.Time { return now }
-	r := &registry{folders: map[string]time.Time{
-		"v1.0.0": now.Add(-48 * time.Hour),
-		"v1.1.0": now.Add(-48 * time.Hour),
-		"v2.0.0": now.Add(-48 * time.Hour),
-	}}
+	r := &registry{folders: quietFolders("v1.0.0", "v1.1.0", "v2.0.0")}
 	var c Cache
 	if _, err := c.Releases(t.Context(), r, clock); err != nil {
 		t.Fatal(err)

@@ -84,6 +84,16 @@ func addReleases(srv *fakegithub.Server, n int) {
 	}
 }
 
+// mustReleases returns src's releases, failing the test when it fails.
+func mustReleases(t *testing.T, src sources.Source) []version.Release {
+	t.Helper()
+	rels, err := src.Releases(t.Context())
+	if err != nil {
+		t.Fatalf("Releases: %v", err)
+	}
+	return rels
+}
+
 func tags(rels []version.Release) []string {
 	out := make([]string, len(rels))
 	for i, r := range rels {
@@ -136,10 +146,7 @@ func TestReleases(t *testing.T) {
 			srv := fakegithub.New(t)
 			tt.setup(srv)
 			g := newSource(t, srv, setup{})
-			rels, err := g.Releases(t.Context())
-			if err != nil {
-				t.Fatalf("Releases: %v", err)
-			}
+			rels := mustReleases(t, g)
 			if got := tags(rels); !reflect.DeepEqual(got, tt.wantTags) {
 				t.Errorf("tags = %v, want %v", got, tt.wantTags)
 			}
@@ -190,10 +197,7 @@ func TestReleasesMapping(t *testing.T) {
 		},
 	})
 	g := newSource(t, srv, setup{})
-	rels, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	rels := mustReleases(t, g)
 	assetURL := func(name string) string {
 		return srv.URL() + "/repos/acme/app/releases/assets/" + strconv.FormatInt(srv.AssetID(owner, repo, "v2.0.0-rc.1", name), 10)
 	}
@@ -309,16 +313,10 @@ func TestReleasesResultIsACopy(t *testing.T) {
 	srv := fakegithub.New(t)
 	addReleases(srv, 3)
 	g := newSource(t, srv, setup{})
-	first, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	first := mustReleases(t, g)
 	first[0].Tag = "edited"
 	first[1].Assets[0].Name = "edited"
-	second, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	second := mustReleases(t, g)
 	if second[0].Tag != "v1.2.0" || second[1].Assets[0].Name != "app_linux_amd64.tar.gz" {
 		t.Errorf("editing a result changed the cache: %+v", second[:2])
 	}
@@ -328,10 +326,7 @@ func TestState(t *testing.T) {
 	srv := fakegithub.New(t)
 	addReleases(srv, 250)
 	first := newSource(t, srv, setup{})
-	want, err := first.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	want := mustReleases(t, first)
 	saved, err := first.SaveState()
 	if err != nil {
 		t.Fatalf("SaveState: %v", err)
@@ -416,10 +411,7 @@ func TestLoadState(t *testing.T) {
 			} else if err != nil {
 				t.Fatalf("LoadState: %v", err)
 			}
-			rels, err := g.Releases(t.Context())
-			if err != nil {
-				t.Fatalf("Releases: %v", err)
-			}
+			rels := mustReleases(t, g)
 			if len(rels) != 150 {
 				t.Errorf("got %d releases, want 150", len(rels))
 			}
@@ -471,17 +463,12 @@ func TestTokenFromProcessEnvironment(t *testing.T) {
 	srv := fakegithub.New(t)
 	srv.RequireToken("secret-env")
 	addReleases(srv, 2)
-	t.Setenv("GITHUB_API_URL", srv.URL())
-	t.Setenv("GITHUB_TOKEN", "secret-env")
-	t.Setenv("GH_TOKEN", "")
+	srv.SetEnv(t, "secret-env")
 	g, err := ghr.New(owner, repo, sources.Options{Logger: slog.New(slog.DiscardHandler), HTTPClient: &http.Client{}, Now: time.Now})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	rels, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	rels := mustReleases(t, g)
 	if len(rels) != 2 {
 		t.Errorf("got %d releases, want 2", len(rels))
 	}
@@ -751,10 +738,7 @@ func TestCancelled(t *testing.T) {
 	srv := fakegithub.New(t)
 	addReleases(srv, 1)
 	g := newSource(t, srv, setup{})
-	rels, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	rels := mustReleases(t, g)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := g.Releases(ctx); !errors.Is(err, context.Canceled) {
@@ -773,10 +757,7 @@ func TestOpen(t *testing.T) {
 	srv.RequireToken(token)
 	srv.AddRelease(owner, repo, fakegithub.Release{Tag: "v1.0.0", Assets: map[string][]byte{"app_linux_amd64.tar.gz": content}})
 	g := newSource(t, srv, setup{env: map[string]string{"GITHUB_TOKEN": token}})
-	rels, err := g.Releases(t.Context())
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
+	rels := mustReleases(t, g)
 	rel, asset := rels[0], rels[0].Assets[0]
 
 	// The storage server sends half the asset and waits: Open and a read of
@@ -883,10 +864,7 @@ func TestOpenErrors(t *testing.T) {
 			srv := fakegithub.New(t)
 			srv.AddRelease(owner, repo, fakegithub.Release{Tag: "v1.0.0", Assets: map[string][]byte{"a.tar.gz": []byte("a")}})
 			g := newSource(t, srv, setup{env: map[string]string{"GITHUB_TOKEN": token}})
-			rels, err := g.Releases(t.Context())
-			if err != nil {
-				t.Fatalf("Releases: %v", err)
-			}
+			rels := mustReleases(t, g)
 			asset := rels[0].Assets[0]
 			if tt.setup != nil {
 				tt.setup(srv)

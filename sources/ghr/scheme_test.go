@@ -27,9 +27,7 @@ func TestSchemeDecode(t *testing.T) {
 // registry's artifact_url names it.
 func TestOpenURL(t *testing.T) {
 	srv := fakegithub.New(t)
-	t.Setenv("GITHUB_API_URL", srv.URL())
-	t.Setenv("GITHUB_TOKEN", "")
-	t.Setenv("GH_TOKEN", "")
+	srv.SetEnv(t, "")
 	srv.AddRelease("acme", "app", fakegithub.Release{Tag: "v1.0.0", Assets: map[string][]byte{"app.tar.gz": []byte("v1 bytes")}})
 	opener := ghr.Scheme().(sources.URLOpener)
 	opts := sources.Options{}.WithDefaults()

@@ -23,9 +23,7 @@ import (
 // release for the container runner.
 func TestDewyServerForms(t *testing.T) {
 	gh := fakegithub.New(t)
-	t.Setenv("GITHUB_API_URL", gh.URL())
-	t.Setenv("GITHUB_TOKEN", "")
-	t.Setenv("GH_TOKEN", "")
+	gh.SetEnv(t, "")
 	gh.AddRelease("acme", "app", fakegithub.Release{Tag: "2026.03.1", Assets: map[string][]byte{"app_linux_amd64.tar.gz": []byte("from github")}})
 
 	var mu sync.Mutex

@@ -17,7 +17,7 @@ import (
 // and a cancelled ctx is returned as such. The library's messages hold no
 // credentials.
 func (g *GCS) fail(ctx context.Context, what string, err error) error {
-	prefix := fmt.Sprintf("gs %s: %s", g.where, what)
+	prefix := fmt.Sprintf("gs %s: %s", g.Where, what)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s: %w", prefix, ctxErr)
 	}

@@ -60,7 +60,6 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/folders"
-	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
 const (
@@ -87,12 +86,13 @@ type Config struct {
 
 // GCS is the source for one Google Cloud Storage registry.
 type GCS struct {
-	cfg    Config
-	prefix string // the path prefix with a trailing slash, or ""
-	where  string // gs://bucket/prefix, for messages
-	log    *slog.Logger
-	now    func() time.Time
-	hc     *http.Client
+	// Source lists, opens and reports through the store; its Prefix is the
+	// path prefix with a trailing slash, or "", and Where gs://bucket/prefix.
+	folders.Source
+
+	cfg Config
+	log *slog.Logger
+	hc  *http.Client
 	// pageSize is the page size of every list; 0 leaves the service's
 	// default (1000). Tests make it small to force paging.
 	pageSize int
@@ -102,8 +102,7 @@ type GCS struct {
 
 	mu       sync.Mutex
 	client   *storage.Client
-	emulator bool          // the client talks to STORAGE_EMULATOR_HOST
-	cache    folders.Cache // version folder listings kept between polls
+	emulator bool // the client talks to STORAGE_EMULATOR_HOST
 }
 
 // New returns the source for cfg. It validates cfg and does no I/O: the
@@ -116,7 +115,13 @@ func New(cfg Config, opts sources.Options) (*GCS, error) {
 		return nil, fmt.Errorf("gs %s: %w", where, err)
 	}
 	opts = opts.WithDefaults()
-	return &GCS{cfg: cfg, prefix: loc.KeyPrefix(), where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}, nil
+	g := &GCS{cfg: cfg, log: opts.Logger, hc: opts.HTTPClient}
+	g.Source = folders.Source{Kind: SchemeName, Where: where, Prefix: loc.KeyPrefix(), Now: opts.Now,
+		Connect: func(ctx context.Context) (folders.Store, error) {
+			c, err := g.gcsClient(ctx) // made on the first call
+			return store{g, c}, err
+		}}
+	return g, nil
 }
 
 // gcsClient returns the client, making it on the first call. A failure is not
@@ -149,7 +154,7 @@ func (g *GCS) gcsClient(ctx context.Context) (*storage.Client, error) {
 		)
 		if err != nil {
 			return nil, fmt.Errorf("gs %s: %w: no usable Google application default credentials (looked in %s; for an emulator set STORAGE_EMULATOR_HOST): %w",
-				g.where, ErrAccessDenied, credentialsHint, err)
+				g.Where, ErrAccessDenied, credentialsHint, err)
 		}
 		hc := *g.hc
 		hc.Transport = tr
@@ -160,7 +165,7 @@ func (g *GCS) gcsClient(ctx context.Context) (*storage.Client, error) {
 	}
 	c, err := storage.NewClient(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("gs %s: storage client: %w", g.where, err)
+		return nil, fmt.Errorf("gs %s: storage client: %w", g.Where, err)
 	}
 	c.SetRetry(storage.WithMaxAttempts(maxAttempts))
 	g.client, g.emulator = c, emulator
@@ -174,32 +179,10 @@ func (g *GCS) isEmulator() bool {
 	return g.emulator
 }
 
-// Releases lists one release per folder under the prefix; see package folders
-// for what is cached and the package doc for what a poll costs.
-func (g *GCS) Releases(ctx context.Context) ([]version.Release, error) {
-	c, err := g.gcsClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return g.cache.Releases(ctx, lister{g, c}, g.now)
-}
-
-// SaveState keeps the folder listings in the app's state.json.
-func (g *GCS) SaveState() ([]byte, error) { return g.cache.Save(g.where) }
-
-// LoadState restores listings saved by SaveState for this same registry.
-func (g *GCS) LoadState(b []byte) error { return g.cache.Load(g.where, b) }
-
-// lister is the registry as package folders sees it.
-type lister struct {
+// store is the bucket as package folders sees it.
+type store struct {
 	g *GCS
 	c *storage.Client
-}
-
-func (l lister) Folders(ctx context.Context) ([]string, error) { return l.g.listFolders(ctx, l.c) }
-
-func (l lister) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
-	return l.g.listFolder(ctx, l.c, name, now)
 }
 
 // query is a delimiter listing of prefix asking only for what a release needs.
@@ -229,11 +212,12 @@ func (g *GCS) list(ctx context.Context, c *storage.Client, prefix, what string, 
 	}
 }
 
-// listFolders returns the folder names under the prefix, in listing order,
+// Folders returns the folder names under the prefix, in listing order,
 // each once, from every page of a delimiter listing.
-func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, error) {
-	names := folders.NewNames(g.prefix)
-	err := g.list(ctx, c, g.prefix, "list version folders", func(attrs *storage.ObjectAttrs) {
+func (st store) Folders(ctx context.Context) ([]string, error) {
+	g, c := st.g, st.c
+	names := folders.NewNames(g.Prefix)
+	err := g.list(ctx, c, g.Prefix, "list version folders", func(attrs *storage.ObjectAttrs) {
 		if attrs.Prefix != "" { // an object at the top is not a release
 			names.Add(attrs.Prefix)
 		}
@@ -244,9 +228,10 @@ func (g *GCS) listFolders(ctx context.Context, c *storage.Client) ([]string, err
 	return names.List, nil
 }
 
-// listFolder lists the artifacts directly inside one folder, from every page.
-func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, now time.Time) (folders.Listing, error) {
-	dir := g.prefix + name + "/"
+// Folder lists the artifacts directly inside one folder, from every page.
+func (st store) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
+	g, c := st.g, st.c
+	dir := g.Prefix + name + "/"
 	f := folders.NewContents(dir, now)
 	// A delimiter listing: sub-folders (reports) come as prefixes, not artifacts.
 	err := g.list(ctx, c, dir, "list folder "+name, func(attrs *storage.ObjectAttrs) {
@@ -265,33 +250,40 @@ func (g *GCS) listFolder(ctx context.Context, c *storage.Client, name string, no
 	return f.Listing, nil
 }
 
-// Open streams an asset listed by Releases; the caller closes the reader.
-// Names outside the registry's prefix are refused.
-func (g *GCS) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
-	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
-	if !folders.Holds(g.prefix, asset.Ref) {
-		return nil, fmt.Errorf("gs %s: %s: object %q is outside the registry", g.where, what, asset.Ref)
-	}
-	c, err := g.gcsClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	obj := c.Bucket(g.cfg.Bucket).Object(asset.Ref)
-	if !g.isEmulator() {
+// Get streams an object as stored.
+func (st store) Get(ctx context.Context, key, what string) (io.ReadCloser, error) {
+	obj := st.c.Bucket(st.g.cfg.Bucket).Object(key)
+	if !st.g.isEmulator() {
 		// Bytes as stored. The library refuses this with JSON reads, which
 		// the emulator mode uses.
 		obj = obj.ReadCompressed(true)
 	}
 	r, err := obj.NewReader(ctx)
 	if err != nil {
-		return nil, g.fail(ctx, what, err)
+		return nil, st.g.fail(ctx, what, err)
 	}
 	return r, nil
+}
+
+// Put writes a small text object in one request.
+func (st store) Put(ctx context.Context, key string, text []byte, what string) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel() // abandons the upload if it did not complete
+	w := st.c.Bucket(st.g.cfg.Bucket).Object(key).NewWriter(wctx)
+	w.ContentType = "text/plain; charset=utf-8"
+	w.ChunkSize = 0 // one request: the object is small
+	if _, err := w.Write(text); err != nil {
+		return st.g.fail(ctx, what, err)
+	}
+	if err := w.Close(); err != nil {
+		return st.g.fail(ctx, what, err)
+	}
+	return nil
 }
 
 var (
 	_ sources.Source   = (*GCS)(nil)
 	_ sources.Reporter = (*GCS)(nil)
+	_ sources.Stateful = (*GCS)(nil)
+	_ folders.Store    = store{}
 )
-
-var _ sources.Stateful = (*GCS)(nil)

@@ -4,14 +4,12 @@ import (
 	"context"
 	"io"
 	"net/url"
-	"path"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/folders"
-	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
 // SchemeName is the URL scheme of Google Cloud Storage registries: gs://<bucket>/<prefix>.
@@ -52,7 +50,7 @@ func openURL(ctx context.Context, raw string, opts sources.Options) (io.ReadClos
 	if err != nil {
 		return nil, err
 	}
-	return src.Open(ctx, version.Release{}, version.Asset{Name: path.Base(key), Ref: key, Size: -1})
+	return src.OpenKey(ctx, key)
 }
 
 // Scheme is "gs".

@@ -24,7 +24,7 @@ const credentialsHint = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE an
 // ErrAccessDenied, and a cancelled ctx is returned as such. The SDK's messages
 // hold no credentials; they are kept for their request IDs.
 func (s *S3) fail(ctx context.Context, what string, err error) error {
-	prefix := fmt.Sprintf("s3 %s: %s", s.where, what)
+	prefix := fmt.Sprintf("s3 %s: %s", s.Where, what)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s: %w", prefix, ctxErr)
 	}

@@ -39,6 +39,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,7 +59,6 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/folders"
-	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
 // Config is where the registry is: the parts of s3://<region>/<bucket>/<prefix>.
@@ -76,19 +76,20 @@ type Config struct {
 
 // S3 is the source for one S3 registry.
 type S3 struct {
-	cfg    Config
-	prefix string // the path prefix with a trailing slash, or ""
-	where  string // s3://region/bucket/prefix, for messages
-	log    *slog.Logger
-	now    func() time.Time
-	hc     *http.Client
+	// Source lists, opens and reports through the store; its Prefix is the
+	// path prefix with a trailing slash, or "", and Where
+	// s3://region/bucket/prefix.
+	folders.Source
+
+	cfg Config
+	log *slog.Logger
+	hc  *http.Client
 	// pageSize is MaxKeys for every list request; 0 leaves the service's
 	// default (1000). Tests make it small to force paging.
 	pageSize int32
 
 	mu     sync.Mutex
 	client *awss3.Client
-	cache  folders.Cache // version folder listings kept between polls
 }
 
 // New returns the source for cfg. It validates cfg and does no I/O: the AWS
@@ -100,8 +101,19 @@ func New(cfg Config, opts sources.Options) (*S3, error) {
 		return nil, fmt.Errorf("s3 %s: %w", where, err)
 	}
 	opts = opts.WithDefaults()
-	prefix := folders.Location{Prefix: cfg.Prefix}.KeyPrefix()
-	return &S3{cfg: cfg, prefix: prefix, where: where, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}, nil
+	s := &S3{cfg: cfg, log: opts.Logger, hc: opts.HTTPClient}
+	s.Source = folders.Source{
+		Kind:     SchemeName,
+		Where:    where,
+		Prefix:   folders.Location{Prefix: cfg.Prefix}.KeyPrefix(),
+		CacheKey: where + "|" + cfg.Endpoint, // another endpoint is another registry
+		Now:      opts.Now,
+		Connect: func(ctx context.Context) (folders.Store, error) {
+			c, err := s.s3Client(ctx) // made on the first call
+			return store{s, c}, err
+		},
+	}
+	return s, nil
 }
 
 // validate checks the parts of the URL and the endpoint option.
@@ -144,7 +156,7 @@ func (s *S3) s3Client(ctx context.Context) (*awss3.Client, error) {
 		awsconfig.WithLogger(logger),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("s3 %s: load the AWS configuration: %w", s.where, err)
+		return nil, fmt.Errorf("s3 %s: load the AWS configuration: %w", s.Where, err)
 	}
 	s.client = awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
 		// Set here, not with config.WithHTTPClient: AWS_CA_BUNDLE makes the
@@ -167,48 +179,27 @@ func (s *S3) s3Client(ctx context.Context) (*awss3.Client, error) {
 	return s.client, nil
 }
 
-// Releases lists one release per folder under the prefix; see package folders
-// for what is cached and the package doc for what a poll costs.
-func (s *S3) Releases(ctx context.Context) ([]version.Release, error) {
-	c, err := s.s3Client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.cache.Releases(ctx, lister{s, c}, s.now)
-}
-
-// SaveState keeps the folder listings in the app's state.json.
-func (s *S3) SaveState() ([]byte, error) { return s.cache.Save(s.where + "|" + s.cfg.Endpoint) }
-
-// LoadState restores listings saved by SaveState for this same registry.
-func (s *S3) LoadState(b []byte) error { return s.cache.Load(s.where+"|"+s.cfg.Endpoint, b) }
-
-// lister is the registry as package folders sees it.
-type lister struct {
+// store is the bucket as package folders sees it.
+type store struct {
 	s *S3
 	c *awss3.Client
 }
 
-func (l lister) Folders(ctx context.Context) ([]string, error) { return l.s.listFolders(ctx, l.c) }
-
-func (l lister) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
-	return l.s.listFolder(ctx, l.c, name, now)
-}
-
-// listFolders returns the folder names under the prefix, in listing order,
+// Folders returns the folder names under the prefix, in listing order,
 // each once, from every page of a delimiter listing.
-func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error) {
+func (st store) Folders(ctx context.Context) ([]string, error) {
+	s, c := st.s, st.c
 	in := &awss3.ListObjectsV2Input{
 		Bucket:    aws.String(s.cfg.Bucket),
 		Delimiter: aws.String("/"),
 	}
-	if s.prefix != "" {
-		in.Prefix = aws.String(s.prefix)
+	if s.Prefix != "" {
+		in.Prefix = aws.String(s.Prefix)
 	}
 	if s.pageSize > 0 {
 		in.MaxKeys = aws.Int32(s.pageSize)
 	}
-	names := folders.NewNames(s.prefix)
+	names := folders.NewNames(s.Prefix)
 	for p := awss3.NewListObjectsV2Paginator(c, in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
@@ -221,9 +212,10 @@ func (s *S3) listFolders(ctx context.Context, c *awss3.Client) ([]string, error)
 	return names.List, nil
 }
 
-// listFolder lists the artifacts directly inside one folder, from every page.
-func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now time.Time) (folders.Listing, error) {
-	dir := s.prefix + name + "/"
+// Folder lists the artifacts directly inside one folder, from every page.
+func (st store) Folder(ctx context.Context, name string, now time.Time) (folders.Listing, error) {
+	s, c := st.s, st.c
+	dir := s.Prefix + name + "/"
 	in := &awss3.ListObjectsV2Input{
 		Bucket:    aws.String(s.cfg.Bucket),
 		Prefix:    aws.String(dir),
@@ -249,25 +241,31 @@ func (s *S3) listFolder(ctx context.Context, c *awss3.Client, name string, now t
 	return f.Listing, nil
 }
 
-// Open streams an asset listed by Releases with one GetObject; the caller
-// closes the reader. Keys outside the registry's prefix are refused.
-func (s *S3) Open(ctx context.Context, rel version.Release, asset version.Asset) (io.ReadCloser, error) {
-	what := fmt.Sprintf("download %s of %s", asset.Name, rel.Tag)
-	if !folders.Holds(s.prefix, asset.Ref) {
-		return nil, fmt.Errorf("s3 %s: %s: object key %q is outside the registry", s.where, what, asset.Ref)
-	}
-	c, err := s.s3Client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out, err := c.GetObject(ctx, &awss3.GetObjectInput{
-		Bucket: aws.String(s.cfg.Bucket),
-		Key:    aws.String(asset.Ref),
+// Get streams an object with one GetObject.
+func (st store) Get(ctx context.Context, key, what string) (io.ReadCloser, error) {
+	out, err := st.c.GetObject(ctx, &awss3.GetObjectInput{
+		Bucket: aws.String(st.s.cfg.Bucket),
+		Key:    aws.String(key),
 	})
 	if err != nil {
-		return nil, s.fail(ctx, what, err)
+		return nil, st.s.fail(ctx, what, err)
 	}
 	return out.Body, nil
+}
+
+// Put writes a small text object with one PutObject.
+func (st store) Put(ctx context.Context, key string, text []byte, what string) error {
+	_, err := st.c.PutObject(ctx, &awss3.PutObjectInput{
+		Bucket:        aws.String(st.s.cfg.Bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(text), // seekable: plain-HTTP endpoints need it for signing
+		ContentLength: aws.Int64(int64(len(text))),
+		ContentType:   aws.String("text/plain; charset=utf-8"),
+	})
+	if err != nil {
+		return st.s.fail(ctx, what, err)
+	}
+	return nil
 }
 
 // sdkLogger sends the SDK's own log lines to the app's logger at debug level.
@@ -286,6 +284,6 @@ func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 var (
 	_ sources.Source   = (*S3)(nil)
 	_ sources.Reporter = (*S3)(nil)
+	_ sources.Stateful = (*S3)(nil)
+	_ folders.Store    = store{}
 )
-
-var _ sources.Stateful = (*S3)(nil)

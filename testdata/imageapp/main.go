@@ -16,8 +16,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -25,9 +23,10 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/graceful"
 )
 
 func main() {
@@ -78,19 +77,7 @@ func main() {
 		fmt.Fprintf(w, "hello from %s\n", *version)
 	})
 
-	var open atomic.Int64 // connections not yet closed, for the drain on SIGTERM
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				open.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				open.Add(-1)
-			}
-		},
-	}
+	srv := graceful.New(mux)
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(*port))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
@@ -104,30 +91,14 @@ func main() {
 			os.Exit(3)
 		})
 	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-			fmt.Fprintln(os.Stderr, "app: serve:", err)
-			os.Exit(1)
-		}
-	}()
+	srv.Serve(ln, func(err error) {
+		fmt.Fprintln(os.Stderr, "app: serve:", err)
+		os.Exit(1)
+	})
 	fmt.Printf("app %s listening on :%d\n", *version, *port)
 
 	<-sigs
-	// Stop accepting, wait for the accept loop (every accepted connection is then
-	// tracked), answer what is in flight with "Connection: close" and close the idle
-	// connections, then shut down: http.Server.Shutdown alone drops a request read
-	// after it began (golang/go#75591).
-	ln.Close()
-	<-served
-	srv.SetKeepAlivesEnabled(false)
-	for deadline := time.Now().Add(20 * time.Second); open.Load() > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := srv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "app: shutdown:", err)
 	}
 	fmt.Println("app: stopped")

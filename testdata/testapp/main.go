@@ -13,9 +13,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -25,10 +23,11 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/graceful"
 )
 
 // conventions is what /conventions reports.
@@ -123,20 +122,7 @@ func main() {
 	mux.HandleFunc("/children", func(w http.ResponseWriter, _ *http.Request) {
 		json.NewEncoder(w).Encode(children)
 	})
-	// open counts the connections not yet closed, for the drain on SIGTERM.
-	var open atomic.Int64
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				open.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				open.Add(-1)
-			}
-		},
-	}
+	srv := graceful.New(mux)
 
 	sigs := make(chan os.Signal, 1)
 	if *ignoreTerm {
@@ -151,34 +137,17 @@ func main() {
 		})
 	}
 
-	var wg sync.WaitGroup
 	for _, l := range listeners {
-		wg.Go(func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				fmt.Fprintln(os.Stderr, "testapp: serve:", err)
-				os.Exit(1)
-			}
+		srv.Serve(l, func(err error) {
+			fmt.Fprintln(os.Stderr, "testapp: serve:", err)
+			os.Exit(1)
 		})
 	}
 	fmt.Printf("testapp %s serving on %d listeners (%s)\n", *version, len(listeners), conv.Convention)
 
 	<-sigs
 	time.Sleep(*holdListener)
-	// Drain before Shutdown: http.Server drops a request read after Shutdown began,
-	// even on a connection accepted before (golang/go#75591). So: stop accepting,
-	// wait for the accept loops (every accepted connection is then tracked), answer
-	// what is in flight with "Connection: close", and only then shut down.
-	for _, l := range listeners {
-		l.Close()
-	}
-	wg.Wait()
-	srv.SetKeepAlivesEnabled(false) // also closes the idle connections
-	for deadline := time.Now().Add(20 * time.Second); open.Load() > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := srv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "testapp: shutdown:", err)
 	}
 	fmt.Println("testapp: stopped")
