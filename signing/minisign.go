@@ -43,9 +43,9 @@ func newMinisignKeys(texts []string) (minisignKeys, error) {
 	return keys, nil
 }
 
-// minisignKeyID shows a key ID as minisign prints it: 16 uppercase hex
-// digits.
-func minisignKeyID(id uint64) string { return fmt.Sprintf("%016X", id) }
+// minisignKeyID shows a key ID as minisign prints it: uppercase hex, with no
+// leading zeros (one key in 16 has 15 digits).
+func minisignKeyID(id uint64) string { return fmt.Sprintf("%X", id) }
 
 // verify checks sig (the .minisig bytes) over the artifact. It returns the
 // trusted comment when it verifies; rejected is a Reason's Key and Why when
