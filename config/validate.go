@@ -247,11 +247,16 @@ func (d *decoder) checkInterval(s setting[string]) time.Duration {
 
 // checkArtifactName rejects artifact names that are paths: an artifact is a
 // file name inside a release.
+// It also rejects signature files (.minisig, .sig, .sigstore.json): they are
+// checked beside the artifact, never deployed.
 func (d *decoder) checkArtifactName(s setting[string], name string) {
-	if s.Bad || !strings.ContainsAny(s.Val, `/\`) {
-		return
+	switch {
+	case s.Bad:
+	case strings.ContainsAny(s.Val, `/\`):
+		d.fail(s.Range, "Invalid "+name, "%s %s is a path; give the file name of the release asset only.", name, s.Show())
+	case version.IsSignature(s.Val):
+		d.fail(s.Range, "Invalid "+name, "%s %s names a signature file; name the artifact it signs (the agent checks the signature beside it when the app has a verify block).", name, s.Show())
 	}
-	d.fail(s.Range, "Invalid "+name, "%s %s is a path; give the file name of the release asset only.", name, s.Show())
 }
 
 // buildRegistry parses the registry URL, has its scheme decode the rest, and
