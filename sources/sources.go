@@ -117,6 +117,10 @@ type Report struct {
 	Time time.Time
 	// Err is the failure, or nil for a successful deploy.
 	Err error
+	// Verified is what the signature check of a successful deploy found
+	// ("minisign key ... (trusted comment: ...)"); "" when the app checks
+	// none.
+	Verified string
 }
 
 // Reporter is implemented by sources that can record deployments in the registry
