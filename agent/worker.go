@@ -303,7 +303,7 @@ func (w *worker) poll(ctx context.Context) error {
 		w.update(func(st *State) { st.LastError, st.LastErrorAt = "", time.Time{} })
 		return nil
 	}
-	ident := artifactIdentity(cand, w.sigSuffixes())
+	ident := artifactIdentity(cand, sigSuffixes(w.app))
 	if bad, ok := w.st.isBad(tag, ident); ok {
 		w.logger.Debug("newest version is marked bad; staying on the deployed one", "version", tag, "deployed", w.st.Version)
 		// The cause on the first line, which status's table shows; what to do
@@ -496,13 +496,13 @@ func (w *worker) report(ctx context.Context, c *version.Candidate, deployErr err
 	w.logger.Debug("deployment report written", "version", c.Version.Original())
 }
 
-// sigSuffixes are the signature files the app checks beside an artifact
-// (none without a verify block), for artifactIdentity.
-func (w *worker) sigSuffixes() []string {
-	if w.app.Verify == nil {
+// sigSuffixes are the signature files app checks beside an artifact (none
+// without a verify block), for artifactIdentity.
+func sigSuffixes(app config.App) []string {
+	if app.Verify == nil {
 		return nil
 	}
-	return w.app.Verify.FileSuffixes()
+	return app.Verify.FileSuffixes()
 }
 
 // maxBad bounds the bad versions remembered per app.
