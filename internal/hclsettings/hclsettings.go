@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -108,13 +107,6 @@ func NewDecoder(ctx *hcl.EvalContext) *Decoder { return &Decoder{Ctx: ctx} }
 // Fail records an error at rng.
 func (d *Decoder) Fail(rng hcl.Range, summary, detail string, args ...any) {
 	d.Diags = append(d.Diags, Error(rng, summary, fmt.Sprintf(detail, args...)))
-}
-
-// DecodeBody decodes body strictly into raw, a struct of hcl.Expression
-// fields with gohcl tags, so unknown attributes and blocks are reported
-// with their ranges. Expressions are evaluated later with Eval.
-func (d *Decoder) DecodeBody(body hcl.Body, raw any) {
-	d.Diags = append(d.Diags, gohcl.DecodeBody(body, nil, raw)...)
 }
 
 // Error is an error diagnostic at rng.

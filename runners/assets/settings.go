@@ -15,18 +15,13 @@ const KindName = "assets"
 // Kind is the assets runner kind, for config's table.
 func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 
-// rawConfig is the block's schema.
-type rawConfig struct {
-	Link hcl.Expression `hcl:"link,optional"`
-}
-
 // decode reads runner "assets" {}: link, an absolute path, is optional and has
 // no default.
 func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	d := hclsettings.NewDecoder(b.Ctx)
-	var raw rawConfig
-	d.DecodeBody(b.Body, &raw)
-	link := hclsettings.Eval[string](d, raw.Link, "link", "a string", b.DefRange)
+	r := d.Read(b.Body, b.DefRange)
+	link := hclsettings.Get[string](r, "link", "a string")
+	r.Close()
 	c := Config{Link: link.Val}
 	if !link.Bad && link.Val != "" {
 		if filepath.IsAbs(link.Val) {

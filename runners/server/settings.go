@@ -36,40 +36,24 @@ func stopSignalNames() []string {
 // restartPolicies are the values of restart.
 func restartPolicies() []string { return []string{"always", "on-failure", "never"} }
 
-// rawConfig is the block's schema.
-type rawConfig struct {
-	Command       hcl.Expression `hcl:"command,optional"` // required; checked with a better message than gohcl's
-	Dir           hcl.Expression `hcl:"dir,optional"`
-	Ports         hcl.Expression `hcl:"ports,optional"`
-	Env           hcl.Expression `hcl:"env,optional"`
-	InheritEnv    hcl.Expression `hcl:"inherit_env,optional"`
-	HealthPath    hcl.Expression `hcl:"health_path,optional"`
-	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
-	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
-	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
-	Restart       hcl.Expression `hcl:"restart,optional"`
-	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
-	Proxy         hcl.Expression `hcl:"proxy,optional"`
-}
-
 // decode reads runner "server" {} into a Config with its defaults applied.
 func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	d := hclsettings.NewDecoder(b.Ctx)
-	var raw rawConfig
-	d.DecodeBody(b.Body, &raw)
+	r := d.Read(b.Body, b.DefRange)
 	blk := b.DefRange
-	command := hclsettings.Eval[[]string](d, raw.Command, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`, blk)
-	dir := hclsettings.Eval[string](d, raw.Dir, "dir", "a string", blk)
-	ports := decodePorts(d, raw.Ports, blk) // numbers and "8000-8010" ranges (ports.go)
-	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
-	inheritEnv := hclsettings.Eval[[]string](d, raw.InheritEnv, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`, blk)
-	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
-	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)
-	stopSignal := hclsettings.Eval[string](d, raw.StopSignal, "stop_signal", `a signal name such as "SIGTERM"`, blk)
-	stopTimeout := hclsettings.Eval[string](d, raw.StopTimeout, "stop_timeout", `a duration string such as "30s"`, blk)
-	restart := hclsettings.Eval[string](d, raw.Restart, "restart", "a string", blk)
-	crashWindow := hclsettings.Eval[string](d, raw.CrashWindow, "crash_window", `a duration string such as "10s"`, blk)
-	proxy := hclsettings.Eval[bool](d, raw.Proxy, "proxy", "true or false", blk)
+	command := hclsettings.Get[[]string](r, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`)
+	dir := hclsettings.Get[string](r, "dir", "a string")
+	ports := decodePorts(d, r.Expr("ports"), blk) // numbers and "8000-8010" ranges (ports.go)
+	env := hclsettings.Get[map[string]string](r, "env", `a map of strings, e.g. { APP_ENV = "production" }`)
+	inheritEnv := hclsettings.Get[[]string](r, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`)
+	healthPath := hclsettings.Get[string](r, "health_path", "a string")
+	healthTimeout := hclsettings.Get[string](r, "health_timeout", `a duration string such as "30s"`)
+	stopSignal := hclsettings.Get[string](r, "stop_signal", `a signal name such as "SIGTERM"`)
+	stopTimeout := hclsettings.Get[string](r, "stop_timeout", `a duration string such as "30s"`)
+	restart := hclsettings.Get[string](r, "restart", "a string")
+	crashWindow := hclsettings.Get[string](r, "crash_window", `a duration string such as "10s"`)
+	proxy := hclsettings.Get[bool](r, "proxy", "true or false")
+	r.Close()
 
 	healthTimeout.OrDefault(DefaultHealthTimeout.String())
 	stopTimeout.OrDefault(DefaultStopTimeout.String())
