@@ -24,10 +24,14 @@ import (
 
 // Block is one block handed to the package that owns it: its body, not yet
 // decoded, the range of its header for "missing attribute" messages, and the
-// context its expressions are evaluated in.
+// context its expressions are evaluated in. The tags let a gohcl schema
+// struct hold nested blocks that are read with a Reader (Ctx is then nil:
+// the Reader's Decoder has it):
+//
+//	Agents []hclsettings.Block `hcl:"agent,block"`
 type Block struct {
-	Body     hcl.Body
-	DefRange hcl.Range
+	Body     hcl.Body  `hcl:",remain"`
+	DefRange hcl.Range `hcl:",def_range"`
 	Ctx      *hcl.EvalContext
 }
 

@@ -66,15 +66,3 @@ func (r *Reader) Close() {
 	_, diags := r.body.Content(&r.schema)
 	r.d.Diags = append(r.d.Diags, diags...)
 }
-
-// Body is a nested block in a gohcl schema struct whose content is read with
-// a Reader, as in
-//
-//	Agents []hclsettings.Body `hcl:"agent,block"`
-type Body struct {
-	Body     hcl.Body  `hcl:",remain"`
-	DefRange hcl.Range `hcl:",def_range"`
-}
-
-// Read starts reading b's content (see Decoder.Read).
-func (b Body) Read(d *Decoder) *Reader { return d.Read(b.Body, b.DefRange) }
