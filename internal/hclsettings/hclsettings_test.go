@@ -49,21 +49,30 @@ func TestEval(t *testing.T) {
 	d.Enum(Get[string](r, "mode", "a string"), "mode", []string{"quiet", "normal"})
 	r.Close() // every attribute was asked for: nothing to add
 
-	want := []struct {
-		line int
-		text string
-	}{
+	expectDiags(t, d.Diags, []wantDiag{
 		{2, "ports must be a list of port numbers."},
 		{3, `timeout: "soon" is not a duration`},
 		{4, `mode "loud" is not one of "quiet", "normal"`},
-	}
-	if len(d.Diags) != len(want) {
-		t.Fatalf("diagnostics: %v, want %d", d.Diags, len(want))
+	})
+}
+
+// wantDiag is an expected diagnostic: its line and a part of its detail.
+type wantDiag struct {
+	line int
+	text string
+}
+
+// expectDiags fails t unless diags are want, in order. (hcltest.ExpectDiags
+// does this for the decoders' tests; it imports this package.)
+func expectDiags(t *testing.T, diags hcl.Diagnostics, want []wantDiag) {
+	t.Helper()
+	if len(diags) != len(want) {
+		t.Fatalf("diagnostics: %v, want %d", diags, len(want))
 	}
 	for i, w := range want {
-		got := d.Diags[i]
+		got := diags[i]
 		if got.Subject == nil || got.Subject.Start.Line != w.line || !strings.Contains(got.Detail, w.text) {
-			t.Errorf("diagnostic %d = %v at %v, want %q at line %d", i, got.Detail, got.Subject, w.text, w.line)
+			t.Errorf("diagnostic %d = %q at %v, want %q at line %d", i, got.Detail, got.Subject, w.text, w.line)
 		}
 	}
 }
@@ -100,22 +109,10 @@ etc {}
 		t.Fatalf("diagnostics before Close: %v", d.Diags)
 	}
 	r.Close()
-	want := []struct {
-		line int
-		text string
-	}{
+	expectDiags(t, d.Diags, []wantDiag{
 		{2, `Did you mean "mode"?`},
 		{7, `Blocks of type "etc" are not expected here. Did you mean "etcd"?`},
-	}
-	if len(d.Diags) != len(want) {
-		t.Fatalf("diagnostics: %v, want %d", d.Diags, len(want))
-	}
-	for i, w := range want {
-		got := d.Diags[i]
-		if got.Subject == nil || got.Subject.Start.Line != w.line || !strings.Contains(got.Detail, w.text) {
-			t.Errorf("diagnostic %d = %q at %v, want %q at line %d", i, got.Detail, got.Subject, w.text, w.line)
-		}
-	}
+	})
 }
 
 func TestDurationMinimum(t *testing.T) {

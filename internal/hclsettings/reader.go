@@ -12,7 +12,9 @@ import (
 // asked for, exactly as gohcl does for a struct naming the same attributes
 // and blocks ("Unsupported argument", with a "Did you mean" suggestion).
 type Reader struct {
-	d      *Decoder
+	// Decoder is the one the attributes are evaluated with and problems
+	// reported to.
+	*Decoder
 	body   hcl.Body
 	schema hcl.BodySchema
 	// Range is the block's header range: where a missing attribute is
@@ -23,7 +25,7 @@ type Reader struct {
 // Read starts reading body, the body of the block whose header is at
 // defRange. Call Close once every attribute and block has been asked for.
 func (d *Decoder) Read(body hcl.Body, defRange hcl.Range) *Reader {
-	return &Reader{d: d, body: body, Range: defRange}
+	return &Reader{Decoder: d, body: body, Range: defRange}
 }
 
 // Expr returns the expression of attribute name, or nil when the block does
@@ -43,7 +45,7 @@ func (r *Reader) Expr(name string) hcl.Expression {
 
 // Get evaluates attribute name of r's block into a T (see Eval).
 func Get[T any](r *Reader, name, want string) Setting[T] {
-	return Eval[T](r.d, r.Expr(name), name, want, r.Range)
+	return Eval[T](r.Decoder, r.Expr(name), name, want, r.Range)
 }
 
 // Blocks returns the nested blocks of type typ (blocks without labels), in
@@ -55,7 +57,7 @@ func (r *Reader) Blocks(typ string) []Block {
 	content, _, _ := r.body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: typ}}})
 	var blocks []Block
 	for _, b := range content.Blocks {
-		blocks = append(blocks, Block{Body: b.Body, DefRange: b.DefRange, Ctx: r.d.Ctx})
+		blocks = append(blocks, Block{Body: b.Body, DefRange: b.DefRange, Ctx: r.Ctx})
 	}
 	return blocks
 }
@@ -64,5 +66,5 @@ func (r *Reader) Blocks(typ string) []Block {
 // for, and every problem the body's syntax has with the ones that were.
 func (r *Reader) Close() {
 	_, diags := r.body.Content(&r.schema)
-	r.d.Diags = append(r.d.Diags, diags...)
+	r.Diags = append(r.Diags, diags...)
 }

@@ -18,10 +18,8 @@ func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 // decode reads runner "container" {} into a Config with its defaults applied.
 // Config.App is left empty: the runner names its containers after the app's
 // folder (runners.Options.AppDir), whose name config has already checked.
-func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
-	d := hclsettings.NewDecoder(b.Ctx)
-	r := d.Read(b.Body, b.DefRange)
-	blk := b.DefRange
+func decode(r *hclsettings.Reader) runners.Settings {
+	blk := r.Range
 
 	// Settings Docker has that the agent refuses, read so the refusal can
 	// say why rather than "unknown argument".
@@ -34,8 +32,8 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		{"cap_add", "added capabilities weaken the container's isolation from the host"},
 		{"devices", "host devices give the container direct access to the host's hardware"},
 	} {
-		if expr := r.Expr(f.name); d.Written(expr) {
-			d.Fail(expr.Range(), "Refused container setting",
+		if expr := r.Expr(f.name); r.Written(expr) {
+			r.Fail(expr.Range(), "Refused container setting",
 				"%s is refused: %s, and a container the agent manages must not be able to break the agent or the host; remove it.", f.name, f.why)
 		}
 	}
@@ -53,7 +51,6 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	memory := hclsettings.Get[string](r, "memory", `a size string such as "512m"`)
 	cpus := hclsettings.Get[float64](r, "cpus", "a number such as 0.5")
 	crashWindow := hclsettings.Get[string](r, "crash_window", `a duration string such as "10s"`)
-	r.Close()
 
 	replicas.OrDefault(DefaultReplicas)
 	healthTimeout.OrDefault(DefaultHealthTimeout.String())
@@ -68,9 +65,9 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	if replicas.Bad {
 		c.Replicas = DefaultReplicas
 	}
-	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
-	c.DrainTime = d.Duration(drainTime, "drain_time", 0)
-	c.CrashWindow = d.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
+	c.HealthTimeout = r.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
+	c.DrainTime = r.Duration(drainTime, "drain_time", 0)
+	c.CrashWindow = r.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
 
 	ranges := map[string]hcl.Range{
 		"ports": ports.Range, "replicas": replicas.Range, "health_path": healthPath.Range,
@@ -83,8 +80,8 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		return p.Attr == "health_timeout" || p.Attr == "drain_time" || p.Attr == "crash_window" ||
 			(ports.Bad && p.Summary == "health_path without ports")
 	})
-	d.Diags = append(d.Diags, hclsettings.Problems(probs, ranges, blk)...)
-	return c.withDefaults(), d.Diags
+	r.Diags = append(r.Diags, hclsettings.Problems(probs, ranges, blk)...)
+	return c.withDefaults()
 }
 
 // Kind is "container".

@@ -37,13 +37,11 @@ func stopSignalNames() []string {
 func restartPolicies() []string { return []string{"always", "on-failure", "never"} }
 
 // decode reads runner "server" {} into a Config with its defaults applied.
-func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
-	d := hclsettings.NewDecoder(b.Ctx)
-	r := d.Read(b.Body, b.DefRange)
-	blk := b.DefRange
+func decode(r *hclsettings.Reader) runners.Settings {
+	blk := r.Range
 	command := hclsettings.Get[[]string](r, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`)
 	dir := hclsettings.Get[string](r, "dir", "a string")
-	ports := decodePorts(d, r.Expr("ports"), blk) // numbers and "8000-8010" ranges (ports.go)
+	ports := decodePorts(r.Decoder, r.Expr("ports"), blk) // numbers and "8000-8010" ranges (ports.go)
 	env := hclsettings.Get[map[string]string](r, "env", `a map of strings, e.g. { APP_ENV = "production" }`)
 	inheritEnv := hclsettings.Get[[]string](r, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`)
 	healthPath := hclsettings.Get[string](r, "health_path", "a string")
@@ -53,7 +51,6 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	restart := hclsettings.Get[string](r, "restart", "a string")
 	crashWindow := hclsettings.Get[string](r, "crash_window", `a duration string such as "10s"`)
 	proxy := hclsettings.Get[bool](r, "proxy", "true or false")
-	r.Close()
 
 	healthTimeout.OrDefault(DefaultHealthTimeout.String())
 	stopTimeout.OrDefault(DefaultStopTimeout.String())
@@ -71,21 +68,21 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		Restart:    restart.Val,
 		Proxy:      proxy.Val,
 	}
-	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
-	c.StopTimeout = d.Duration(stopTimeout, "stop_timeout", 0)
-	c.CrashWindow = d.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
+	c.HealthTimeout = r.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
+	c.StopTimeout = r.Duration(stopTimeout, "stop_timeout", 0)
+	c.CrashWindow = r.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
 	if !stopSignal.Bad {
 		name := strings.ToUpper(stopSignal.Val)
 		if sig, ok := stopSignals()[name]; ok {
 			c.StopSignal = sig
 		} else {
-			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %s is not one of %s.", stopSignal.Show(), hclsettings.JoinList(stopSignalNames()))
+			r.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %s is not one of %s.", stopSignal.Show(), hclsettings.JoinList(stopSignalNames()))
 		}
 	}
 	if !command.Bad && (len(command.Val) == 0 || command.Val[0] == "") {
 		// Reported here rather than by problems: without the attribute the
 		// range is the block's, and the message says what to write.
-		d.Fail(command.Range, "Missing command",
+		r.Fail(command.Range, "Missing command",
 			`runner "server" needs command, the program and its arguments, e.g. command = ["./myapp", "-listen-from-env"]; a relative program path resolves inside the deployed release.`)
 	}
 	probs := c.problems(true)
@@ -95,12 +92,12 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	probs = slices.DeleteFunc(probs, func(p hclsettings.Problem) bool {
 		return skip[p.Attr] || (ports.Bad && strings.HasSuffix(p.Summary, " without ports"))
 	})
-	d.Enum(restart, "restart", restartPolicies())
-	d.Diags = append(d.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
+	r.Enum(restart, "restart", restartPolicies())
+	r.Diags = append(r.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
 		"dir": dir.Range, "ports": ports.Range, "health_path": healthPath.Range, "env": env.Range, "proxy": proxy.Range,
 	}, blk)...)
 	c = c.withDefaults()
-	return c, d.Diags
+	return c
 }
 
 // problems checks c. A config file (file) must also name real ports (1 to
