@@ -35,11 +35,16 @@ type fleetWorld struct {
 	chk    *fleetChecker
 }
 
-func newFleetWorld(t *testing.T) *fleetWorld {
+// newFleetWorld returns a fleet world whose registry holds v1.0.0. It starts
+// an etcd cluster and then agents (what says how many and for how long), so
+// under -short it skips the test instead.
+func newFleetWorld(t *testing.T, what string) *fleetWorld {
 	t.Helper()
+	testkit.Slow(t, "starts an etcd cluster and "+what)
 	dir := t.TempDir()
 	w := &fleetWorld{t: t, dir: dir, reg: filepath.Join(dir, "registry"), cl: etcdtest.Start(t, 3), prefix: "/test/" + t.Name()}
 	w.chk = startFleetChecker(t, w.cl.Endpoints(), w.prefix, "site")
+	w.publish("v1.0.0", site("v1.0.0"))
 	return w
 }
 
@@ -218,11 +223,7 @@ func (w *fleetWorld) eventually(d time.Duration, what string, cond func() bool) 
 // fails the test on any broken rule, and exactly one host polls the
 // registry.
 func TestFleetRolloutGoodThenBad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and six agents; about 15s")
-	}
-	w := newFleetWorld(t)
-	w.publish("v1.0.0", site("v1.0.0"))
+	w := newFleetWorld(t, "six agents; about 15s")
 	w.start(6, `canary = 1
     bake = "1s"
     max_parallel = 2
