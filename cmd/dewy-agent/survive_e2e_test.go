@@ -105,6 +105,27 @@ func (e *surviveEnv) startServing(t *testing.T, script string) *proc {
 	return p
 }
 
+// adoptAfter serves v1.0.0 under load from workers, ends the agent with end
+// (kill9, or a planned stop), checks that the app still answers with the same
+// pid, then starts the next agent and waits until it has adopted the app. It
+// returns that agent, the app's pid and the load, still running.
+func (e *surviveEnv) adoptAfter(t *testing.T, end func(*testing.T, *proc), what string, workers int) (*proc, string, *testkit.Load) {
+	t.Helper()
+	p := e.startServing(t, "")
+	pid := get(e.url + "/pid")
+	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: workers})
+	end(t, p)
+	if got := get(e.url + "/pid"); got != pid {
+		t.Fatalf("after %s the app answers pid %q, want %s", what, got, pid)
+	}
+	p = startAgent(t, e.cfg)
+	waitLog(t, p, "adopted the generation")
+	if got := get(e.url + "/pid"); got != pid {
+		t.Fatalf("after adoption pid %q answers, want %s", got, pid)
+	}
+	return p, pid, load
+}
+
 // publishSite puts version v of the assets app in the registry.
 func (e *surviveEnv) publishSite(t *testing.T, v string) {
 	t.Helper()
@@ -170,19 +191,7 @@ func (e *surviveEnv) checkOneApp(t *testing.T) int {
 func TestAgentKill9UnderLoadAdoptsApp(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
 	e := newSurviveEnv(t, "", "", false)
-	p := e.startServing(t, "")
-	pid := get(e.url + "/pid")
-
-	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 4})
-	kill9(t, p)
-	if got := get(e.url + "/pid"); got != pid {
-		t.Fatalf("after the agent's crash the app answers pid %q, want %s", got, pid)
-	}
-	p = startAgent(t, e.cfg)
-	waitLog(t, p, "adopted the generation")
-	if got := get(e.url + "/pid"); got != pid {
-		t.Fatalf("after adoption pid %q answers, want %s", got, pid)
-	}
+	p, pid, load := e.adoptAfter(t, kill9, "the agent's crash", 4)
 	e.publish(t, "v1.1.0", "")
 	waitAnswer(t, p, e.url+"/version", "v1.1.0")
 	waitState(t, p, e.state, "web", "v1.1.0")
@@ -246,15 +255,7 @@ func TestSystemdStoreAcrossAgentKill(t *testing.T) {
 func TestKeepAppsRunningOnStop(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
 	e := newSurviveEnv(t, "keep_apps_running_on_stop = true", "", false)
-	p := e.startServing(t, "")
-	pid := get(e.url + "/pid")
-	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 2})
-	p.stop(t)
-	if got := get(e.url + "/pid"); got != pid {
-		t.Fatalf("after a planned stop the app answers pid %q, want %s", got, pid)
-	}
-	p = startAgent(t, e.cfg)
-	waitLog(t, p, "adopted the generation")
+	_, pid, load := e.adoptAfter(t, func(t *testing.T, p *proc) { p.stop(t) }, "a planned stop", 2)
 	if res := load.Stop(); res.Failed != 0 || res.Sent < 10 {
 		t.Fatalf("%d of %d requests failed across the agent's upgrade; first: %v", res.Failed, res.Sent, res.Errors)
 	}
