@@ -64,35 +64,6 @@ func (w *fleetWorld) publish(v string, artifact []byte) {
 	}
 }
 
-// fleetConfig is one host's config file.
-func (w *fleetWorld) fleetConfig(host, labels, rollout, appExtra string, endpoints []string) string {
-	eps := `"` + strings.Join(endpoints, `", "`) + `"`
-	return fmt.Sprintf(`agent {
-  state_dir = %q
-  admin = ""
-}
-fleet {
-  host_id = %q
-  labels = { %s }
-  session_ttl = "2s"
-  etcd {
-    endpoints = [%s]
-    prefix = %q
-  }
-}
-app "site" {
-  registry = "file://%s"
-  artifact = "site.tar.gz"
-  interval = "1s"
-  runner "assets" {}
-  rollout {
-    %s
-  }
-  %s
-}
-`, filepath.Join(w.dir, host), host, labels, eps, w.prefix, w.reg, rollout, appExtra)
-}
-
 // start runs n agents; host h0 is labelled role = canary.
 func (w *fleetWorld) start(n int, rollout string) {
 	w.t.Helper()
@@ -136,7 +107,10 @@ func (w *fleetWorld) run(i int, rollout, appExtra string, proxy *etcdtest.Proxy)
 		eps = []string{proxy.Endpoint()}
 	}
 	path := filepath.Join(w.dir, host+".hcl")
-	if err := os.WriteFile(path, []byte(w.fleetConfig(host, labels, rollout, appExtra, eps)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(testkit.FleetHost{
+		StateDir: filepath.Join(w.dir, host), HostID: host, Labels: labels, Endpoints: eps,
+		Prefix: w.prefix, Registry: w.reg, Rollout: rollout, AppExtra: appExtra,
+	}.Config()), 0o644); err != nil {
 		w.t.Fatal(err)
 	}
 	cfg, diags := config.Load(path)
