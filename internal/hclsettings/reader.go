@@ -23,7 +23,9 @@ type Reader struct {
 }
 
 // Read starts reading body, the body of the block whose header is at
-// defRange. Call Close once every attribute and block has been asked for.
+// defRange. Call Close once every attribute and block has been asked for;
+// ask for each one whatever the others hold, or a file that writes it gets
+// "Unsupported argument".
 func (d *Decoder) Read(body hcl.Body, defRange hcl.Range) *Reader {
 	return &Reader{Decoder: d, body: body, Range: defRange}
 }
