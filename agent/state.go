@@ -2,10 +2,7 @@ package agent
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -80,24 +77,13 @@ const stateFile = "state.json"
 // loadState reads the state in dir. A missing file is the zero State.
 func loadState(dir string) (State, error) {
 	var st State
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
-	}
-	if err != nil {
-		return st, fmt.Errorf("read state: %w", err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return State{}, fmt.Errorf("read state %s: %w", filepath.Join(dir, stateFile), err)
+	if err := atomicfile.ReadJSON(filepath.Join(dir, stateFile), &st); err != nil {
+		return State{}, fmt.Errorf("read state: %w", err)
 	}
 	return st, nil
 }
 
 // save writes the state in dir atomically.
 func (st State) save(dir string) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
+	return atomicfile.WriteJSON(filepath.Join(dir, stateFile), st, 0o600)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/dewy-agent/dewy-agent/internal/tick"
 )
 
 // ServiceNotifier tells a service manager about the agent's life. The agent
@@ -89,20 +91,13 @@ func (a *Agent) watchdog(ctx context.Context, interval time.Duration) {
 	if every <= 0 {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, every, nil, func() {
 		if !a.alive(every) {
 			a.opts.Logger.Error("an app loop has ended or the agent is stuck; the watchdog is no longer fed")
-			continue
+			return
 		}
 		a.notify(daemon.SdNotifyWatchdog + "\nSTATUS=" + a.summary())
-	}
+	})
 }
 
 // alive reports whether the agent can take its own lock within wait and every

@@ -611,25 +611,36 @@ func TestNoApps(t *testing.T) {
 	}
 }
 
-func TestLoad(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "dewy.hcl")
-	src := "agent {\n  state_dir = \"state\"\n}\napp \"api\" {\n  registry = \"ghr://o/r\"\n  interval = \"soon\"\n  runner \"assets\" {}\n}\n"
+// loadBad writes src to a file named name in a new folder and loads it,
+// which must fail, and checks that the diagnostics as the CLI prints them
+// hold each of want ("PATH" stands for the file's path). The source lines
+// come from the file: WriteDiagnostics gets no source. It returns the path.
+func loadBad(t *testing.T, name, src string, want ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-
-	_, diags := Load(path)
+	f, diags := Load(path)
+	if f != nil || !diags.HasErrors() {
+		t.Fatalf("want an error, got %v, %v", f, diags)
+	}
 	var buf bytes.Buffer
-	// nil source: WriteDiagnostics reads the file to show the line.
 	if err := WriteDiagnostics(&buf, path, nil, diags, false); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{path + ":6,14:", `   6:   interval = "soon"`} {
-		if !strings.Contains(buf.String(), w) {
+	for _, w := range want {
+		if w = strings.ReplaceAll(w, "PATH", path); !strings.Contains(buf.String(), w) {
 			t.Errorf("diagnostics lack %q:\n%s", w, buf.String())
 		}
 	}
+	return path
+}
+
+func TestLoad(t *testing.T) {
+	src := "agent {\n  state_dir = \"state\"\n}\napp \"api\" {\n  registry = \"ghr://o/r\"\n  interval = \"soon\"\n  runner \"assets\" {}\n}\n"
+	path := loadBad(t, "dewy.hcl", src, "PATH:6,14:", `   6:   interval = "soon"`)
+	dir := filepath.Dir(path)
 
 	if err := os.WriteFile(path, []byte(strings.Replace(src, "soon", "10s", 1)), 0o600); err != nil {
 		t.Fatal(err)
@@ -650,7 +661,7 @@ func TestLoad(t *testing.T) {
 	if f != nil || !diags.HasErrors() {
 		t.Fatalf("Load of a missing file: File %v, diagnostics %v", f, diags)
 	}
-	buf.Reset()
+	var buf bytes.Buffer
 	if err := WriteDiagnostics(&buf, missing, nil, diags, false); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/dewy-agent/dewy-agent/fleet"
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 )
 
 // This file decodes the top-level `fleet {}` block and an app's `rollout {}`
@@ -15,43 +16,8 @@ import (
 // its own against them, so every problem points at its attribute. The etcd
 // password is a secret: no message ever repeats it.
 
-// rawFleet is the `fleet {}` block.
-type rawFleet struct {
-	HostID        hcl.Expression `hcl:"host_id,optional"`
-	Labels        hcl.Expression `hcl:"labels,optional"`
-	SessionTTL    hcl.Expression `hcl:"session_ttl,optional"`
-	OnUnavailable hcl.Expression `hcl:"on_unavailable,optional"`
-	Etcd          []rawEtcd      `hcl:"etcd,block"`
-	FleetLock     []rawFleetLock `hcl:"fleetlock,block"`
-	DefRange      hcl.Range      `hcl:",def_range"`
-}
-
-type rawEtcd struct {
-	Endpoints hcl.Expression `hcl:"endpoints,optional"`
-	Prefix    hcl.Expression `hcl:"prefix,optional"`
-	CAFile    hcl.Expression `hcl:"ca_file,optional"`
-	CertFile  hcl.Expression `hcl:"cert_file,optional"`
-	KeyFile   hcl.Expression `hcl:"key_file,optional"`
-	Username  hcl.Expression `hcl:"username,optional"`
-	Password  hcl.Expression `hcl:"password,optional"`
-	DefRange  hcl.Range      `hcl:",def_range"`
-}
-
-type rawFleetLock struct {
-	URL      hcl.Expression `hcl:"url,optional"`
-	Group    hcl.Expression `hcl:"group,optional"`
-	DefRange hcl.Range      `hcl:",def_range"`
-}
-
-// rawRollout is an app's `rollout {}` block.
-type rawRollout struct {
-	Canary           hcl.Expression `hcl:"canary,optional"`
-	Bake             hcl.Expression `hcl:"bake,optional"`
-	MaxParallel      hcl.Expression `hcl:"max_parallel,optional"`
-	MinHealthyTime   hcl.Expression `hcl:"min_healthy_time,optional"`
-	FailureThreshold hcl.Expression `hcl:"failure_threshold,optional"`
-	DefRange         hcl.Range      `hcl:",def_range"`
-}
+// rawRollout is an app's `rollout {}` block, read by readRollout.
+type rawRollout = hclsettings.Block
 
 // probeFleet is a valid fleet that each attribute is put into alone, so
 // that fleet.Validate's answer is about that attribute only.
@@ -77,19 +43,22 @@ func firstLines(err error) string {
 // readFleet decodes the fleet block, or returns nil when the file has none.
 // The host_id default (machine id, hostname) is left to the agent, which
 // reads the machine; every other default is fleet's (WithDefaults).
-func (d *decoder) readFleet(raws []rawFleet) *fleet.Fleet {
+func (d *decoder) readFleet(raws []hclsettings.Block) *fleet.Fleet {
 	if len(raws) == 0 {
 		return nil
 	}
-	r := raws[0]
+	blk := raws[0]
 	for _, extra := range raws[1:] {
 		d.fail(extra.DefRange, "Duplicate fleet block",
-			"a config file has at most one fleet block and the first is at line %d; merge them.", r.DefRange.Start.Line)
+			"a config file has at most one fleet block and the first is at line %d; merge them.", blk.DefRange.Start.Line)
 	}
-	hostID := eval[string](d, r.HostID, "host_id", "a string", r.DefRange)
-	labels := eval[map[string]string](d, r.Labels, "labels", `a map of strings such as { role = "canary" }`, r.DefRange)
-	ttl := eval[string](d, r.SessionTTL, "session_ttl", `a duration string such as "15s"`, r.DefRange)
-	onUnavail := eval[string](d, r.OnUnavailable, "on_unavailable", `"hold" or "local"`, r.DefRange)
+	r := d.Read(blk.Body, blk.DefRange)
+	hostID := hclsettings.Get[string](r, "host_id", "a string")
+	labels := hclsettings.Get[map[string]string](r, "labels", `a map of strings such as { role = "canary" }`)
+	ttl := hclsettings.Get[string](r, "session_ttl", `a duration string such as "15s"`)
+	onUnavail := hclsettings.Get[string](r, "on_unavailable", `"hold" or "local"`)
+	etcds, locks := r.Blocks("etcd"), r.Blocks("fleetlock")
+	r.Close()
 
 	f := fleet.Fleet{HostID: hostID.Val, Labels: fleet.NewLabels(labels.Val), OnUnavailable: onUnavail.Val}
 	if ttl.Set {
@@ -113,20 +82,22 @@ func (d *decoder) readFleet(raws []rawFleet) *fleet.Fleet {
 	probe(onUnavail, func(p *fleet.Fleet) { p.OnUnavailable = onUnavail.Val })
 
 	ok := true
-	if len(r.Etcd) > 0 {
-		e := r.Etcd[0]
-		for _, extra := range r.Etcd[1:] {
+	if len(etcds) > 0 {
+		e := etcds[0]
+		for _, extra := range etcds[1:] {
 			d.fail(extra.DefRange, "Duplicate etcd block", "the fleet block has one etcd block, at line %d.", e.DefRange.Start.Line)
 		}
 		f.Etcd, ok = d.readEtcd(e)
 	}
-	if len(r.FleetLock) > 0 {
-		l := r.FleetLock[0]
-		for _, extra := range r.FleetLock[1:] {
+	if len(locks) > 0 {
+		l := locks[0]
+		for _, extra := range locks[1:] {
 			d.fail(extra.DefRange, "Duplicate fleetlock block", "the fleet block has one fleetlock block, at line %d.", l.DefRange.Start.Line)
 		}
-		url := eval[string](d, l.URL, "url", "a string", l.DefRange)
-		group := eval[string](d, l.Group, "group", "a string", l.DefRange)
+		lr := d.Read(l.Body, l.DefRange)
+		url := hclsettings.Get[string](lr, "url", "a string")
+		group := hclsettings.Get[string](lr, "group", "a string")
+		lr.Close()
 		f.FleetLock = fleet.FleetLock{URL: url.Val, Group: group.Val}
 		if !url.Set && !url.Bad {
 			d.fail(l.DefRange, "Missing fleetlock url", `the fleetlock block needs url, e.g. url = "http://10.0.0.9:8080".`)
@@ -138,12 +109,12 @@ func (d *decoder) readFleet(raws []rawFleet) *fleet.Fleet {
 		}
 	}
 	switch {
-	case len(r.Etcd) > 0 && len(r.FleetLock) > 0:
-		d.fail(r.FleetLock[0].DefRange, "Two fleet backends",
-			"the fleet block has an etcd block (line %d) and a fleetlock block; keep one of them.", r.Etcd[0].DefRange.Start.Line)
+	case len(etcds) > 0 && len(locks) > 0:
+		d.fail(locks[0].DefRange, "Two fleet backends",
+			"the fleet block has an etcd block (line %d) and a fleetlock block; keep one of them.", etcds[0].DefRange.Start.Line)
 		return &f
-	case len(r.Etcd) == 0 && len(r.FleetLock) == 0:
-		d.fail(r.DefRange, "Missing fleet backend",
+	case len(etcds) == 0 && len(locks) == 0:
+		d.fail(blk.DefRange, "Missing fleet backend",
 			`the fleet block needs etcd { endpoints = ["https://10.0.0.1:2379"] } or fleetlock { url = "..." }.`)
 		return &f
 	}
@@ -153,20 +124,22 @@ func (d *decoder) readFleet(raws []rawFleet) *fleet.Fleet {
 		if check.HostID == "" {
 			check.HostID = "probe" // the agent fills it in from the machine
 		}
-		d.checkFleet(r.DefRange, "Invalid fleet block", check)
+		d.checkFleet(blk.DefRange, "Invalid fleet block", check)
 	}
 	return &withDefaults
 }
 
 // readEtcd decodes the etcd block; ok is false when a problem was reported.
-func (d *decoder) readEtcd(e rawEtcd) (fleet.Etcd, bool) {
-	eps := eval[[]string](d, e.Endpoints, "endpoints", `a list of URLs such as ["https://10.0.0.1:2379"]`, e.DefRange)
-	prefix := eval[string](d, e.Prefix, "prefix", "a string", e.DefRange)
-	ca := eval[string](d, e.CAFile, "ca_file", "a string", e.DefRange)
-	cert := eval[string](d, e.CertFile, "cert_file", "a string", e.DefRange)
-	key := eval[string](d, e.KeyFile, "key_file", "a string", e.DefRange)
-	user := eval[string](d, e.Username, "username", "a string", e.DefRange)
-	pw := eval[string](d, e.Password, "password", "a string", e.DefRange)
+func (d *decoder) readEtcd(e hclsettings.Block) (fleet.Etcd, bool) {
+	r := d.Read(e.Body, e.DefRange)
+	eps := hclsettings.Get[[]string](r, "endpoints", `a list of URLs such as ["https://10.0.0.1:2379"]`)
+	prefix := hclsettings.Get[string](r, "prefix", "a string")
+	ca := hclsettings.Get[string](r, "ca_file", "a string")
+	cert := hclsettings.Get[string](r, "cert_file", "a string")
+	key := hclsettings.Get[string](r, "key_file", "a string")
+	user := hclsettings.Get[string](r, "username", "a string")
+	pw := hclsettings.Get[string](r, "password", "a string")
+	r.Close()
 	out := fleet.Etcd{
 		Endpoints: fleet.NewEndpoints(eps.Val...), Prefix: prefix.Val,
 		CAFile: ca.Val, CertFile: cert.Val, KeyFile: key.Val, Username: user.Val, Password: pw.Val,
@@ -209,12 +182,14 @@ func (d *decoder) readRollout(ra rawApp) (*fleet.Rollout, hcl.Range) {
 	if len(ra.Rollouts) == 0 {
 		return nil, hcl.Range{}
 	}
-	r := firstBlock(d, ra.Rollouts, func(b rawRollout) hcl.Range { return b.DefRange }, ra.Name, "rollout", "merge them")
-	canary := eval[string](d, r.Canary, "canary", `a host count or a percentage such as "5%"`, r.DefRange)
-	bake := eval[string](d, r.Bake, "bake", `a duration string such as "10m"`, r.DefRange)
-	maxPar := eval[string](d, r.MaxParallel, "max_parallel", `a host count or a percentage such as "10%"`, r.DefRange)
-	minHealthy := eval[string](d, r.MinHealthyTime, "min_healthy_time", `a duration string such as "30s"`, r.DefRange)
-	threshold := eval[int](d, r.FailureThreshold, "failure_threshold", "a whole number", r.DefRange)
+	blk := firstBlock(d, ra.Rollouts, func(b rawRollout) hcl.Range { return b.DefRange }, ra.Name, "rollout", "merge them")
+	r := d.Read(blk.Body, blk.DefRange)
+	canary := hclsettings.Get[string](r, "canary", `a host count or a percentage such as "5%"`)
+	bake := hclsettings.Get[string](r, "bake", `a duration string such as "10m"`)
+	maxPar := hclsettings.Get[string](r, "max_parallel", `a host count or a percentage such as "10%"`)
+	minHealthy := hclsettings.Get[string](r, "min_healthy_time", `a duration string such as "30s"`)
+	threshold := hclsettings.Get[int](r, "failure_threshold", "a whole number")
+	r.Close()
 
 	ro := fleet.Rollout{Canary: fleet.Amount(canary.Val), MaxParallel: fleet.Amount(maxPar.Val), FailureThreshold: threshold.Val}
 	if bake.Set {
@@ -239,7 +214,7 @@ func (d *decoder) readRollout(ra rawApp) (*fleet.Rollout, hcl.Range) {
 		d.fail(threshold.Range, "Invalid rollout setting", "failure_threshold is %d; it must be at least 1.", threshold.Val)
 	}
 	out := ro.WithDefaults()
-	return &out, r.DefRange
+	return &out, blk.DefRange
 }
 
 // checkRolloutsNeedFleet reports every rollout block of a file without a

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,10 @@ func TestFleetDiagnostics(t *testing.T) {
 		{"bad bake", etcd, lines("  rollout {", `    bake = "soon"`, "  }"), 9, "bake"},
 		{"bad threshold", etcd, lines("  rollout {", "    failure_threshold = 0", "  }"), 9, "failure_threshold"},
 		{"unknown attribute", lines(etcd, "  colour = 1"), "", 3, "colour"},
+		{"unknown etcd attribute", lines("  etcd {", `    endpoints = ["http://a:1"]`, `    prefx = "/d"`, "  }"), "", 4, `Did you mean "prefix"?`},
+		{"unknown fleetlock attribute", lines(`  fleetlock {`, `    url = "http://b:1"`, `    grup = "web"`, "  }"), "", 4, `Did you mean "group"?`},
+		{"unknown block", lines(etcd, "  etc {}"), "", 3, `Did you mean "etcd"?`},
+		{"unknown rollout attribute", etcd, lines("  rollout {", "    canry = 1", "  }"), 9, `Did you mean "canary"?`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +142,51 @@ func TestFleetDiagnostics(t *testing.T) {
 			if !found {
 				t.Errorf("want a diagnostic about %q at line %d, got %v", tt.want, tt.line, diags)
 			}
+		})
+	}
+}
+
+// TestUnknownSettingInReadBlocks: the blocks read by name (agent, fleet and
+// its etcd block, rollout, runner) reject what they do not know, at its line
+// and with a suggestion, in every syntax.
+func TestUnknownSettingInReadBlocks(t *testing.T) {
+	tests := []struct {
+		name, file, src string
+		line            int
+		want            string
+	}{
+		{"HCL agent", "dewy.hcl", "agent {\n  stat_dir = \"/srv\"\n}\n" + fmt.Sprintf(fleetApp, ""), 2, `Did you mean "state_dir"?`},
+		{"HCL runner", "dewy.hcl", "app \"web\" {\n  registry = \"file:///srv/rel\"\n  runner \"server\" {\n    command = [\"./web\"]\n    restrat = \"never\"\n  }\n}\n", 5, `Did you mean "restart"?`},
+		{"JSON agent", "dewy.json", `{
+  "agent": {"stat_dir": "/srv"},
+  "app": {"web": {"registry": "file:///srv/rel", "runner": {"assets": {}}}}
+}`, 2, `Did you mean "state_dir"?`},
+		{"JSON etcd", "dewy.json", `{
+  "fleet": {"etcd": {"endpoints": ["http://a:1"],
+                     "prefx": "/d"}},
+  "app": {"web": {"registry": "file:///srv/rel", "runner": {"assets": {}}}}
+}`, 3, `Did you mean "prefix"?`},
+		{"YAML rollout", "dewy.yaml", `fleet:
+  etcd:
+    endpoints: ["http://a:1"]
+app:
+  web:
+    registry: file:///srv/rel
+    runner:
+      assets: {}
+    rollout:
+      canry: 1
+`, 10, `Did you mean "canary"?`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse(tt.file, []byte(tt.src))
+			for _, d := range diags {
+				if strings.Contains(d.Detail, tt.want) && d.Subject != nil && d.Subject.Start.Line == tt.line {
+					return
+				}
+			}
+			t.Errorf("want %q at line %d, got %v", tt.want, tt.line, diags)
 		})
 	}
 }

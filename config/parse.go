@@ -87,27 +87,13 @@ func parse(filename string, src []byte, ctx *hcl.EvalContext) (*File, hcl.Diagno
 }
 
 // The raw structs mirror the HCL schema. gohcl rejects anything they do not
-// name (none of them has a "remain" field except rawRunner, whose body is
-// decoded strictly once its kind is known).
+// name. The agent, fleet and rollout blocks are read by name with an
+// hclsettings.Reader, which rejects the rest of their content the same way;
+// a runner block's body is handed to its kind once the kind is known.
 type rawFile struct {
-	Agents []rawAgent `hcl:"agent,block"`
-	Apps   []rawApp   `hcl:"app,block"`
-	Fleets []rawFleet `hcl:"fleet,block"`
-}
-
-type rawAgent struct {
-	StateDir   hcl.Expression `hcl:"state_dir,optional"`
-	LogLevel   hcl.Expression `hcl:"log_level,optional"`
-	LogFormat  hcl.Expression `hcl:"log_format,optional"`
-	Admin      hcl.Expression `hcl:"admin,optional"`
-	AdminToken hcl.Expression `hcl:"admin_token,optional"`
-	Notify     hcl.Expression `hcl:"notify,optional"`
-	KeepApps   hcl.Expression `hcl:"keep_apps_running_on_stop,optional"`
-	// MinFreeSpace: see config/freespace.go.
-	MinFreeSpace hcl.Expression `hcl:"min_free_space,optional"`
-	// MaxParallelDeploys: max_parallel_deploys (see Agent).
-	MaxParallelDeploys hcl.Expression `hcl:"max_parallel_deploys,optional"`
-	DefRange           hcl.Range      `hcl:",def_range"`
+	Agents []hclsettings.Block `hcl:"agent,block"`
+	Apps   []rawApp            `hcl:"app,block"`
+	Fleets []hclsettings.Block `hcl:"fleet,block"`
 }
 
 type rawApp struct {
@@ -251,17 +237,20 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 
 	if len(raw.Agents) > 0 {
 		a := raw.Agents[0]
+		r := d.Read(a.Body, a.DefRange)
 		in.agent = agentInput{
-			stateDir:           eval[string](d, a.StateDir, "state_dir", "a string", a.DefRange),
-			logLevel:           eval[string](d, a.LogLevel, "log_level", "a string", a.DefRange),
-			logFormat:          eval[string](d, a.LogFormat, "log_format", "a string", a.DefRange),
-			admin:              eval[string](d, a.Admin, "admin", "a string", a.DefRange),
-			adminToken:         eval[string](d, a.AdminToken, "admin_token", "a string", a.DefRange),
-			notify:             eval[[]string](d, a.Notify, "notify", "a list of notifier URLs", a.DefRange),
-			minFreeSpace:       eval[string](d, a.MinFreeSpace, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`, a.DefRange),
-			keepApps:           eval[bool](d, a.KeepApps, "keep_apps_running_on_stop", "true or false", a.DefRange),
-			maxParallelDeploys: eval[int](d, a.MaxParallelDeploys, "max_parallel_deploys", "a whole number", a.DefRange),
+			stateDir:     hclsettings.Get[string](r, "state_dir", "a string"),
+			logLevel:     hclsettings.Get[string](r, "log_level", "a string"),
+			logFormat:    hclsettings.Get[string](r, "log_format", "a string"),
+			admin:        hclsettings.Get[string](r, "admin", "a string"),
+			adminToken:   hclsettings.Get[string](r, "admin_token", "a string"),
+			notify:       hclsettings.Get[[]string](r, "notify", "a list of notifier URLs"),
+			minFreeSpace: hclsettings.Get[string](r, "min_free_space", `a size such as "1GiB" or a percentage such as "5%"`), // see freespace.go
+			keepApps:     hclsettings.Get[bool](r, "keep_apps_running_on_stop", "true or false"),
+			// max_parallel_deploys: see Agent.
+			maxParallelDeploys: hclsettings.Get[int](r, "max_parallel_deploys", "a whole number"),
 		}
+		r.Close()
 		for _, extra := range raw.Agents[1:] {
 			d.fail(extra.DefRange, "Duplicate agent block",
 				"a config file has at most one agent block and the first is at line %d; merge the settings into it.",

@@ -548,25 +548,8 @@ func TestYAMLAliasBomb(t *testing.T) {
 // TestLoadYAML loads a YAML file from disk and prints its diagnostics with the
 // source line read back from the file.
 func TestLoadYAML(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "dewy.yml")
 	src := "agent:\n  state_dir: /srv/dewy\napp:\n  api:\n    registry: ghr://linyows/myapp\n    interval: soon\n    runner:\n      assets: {}\n"
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, diags := Load(path)
-	if f != nil || !diags.HasErrors() {
-		t.Fatalf("want an error, got %v, %v", f, diags)
-	}
-	var buf bytes.Buffer
-	if err := WriteDiagnostics(&buf, path, nil, diags, false); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{path + ":6,15:", `interval: "soon" is not a duration`, "   6:     interval: soon"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("want %q in:\n%s", want, buf.String())
-		}
-	}
+	loadBad(t, "dewy.yml", src, "PATH:6,15:", `interval: "soon" is not a duration`, "   6:     interval: soon")
 }
 
 // FuzzYAMLToJSON feeds YAML to the converter: it never panics, what it accepts

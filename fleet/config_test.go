@@ -47,7 +47,7 @@ func TestFleetValidate(t *testing.T) {
 			f := goodFleet()
 			tt.modify(&f)
 			err := f.Validate()
-			if testkit.ExpectErrors(t, err, tt.want...) {
+			if testkit.ExpectError(t, err, tt.want...) {
 				return
 			}
 			if strings.Contains(err.Error(), "s3cret-pw") {

@@ -24,19 +24,26 @@ type Kind interface {
 }
 
 // NewKind is the Kind named name whose blocks decode reads: what a runner
-// package returns for config's table.
-func NewKind(name string, decode func(hclsettings.Block) (Settings, hcl.Diagnostics)) Kind {
+// package returns for config's table. decode asks r for each attribute of
+// the block (hclsettings.Get) and reports its problems through r; the kind
+// rejects whatever else the block holds once decode returns.
+func NewKind(name string, decode func(r *hclsettings.Reader) Settings) Kind {
 	return kind{name: name, decode: decode}
 }
 
 type kind struct {
 	name   string
-	decode func(hclsettings.Block) (Settings, hcl.Diagnostics)
+	decode func(*hclsettings.Reader) Settings
 }
 
 func (k kind) Name() string { return k.name }
 
-func (k kind) Decode(b hclsettings.Block) (Settings, hcl.Diagnostics) { return k.decode(b) }
+func (k kind) Decode(b hclsettings.Block) (Settings, hcl.Diagnostics) {
+	r := hclsettings.NewDecoder(b.Ctx).Read(b.Body, b.DefRange)
+	s := k.decode(r)
+	r.Close()
+	return s, r.Diags
+}
 
 // Lower bounds of the duration attributes the runners that check health and
 // watch for crashes share: a shorter health_timeout or crash_window cannot

@@ -91,23 +91,6 @@ func (s *Settings) Files() bool { return len(s.FileSuffixes()) > 0 }
 // Images reports whether cosign_public_key is set; false for nil Settings.
 func (s *Settings) Images() bool { return s != nil && s.CosignPublicKey != nil }
 
-// rawVerify is the verify {} block's schema.
-type rawVerify struct {
-	MinisignPublicKeys hcl.Expression `hcl:"minisign_public_keys,optional"`
-	SSHAllowedSigners  hcl.Expression `hcl:"ssh_allowed_signers,optional"`
-	SSHNamespace       hcl.Expression `hcl:"ssh_namespace,optional"`
-	CosignPublicKey    hcl.Expression `hcl:"cosign_public_key,optional"`
-	Sigstore           []rawSigstore  `hcl:"sigstore,block"`
-}
-
-// rawSigstore is the sigstore {} block inside verify.
-type rawSigstore struct {
-	TrustedRoot hcl.Expression `hcl:"trusted_root,optional"`
-	Issuer      hcl.Expression `hcl:"issuer,optional"`
-	Identity    hcl.Expression `hcl:"identity,optional"`
-	DefRange    hcl.Range      `hcl:",def_range"`
-}
-
 // Decode reads a verify {} block. Relative paths are resolved against baseDir
 // (the config file's folder), and the files they name are read and parsed
 // now, so that every problem (an unknown attribute, a key that does not
@@ -116,22 +99,23 @@ type rawSigstore struct {
 // an error.
 func Decode(b hclsettings.Block, baseDir string) (*Settings, hcl.Diagnostics) {
 	d := hclsettings.NewDecoder(b.Ctx)
-	var raw rawVerify
-	d.DecodeBody(b.Body, &raw)
+	r := d.Read(b.Body, b.DefRange)
 	blk := b.DefRange
 	s := &Settings{}
 
-	keys := hclsettings.Eval[[]string](d, raw.MinisignPublicKeys, "minisign_public_keys",
-		`a list of minisign public keys, each the base64 line of a minisign.pub, e.g. ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]`, blk)
-	signers := hclsettings.Eval[string](d, raw.SSHAllowedSigners, "ssh_allowed_signers",
-		"the path of an allowed signers file (the format of ssh-keygen -Y verify)", blk)
-	namespace := hclsettings.Eval[string](d, raw.SSHNamespace, "ssh_namespace",
-		`the namespace the release was signed for (ssh-keygen -Y sign -n), "file" when not set`, blk)
-	cosign := hclsettings.Eval[string](d, raw.CosignPublicKey, "cosign_public_key",
-		"the path of a cosign public key (cosign.pub, a PEM PUBLIC KEY), for img:// apps", blk)
+	keys := hclsettings.Get[[]string](r, "minisign_public_keys",
+		`a list of minisign public keys, each the base64 line of a minisign.pub, e.g. ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]`)
+	signers := hclsettings.Get[string](r, "ssh_allowed_signers",
+		"the path of an allowed signers file (the format of ssh-keygen -Y verify)")
+	namespace := hclsettings.Get[string](r, "ssh_namespace",
+		`the namespace the release was signed for (ssh-keygen -Y sign -n), "file" when not set`)
+	cosign := hclsettings.Get[string](r, "cosign_public_key",
+		"the path of a cosign public key (cosign.pub, a PEM PUBLIC KEY), for img:// apps")
+	sigstores := r.Blocks("sigstore")
+	r.Close()
 
 	if keys.Set {
-		s.MinisignPublicKeys = decodeMinisignKeys(d, keys, raw.MinisignPublicKeys)
+		s.MinisignPublicKeys = decodeMinisignKeys(d, keys, r.Expr("minisign_public_keys"))
 	}
 	if signers.Set {
 		if f, ok := readKeyFile(d, signers, "ssh_allowed_signers", baseDir); ok {
@@ -157,13 +141,13 @@ func Decode(b hclsettings.Block, baseDir string) (*Settings, hcl.Diagnostics) {
 			s.CosignPublicKey = &f
 		}
 	}
-	for i, r := range raw.Sigstore {
+	for i, sb := range sigstores {
 		if i > 0 {
-			d.Fail(r.DefRange, "Duplicate sigstore block",
-				"a verify block has at most one sigstore block and the first is at line %d; merge them.", raw.Sigstore[0].DefRange.Start.Line)
+			d.Fail(sb.DefRange, "Duplicate sigstore block",
+				"a verify block has at most one sigstore block and the first is at line %d; merge them.", sigstores[0].DefRange.Start.Line)
 			continue
 		}
-		s.Sigstore = decodeSigstore(d, r, baseDir)
+		s.Sigstore = decodeSigstore(d, sb, baseDir)
 	}
 
 	if !d.Diags.HasErrors() && len(s.MinisignPublicKeys) == 0 && s.SSH == nil && s.CosignPublicKey == nil && s.Sigstore == nil {
@@ -219,14 +203,15 @@ func decodeMinisignKeys(d *hclsettings.Decoder, keys hclsettings.Setting[[]strin
 
 // decodeSigstore reads the sigstore {} block; nil when it is not usable
 // (reported).
-func decodeSigstore(d *hclsettings.Decoder, r rawSigstore, baseDir string) *SigstoreSettings {
-	blk := r.DefRange
-	root := hclsettings.Eval[string](d, r.TrustedRoot, "trusted_root",
-		"the path of a Sigstore trusted root (trusted_root.json, as `sigstore trustedroot` or the TUF repository gives it)", blk)
-	issuer := hclsettings.Eval[string](d, r.Issuer, "issuer",
-		`the OIDC issuer of the signing certificate, e.g. "https://token.actions.githubusercontent.com"`, blk)
-	identity := hclsettings.Eval[string](d, r.Identity, "identity",
-		`the signer's identity (the certificate's subject alternative name), e.g. "https://github.com/org/api/.github/workflows/release.yml@refs/heads/main"`, blk)
+func decodeSigstore(d *hclsettings.Decoder, b hclsettings.Block, baseDir string) *SigstoreSettings {
+	r := d.Read(b.Body, b.DefRange)
+	root := hclsettings.Get[string](r, "trusted_root",
+		"the path of a Sigstore trusted root (trusted_root.json, as `sigstore trustedroot` or the TUF repository gives it)")
+	issuer := hclsettings.Get[string](r, "issuer",
+		`the OIDC issuer of the signing certificate, e.g. "https://token.actions.githubusercontent.com"`)
+	identity := hclsettings.Get[string](r, "identity",
+		`the signer's identity (the certificate's subject alternative name), e.g. "https://github.com/org/api/.github/workflows/release.yml@refs/heads/main"`)
+	r.Close()
 	ok := true
 	for _, m := range []struct {
 		s    hclsettings.Setting[string]

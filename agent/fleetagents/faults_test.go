@@ -60,14 +60,10 @@ func (w *fleetWorld) poller() int {
 // within session_ttl, publishes the next release, and its rollout reaches
 // every live host.
 func TestFleetPollerKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and four agents; about 15s")
-	}
-	w := newFleetWorld(t)
+	w := newFleetWorld(t, "four agents; about 15s")
 	op := w.operator()
 	const rollout = `canary = 1
     max_parallel = 2`
-	w.publish("v1.0.0", site("v1.0.0"))
 	w.startBehindProxies(4, rollout, "")
 	w.eventually(30*time.Second, "every host runs v1.0.0", w.all(runs("v1.0.0")))
 	w.eventually(10*time.Second, "one host polls", func() bool { return w.poller() >= 0 })
@@ -104,14 +100,10 @@ func TestFleetPollerKilled(t *testing.T) {
 // expires, nobody else deploys meanwhile, and then the next host in line
 // takes the slot and the rollout reaches every live host.
 func TestFleetOrphanedSlot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and four agents; about 15s")
-	}
-	w := newFleetWorld(t)
+	w := newFleetWorld(t, "four agents; about 15s")
 	op := w.operator()
 	block := func(host string) string { return filepath.Join(w.dir, "block-"+host) }
 	const rollout = `max_parallel = 1`
-	w.publish("v1.0.0", site("v1.0.0"))
 	for range 4 {
 		i := len(w.hosts)
 		w.add(rollout, fmt.Sprintf(`hooks {
@@ -163,13 +155,9 @@ func TestFleetOrphanedSlot(t *testing.T) {
 // v1.1.0 rolls out on the others; when the connection is back it takes a
 // slot like any host and gets v1.1.0.
 func TestFleetCutConnection(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and three agents; about 15s")
-	}
-	w := newFleetWorld(t)
+	w := newFleetWorld(t, "three agents; about 15s")
 	const rollout = `canary = 1
     max_parallel = 1`
-	w.publish("v1.0.0", site("v1.0.0"))
 	w.start(2, rollout)
 	p := w.proxy()
 	cut := w.add(rollout, "", p)
@@ -219,13 +207,9 @@ func TestFleetCutConnection(t *testing.T) {
 // v1.1.0 is in the registry; when the members are back the fleet rolls
 // v1.1.0 out.
 func TestFleetQuorumLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and three agents; about 20s")
-	}
-	w := newFleetWorld(t)
+	w := newFleetWorld(t, "three agents; about 20s")
 	const rollout = `canary = 1
     max_parallel = 1`
-	w.publish("v1.0.0", site("v1.0.0"))
 	w.start(3, rollout)
 	w.eventually(30*time.Second, "every host runs v1.0.0", w.all(runs("v1.0.0")))
 
@@ -306,15 +290,11 @@ func runs(v string) func(agent.Status) bool {
 // once (neither jumping ahead to v1.1.0 nor waiting with nothing), then wait
 // in the bake like everyone else and get v1.1.0 when it is promoted.
 func TestFleetNewHostInstallsRolledOutVersion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and four agents; about 15s")
-	}
-	w := newFleetWorld(t)
+	w := newFleetWorld(t, "four agents; about 15s")
 	op := w.operator()
 	const rollout = `canary = 1
     bake = "1h"
     max_parallel = 1`
-	w.publish("v1.0.0", site("v1.0.0"))
 	w.start(3, rollout)
 	w.promote(op, "v1.0.0") // the first rollout needs no hour of bake
 	w.eventually(30*time.Second, "v1.0.0 rolled out", w.all(func(s agent.Status) bool {

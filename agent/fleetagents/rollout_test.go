@@ -35,11 +35,16 @@ type fleetWorld struct {
 	chk    *fleetChecker
 }
 
-func newFleetWorld(t *testing.T) *fleetWorld {
+// newFleetWorld returns a fleet world whose registry holds v1.0.0. It starts
+// an etcd cluster and then agents (what says how many and for how long), so
+// under -short it skips the test instead.
+func newFleetWorld(t *testing.T, what string) *fleetWorld {
 	t.Helper()
+	testkit.Slow(t, "starts an etcd cluster and "+what)
 	dir := t.TempDir()
 	w := &fleetWorld{t: t, dir: dir, reg: filepath.Join(dir, "registry"), cl: etcdtest.Start(t, 3), prefix: "/test/" + t.Name()}
 	w.chk = startFleetChecker(t, w.cl.Endpoints(), w.prefix, "site")
+	w.publish("v1.0.0", site("v1.0.0"))
 	return w
 }
 
@@ -57,35 +62,6 @@ func (w *fleetWorld) publish(v string, artifact []byte) {
 	if err := os.Rename(tmp, filepath.Join(d, "site.tar.gz")); err != nil {
 		w.t.Fatal(err)
 	}
-}
-
-// fleetConfig is one host's config file.
-func (w *fleetWorld) fleetConfig(host, labels, rollout, appExtra string, endpoints []string) string {
-	eps := `"` + strings.Join(endpoints, `", "`) + `"`
-	return fmt.Sprintf(`agent {
-  state_dir = %q
-  admin = ""
-}
-fleet {
-  host_id = %q
-  labels = { %s }
-  session_ttl = "2s"
-  etcd {
-    endpoints = [%s]
-    prefix = %q
-  }
-}
-app "site" {
-  registry = "file://%s"
-  artifact = "site.tar.gz"
-  interval = "1s"
-  runner "assets" {}
-  rollout {
-    %s
-  }
-  %s
-}
-`, filepath.Join(w.dir, host), host, labels, eps, w.prefix, w.reg, rollout, appExtra)
 }
 
 // start runs n agents; host h0 is labelled role = canary.
@@ -131,7 +107,10 @@ func (w *fleetWorld) run(i int, rollout, appExtra string, proxy *etcdtest.Proxy)
 		eps = []string{proxy.Endpoint()}
 	}
 	path := filepath.Join(w.dir, host+".hcl")
-	if err := os.WriteFile(path, []byte(w.fleetConfig(host, labels, rollout, appExtra, eps)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(testkit.FleetHost{
+		StateDir: filepath.Join(w.dir, host), HostID: host, Labels: labels, Endpoints: eps,
+		Prefix: w.prefix, Registry: w.reg, Rollout: rollout, AppExtra: appExtra,
+	}.Config()), 0o644); err != nil {
 		w.t.Fatal(err)
 	}
 	cfg, diags := config.Load(path)
@@ -218,11 +197,7 @@ func (w *fleetWorld) eventually(d time.Duration, what string, cond func() bool) 
 // fails the test on any broken rule, and exactly one host polls the
 // registry.
 func TestFleetRolloutGoodThenBad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an etcd cluster and six agents; about 15s")
-	}
-	w := newFleetWorld(t)
-	w.publish("v1.0.0", site("v1.0.0"))
+	w := newFleetWorld(t, "six agents; about 15s")
 	w.start(6, `canary = 1
     bake = "1s"
     max_parallel = 2

@@ -37,6 +37,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
+	"github.com/dewy-agent/dewy-agent/internal/tick"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/runners/container"
 	"github.com/dewy-agent/dewy-agent/sources"
@@ -235,14 +236,7 @@ type agent struct {
 }
 
 func (a *agent) loop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, every, nil, func() {
 		ev, err := a.poll(ctx)
 		if err != nil && ctx.Err() != nil {
 			return
@@ -251,7 +245,7 @@ func (a *agent) loop(ctx context.Context, every time.Duration) {
 			ev.err = err
 			a.events <- ev
 		}
-	}
+	})
 }
 
 // poll checks the registry once and deploys a newer version; the event's version

@@ -28,34 +28,13 @@ func TestFleetThreeAgents(t *testing.T) {
 		writeFile(t, filepath.Join(reg, v, "site.tar.gz"), testkit.TarGz(map[string]string{"index.html": v + "\n"}))
 	}
 	publish("v1.0.0")
-	eps := `"` + strings.Join(cl.Endpoints(), `", "`) + `"`
 	config := func(host, role string) string {
 		path := filepath.Join(dir, host+".hcl")
-		writeFile(t, path, []byte(fmt.Sprintf(`
-agent {
-  state_dir = %q
-  admin     = ""
-}
-fleet {
-  host_id     = %q
-  labels      = { role = %q }
-  session_ttl = "2s"
-  etcd {
-    endpoints = [%s]
-    prefix    = "/e2e"
-  }
-}
-app "site" {
-  registry = "file://%s?artifact=site.tar.gz"
-  interval = "1s"
-  runner "assets" {}
-  rollout {
-    canary       = 1
-    bake         = "1s"
-    max_parallel = 1
-  }
-}
-`, filepath.Join(dir, host), host, role, eps, reg)))
+		writeFile(t, path, []byte(testkit.FleetHost{
+			StateDir: filepath.Join(dir, host), HostID: host, Labels: fmt.Sprintf("role = %q", role),
+			Endpoints: cl.Endpoints(), Prefix: "/e2e", Registry: reg,
+			Rollout: "canary = 1\n    bake = \"1s\"\n    max_parallel = 1",
+		}.Config()))
 		return path
 	}
 	hosts := []string{"h0", "h1", "h2"}

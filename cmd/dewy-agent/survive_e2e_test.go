@@ -94,6 +94,38 @@ func (e *surviveEnv) publish(t *testing.T, v, script string) {
 	e.put(t, filepath.Join(e.reg, "web", v, testkit.Artifact("web")), testkit.TestAppRelease(e.bin, script))
 }
 
+// startServing publishes web v1.0.0 (script: see publish), starts the agent,
+// and waits until v1.0.0 answers and is recorded as deployed.
+func (e *surviveEnv) startServing(t *testing.T, script string) *proc {
+	t.Helper()
+	e.publish(t, "v1.0.0", script)
+	p := startAgent(t, e.cfg)
+	waitAnswer(t, p, e.url+"/version", "v1.0.0")
+	waitState(t, p, e.state, "web", "v1.0.0")
+	return p
+}
+
+// adoptAfter serves v1.0.0 under load from workers, ends the agent with end
+// (kill9, or a planned stop), checks that the app still answers with the same
+// pid, then starts the next agent and waits until it has adopted the app. It
+// returns that agent, the app's pid and the load, still running.
+func (e *surviveEnv) adoptAfter(t *testing.T, end func(*testing.T, *proc), what string, workers int) (*proc, string, *testkit.Load) {
+	t.Helper()
+	p := e.startServing(t, "")
+	pid := get(e.url + "/pid")
+	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: workers})
+	end(t, p)
+	if got := get(e.url + "/pid"); got != pid {
+		t.Fatalf("after %s the app answers pid %q, want %s", what, got, pid)
+	}
+	p = startAgent(t, e.cfg)
+	waitLog(t, p, "adopted the generation")
+	if got := get(e.url + "/pid"); got != pid {
+		t.Fatalf("after adoption pid %q answers, want %s", got, pid)
+	}
+	return p, pid, load
+}
+
 // publishSite puts version v of the assets app in the registry.
 func (e *surviveEnv) publishSite(t *testing.T, v string) {
 	t.Helper()
@@ -157,26 +189,9 @@ func (e *surviveEnv) checkOneApp(t *testing.T) int {
 // request; the restarted agent adopts the app (same pid) and its next deploy
 // hands the sockets on and stops the adopted generation.
 func TestAgentKill9UnderLoadAdoptsApp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	e := newSurviveEnv(t, "", "", false)
-	e.publish(t, "v1.0.0", "")
-	p := startAgent(t, e.cfg)
-	waitAnswer(t, p, e.url+"/version", "v1.0.0")
-	waitState(t, p, e.state, "web", "v1.0.0")
-	pid := get(e.url + "/pid")
-
-	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 4})
-	kill9(t, p)
-	if got := get(e.url + "/pid"); got != pid {
-		t.Fatalf("after the agent's crash the app answers pid %q, want %s", got, pid)
-	}
-	p = startAgent(t, e.cfg)
-	waitLog(t, p, "adopted the generation")
-	if got := get(e.url + "/pid"); got != pid {
-		t.Fatalf("after adoption pid %q answers, want %s", got, pid)
-	}
+	p, pid, load := e.adoptAfter(t, kill9, "the agent's crash", 4)
 	e.publish(t, "v1.1.0", "")
 	waitAnswer(t, p, e.url+"/version", "v1.1.0")
 	waitState(t, p, e.state, "web", "v1.1.0")
@@ -200,9 +215,7 @@ func TestAgentKill9UnderLoadAdoptsApp(t *testing.T) {
 // there and adopts the app, with no request failed; a stop that ends the app
 // removes the socket from the store.
 func TestSystemdStoreAcrossAgentKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	e := newSurviveEnv(t, "", "", false)
 	e.publish(t, "v1.0.0", "")
 	ns := testkit.ListenNotify(t)
@@ -240,22 +253,9 @@ func TestSystemdStoreAcrossAgentKill(t *testing.T) {
 // TestKeepAppsRunningOnStop: with keep_apps_running_on_stop, SIGTERM to the
 // agent leaves the app serving, and the next agent adopts it.
 func TestKeepAppsRunningOnStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	e := newSurviveEnv(t, "keep_apps_running_on_stop = true", "", false)
-	e.publish(t, "v1.0.0", "")
-	p := startAgent(t, e.cfg)
-	waitAnswer(t, p, e.url+"/version", "v1.0.0")
-	waitState(t, p, e.state, "web", "v1.0.0")
-	pid := get(e.url + "/pid")
-	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 2})
-	p.stop(t)
-	if got := get(e.url + "/pid"); got != pid {
-		t.Fatalf("after a planned stop the app answers pid %q, want %s", got, pid)
-	}
-	p = startAgent(t, e.cfg)
-	waitLog(t, p, "adopted the generation")
+	_, pid, load := e.adoptAfter(t, func(t *testing.T, p *proc) { p.stop(t) }, "a planned stop", 2)
 	if res := load.Stop(); res.Failed != 0 || res.Sent < 10 {
 		t.Fatalf("%d of %d requests failed across the agent's upgrade; first: %v", res.Failed, res.Sent, res.Errors)
 	}
@@ -268,14 +268,9 @@ func TestKeepAppsRunningOnStop(t *testing.T) {
 // going live is in its crash window: the restarted agent serves the old
 // version, and state.json and current agree.
 func TestAgentKilledInCrashWindow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	e := newSurviveEnv(t, "", `crash_window = "8s"`, false)
-	e.publish(t, "v1.0.0", "")
-	p := startAgent(t, e.cfg)
-	waitAnswer(t, p, e.url+"/version", "v1.0.0")
-	waitState(t, p, e.state, "web", "v1.0.0")
+	p := e.startServing(t, "")
 	e.publish(t, "v2.0.0", "exec ./testapp -version v2.0.0 -crash-after 3s")
 	waitAnswer(t, p, e.url+"/version", "v2.0.0") // live, inside its crash window
 	raw := readFile(filepath.Join(e.state, "apps", "web", "state.json"))
@@ -304,9 +299,7 @@ func TestAgentKilledInCrashWindow(t *testing.T) {
 // exec around an app ignoring SIGTERM, and an app holding its listener 8 s
 // while it drains. A planned stop kills such an app group too.
 func TestUnadoptableLeftoversAreStopped(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	for _, tc := range []struct{ name, script string }{
 		{"wrapper shell ignoring SIGTERM", "./testapp -version v1.0.0 -ignore-term"},
 		{"slow drain holding the listener", "exec ./testapp -version v1.0.0 -hold-listener 8s"},
@@ -314,10 +307,7 @@ func TestUnadoptableLeftoversAreStopped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // mostly waiting for stop timeouts
 			e := newSurviveEnv(t, "", "", false)
-			e.publish(t, "v1.0.0", tc.script)
-			p := startAgent(t, e.cfg)
-			waitAnswer(t, p, e.url+"/version", "v1.0.0")
-			waitState(t, p, e.state, "web", "v1.0.0")
+			p := e.startServing(t, tc.script)
 			old := get(e.url + "/pid")
 			kill9(t, p)
 			// Make the sockets unrecoverable: the record names descriptors the
@@ -405,19 +395,14 @@ func (e *surviveEnv) checkConsistent(t *testing.T, app string) {
 // exactly once holding its port, and the agent goes on alone. DEWY_SOAK_KILLS
 // sets the number of kills (make soak: 60); the normal run makes 4.
 func TestCrashSoak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test; skipped with -short")
-	}
+	testkit.Slow(t, "end-to-end test")
 	kills := 4
 	if n, err := strconv.Atoi(os.Getenv("DEWY_SOAK_KILLS")); err == nil && n > 0 {
 		kills = n
 	}
 	e := newSurviveEnv(t, "", "", true)
-	e.publish(t, "v1.0.0", "")
 	e.publishSite(t, "v1.0.0")
-	p := startAgent(t, e.cfg)
-	waitAnswer(t, p, e.url+"/version", "v1.0.0")
-	waitState(t, p, e.state, "web", "v1.0.0")
+	p := e.startServing(t, "")
 	// Requests are counted across the kills and deploys, and reported.
 	load := testkit.StartLoad(e.url+"/version", testkit.LoadOptions{Workers: 4, KeepAlive: testkit.KeepAliveHalf})
 	for i := 1; i <= kills; i++ {

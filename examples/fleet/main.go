@@ -138,32 +138,14 @@ func run(agentBin string, keep bool) error {
 	return nil
 }
 
+// config is one host's config file: a fleet of one etcd member, whose
+// rollout puts one canary first, bakes 3s and then goes two hosts at a time.
 func config(dir, host, role, endpoint, reg string) string {
-	return fmt.Sprintf(`agent {
-  state_dir = %q
-  admin     = ""
-}
-fleet {
-  host_id     = %q
-  labels      = { role = %q }
-  session_ttl = "2s"
-  etcd {
-    endpoints = [%q]
-    prefix    = "/demo"
-  }
-}
-app "site" {
-  registry = "file://%s?artifact=site.tar.gz"
-  interval = "1s"
-  runner "assets" {}
-  rollout {
-    canary           = 1
-    bake             = "3s"
-    max_parallel     = 2
-    min_healthy_time = "1s"
-  }
-}
-`, filepath.Join(dir, host), host, role, endpoint, reg)
+	return testkit.FleetHost{
+		StateDir: filepath.Join(dir, host), HostID: host, Labels: fmt.Sprintf("role = %q", role),
+		Endpoints: []string{endpoint}, Prefix: "/demo", Registry: reg,
+		Rollout: "canary = 1\n    bake = \"3s\"\n    max_parallel = 2\n    min_healthy_time = \"1s\"",
+	}.Config()
 }
 
 func site(v string) []byte {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -25,10 +24,14 @@ import (
 
 // Block is one block handed to the package that owns it: its body, not yet
 // decoded, the range of its header for "missing attribute" messages, and the
-// context its expressions are evaluated in.
+// context its expressions are evaluated in. The tags let a gohcl schema
+// struct hold nested blocks that are read with a Reader (Ctx is then nil:
+// the Reader's Decoder has it):
+//
+//	Agents []hclsettings.Block `hcl:"agent,block"`
 type Block struct {
-	Body     hcl.Body
-	DefRange hcl.Range
+	Body     hcl.Body  `hcl:",remain"`
+	DefRange hcl.Range `hcl:",def_range"`
 	Ctx      *hcl.EvalContext
 }
 
@@ -108,13 +111,6 @@ func NewDecoder(ctx *hcl.EvalContext) *Decoder { return &Decoder{Ctx: ctx} }
 // Fail records an error at rng.
 func (d *Decoder) Fail(rng hcl.Range, summary, detail string, args ...any) {
 	d.Diags = append(d.Diags, Error(rng, summary, fmt.Sprintf(detail, args...)))
-}
-
-// DecodeBody decodes body strictly into raw, a struct of hcl.Expression
-// fields with gohcl tags, so unknown attributes and blocks are reported
-// with their ranges. Expressions are evaluated later with Eval.
-func (d *Decoder) DecodeBody(body hcl.Body, raw any) {
-	d.Diags = append(d.Diags, gohcl.DecodeBody(body, nil, raw)...)
 }
 
 // Error is an error diagnostic at rng.

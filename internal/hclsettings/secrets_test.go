@@ -23,17 +23,17 @@ func TestEnvValuesAreSensitive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, r, blk := decode(t, tt.src, getenv)
-			s := Eval[string](d, r.Name, "name", "a string", blk)
+			_, r, _ := decode(t, tt.src, getenv)
+			s := Get[string](r, "name", "a string")
 			if !s.Set || s.Sensitive != tt.sensitive || s.Show() != tt.show {
 				t.Errorf("Setting = %+v, Show() = %q; want sensitive %v, %q", s, s.Show(), tt.sensitive, tt.show)
 			}
 		})
 	}
 	// The checks quote the expression, not the value.
-	d, r, blk := decode(t, "timeout = env(\"TOKEN\")\nmode = env(\"MODE\")", getenv)
-	d.Duration(Eval[string](d, r.Timeout, "timeout", "a string", blk), "timeout", 0)
-	d.Enum(Eval[string](d, r.Mode, "mode", "a string", blk), "mode", []string{"slow"})
+	d, r, _ := decode(t, "timeout = env(\"TOKEN\")\nmode = env(\"MODE\")", getenv)
+	d.Duration(Get[string](r, "timeout", "a string"), "timeout", 0)
+	d.Enum(Get[string](r, "mode", "a string"), "mode", []string{"slow"})
 	var text string
 	for _, diag := range d.Diags {
 		text += diag.Summary + ": " + diag.Detail + "\n"
@@ -53,8 +53,8 @@ func TestSecretsScrub(t *testing.T) {
 		return map[string]string{"LONG": "abcdefgh-secret", "SHORT": "on"}[name]
 	})
 	d := NewDecoder(ctx)
-	_, r, blk := decode(t, `name = "${env("LONG")}${env("SHORT")}"`, nil)
-	Eval[string](d, r.Name, "name", "a string", blk)
+	_, parsed, blk := decode(t, `name = "${env("LONG")}${env("SHORT")}"`, nil)
+	Get[string](d.Read(parsed.body, blk), "name", "a string")
 	diags := hcl.Diagnostics{Error(blk, "Bad abcdefgh-secret", `value "abcdefgh-secret" is on`)}
 	secrets.Scrub(diags)
 	if got := diags[0].Summary + " | " + diags[0].Detail; got != `Bad the value of env("LONG") | value the value of env("LONG") is on` {

@@ -84,23 +84,13 @@ func ErrorContains(t testing.TB, err error, parts ...string) {
 	}
 }
 
-// ExpectError checks err against want, a part of the error's text, or "" for
-// no error. It reports whether the call succeeded as wanted, so that the
-// caller goes on to check what it returned.
-func ExpectError(t testing.TB, err error, want string) bool {
+// ExpectError checks err against want, parts of the error's text that must
+// all be there, or none ("" alone) for no error. It reports whether the call
+// succeeded as wanted, so that the caller goes on to check what it returned.
+func ExpectError(t testing.TB, err error, want ...string) bool {
 	t.Helper()
-	if want == "" {
-		return ExpectErrors(t, err)
-	}
-	return ExpectErrors(t, err, want)
-}
-
-// ExpectErrors is ExpectError for an error that must hold every one of
-// parts; no parts means no error.
-func ExpectErrors(t testing.TB, err error, parts ...string) bool {
-	t.Helper()
-	if len(parts) > 0 {
-		ErrorContains(t, err, parts...)
+	if want = slices.DeleteFunc(slices.Clone(want), func(w string) bool { return w == "" }); len(want) > 0 {
+		ErrorContains(t, err, want...)
 		return false
 	}
 	if err != nil {

@@ -3,8 +3,6 @@ package assets
 import (
 	"path/filepath"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/runners"
 )
@@ -15,27 +13,19 @@ const KindName = "assets"
 // Kind is the assets runner kind, for config's table.
 func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 
-// rawConfig is the block's schema.
-type rawConfig struct {
-	Link hcl.Expression `hcl:"link,optional"`
-}
-
 // decode reads runner "assets" {}: link, an absolute path, is optional and has
 // no default.
-func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
-	d := hclsettings.NewDecoder(b.Ctx)
-	var raw rawConfig
-	d.DecodeBody(b.Body, &raw)
-	link := hclsettings.Eval[string](d, raw.Link, "link", "a string", b.DefRange)
+func decode(r *hclsettings.Reader) runners.Settings {
+	link := hclsettings.Get[string](r, "link", "a string")
 	c := Config{Link: link.Val}
 	if !link.Bad && link.Val != "" {
 		if filepath.IsAbs(link.Val) {
 			c.Link = filepath.Clean(link.Val)
 		} else {
-			d.Fail(link.Range, "Relative link", "link %s is relative; give an absolute path such as \"/var/www/html\".", link.Show())
+			r.Fail(link.Range, "Relative link", "link %s is relative; give an absolute path such as \"/var/www/html\".", link.Show())
 		}
 	}
-	return c, d.Diags
+	return c
 }
 
 // Kind is "assets".

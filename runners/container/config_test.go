@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
 )
 
 func TestValidate(t *testing.T) {
@@ -63,23 +65,11 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
+			if testkit.ExpectError(t, err, tt.want...) {
 				return
 			}
-			if err == nil {
-				t.Fatalf("Validate() = nil, want %d problems", len(tt.want))
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(tt.want) {
+			if lines := strings.Split(err.Error(), "\n"); len(lines) != len(tt.want) {
 				t.Errorf("got %d problems, want %d:\n%s", len(lines), len(tt.want), err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not say %q:\n%s", w, err)
-				}
 			}
 		})
 	}

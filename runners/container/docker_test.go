@@ -155,6 +155,16 @@ func (e *env) next(r *container.Container) runners.Deployment {
 	return runners.Deployment{Version: sel.Candidate.Version.Original(), Image: img}
 }
 
+// webConfig is the config of one replica of the test app behind the proxy on
+// a free port, with a health check and short drain and stop times.
+func (e *env) webConfig(healthTimeout, crashWindow time.Duration) container.Config {
+	return container.Config{
+		App: e.app, Ports: []string{"0"}, HealthPath: "/health",
+		HealthTimeout: healthTimeout, DrainTime: 200 * time.Millisecond, StopTimeout: 2 * time.Second,
+		CrashWindow: crashWindow,
+	}
+}
+
 func (e *env) runner(cfg container.Config) *container.Container {
 	e.t.Helper()
 	logger := slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -310,11 +320,7 @@ func TestRollingUpdate(t *testing.T) {
 // untouched, and the new containers and image are removed.
 func TestFailedDeployKeepsOld(t *testing.T) {
 	e := newEnv(t)
-	r := e.runner(container.Config{
-		App: e.app, Ports: []string{"0"}, HealthPath: "/health",
-		HealthTimeout: 3 * time.Second, DrainTime: 200 * time.Millisecond, StopTimeout: 2 * time.Second,
-		CrashWindow: 200 * time.Millisecond,
-	})
+	r := e.runner(e.webConfig(3*time.Second, 200*time.Millisecond))
 	e.publish("v1.0.0", testimage.Options{})
 	if err := r.Deploy(t.Context(), e.next(r)); err != nil {
 		t.Fatal(err)
@@ -368,11 +374,7 @@ func TestFailedDeployKeepsOld(t *testing.T) {
 // which kept running out of rotation meanwhile.
 func TestCrashWindowRollsBack(t *testing.T) {
 	e := newEnv(t)
-	r := e.runner(container.Config{
-		App: e.app, Ports: []string{"0"}, HealthPath: "/health",
-		HealthTimeout: 10 * time.Second, DrainTime: 200 * time.Millisecond, StopTimeout: 2 * time.Second,
-		CrashWindow: 5 * time.Second,
-	})
+	r := e.runner(e.webConfig(10*time.Second, 5*time.Second))
 	e.publish("v1.0.0", testimage.Options{})
 	d1 := e.next(r)
 	d1.Activate = func() error { return nil }
@@ -405,11 +407,8 @@ func TestCrashWindowRollsBack(t *testing.T) {
 // app is removed.
 func TestRestartAdoptRemove(t *testing.T) {
 	e := newEnv(t)
-	cfg := container.Config{
-		App: e.app, Ports: []string{"0"}, Replicas: 2, HealthPath: "/health",
-		HealthTimeout: 20 * time.Second, DrainTime: 200 * time.Millisecond, StopTimeout: 2 * time.Second,
-		CrashWindow: 200 * time.Millisecond,
-	}
+	cfg := e.webConfig(20*time.Second, 200*time.Millisecond)
+	cfg.Replicas = 2
 	first := e.runner(cfg)
 	e.publish("v1.0.0", testimage.Options{})
 	d := e.next(first)
@@ -503,11 +502,7 @@ func TestRestartAdoptRemove(t *testing.T) {
 // crash loop, and the replica serves again between crashes.
 func TestEngineRestartsReplica(t *testing.T) {
 	e := newEnv(t)
-	r := e.runner(container.Config{
-		App: e.app, Ports: []string{"0"}, HealthPath: "/health",
-		HealthTimeout: 10 * time.Second, DrainTime: 200 * time.Millisecond, StopTimeout: 2 * time.Second,
-		CrashWindow: 200 * time.Millisecond,
-	})
+	r := e.runner(e.webConfig(10*time.Second, 200*time.Millisecond))
 	e.publish("v1.0.0", testimage.Options{Env: []string{"EXIT_AFTER=3s"}})
 	if err := r.Deploy(t.Context(), e.next(r)); err != nil {
 		t.Fatal(err)

@@ -2,10 +2,7 @@ package container
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,18 +26,9 @@ func (c *Container) loadImages() ([]imageRecord, error) {
 	if c.appDir == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(filepath.Join(c.appDir, imagesFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var recs []imageRecord
-	if err := json.Unmarshal(b, &recs); err != nil {
-		return nil, fmt.Errorf("%s: %w", imagesFile, err)
-	}
-	return recs, nil
+	err := atomicfile.ReadJSON(filepath.Join(c.appDir, imagesFile), &recs)
+	return recs, err
 }
 
 // saveImages writes the record atomically and durably.
@@ -51,11 +39,7 @@ func (c *Container) saveImages(recs []imageRecord) error {
 	if err := os.MkdirAll(c.appDir, 0o755); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(recs, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(c.appDir, imagesFile), append(b, '\n'), 0o600)
+	return atomicfile.WriteJSON(filepath.Join(c.appDir, imagesFile), recs, 0o600)
 }
 
 // imageFor returns the recorded image of the version, or "".

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/dewy-agent/dewy-agent/internal/tick"
 )
 
 // watch runs the monitor until ctx is done: a check every watchEvery, and one
@@ -16,17 +18,7 @@ func (c *Container) watch(ctx context.Context, done chan struct{}) {
 	followed := make(chan struct{})
 	go c.follow(ctx, poke, followed)
 	defer func() { <-followed }()
-	t := time.NewTicker(c.watchEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-poke:
-		}
-		c.check(ctx)
-	}
+	tick.Every(ctx, c.watchEvery, poke, func() { c.check(ctx) })
 }
 
 // follow reads the engine's events of the app's containers until ctx is done.

@@ -15,67 +15,42 @@ const KindName = "container"
 // Kind is the container runner kind, for config's table.
 func Kind() runners.Kind { return runners.NewKind(KindName, decode) }
 
-// rawConfig is the block's schema.
-type rawConfig struct {
-	Ports         hcl.Expression `hcl:"ports,optional"`
-	Replicas      hcl.Expression `hcl:"replicas,optional"`
-	HealthPath    hcl.Expression `hcl:"health_path,optional"`
-	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
-	DrainTime     hcl.Expression `hcl:"drain_time,optional"`
-	Env           hcl.Expression `hcl:"env,optional"`
-	Volumes       hcl.Expression `hcl:"volumes,optional"`
-	Command       hcl.Expression `hcl:"command,optional"`
-	User          hcl.Expression `hcl:"user,optional"`
-	Network       hcl.Expression `hcl:"network,optional"`
-	Memory        hcl.Expression `hcl:"memory,optional"`
-	CPUs          hcl.Expression `hcl:"cpus,optional"`
-	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
-	// Settings Docker has that the agent refuses, named so the refusal can
-	// say why rather than "unknown argument".
-	Privileged hcl.Expression `hcl:"privileged,optional"`
-	PID        hcl.Expression `hcl:"pid,optional"`
-	CapAdd     hcl.Expression `hcl:"cap_add,optional"`
-	Devices    hcl.Expression `hcl:"devices,optional"`
-}
-
 // decode reads runner "container" {} into a Config with its defaults applied.
 // Config.App is left empty: the runner names its containers after the app's
 // folder (runners.Options.AppDir), whose name config has already checked.
-func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
-	d := hclsettings.NewDecoder(b.Ctx)
-	var raw rawConfig
-	d.DecodeBody(b.Body, &raw)
-	blk := b.DefRange
+func decode(r *hclsettings.Reader) runners.Settings {
+	blk := r.Range
 
+	// Settings Docker has that the agent refuses, read so the refusal can
+	// say why rather than "unknown argument".
 	for _, f := range []struct {
-		expr hcl.Expression
 		name string
 		why  string
 	}{
-		{raw.Privileged, "privileged", "a privileged container can take over the host"},
-		{raw.PID, "pid", "sharing the host's process namespace lets the container see and signal every process"},
-		{raw.CapAdd, "cap_add", "added capabilities weaken the container's isolation from the host"},
-		{raw.Devices, "devices", "host devices give the container direct access to the host's hardware"},
+		{"privileged", "a privileged container can take over the host"},
+		{"pid", "sharing the host's process namespace lets the container see and signal every process"},
+		{"cap_add", "added capabilities weaken the container's isolation from the host"},
+		{"devices", "host devices give the container direct access to the host's hardware"},
 	} {
-		if d.Written(f.expr) {
-			d.Fail(f.expr.Range(), "Refused container setting",
+		if expr := r.Expr(f.name); r.Written(expr) {
+			r.Fail(expr.Range(), "Refused container setting",
 				"%s is refused: %s, and a container the agent manages must not be able to break the agent or the host; remove it.", f.name, f.why)
 		}
 	}
 
-	ports := hclsettings.Eval[[]string](d, raw.Ports, "ports", `a list of "proxy" or "proxy:container" strings, e.g. ["8080:80"]`, blk)
-	replicas := hclsettings.Eval[int](d, raw.Replicas, "replicas", "a whole number", blk)
-	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
-	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)
-	drainTime := hclsettings.Eval[string](d, raw.DrainTime, "drain_time", `a duration string such as "30s"`, blk)
-	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
-	volumes := hclsettings.Eval[[]string](d, raw.Volumes, "volumes", `a list of strings, e.g. ["/data:/app/data"]`, blk)
-	command := hclsettings.Eval[[]string](d, raw.Command, "command", "a list of strings", blk)
-	user := hclsettings.Eval[string](d, raw.User, "user", "a string", blk)
-	network := hclsettings.Eval[string](d, raw.Network, "network", "a string", blk)
-	memory := hclsettings.Eval[string](d, raw.Memory, "memory", `a size string such as "512m"`, blk)
-	cpus := hclsettings.Eval[float64](d, raw.CPUs, "cpus", "a number such as 0.5", blk)
-	crashWindow := hclsettings.Eval[string](d, raw.CrashWindow, "crash_window", `a duration string such as "10s"`, blk)
+	ports := hclsettings.Get[[]string](r, "ports", `a list of "proxy" or "proxy:container" strings, e.g. ["8080:80"]`)
+	replicas := hclsettings.Get[int](r, "replicas", "a whole number")
+	healthPath := hclsettings.Get[string](r, "health_path", "a string")
+	healthTimeout := hclsettings.Get[string](r, "health_timeout", `a duration string such as "30s"`)
+	drainTime := hclsettings.Get[string](r, "drain_time", `a duration string such as "30s"`)
+	env := hclsettings.Get[map[string]string](r, "env", `a map of strings, e.g. { APP_ENV = "production" }`)
+	volumes := hclsettings.Get[[]string](r, "volumes", `a list of strings, e.g. ["/data:/app/data"]`)
+	command := hclsettings.Get[[]string](r, "command", "a list of strings")
+	user := hclsettings.Get[string](r, "user", "a string")
+	network := hclsettings.Get[string](r, "network", "a string")
+	memory := hclsettings.Get[string](r, "memory", `a size string such as "512m"`)
+	cpus := hclsettings.Get[float64](r, "cpus", "a number such as 0.5")
+	crashWindow := hclsettings.Get[string](r, "crash_window", `a duration string such as "10s"`)
 
 	replicas.OrDefault(DefaultReplicas)
 	healthTimeout.OrDefault(DefaultHealthTimeout.String())
@@ -90,9 +65,9 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	if replicas.Bad {
 		c.Replicas = DefaultReplicas
 	}
-	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
-	c.DrainTime = d.Duration(drainTime, "drain_time", 0)
-	c.CrashWindow = d.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
+	c.HealthTimeout = r.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
+	c.DrainTime = r.Duration(drainTime, "drain_time", 0)
+	c.CrashWindow = r.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
 
 	ranges := map[string]hcl.Range{
 		"ports": ports.Range, "replicas": replicas.Range, "health_path": healthPath.Range,
@@ -105,8 +80,8 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		return p.Attr == "health_timeout" || p.Attr == "drain_time" || p.Attr == "crash_window" ||
 			(ports.Bad && p.Summary == "health_path without ports")
 	})
-	d.Diags = append(d.Diags, hclsettings.Problems(probs, ranges, blk)...)
-	return c.withDefaults(), d.Diags
+	r.Diags = append(r.Diags, hclsettings.Problems(probs, ranges, blk)...)
+	return c.withDefaults()
 }
 
 // Kind is "container".

@@ -3,10 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -107,14 +105,10 @@ func (s *Server) saveRecords() error {
 	if s.appDir == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(genRecords{Generations: s.recs}, "", "  ")
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(s.appDir, 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(s.appDir, recordFile), append(b, '\n'), 0o600)
+	return atomicfile.WriteJSON(filepath.Join(s.appDir, recordFile), genRecords{Generations: s.recs}, 0o600)
 }
 
 // loadRecords reads the record file of an earlier agent life; none is no error.
@@ -122,18 +116,9 @@ func (s *Server) loadRecords() ([]genRecord, error) {
 	if s.appDir == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.appDir, recordFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var rs genRecords
-	if err := json.Unmarshal(b, &rs); err != nil {
-		return nil, fmt.Errorf("read %s: %w", recordFile, err)
-	}
-	return rs.Generations, nil
+	err := atomicfile.ReadJSON(filepath.Join(s.appDir, recordFile), &rs)
+	return rs.Generations, err
 }
 
 // sameDir reports whether a and b name the same directory (through symlinks).
@@ -298,12 +283,7 @@ func sockaddrTCP(sa syscall.Sockaddr) net.Addr {
 // the generation keeps running and stays recorded for the next agent life,
 // which reads its output files on from where this one stopped.
 func (s *Server) detach(sv *supervisor) {
-	sv.cancel()
-	<-sv.done
-	s.mu.Lock()
-	g := sv.gen
-	s.mu.Unlock()
-	if g != nil {
+	if g := s.endSupervision(sv); g != nil {
 		g.proc.Detach()
 	}
 }

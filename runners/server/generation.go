@@ -295,43 +295,44 @@ var errExited = errors.New("exited before it was healthy")
 // waitHealthy waits until g is healthy: its health endpoint answers 2xx within
 // HealthTimeout, or, without HealthPath, it is still running after SettleTime.
 func (s *Server) waitHealthy(ctx context.Context, g *generation) error {
-	if g.healthURL == "" {
-		t := time.NewTimer(s.cfg.SettleTime)
-		defer t.Stop()
-		select {
-		case <-g.done:
-			return fmt.Errorf("%w (%s)", errExited, g.exitString())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			if g.exited() {
-				return fmt.Errorf("%w (%s)", errExited, g.exitString())
-			}
-			return nil
-		}
+	probing := g.healthURL != ""
+	wait := s.cfg.HealthTimeout
+	if !probing {
+		wait = s.cfg.SettleTime
 	}
-	deadline := time.NewTimer(s.cfg.HealthTimeout)
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	var last error
 	for {
-		if last = s.probe(ctx, g.healthURL); last == nil {
-			if g.exited() {
-				return fmt.Errorf("%w (%s)", errExited, g.exitString())
+		if probing {
+			if last = s.probe(ctx, g.healthURL); last == nil {
+				return g.errIfExited()
 			}
-			return nil
 		}
 		select {
 		case <-g.done:
-			return fmt.Errorf("%w (%s)", errExited, g.exitString())
+			return g.errIfExited()
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
+			if !probing {
+				return g.errIfExited() // settled
+			}
 			return fmt.Errorf("not healthy within %s: %w", s.cfg.HealthTimeout, last)
 		case <-tick.C:
 		}
 	}
+}
+
+// errIfExited is errExited, with how g ended, once g has exited; nil while
+// it runs.
+func (g *generation) errIfExited() error {
+	if g.exited() {
+		return fmt.Errorf("%w (%s)", errExited, g.exitString())
+	}
+	return nil
 }
 
 // probe makes one health request; nil means a 2xx answer.

@@ -36,40 +36,21 @@ func stopSignalNames() []string {
 // restartPolicies are the values of restart.
 func restartPolicies() []string { return []string{"always", "on-failure", "never"} }
 
-// rawConfig is the block's schema.
-type rawConfig struct {
-	Command       hcl.Expression `hcl:"command,optional"` // required; checked with a better message than gohcl's
-	Dir           hcl.Expression `hcl:"dir,optional"`
-	Ports         hcl.Expression `hcl:"ports,optional"`
-	Env           hcl.Expression `hcl:"env,optional"`
-	InheritEnv    hcl.Expression `hcl:"inherit_env,optional"`
-	HealthPath    hcl.Expression `hcl:"health_path,optional"`
-	HealthTimeout hcl.Expression `hcl:"health_timeout,optional"`
-	StopSignal    hcl.Expression `hcl:"stop_signal,optional"`
-	StopTimeout   hcl.Expression `hcl:"stop_timeout,optional"`
-	Restart       hcl.Expression `hcl:"restart,optional"`
-	CrashWindow   hcl.Expression `hcl:"crash_window,optional"`
-	Proxy         hcl.Expression `hcl:"proxy,optional"`
-}
-
 // decode reads runner "server" {} into a Config with its defaults applied.
-func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
-	d := hclsettings.NewDecoder(b.Ctx)
-	var raw rawConfig
-	d.DecodeBody(b.Body, &raw)
-	blk := b.DefRange
-	command := hclsettings.Eval[[]string](d, raw.Command, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`, blk)
-	dir := hclsettings.Eval[string](d, raw.Dir, "dir", "a string", blk)
-	ports := decodePorts(d, raw.Ports, blk) // numbers and "8000-8010" ranges (ports.go)
-	env := hclsettings.Eval[map[string]string](d, raw.Env, "env", `a map of strings, e.g. { APP_ENV = "production" }`, blk)
-	inheritEnv := hclsettings.Eval[[]string](d, raw.InheritEnv, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`, blk)
-	healthPath := hclsettings.Eval[string](d, raw.HealthPath, "health_path", "a string", blk)
-	healthTimeout := hclsettings.Eval[string](d, raw.HealthTimeout, "health_timeout", `a duration string such as "30s"`, blk)
-	stopSignal := hclsettings.Eval[string](d, raw.StopSignal, "stop_signal", `a signal name such as "SIGTERM"`, blk)
-	stopTimeout := hclsettings.Eval[string](d, raw.StopTimeout, "stop_timeout", `a duration string such as "30s"`, blk)
-	restart := hclsettings.Eval[string](d, raw.Restart, "restart", "a string", blk)
-	crashWindow := hclsettings.Eval[string](d, raw.CrashWindow, "crash_window", `a duration string such as "10s"`, blk)
-	proxy := hclsettings.Eval[bool](d, raw.Proxy, "proxy", "true or false", blk)
+func decode(r *hclsettings.Reader) runners.Settings {
+	blk := r.Range
+	command := hclsettings.Get[[]string](r, "command", `a list of strings, e.g. ["./myapp", "-port", "8000"]`)
+	dir := hclsettings.Get[string](r, "dir", "a string")
+	ports := decodePorts(r.Decoder, r.Expr("ports"), blk) // numbers and "8000-8010" ranges (ports.go)
+	env := hclsettings.Get[map[string]string](r, "env", `a map of strings, e.g. { APP_ENV = "production" }`)
+	inheritEnv := hclsettings.Get[[]string](r, "inherit_env", `a list of variable names, e.g. ["HTTP_PROXY"]`)
+	healthPath := hclsettings.Get[string](r, "health_path", "a string")
+	healthTimeout := hclsettings.Get[string](r, "health_timeout", `a duration string such as "30s"`)
+	stopSignal := hclsettings.Get[string](r, "stop_signal", `a signal name such as "SIGTERM"`)
+	stopTimeout := hclsettings.Get[string](r, "stop_timeout", `a duration string such as "30s"`)
+	restart := hclsettings.Get[string](r, "restart", "a string")
+	crashWindow := hclsettings.Get[string](r, "crash_window", `a duration string such as "10s"`)
+	proxy := hclsettings.Get[bool](r, "proxy", "true or false")
 
 	healthTimeout.OrDefault(DefaultHealthTimeout.String())
 	stopTimeout.OrDefault(DefaultStopTimeout.String())
@@ -87,21 +68,21 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 		Restart:    restart.Val,
 		Proxy:      proxy.Val,
 	}
-	c.HealthTimeout = d.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
-	c.StopTimeout = d.Duration(stopTimeout, "stop_timeout", 0)
-	c.CrashWindow = d.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
+	c.HealthTimeout = r.Duration(healthTimeout, "health_timeout", runners.MinHealthTimeout)
+	c.StopTimeout = r.Duration(stopTimeout, "stop_timeout", 0)
+	c.CrashWindow = r.Duration(crashWindow, "crash_window", runners.MinCrashWindow)
 	if !stopSignal.Bad {
 		name := strings.ToUpper(stopSignal.Val)
 		if sig, ok := stopSignals()[name]; ok {
 			c.StopSignal = sig
 		} else {
-			d.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %s is not one of %s.", stopSignal.Show(), hclsettings.JoinList(stopSignalNames()))
+			r.Fail(stopSignal.Range, "Invalid stop_signal", "stop_signal %s is not one of %s.", stopSignal.Show(), hclsettings.JoinList(stopSignalNames()))
 		}
 	}
 	if !command.Bad && (len(command.Val) == 0 || command.Val[0] == "") {
 		// Reported here rather than by problems: without the attribute the
 		// range is the block's, and the message says what to write.
-		d.Fail(command.Range, "Missing command",
+		r.Fail(command.Range, "Missing command",
 			`runner "server" needs command, the program and its arguments, e.g. command = ["./myapp", "-listen-from-env"]; a relative program path resolves inside the deployed release.`)
 	}
 	probs := c.problems(true)
@@ -111,12 +92,12 @@ func decode(b hclsettings.Block) (runners.Settings, hcl.Diagnostics) {
 	probs = slices.DeleteFunc(probs, func(p hclsettings.Problem) bool {
 		return skip[p.Attr] || (ports.Bad && strings.HasSuffix(p.Summary, " without ports"))
 	})
-	d.Enum(restart, "restart", restartPolicies())
-	d.Diags = append(d.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
+	r.Enum(restart, "restart", restartPolicies())
+	r.Diags = append(r.Diags, hclsettings.Problems(probs, map[string]hcl.Range{
 		"dir": dir.Range, "ports": ports.Range, "health_path": healthPath.Range, "env": env.Range, "proxy": proxy.Range,
 	}, blk)...)
 	c = c.withDefaults()
-	return c, d.Diags
+	return c
 }
 
 // problems checks c. A config file (file) must also name real ports (1 to

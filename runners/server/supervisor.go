@@ -98,14 +98,20 @@ func (s *Server) supervise(sv *supervisor) {
 // retire stops sv: no more restarts, then its generation is stopped (gracefully,
 // until ctx is done).
 func (s *Server) retire(ctx context.Context, sv *supervisor) {
+	if g := s.endSupervision(sv); g != nil {
+		s.stopGeneration(ctx, g)
+	}
+}
+
+// endSupervision stops sv's loop (no more restarts) and waits for it to end,
+// then returns the generation it last ran, nil when none: what retire stops
+// and detach leaves running.
+func (s *Server) endSupervision(sv *supervisor) *generation {
 	sv.cancel()
 	<-sv.done
 	s.mu.Lock()
-	g := sv.gen
-	s.mu.Unlock()
-	if g != nil {
-		s.stopGeneration(ctx, g)
-	}
+	defer s.mu.Unlock()
+	return sv.gen
 }
 
 // pruneBefore drops the times before t from the sorted ts.
