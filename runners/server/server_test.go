@@ -507,7 +507,7 @@ func TestDeployBadRelease(t *testing.T) {
 		},
 		{
 			name:          "crashes right after going live",
-			flags:         []string{"-crash-after", "300ms"},
+			flags:         []string{"-crash-after-healthy", "300ms"},
 			alsoProxy:     true,
 			wantErr:       "exit status 3 within 1s of going live",
 			wantBad:       true,
@@ -607,7 +607,7 @@ func TestFirstDeployCrashes(t *testing.T) {
 	cfg := testConfig(1)
 	cfg.CrashWindow = 500 * time.Millisecond
 	s, _ := newServer(t, cfg)
-	err := s.Deploy(t.Context(), h.release("v1", "-crash-after", "200ms"))
+	err := s.Deploy(t.Context(), h.release("v1", "-crash-after-healthy", "200ms"))
 	if err == nil || !strings.Contains(err.Error(), "of going live") {
 		t.Fatalf("Deploy() error = %v, want a crash within the window", err)
 	}

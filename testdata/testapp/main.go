@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,7 +49,8 @@ func main() {
 	unhealthyFor := flag.Duration("unhealthy-for", 0, "answer /health with 503 for this long after start")
 	exitAtStart := flag.Int("exit-at-start", -1, "exit at once with this code (-1: do not)")
 	crashAfter := flag.Duration("crash-after", 0, "exit with -crash-code after this long (0: never)")
-	crashCode := flag.Int("crash-code", 3, "exit code for -crash-after")
+	crashAfterHealthy := flag.Duration("crash-after-healthy", 0, "exit with -crash-code this long after /health first answered ok (0: never)")
+	crashCode := flag.Int("crash-code", 3, "exit code for -crash-after and -crash-after-healthy")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	spawn := flag.String("spawn", "", "a shell command started as a child in the same process group")
 	delay := flag.Duration("delay", 0, "time each request takes")
@@ -89,12 +91,20 @@ func main() {
 		time.Sleep(*delay)
 		fmt.Fprint(w, *version)
 	})
+	crash := func() {
+		fmt.Fprintf(os.Stderr, "testapp: crashing with code %d as told\n", *crashCode)
+		os.Exit(*crashCode)
+	}
+	var wentHealthy sync.Once
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		if *unhealthy || time.Since(started) < *unhealthyFor {
 			http.Error(w, "unhealthy as told", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprint(w, "ok")
+		if *crashAfterHealthy > 0 {
+			wentHealthy.Do(func() { time.AfterFunc(*crashAfterHealthy, crash) })
+		}
 	})
 	mux.HandleFunc("/conventions", func(w http.ResponseWriter, _ *http.Request) {
 		json.NewEncoder(w).Encode(conv)
@@ -131,10 +141,7 @@ func main() {
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	}
 	if *crashAfter > 0 {
-		time.AfterFunc(*crashAfter, func() {
-			fmt.Fprintf(os.Stderr, "testapp: crashing with code %d as told\n", *crashCode)
-			os.Exit(*crashCode)
-		})
+		time.AfterFunc(*crashAfter, crash)
 	}
 
 	for _, l := range listeners {
