@@ -162,7 +162,7 @@ func (p *filePipeline) deployed() {
 // signatures fetches the signature files beside c's artifact: the
 // release's asset named after the artifact plus the suffix, or, from a
 // source that lists no files (grpc), its Sibling. At most
-// signing.MaxSignatureSize bytes are read.
+// signing.MaxSignatureSize+1 bytes are read.
 func (p *filePipeline) signatures(c *version.Candidate) signing.Fetch {
 	return func(ctx context.Context, suffix string) ([]byte, error) {
 		name := c.Artifact.Name + suffix
@@ -178,9 +178,9 @@ func (p *filePipeline) signatures(c *version.Candidate) signing.Fetch {
 			return nil, fmt.Errorf("fetch %s: %w", name, err)
 		}
 		defer r.Close()
-		// A longer file is cut, and then fails to verify: no signature is
-		// that large.
-		b, err := io.ReadAll(io.LimitReader(r, signing.MaxSignatureSize))
+		// One byte more than a signature may have, so that a larger file
+		// is refused as too large rather than read whole.
+		b, err := io.ReadAll(io.LimitReader(r, signing.MaxSignatureSize+1))
 		if err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", name, err)
 		}

@@ -112,7 +112,8 @@ func (v Verified) String() string {
 }
 
 // Fetch returns the bytes of the signature file named by the artifact's name
-// plus suffix, at most MaxSignatureSize of them. It returns an error
+// plus suffix, at most MaxSignatureSize+1 of them (more is refused as too
+// large). It returns an error
 // wrapping ErrMissing when there is none; any other error is the registry's
 // (the agent retries it later, as any failed download).
 type Fetch func(ctx context.Context, suffix string) ([]byte, error)
