@@ -3,6 +3,7 @@ module github.com/dewy-agent/dewy-agent
 go 1.26.8
 
 require (
+	aead.dev/minisign v0.3.0
 	cloud.google.com/go/storage v1.70.0
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/apparentlymart/go-textseg/v15 v15.0.0
@@ -212,7 +213,7 @@ require (
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.6 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/crypto v0.58.0
 	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect

@@ -152,11 +152,3 @@ type ImageSignature struct {
 //	// signature image of digest ("sha256:..."), was made by the cosign key
 //	// over exactly that digest. A refusal is a *Rejected.
 //	func (v *Verifier) VerifyImage(digest string, sigs []ImageSignature) (Verified, error)
-
-// The stubs are referenced until the core uses them.
-var (
-	_ = loadSigstore
-	_ = (*sigstoreTrust).verify
-	_ = parseCosignKey
-	_ = (*cosignKey).verify
-)

@@ -1,0 +1,297 @@
+package signing
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
+)
+
+// DefaultSSHNamespace is ssh_namespace when it is not written: the namespace
+// `ssh-keygen -Y sign -n file` signs release files with.
+const DefaultSSHNamespace = "file"
+
+// maxKeyFileSize caps the files the verify block names (allowed signers,
+// cosign.pub, a trusted root): anything larger is not the file meant.
+const maxKeyFileSize = 4 << 20
+
+// Settings is an app's decoded verify {} block: plain, comparable data (the
+// key texts and the bytes of the files it names, read at decode), so the
+// agent can compare an app's old and new settings with reflect.DeepEqual on
+// reload. A file whose contents changed makes the settings differ.
+type Settings struct {
+	// MinisignPublicKeys are the keys as written: the base64 line of a
+	// minisign.pub ("RW..."), or the whole file's two lines.
+	MinisignPublicKeys []string
+	// SSH is the ssh method; nil when ssh_allowed_signers is not set.
+	SSH *SSHSettings
+	// CosignPublicKey is the cosign method for images; nil when
+	// cosign_public_key is not set.
+	CosignPublicKey *KeyFile
+	// Sigstore is the sigstore {} block; nil when there is none.
+	Sigstore *SigstoreSettings
+}
+
+// KeyFile is a file the verify block names: its path (resolved against the
+// config file's folder) and the bytes read from it at decode.
+type KeyFile struct {
+	Path string
+	Data []byte
+}
+
+// SSHSettings is the ssh method: the allowed signers file (ssh-keygen's
+// ALLOWED SIGNERS format) and the namespace signatures must be made for.
+type SSHSettings struct {
+	AllowedSigners KeyFile
+	Namespace      string
+}
+
+// SigstoreSettings is the sigstore {} block: a trusted root (the JSON of a
+// trusted_root.json) and the identity a bundle's certificate must name.
+type SigstoreSettings struct {
+	TrustedRoot KeyFile
+	// Issuer is the OIDC issuer the certificate must name, such as
+	// "https://token.actions.githubusercontent.com".
+	Issuer string
+	// Identity is the certificate's subject alternative name, matched
+	// exactly.
+	Identity string
+}
+
+// FileSuffixes are the suffixes of the signature files the configured file
+// methods look for beside an artifact, in Method order.
+func (s *Settings) FileSuffixes() []string {
+	var out []string
+	if len(s.MinisignPublicKeys) > 0 {
+		out = append(out, MinisignSuffix)
+	}
+	if s.SSH != nil {
+		out = append(out, SSHSuffix)
+	}
+	if s.Sigstore != nil {
+		out = append(out, SigstoreSuffix)
+	}
+	return out
+}
+
+// Files reports whether a file method (minisign, ssh, sigstore) is set.
+func (s *Settings) Files() bool { return len(s.FileSuffixes()) > 0 }
+
+// Images reports whether cosign_public_key is set.
+func (s *Settings) Images() bool { return s.CosignPublicKey != nil }
+
+// rawVerify is the verify {} block's schema.
+type rawVerify struct {
+	MinisignPublicKeys hcl.Expression `hcl:"minisign_public_keys,optional"`
+	SSHAllowedSigners  hcl.Expression `hcl:"ssh_allowed_signers,optional"`
+	SSHNamespace       hcl.Expression `hcl:"ssh_namespace,optional"`
+	CosignPublicKey    hcl.Expression `hcl:"cosign_public_key,optional"`
+	Sigstore           []rawSigstore  `hcl:"sigstore,block"`
+}
+
+// rawSigstore is the sigstore {} block inside verify.
+type rawSigstore struct {
+	TrustedRoot hcl.Expression `hcl:"trusted_root,optional"`
+	Issuer      hcl.Expression `hcl:"issuer,optional"`
+	Identity    hcl.Expression `hcl:"identity,optional"`
+	DefRange    hcl.Range      `hcl:",def_range"`
+}
+
+// Decode reads a verify {} block. Relative paths are resolved against baseDir
+// (the config file's folder), and the files they name are read and parsed
+// now, so that every problem (an unknown attribute, a key that does not
+// parse, an unreadable file, a malformed allowed-signers line) is a
+// diagnostic at its attribute's range. It returns nil Settings when there is
+// an error.
+func Decode(b hclsettings.Block, baseDir string) (*Settings, hcl.Diagnostics) {
+	d := hclsettings.NewDecoder(b.Ctx)
+	var raw rawVerify
+	d.DecodeBody(b.Body, &raw)
+	blk := b.DefRange
+	s := &Settings{}
+
+	keys := hclsettings.Eval[[]string](d, raw.MinisignPublicKeys, "minisign_public_keys",
+		`a list of minisign public keys, each the base64 line of a minisign.pub, e.g. ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]`, blk)
+	signers := hclsettings.Eval[string](d, raw.SSHAllowedSigners, "ssh_allowed_signers",
+		"the path of an allowed signers file (the format of ssh-keygen -Y verify)", blk)
+	namespace := hclsettings.Eval[string](d, raw.SSHNamespace, "ssh_namespace",
+		`the namespace the release was signed for (ssh-keygen -Y sign -n), "file" when not set`, blk)
+	cosign := hclsettings.Eval[string](d, raw.CosignPublicKey, "cosign_public_key",
+		"the path of a cosign public key (cosign.pub, a PEM PUBLIC KEY), for img:// apps", blk)
+
+	if keys.Set {
+		s.MinisignPublicKeys = decodeMinisignKeys(d, keys, raw.MinisignPublicKeys)
+	}
+	if signers.Set {
+		if f, ok := readKeyFile(d, signers, "ssh_allowed_signers", baseDir); ok {
+			if _, err := parseAllowedSigners(f.Data); err != nil {
+				d.Fail(signers.Range, "Invalid ssh_allowed_signers", "ssh_allowed_signers %s: %v.", signers.Show(), err)
+			}
+			namespace.OrDefault(DefaultSSHNamespace)
+			s.SSH = &SSHSettings{AllowedSigners: f, Namespace: namespace.Val}
+		}
+	} else if namespace.Set {
+		d.Fail(namespace.Range, "ssh_namespace without ssh_allowed_signers",
+			"ssh_namespace is the namespace SSH signatures are checked for; add ssh_allowed_signers (the keys that may sign) or remove ssh_namespace.")
+	}
+	if namespace.Set && namespace.Val == "" {
+		d.Fail(namespace.Range, "Invalid ssh_namespace", `ssh_namespace is empty; give the namespace passed to ssh-keygen -Y sign -n, such as "file".`)
+	}
+	if cosign.Set {
+		if f, ok := readKeyFile(d, cosign, "cosign_public_key", baseDir); ok {
+			if _, err := parseCosignKey(f.Data); err != nil {
+				d.Fail(cosign.Range, "Invalid cosign_public_key",
+					`cosign_public_key %s: %v; give the cosign.pub that "cosign generate-key-pair" wrote (a PEM PUBLIC KEY).`, cosign.Show(), err)
+			}
+			s.CosignPublicKey = &f
+		}
+	}
+	for i, r := range raw.Sigstore {
+		if i > 0 {
+			d.Fail(r.DefRange, "Duplicate sigstore block",
+				"a verify block has at most one sigstore block and the first is at line %d; merge them.", raw.Sigstore[0].DefRange.Start.Line)
+			continue
+		}
+		s.Sigstore = decodeSigstore(d, r, baseDir)
+	}
+
+	if !d.Diags.HasErrors() && len(s.MinisignPublicKeys) == 0 && s.SSH == nil && s.CosignPublicKey == nil && s.Sigstore == nil {
+		d.Fail(blk, "Empty verify block",
+			"a verify block must name at least one trusted key: minisign_public_keys, ssh_allowed_signers, a sigstore {} block, or cosign_public_key (img:// apps); without one, remove the block.")
+	}
+	if d.Diags.HasErrors() {
+		return nil, d.Diags
+	}
+	return s, d.Diags
+}
+
+// decodeMinisignKeys checks each key of minisign_public_keys, reporting a
+// bad one at its own element when the list is written out.
+func decodeMinisignKeys(d *hclsettings.Decoder, keys hclsettings.Setting[[]string], expr hcl.Expression) []string {
+	if len(keys.Val) == 0 {
+		d.Fail(keys.Range, "Empty minisign_public_keys",
+			`minisign_public_keys is empty; give at least one key (the "RW..." line of minisign.pub) or remove the attribute.`)
+		return nil
+	}
+	var elems []hclsyntax.Expression
+	if t, ok := expr.(*hclsyntax.TupleConsExpr); ok {
+		elems = t.Exprs
+	}
+	out := make([]string, 0, len(keys.Val))
+	seen := map[uint64]int{}
+	for i, text := range keys.Val {
+		rng := keys.Range
+		if len(elems) == len(keys.Val) {
+			rng = elems[i].Range()
+		}
+		show := fmt.Sprintf("key %d", i+1)
+		if !keys.Sensitive {
+			show += fmt.Sprintf(" %q", text)
+		}
+		text = strings.TrimSpace(text)
+		k, err := parseMinisignKey(text)
+		if err != nil {
+			d.Fail(rng, "Invalid minisign public key",
+				`minisign_public_keys %s: %v; give the base64 line of minisign.pub, which starts with "RW".`, show, err)
+			continue
+		}
+		if j, dup := seen[k.ID()]; dup {
+			d.Fail(rng, "Duplicate minisign public key",
+				"minisign_public_keys %s has key ID %s, as key %d does; list each key once.", show, minisignKeyID(k.ID()), j+1)
+			continue
+		}
+		seen[k.ID()] = i
+		out = append(out, text)
+	}
+	return out
+}
+
+// decodeSigstore reads the sigstore {} block; nil when it is not usable
+// (reported).
+func decodeSigstore(d *hclsettings.Decoder, r rawSigstore, baseDir string) *SigstoreSettings {
+	blk := r.DefRange
+	root := hclsettings.Eval[string](d, r.TrustedRoot, "trusted_root",
+		"the path of a Sigstore trusted root (trusted_root.json, as `sigstore trustedroot` or the TUF repository gives it)", blk)
+	issuer := hclsettings.Eval[string](d, r.Issuer, "issuer",
+		`the OIDC issuer of the signing certificate, e.g. "https://token.actions.githubusercontent.com"`, blk)
+	identity := hclsettings.Eval[string](d, r.Identity, "identity",
+		`the signer's identity (the certificate's subject alternative name), e.g. "https://github.com/org/api/.github/workflows/release.yml@refs/heads/main"`, blk)
+	ok := true
+	for _, m := range []struct {
+		s    hclsettings.Setting[string]
+		name string
+		what string
+	}{
+		{root, "trusted_root", "the path of the trusted root file (trusted_root.json)"},
+		{issuer, "issuer", `the OIDC issuer, e.g. "https://token.actions.githubusercontent.com"`},
+		{identity, "identity", "the identity the certificate must name (for GitHub, the workflow's URL with its ref)"},
+	} {
+		if m.s.Bad {
+			ok = false
+		} else if !m.s.Set || m.s.Val == "" {
+			d.Fail(m.s.Range, "Missing "+m.name, "the sigstore block needs %s: %s.", m.name, m.what)
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	f, read := readKeyFile(d, root, "trusted_root", baseDir)
+	if !read {
+		return nil
+	}
+	if _, err := loadSigstore(f.Data, issuer.Val, identity.Val); err != nil {
+		d.Fail(root.Range, "Invalid sigstore settings", "sigstore: %v.", err)
+	}
+	return &SigstoreSettings{TrustedRoot: f, Issuer: issuer.Val, Identity: identity.Val}
+}
+
+// readKeyFile reads the file a path setting names (relative to baseDir). A
+// problem is reported at the setting and gives ok false.
+func readKeyFile(d *hclsettings.Decoder, s hclsettings.Setting[string], name, baseDir string) (f KeyFile, ok bool) {
+	if s.Val == "" {
+		d.Fail(s.Range, "Invalid "+name, "%s is empty; give the path of the file.", name)
+		return KeyFile{}, false
+	}
+	path := s.Val
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(baseDir, path)
+	}
+	data, err := readLimited(path, maxKeyFileSize)
+	if err != nil {
+		d.Fail(s.Range, "Unreadable "+name,
+			"%s %s: %v; give the path of a file the agent can read (a relative path is resolved against the config file's folder).", name, s.Show(), err)
+		return KeyFile{}, false
+	}
+	return KeyFile{Path: path, Data: data}, true
+}
+
+// readLimited reads a file of at most max bytes.
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s does not exist", path)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not a file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d MiB, which no key file is", path, max>>20)
+	}
+	return data, nil
+}

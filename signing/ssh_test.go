@@ -1,0 +1,319 @@
+package signing
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// sshKey is an SSH key pair made in the test.
+type sshKey struct {
+	priv   crypto.PrivateKey
+	signer ssh.Signer
+}
+
+func newSSHKey(t testing.TB) sshKey { return newSSHKeyOf(t, "ed25519") }
+
+func newSSHKeyOf(t testing.TB, kind string) sshKey {
+	t.Helper()
+	var priv crypto.PrivateKey
+	var err error
+	switch kind {
+	case "ed25519":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case "ecdsa":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sshKey{priv: priv, signer: signer}
+}
+
+// authorized is the key as a .pub file has it: "ssh-ed25519 AAAA...".
+func (k sshKey) authorized() string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.signer.PublicKey())))
+}
+
+func (k sshKey) fingerprint() string { return ssh.FingerprintSHA256(k.signer.PublicKey()) }
+
+// writePrivate writes the private key as ssh-keygen reads it, mode 0600.
+func (k sshKey) writePrivate(t testing.TB, dir string) string {
+	t.Helper()
+	block, err := ssh.MarshalPrivateKey(k.priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "id_"+k.signer.PublicKey().Type())
+	if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sign makes an armored SSH signature in Go, as ssh-keygen -Y sign does.
+// algo is the signature algorithm ("" for the key's default).
+func (k sshKey) sign(t testing.TB, content []byte, namespace, hashAlg, algo string) []byte {
+	t.Helper()
+	var digest []byte
+	if hashAlg == "sha256" {
+		d := sha256.Sum256(content)
+		digest = d[:]
+	} else {
+		d := sha512.Sum512(content)
+		digest = d[:]
+	}
+	data := sshSignedData(namespace, "", hashAlg, digest)
+	var sig *ssh.Signature
+	var err error
+	if algo != "" {
+		sig, err = k.signer.(ssh.AlgorithmSigner).SignWithAlgorithm(rand.Reader, data, algo)
+	} else {
+		sig, err = k.signer.Sign(rand.Reader, data)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := append([]byte(sshSigMagic), ssh.Marshal(struct {
+		Version                     uint32
+		PublicKey                   []byte
+		Namespace, Reserved, HashAl string
+		Signature                   []byte
+	}{1, k.signer.PublicKey().Marshal(), namespace, "", hashAlg, ssh.Marshal(sig)})...)
+	return armorSSH(blob)
+}
+
+func armorSSH(blob []byte) []byte {
+	b64 := base64.StdEncoding.EncodeToString(blob)
+	var out bytes.Buffer
+	out.WriteString(sshArmorBegin + "\n")
+	for len(b64) > 70 {
+		out.WriteString(b64[:70] + "\n")
+		b64 = b64[70:]
+	}
+	out.WriteString(b64 + "\n" + sshArmorEnd + "\n")
+	return out.Bytes()
+}
+
+// sshVerifier is a verifier of the ssh method over an allowed signers file.
+func sshVerifier(t testing.TB, allowed, namespace string) *Verifier {
+	t.Helper()
+	v, err := (&Settings{SSH: &SSHSettings{AllowedSigners: KeyFile{Path: "allowed_signers", Data: []byte(allowed)}, Namespace: namespace}}).New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// sshKeygenVerify asks the real ssh-keygen whether the release verifies.
+func sshKeygenVerify(t testing.TB, r release, allowed, identity, namespace string) bool {
+	t.Helper()
+	p := writeFile(t, t.TempDir(), "allowed_signers", allowed)
+	in, err := os.Open(r.path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", p, "-I", identity, "-n", namespace, "-s", r.path()+SSHSuffix)
+	cmd.Stdin = in
+	out, err := cmd.CombinedOutput()
+	if _, exit := err.(*exec.ExitError); err != nil && !exit {
+		t.Fatalf("ssh-keygen: %v", err)
+	}
+	t.Logf("ssh-keygen -Y verify: %s", bytes.TrimSpace(out))
+	return err == nil
+}
+
+func haveSSHKeygen(t testing.TB) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen is not installed (openssh-client); the Go-made signatures are tested without it")
+	}
+}
+
+func TestSSH(t *testing.T) {
+	haveSSHKeygen(t)
+	content := bytes.Repeat([]byte("release bytes "), 5000)
+	key, other := newSSHKey(t), newSSHKey(t)
+	const who = "ci@example.com"
+	listed := who + " " + key.authorized() + " release key\n"
+	name := who + " (" + key.fingerprint() + ")"
+	keygen := func(k sshKey, ns string) func(t *testing.T, r release) {
+		return func(t *testing.T, r release) {
+			run(t, "ssh-keygen", "-Y", "sign", "-n", ns, "-f", k.writePrivate(t, t.TempDir()), r.path())
+		}
+	}
+	gosig := func(k sshKey, ns, hashAlg, algo string) func(t *testing.T, r release) {
+		return func(t *testing.T, r release) { r.writeSig(t, SSHSuffix, k.sign(t, content, ns, hashAlg, algo)) }
+	}
+	tests := []struct {
+		name      string
+		allowed   string
+		sign      func(t *testing.T, r release) // nil: no signature
+		tamper    bool
+		namespace string // "" is "file"
+		// wantWhy is "" for a pass; wantKey is the key shown either way.
+		wantKey, wantWhy string
+		// noCrossCheck: ssh-keygen is not asked (it cannot see the case).
+		noCrossCheck bool
+	}{
+		{name: "good, ssh-keygen", allowed: listed, sign: keygen(key, "file"), wantKey: name},
+		{name: "good, Go, sha256", allowed: listed, sign: gosig(key, "file", "sha256", ""), wantKey: name},
+		{name: "good, Go, sha512", allowed: listed, sign: gosig(key, "file", "sha512", ""), wantKey: name},
+		{name: "good, other namespace", allowed: listed, sign: keygen(key, "releases@example.com"), namespace: "releases@example.com", wantKey: name},
+		{name: "quoted principals and options", allowed: `"ci@example.com,ops@example.com" namespaces="git,file",valid-after="20200101Z" ` + key.authorized() + "\n",
+			sign: keygen(key, "file"), wantKey: "ci@example.com,ops@example.com (" + key.fingerprint() + ")"},
+		{name: "listed twice, the second allows", allowed: who + ` namespaces="git" ` + key.authorized() + "\n" + listed,
+			sign: keygen(key, "file"), wantKey: name},
+		{name: "wrong key", allowed: listed, sign: keygen(other, "file"), wantKey: other.fingerprint(),
+			wantWhy: "signed by key " + other.fingerprint() + ", which is not in ssh_allowed_signers"},
+		{name: "tampered artifact", allowed: listed, sign: keygen(key, "file"), tamper: true, wantKey: name,
+			wantWhy: "the signature does not match the artifact"},
+		{name: "missing", allowed: listed, wantWhy: "no app_linux_amd64.tar.gz.sig beside the artifact"},
+		{name: "malformed, not armored", allowed: listed, sign: func(t *testing.T, r release) { r.writeSig(t, SSHSuffix, []byte("hello")) },
+			wantWhy: "malformed signature: no -----BEGIN SSH SIGNATURE----- line"},
+		{name: "malformed, bad blob", allowed: listed, sign: func(t *testing.T, r release) { r.writeSig(t, SSHSuffix, armorSSH([]byte("SSHSIG\x00\x00"))) },
+			wantWhy: "malformed signature: not an SSHSIG blob"},
+		{name: "malformed, a minisign signature", allowed: listed, sign: func(t *testing.T, r release) {
+			r.writeSig(t, SSHSuffix, newMinisignKey(t).sign(t, content, "c"))
+		}, wantWhy: "malformed signature: no -----BEGIN SSH SIGNATURE----- line"},
+		{name: "wrong namespace", allowed: listed, sign: keygen(key, "git"), wantKey: key.fingerprint(),
+			wantWhy: `signed for namespace "git", not "file" (ssh_namespace); sign with ssh-keygen -Y sign -n file`},
+		{name: "namespace not allowed for the signer", allowed: who + ` namespaces="git,*@example.com" ` + key.authorized() + "\n",
+			sign: keygen(key, "file"), wantKey: name, wantWhy: `the allowed signer at line 1 is not allowed namespace "file" (namespaces="git,*@example.com")`},
+		{name: "namespace denied by a negation", allowed: who + ` namespaces="f*,!file" ` + key.authorized() + "\n",
+			sign: keygen(key, "file"), wantKey: name, wantWhy: `is not allowed namespace "file"`},
+		{name: "expired signer", allowed: who + ` valid-before="20200101Z" ` + key.authorized() + "\n",
+			sign: keygen(key, "file"), wantKey: name, wantWhy: "the allowed signer at line 1 has expired: valid-before 2020-01-01T00:00:00Z"},
+		{name: "signer not valid yet", allowed: who + ` valid-after="29990101120000Z" ` + key.authorized() + "\n",
+			sign: keygen(key, "file"), wantKey: name, wantWhy: "the allowed signer at line 1 is not valid yet: valid-after 2999-01-01T12:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRelease(t, content)
+			if tt.sign != nil {
+				tt.sign(t, r)
+			}
+			if tt.tamper {
+				r.tamper(t)
+			}
+			ns := tt.namespace
+			if ns == "" {
+				ns = "file"
+			}
+			got, err := r.verify(t, sshVerifier(t, tt.allowed, ns))
+			if tt.wantWhy != "" {
+				wantRejected(t, err, SSH, tt.wantKey, tt.wantWhy)
+			} else if err != nil {
+				t.Fatal(err)
+			} else if got != (Verified{Method: SSH, Key: tt.wantKey}) {
+				t.Errorf("verified = %+v, want ssh key %q", got, tt.wantKey)
+			}
+			if tt.sign == nil || tt.noCrossCheck {
+				return
+			}
+			if agrees := sshKeygenVerify(t, r, tt.allowed, who, ns); agrees != (tt.wantWhy == "") {
+				t.Errorf("ssh-keygen -Y verify says %v, we say %v", agrees, tt.wantWhy == "")
+			}
+		})
+	}
+}
+
+// TestSSHKeyTypes: ssh-keygen's signatures with ECDSA and RSA keys (RSA
+// signs with rsa-sha2-512) verify; an RSA signature with SHA-1 is refused.
+func TestSSHKeyTypes(t *testing.T) {
+	haveSSHKeygen(t)
+	content := []byte("a release")
+	for _, kind := range []string{"ecdsa", "rsa"} {
+		t.Run(kind, func(t *testing.T) {
+			key := newSSHKeyOf(t, kind)
+			allowed := "ci@example.com " + key.authorized() + "\n"
+			r := newRelease(t, content)
+			run(t, "ssh-keygen", "-Y", "sign", "-n", "file", "-f", key.writePrivate(t, t.TempDir()), r.path())
+			got, err := r.verify(t, sshVerifier(t, allowed, "file"))
+			if err != nil || got.Key != "ci@example.com ("+key.fingerprint()+")" {
+				t.Errorf("verified = %+v, %v", got, err)
+			}
+			r.tamper(t)
+			_, err = r.verify(t, sshVerifier(t, allowed, "file"))
+			wantRejected(t, err, SSH, "ci@example.com ("+key.fingerprint()+")", "does not match the artifact")
+		})
+	}
+	t.Run("rsa with sha1", func(t *testing.T) {
+		key := newSSHKeyOf(t, "rsa")
+		r := newRelease(t, content)
+		r.writeSig(t, SSHSuffix, key.sign(t, content, "file", "sha512", ssh.KeyAlgoRSA))
+		_, err := r.verify(t, sshVerifier(t, "ci@example.com "+key.authorized()+"\n", "file"))
+		wantRejected(t, err, SSH, key.fingerprint(), "RSA with SHA-1 (ssh-rsa), which is refused")
+	})
+}
+
+// TestSSHClock: valid-after and valid-before are checked against the
+// verifier's clock.
+func TestSSHClock(t *testing.T) {
+	content := []byte("a release")
+	key := newSSHKey(t)
+	allowed := `ci@example.com valid-after="20240101",valid-before="20250101Z" ` + key.authorized() + "\n"
+	r := newRelease(t, content)
+	r.writeSig(t, SSHSuffix, key.sign(t, content, "file", "sha512", ""))
+	name := "ci@example.com (" + key.fingerprint() + ")"
+	for _, tt := range []struct {
+		now     time.Time
+		wantWhy string
+	}{
+		{time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), ""},
+		{time.Date(2025, 1, 1, 0, 0, 1, 0, time.UTC), "has expired"},
+		{time.Date(2023, 12, 30, 0, 0, 0, 0, time.UTC), "is not valid yet"},
+	} {
+		v := sshVerifier(t, allowed, "file")
+		v.Now = func() time.Time { return tt.now }
+		_, err := r.verify(t, v)
+		if tt.wantWhy == "" {
+			if err != nil {
+				t.Errorf("at %v: %v", tt.now, err)
+			}
+			continue
+		}
+		wantRejected(t, err, SSH, name, tt.wantWhy)
+	}
+}
+
+func TestParseSignerTime(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"20250102Z":       time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC),
+		"202501021304Z":   time.Date(2025, 1, 2, 13, 4, 0, 0, time.UTC),
+		"20250102130405Z": time.Date(2025, 1, 2, 13, 4, 5, 0, time.UTC),
+		"20250102":        time.Date(2025, 1, 2, 0, 0, 0, 0, time.Local),
+	} {
+		got, err := parseSignerTime(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseSignerTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "2025", "2025-01-02", "20251302Z", "202501021304051Z"} {
+		if _, err := parseSignerTime(bad); err == nil {
+			t.Errorf("parseSignerTime(%q) accepted", bad)
+		}
+	}
+}
