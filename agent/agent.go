@@ -345,7 +345,7 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 		logger:     logger,
 		src:        src,
 		runner:     run,
-		pipe:       newPipeline(input, src, run, newStore(cfg, dir, app, logger, a.opts.Statfs), dir, logger, nil),
+		pipe:       newPipeline(input, src, run, newStore(cfg, dir, app, logger, a.opts.Statfs), dir, logger),
 		policy:     policy(app),
 		now:        a.opts.Now,
 		clock:      a.opts.Clock,

@@ -44,7 +44,8 @@ func TestImagePipelineCosign(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler), verifier).(*imagePipeline)
+		p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
+		p.verify = verifier
 		cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
 			Release: version.Release{Tag: "v1.0.0", Image: reg.Repository(repo) + ":v1.0.0"}}
 		s, err := p.prepare(t.Context(), cand)

@@ -53,11 +53,9 @@ type staged struct {
 }
 
 // newPipeline returns the pipeline for a runner that needs input.
-// verify, when not nil, checks the cosign signatures of images (see
-// imagesign.go).
-func newPipeline(input runners.Input, src sources.Source, run runners.Runner, store *releasestore.Store, dir string, logger *slog.Logger, verify imageVerifier) pipeline {
+func newPipeline(input runners.Input, src sources.Source, run runners.Runner, store *releasestore.Store, dir string, logger *slog.Logger) pipeline {
 	if input == runners.Image {
-		return &imagePipeline{src: src, runner: run, verify: verify, logger: logger}
+		return &imagePipeline{src: src, runner: run, logger: logger}
 	}
 	return &filePipeline{src: src, store: store, dir: dir, logger: logger}
 }

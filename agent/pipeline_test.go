@@ -49,7 +49,7 @@ func TestImagePipelinePin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPipeline(runners.Image, tt.src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler), nil)
+			p := newPipeline(runners.Image, tt.src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler))
 			s, err := p.prepare(t.Context(), cand)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("prepare error = %v, want error %v", err, tt.wantErr)
