@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/notify"
 	"github.com/dewy-agent/dewy-agent/releasestore"
 	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/signing"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -23,14 +25,35 @@ const maxTransientTries = 3
 // bad mark applies to that artifact only: an image pinned by digest, or the
 // artifact's name, size and upload (for file://, modification) time. A
 // version republished with another artifact gets another identity.
-func artifactIdentity(c *version.Candidate) string {
+//
+// sigSuffixes are the signature files the app checks (signing's
+// FileSuffixes; none without a verify block): the identity then also names
+// each one the release lists beside the artifact, by size and time, or
+// "none", so a signature uploaded or replaced after a refusal is tried
+// again. A source that lists no files (grpc) shows none: there a new
+// signature is tried once the server's answer changes (another created_at)
+// or after `dewy-agent retry`.
+func artifactIdentity(c *version.Candidate, sigSuffixes []string) string {
 	if c == nil {
 		return ""
 	}
 	if c.Release.Image != "" {
 		return c.Release.Image
 	}
-	a := c.Artifact
+	id := assetIdentity(c.Artifact)
+	for _, suffix := range sigSuffixes {
+		id += " " + suffix + "="
+		if i := slices.IndexFunc(c.Release.Assets, func(a version.Asset) bool { return a.Name == c.Artifact.Name+suffix }); i >= 0 {
+			id += "(" + assetIdentity(c.Release.Assets[i]) + ")"
+		} else {
+			id += "none"
+		}
+	}
+	return id
+}
+
+// assetIdentity is an asset's name, size and time, those the registry gives.
+func assetIdentity(a version.Asset) string {
 	id := a.Name
 	if a.Size >= 0 {
 		id += " size=" + strconv.FormatInt(a.Size, 10)
@@ -53,6 +76,13 @@ func (w *worker) failed(tag, prev, ident string, took time.Duration, err error) 
 		return
 	}
 	w.metrics.diskFull.WithLabelValues(w.app.Name).Set(0)
+	if errors.Is(err, signing.ErrRejected) {
+		// Which key and why: the Rejected's text, in the event, the bad
+		// mark, status and plan.
+		w.events.send(notify.Event{Kind: notify.SignatureRejected, Step: "verify", Version: tag, PreviousVersion: prev, Duration: took, Err: err.Error()})
+		w.markBad(tag, ident, err)
+		return
+	}
 	w.events.send(failureEvent(err, tag, prev, took))
 	switch {
 	case errors.Is(err, runners.ErrBadRelease) || errors.Is(err, releasestore.ErrBadArtifact):

@@ -119,7 +119,7 @@ func (p *imagePipeline) imageSignatureState(ctx context.Context, c *version.Cand
 // signatures and has c's version recorded as bad, the signature images the
 // registry holds now (so that signing it afterwards retries it).
 func (w *worker) identity(ctx context.Context, c *version.Candidate) string {
-	id := artifactIdentity(c)
+	id := artifactIdentity(c, w.sigSuffixes())
 	ip, ok := w.pipe.(*imagePipeline)
 	if !ok || ip.verify == nil {
 		return id
@@ -133,7 +133,7 @@ func (w *worker) identity(ctx context.Context, c *version.Candidate) string {
 // checkedIdentity is the identity a failed deploy of c marks bad: with the
 // signature images the deploy checked, when it checked any.
 func (w *worker) checkedIdentity(c *version.Candidate) string {
-	id := artifactIdentity(c)
+	id := artifactIdentity(c, w.sigSuffixes())
 	if ip, ok := w.pipe.(*imagePipeline); ok {
 		id += ip.checked
 	}

@@ -48,6 +48,9 @@ type staged struct {
 	// activated: the runner made the release current (so a failure after it
 	// means it was switched back).
 	activated bool
+	// verified is what the signature check found (signing.Verified's
+	// String), "" when the app verifies nothing.
+	verified string
 	// discard removes what prepare made, after a later step failed.
 	discard func()
 }
@@ -74,6 +77,9 @@ type filePipeline struct {
 	// for a version: what a release without a checksum file is verified
 	// against (agent/fleet.go).
 	published func(tag string) string
+	// verifier, when the app has a verify block, checks the artifact's
+	// signature on the downloaded bytes before they are extracted.
+	verifier *signing.Verifier
 }
 
 func (p *filePipeline) resume(st State) (runners.Deployment, bool, error) {
@@ -103,16 +109,31 @@ func (p *filePipeline) prepare(ctx context.Context, c *version.Candidate) (*stag
 		p.progress.begin(c.Artifact.Name, c.Artifact.Size)
 		return countingReader{ReadCloser: r, p: p.progress}, nil
 	}
-	prep, err := p.store.Prepare(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open)
+	var verified signing.Verified
+	var check releasestore.Check
+	if p.verifier != nil {
+		check = func(r io.ReaderAt, size int64) (err error) {
+			verified, err = p.verifier.VerifyFile(ctx, c.Artifact.Name, r, size, p.signatures(c))
+			return err
+		}
+	}
+	prep, err := p.store.PrepareChecked(ctx, tag, c.Artifact.Name, c.Artifact.Size, sum, open, check)
 	if p.progress != nil {
 		p.progress.end()
 	}
 	if err != nil {
+		if errors.Is(err, signing.ErrRejected) {
+			return nil, &deployError{step: "verify", err: err}
+		}
 		return nil, &deployError{step: "download", err: err}
 	}
 	s := &staged{
 		d:      runners.Deployment{Version: tag, Image: c.Release.Image, Dir: prep.Dir},
 		sha256: prep.SHA256,
+	}
+	if p.verifier != nil {
+		s.verified = verified.String()
+		p.logger.Info("signature verified", "version", tag, "artifact", c.Artifact.Name, "by", s.verified)
 	}
 	if rel, err := filepath.Rel(p.dir, prep.Dir); err == nil {
 		s.dir = rel
@@ -136,6 +157,51 @@ func (p *filePipeline) deployed() {
 	if err := p.store.Prune(); err != nil {
 		p.logger.Warn("prune old releases", "err", err)
 	}
+}
+
+// signatures fetches the signature files beside c's artifact: the
+// release's asset named after the artifact plus the suffix, or, from a
+// source that lists no files (grpc), its Sibling. At most
+// signing.MaxSignatureSize bytes are read.
+func (p *filePipeline) signatures(c *version.Candidate) signing.Fetch {
+	return func(ctx context.Context, suffix string) ([]byte, error) {
+		name := c.Artifact.Name + suffix
+		asset, ok := signatureAsset(p.src, c, suffix)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", name, signing.ErrMissing)
+		}
+		r, err := p.src.Open(ctx, c.Release, asset)
+		if err != nil {
+			if errors.Is(err, sources.ErrNotFound) {
+				return nil, fmt.Errorf("%s: %w", name, signing.ErrMissing)
+			}
+			return nil, fmt.Errorf("fetch %s: %w", name, err)
+		}
+		defer r.Close()
+		// A longer file is cut, and then fails to verify: no signature is
+		// that large.
+		b, err := io.ReadAll(io.LimitReader(r, signing.MaxSignatureSize))
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", name, err)
+		}
+		return b, nil
+	}
+}
+
+// signatureAsset is the asset of c's release named after its artifact plus
+// suffix: found in the release's listing, or named by a source that hands
+// out URLs (sources.Siblings).
+func signatureAsset(src sources.Source, c *version.Candidate, suffix string) (version.Asset, bool) {
+	name := c.Artifact.Name + suffix
+	for _, a := range c.Release.Assets {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	if s, ok := src.(sources.Siblings); ok {
+		return s.Sibling(c.Release, c.Artifact, suffix)
+	}
+	return version.Asset{}, false
 }
 
 // checksum returns the SHA-256 the release publishes for the artifact, or "" when
@@ -205,7 +271,8 @@ func (p *imagePipeline) prepare(ctx context.Context, c *version.Candidate) (*sta
 		if err != nil {
 			return nil, &deployError{step: "verify", err: err}
 		}
-		p.logger.Info("image signature verified", "version", s.d.Version, "image", ref, "signature", v.String())
+		s.verified = v.String()
+		p.logger.Info("image signature verified", "version", s.d.Version, "image", ref, "by", s.verified)
 	}
 	return s, nil
 }

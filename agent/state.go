@@ -22,6 +22,9 @@ type State struct {
 	// Artifact is the deployed artifact's name and SHA256 its digest.
 	Artifact string `json:"artifact,omitempty"`
 	SHA256   string `json:"sha256,omitempty"`
+	// Verified is what the deployed artifact's signature check found
+	// (signing.Verified's String); "" without a verify block.
+	Verified string `json:"verified,omitempty"`
 	// Release is the deployed release directory, relative to the app directory.
 	Release string `json:"release,omitempty"`
 	// DeployedAt is when Version was made current.

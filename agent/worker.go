@@ -105,6 +105,10 @@ type Status struct {
 	// Queued is the app's place in the agent's deploy queue (1 = next) while
 	// its deploy waits for one of max_parallel_deploys slots; 0 otherwise.
 	Queued int `json:"queued,omitempty"`
+	// Verified is what the deployed release's signature check found (the
+	// method, key and minisign's trusted comment); "" when the app verifies
+	// nothing.
+	Verified string `json:"verified,omitempty"`
 	// Bad are the versions marked bad on this host, with their reasons.
 	Bad []BadVersion `json:"bad_versions,omitempty"`
 	// History is the last deploys, newest first.
@@ -460,6 +464,7 @@ func (w *worker) deploy(ctx context.Context, c *version.Candidate) error {
 		st.Image = rel.d.Image
 		st.Artifact = c.Artifact.Name
 		st.SHA256 = rel.sha256
+		st.Verified = rel.verified
 		st.Release = rel.dir
 		st.DeployedAt = w.now()
 		st.Deploys++
@@ -481,11 +486,23 @@ func (w *worker) report(ctx context.Context, c *version.Candidate, deployErr err
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rep := sources.Report{App: w.app.Name, Host: w.host, Release: c.Release, Artifact: c.Artifact, Time: w.now(), Err: deployErr}
+	if deployErr == nil {
+		rep.Verified = w.st.Verified
+	}
 	if err := r.Report(ctx, rep); err != nil {
 		w.logger.Warn("deployment report not written", "version", c.Version.Original(), "err", err)
 		return
 	}
 	w.logger.Debug("deployment report written", "version", c.Version.Original())
+}
+
+// sigSuffixes are the signature files the app checks beside an artifact
+// (none without a verify block), for artifactIdentity.
+func (w *worker) sigSuffixes() []string {
+	if w.app.Verify == nil {
+		return nil
+	}
+	return w.app.Verify.FileSuffixes()
 }
 
 // maxBad bounds the bad versions remembered per app.
@@ -581,6 +598,7 @@ func (w *worker) publish() {
 	w.setStatus(func(s *Status) {
 		s.Deployed, s.DeployedAt, s.Deploys, s.LastError = st.Version, st.DeployedAt, st.Deploys, st.LastError
 		s.Bad = slices.Clone(st.Bad)
+		s.Verified = st.Verified
 	})
 	w.metrics.setVersion(w.app.Name, st.Version)
 	if !st.DeployedAt.IsZero() {

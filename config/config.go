@@ -29,6 +29,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/signing"
 	"github.com/dewy-agent/dewy-agent/sources"
 )
 
@@ -106,6 +107,10 @@ type App struct {
 	// Rollout is the app's `rollout {}` block with fleet's defaults; nil
 	// without one (the app still shares the fleet's poll and bad versions).
 	Rollout *fleet.Rollout
+	// Verify is the app's `verify {}` block, decoded by package signing
+	// (the keys it names already read); nil without one: releases are
+	// deployed unsigned, as before.
+	Verify *signing.Settings
 }
 
 // Hooks is an app's `hooks {}` block.

@@ -17,6 +17,7 @@ import (
 	assetsrun "github.com/dewy-agent/dewy-agent/runners/assets"
 	"github.com/dewy-agent/dewy-agent/runners/container"
 	"github.com/dewy-agent/dewy-agent/runners/server"
+	"github.com/dewy-agent/dewy-agent/signing"
 	"github.com/dewy-agent/dewy-agent/sources/file"
 	ghrsrc "github.com/dewy-agent/dewy-agent/sources/ghr"
 	"github.com/dewy-agent/dewy-agent/sources/oci"
@@ -134,6 +135,17 @@ func TestBadFixtures(t *testing.T) {
 			},
 		},
 		{
+			name: "verify blocks",
+			file: "verify.bad.hcl",
+			want: []string{
+				"verify.bad.hcl:3,14:", "names a signature file",
+				"verify.bad.hcl:5,29:", "Invalid minisign public key",
+				"verify.bad.hcl:6,28:", "Unreadable ssh_allowed_signers", "no_such_allowed_signers does not exist",
+				"verify.bad.hcl:8,3:", "Duplicate verify block", "verify block at line 4",
+				"verify.bad.hcl:16,3:", "Verify block checks no image", "add cosign_public_key",
+			},
+		},
+		{
 			// What a registry or runner checks is reported with the schema's
 			// errors, each at its line (issue 11).
 			name: "five mistakes of four owners at once",
@@ -167,6 +179,13 @@ func TestGoodFixtures(t *testing.T) {
 		return assetsrun.Config{Link: link}
 	}
 	defaultAgent := Agent{StateDir: DefaultStateDir, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat, Admin: DefaultAdmin}
+	verifyGood := &signing.Settings{
+		MinisignPublicKeys: []string{"RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"},
+		SSH: &signing.SSHSettings{
+			AllowedSigners: signing.KeyFile{Path: filepath.Join(testdata, "verify_allowed_signers"), Data: readFile(t, filepath.Join(testdata, "verify_allowed_signers"))},
+			Namespace:      "release",
+		},
+	}
 
 	tests := []struct {
 		name string
@@ -351,6 +370,17 @@ func TestGoodFixtures(t *testing.T) {
 				Secrets: []string{"/opt/dewy", "warn", "octo-org", "2m"},
 			},
 		},
+		{
+			name: "verify block, keys read from the config file's folder",
+			file: "verify.good.hcl",
+			want: File{
+				Agent: defaultAgent,
+				Apps: []App{
+					{Name: "api", Registry: ghr("ghr://linyows/myapp", "linyows", "myapp"), Interval: 30 * time.Second, KeepReleases: 7, Runner: assets(""), Verify: verifyGood},
+					{Name: "docs", Registry: ghr("ghr://linyows/docs", "linyows", "docs"), Interval: 30 * time.Second, KeepReleases: 7, Runner: assets("")},
+				},
+			},
+		},
 	}
 
 	onDisk, err := filepath.Glob("testdata/*.good.hcl")
@@ -377,6 +407,16 @@ func TestGoodFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readFile is the content of path.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // unsetEnv removes name from the environment for the test, restoring it after.

@@ -12,6 +12,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/fleet"
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/runners"
+	"github.com/dewy-agent/dewy-agent/signing"
 )
 
 // Load reads the config file at path and parses it. A file that cannot be read
@@ -124,7 +125,14 @@ type rawApp struct {
 	Runners      []rawRunner    `hcl:"runner,block"`
 	Hooks        []rawHooks     `hcl:"hooks,block"`
 	Rollouts     []rawRollout   `hcl:"rollout,block"`
+	Verifies     []rawVerify    `hcl:"verify,block"`
 	DefRange     hcl.Range      `hcl:",def_range"`
+}
+
+// rawVerify is an app's verify block, whose body package signing decodes.
+type rawVerify struct {
+	Body     hcl.Body  `hcl:",remain"`
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 type rawHooks struct {
@@ -179,6 +187,10 @@ type appInput struct {
 	// rollout is nil when the app has no rollout block (config/fleet.go).
 	rollout      *fleet.Rollout
 	rolloutRange hcl.Range
+	// verify is the verify block decoded by package signing; nil without
+	// one (or when it has errors, which are reported).
+	verify      *signing.Settings
+	verifyRange hcl.Range
 }
 
 type hooksInput struct {
@@ -274,6 +286,7 @@ func (d *decoder) read(filename string, raw *rawFile) fileInput {
 		}
 		app.runner = d.readRunners(ra)
 		app.rollout, app.rolloutRange = d.readRollout(ra)
+		app.verify, app.verifyRange = d.readVerify(filename, ra)
 		for i, h := range ra.Hooks {
 			if i > 0 {
 				d.fail(h.DefRange, "Duplicate hooks block",
@@ -322,6 +335,32 @@ func (d *decoder) readRunner(r rawRunner) *runnerInput {
 	settings, diags := k.Decode(hclsettings.Block{Body: r.Body, DefRange: r.DefRange, Ctx: d.Ctx})
 	d.Diags = append(d.Diags, diags...)
 	return &runnerInput{kind: r.Kind, defRange: r.DefRange, settings: settings}
+}
+
+// readVerify hands the app's verify block (at most one) to package signing,
+// which owns its schema and reads the keys it names, relative paths from the
+// config file's folder.
+func (d *decoder) readVerify(filename string, ra rawApp) (*signing.Settings, hcl.Range) {
+	if len(ra.Verifies) == 0 {
+		return nil, hcl.Range{}
+	}
+	first := ra.Verifies[0]
+	for _, extra := range ra.Verifies[1:] {
+		d.fail(extra.DefRange, "Duplicate verify block",
+			"app %q already has a verify block at line %d; merge the keys into it.", ra.Name, first.DefRange.Start.Line)
+	}
+	base, err := baseDir(filename)
+	if err != nil {
+		d.fail(first.DefRange, "Verify block without a folder",
+			"the config file's folder could not be found (%v), so the key files the verify block names cannot be found; start the agent with an absolute -config path.", err)
+		return nil, first.DefRange
+	}
+	s, diags := signing.Decode(hclsettings.Block{Body: first.Body, DefRange: first.DefRange, Ctx: d.Ctx}, base)
+	d.Diags = append(d.Diags, diags...)
+	if diags.HasErrors() {
+		return nil, first.DefRange
+	}
+	return s, first.DefRange
 }
 
 // baseDir is the folder a relative state_dir is resolved against: the config

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings"
 	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
 // This file is the part of registry URL parsing common to every scheme: the
@@ -175,6 +176,9 @@ func parseOptions(u *url.URL, p *parsedRegistry) []problem {
 			case strings.ContainsAny(v, `/\`):
 				probs = append(probs, problem{"Invalid artifact option", fmt.Sprintf(
 					"?artifact=%s is a path; give the file name of the release asset only.", v)})
+			case version.IsSignature(v):
+				probs = append(probs, problem{"Invalid artifact option", fmt.Sprintf(
+					"?artifact=%s names a signature file; name the artifact it signs.", v)})
 			default:
 				p.artifact = &v
 			}

@@ -76,6 +76,7 @@ func TestParseRegistry(t *testing.T) {
 		{name: "pre-release without value", in: "ghr://o/r?pre-release", scheme: "ghr", settings: ghrsrc.Config{Owner: "o", Repo: "r"}, problems: []string{"Invalid pre-release option"}},
 		{name: "empty artifact", in: "ghr://o/r?artifact=", scheme: "ghr", settings: ghrsrc.Config{Owner: "o", Repo: "r"}, problems: []string{"Empty artifact option"}},
 		{name: "artifact is a path", in: "ghr://o/r?artifact=dist/app.tar.gz", scheme: "ghr", settings: ghrsrc.Config{Owner: "o", Repo: "r"}, problems: []string{"Invalid artifact option"}},
+		{name: "artifact is a signature", in: "ghr://o/r?artifact=app.tar.gz.minisig", scheme: "ghr", settings: ghrsrc.Config{Owner: "o", Repo: "r"}, problems: []string{"Invalid artifact option"}},
 		{name: "bad query encoding", in: "ghr://o/r?artifact=a;b", scheme: "ghr", settings: ghrsrc.Config{Owner: "o", Repo: "r"}, problems: []string{"Invalid registry options"}},
 		{name: "fragment", in: "ghr://o/r#main", scheme: "ghr", settings: ghrsrc.Config{Owner: "o", Repo: "r"}, problems: []string{"Invalid registry URL"}},
 		{name: "credentials are reported and stripped from URL", in: "ghr://octocat:s3cr3t@linyows/myapp?pre-release=true", url: str("ghr://linyows/myapp?pre-release=true"), scheme: "ghr", settings: ghrsrc.Config{Owner: "linyows", Repo: "myapp"}, pre: &yes, problems: []string{"Credentials in registry URL"}},

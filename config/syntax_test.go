@@ -97,6 +97,14 @@ func TestSyntaxBadFixtures(t *testing.T) {
 				"empty_block.bad.yaml:6,7:", `runner "assets" has nothing after its key`, "write assets: {}",
 			},
 		},
+		{
+			name: "YAML: verify block mistakes at YAML positions",
+			file: "verify.bad.yaml",
+			want: []string{
+				"verify.bad.yaml:5,7:", "Invalid minisign public key",
+				"verify.bad.yaml:7,22:", "ssh_namespace without ssh_allowed_signers",
+			},
+		},
 		{name: "JSON: unknown attribute", file: "unknown_attribute.bad.json", at: "5,7", want: []string{`Did you mean "interval"?`, `   5:       "intervall": "30s",`}},
 		{name: "JSON: wrong type", file: "wrong_type.bad.json", at: "5,24", want: []string{"keep_releases must be a whole number"}},
 		{name: "JSON: missing registry", file: "missing_registry.bad.json", at: "3,12", want: []string{`app "api" has no registry`}},

@@ -102,6 +102,25 @@ func (d *decoder) checkRunnerRegistry(in appInput, app App, traits sources.Trait
 	}
 }
 
+// checkVerify pairs the verify block with what the app deploys: an image
+// app needs cosign_public_key, a file app a file method (minisign, ssh or
+// sigstore). A block with only the other kind would verify nothing.
+func (d *decoder) checkVerify(in appInput, app App) {
+	v := app.Verify
+	if v == nil || in.runner == nil || in.runner.settings == nil {
+		return
+	}
+	images := in.runner.settings.Input() == runners.Image
+	switch {
+	case images && !v.Images():
+		d.fail(in.verifyRange, "Verify block checks no image",
+			`app %q runs images (runner %q), which are checked with a cosign signature; add cosign_public_key = "/etc/dewy-agent/cosign.pub" to the verify block (minisign, ssh and sigstore check files).`, app.Name, in.runner.kind)
+	case !images && !v.Files():
+		d.fail(in.verifyRange, "Verify block checks no file",
+			`app %q deploys files (runner %q), which are checked with a signature beside the artifact; add minisign_public_keys, ssh_allowed_signers or a sigstore block to the verify block (cosign_public_key checks images only).`, app.Name, in.runner.kind)
+	}
+}
+
 // checkNotify parses every notifier URL, so a typo is a diagnostic and not a
 // runtime error. Messages never repeat a URL, which may hold a password.
 func (d *decoder) checkNotify(s setting[[]string]) []string {
@@ -195,6 +214,8 @@ func (d *decoder) buildApp(in appInput) App {
 		app.Runner = in.runner.settings
 	}
 	d.checkRunnerRegistry(in, app, traits)
+	app.Verify = in.verify
+	d.checkVerify(in, app)
 	app.Notify = d.checkNotify(in.notify)
 	app.Rollout = in.rollout
 	if h := in.hooks; h != nil {
@@ -247,11 +268,16 @@ func (d *decoder) checkInterval(s setting[string]) time.Duration {
 
 // checkArtifactName rejects artifact names that are paths: an artifact is a
 // file name inside a release.
+// It also rejects signature files (.minisig, .sig, .sigstore.json): they are
+// checked beside the artifact, never deployed.
 func (d *decoder) checkArtifactName(s setting[string], name string) {
-	if s.Bad || !strings.ContainsAny(s.Val, `/\`) {
-		return
+	switch {
+	case s.Bad:
+	case strings.ContainsAny(s.Val, `/\`):
+		d.fail(s.Range, "Invalid "+name, "%s %s is a path; give the file name of the release asset only.", name, s.Show())
+	case version.IsSignature(s.Val):
+		d.fail(s.Range, "Invalid "+name, "%s %s names a signature file; name the artifact it signs (the agent checks the signature beside it when the app has a verify block).", name, s.Show())
 	}
-	d.fail(s.Range, "Invalid "+name, "%s %s is a path; give the file name of the release asset only.", name, s.Show())
 }
 
 // buildRegistry parses the registry URL, has its scheme decode the rest, and

@@ -134,7 +134,7 @@ func TestDispatcherQuiet(t *testing.T) {
 	if got, want := strings.Join(byPath["/loud"], ","), strings.Join(kindStrings(Kinds()), ","); got != want {
 		t.Errorf("loud notifier got %s, want %s", got, want)
 	}
-	if got, want := strings.Join(byPath["/quiet"], ","), "deploy_succeeded,deploy_failed,rolled_back,hook_failed,disk_full"; got != want {
+	if got, want := strings.Join(byPath["/quiet"], ","), "deploy_succeeded,deploy_failed,rolled_back,hook_failed,disk_full,signature_rejected"; got != want {
 		t.Errorf("quiet notifier got %s, want %s", got, want)
 	}
 }

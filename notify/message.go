@@ -76,6 +76,12 @@ func (m Message) Summary() string {
 		return fmt.Sprintf("%s: the registry holds no release to deploy%s", app, on)
 	case DiskFull:
 		return fmt.Sprintf("%s: not enough disk space to prepare %s%s", app, v, on)
+	case SignatureRejected:
+		keep := ""
+		if m.PreviousVersion != "" {
+			keep = "; " + m.PreviousVersion + " keeps running"
+		}
+		return fmt.Sprintf("%s: %s refused%s: its signature does not verify with a trusted key%s", app, v, on, keep)
 	default:
 		return fmt.Sprintf("%s: %s%s", app, m.Kind, on)
 	}

@@ -11,8 +11,8 @@
 //     times, then suppressed until the app deploys successfully again.
 //
 // Every notifier URL takes `quiet=true`: such a notifier sends only the
-// outcomes of deploys: deploy_succeeded, deploy_failed, rolled_back and
-// hook_failed (not deploy_started, registry_unreachable or no_release). Secrets (SLACK_TOKEN, mail passwords,
+// outcomes of deploys: deploy_succeeded, deploy_failed, rolled_back,
+// hook_failed, disk_full and signature_rejected (not deploy_started, registry_unreachable or no_release). Secrets (SLACK_TOKEN, mail passwords,
 // credentials in URLs) never appear in String, errors, logs or messages.
 //
 // Parse and NewDispatcher do no I/O; connections are made when a message is
@@ -59,28 +59,33 @@ const (
 	// (agent min_free_space). The version is not marked bad; it is tried
 	// again with backoff.
 	DiskFull Kind = "disk_full"
+	// SignatureRejected: the app verifies signatures (a verify block) and the
+	// release's signature is missing, malformed or made by no trusted key.
+	// The version is marked bad for that artifact; Err says which key and
+	// why. A later upload of a signature is tried again.
+	SignatureRejected Kind = "signature_rejected"
 )
 
 // Kinds lists every kind, in the order above.
 func Kinds() []Kind {
-	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease, DiskFull}
+	return []Kind{DeployStarted, DeploySucceeded, DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease, DiskFull, SignatureRejected}
 }
 
 // Failure reports whether k is a failure: the kinds the storm limiter counts.
 func (k Kind) Failure() bool {
 	switch k {
-	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease, DiskFull:
+	case DeployFailed, RolledBack, HookFailed, RegistryUnreachable, NoRelease, DiskFull, SignatureRejected:
 		return true
 	}
 	return false
 }
 
 // Outcome reports whether k is the outcome of a deploy: succeeded, failed,
-// rolled back, a hook failed, or the disk was too full to prepare it. Quiet
-// notifiers send only these.
+// rolled back, a hook failed, the disk was too full to prepare it, or its
+// signature was rejected. Quiet notifiers send only these.
 func (k Kind) Outcome() bool {
 	switch k {
-	case DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull:
+	case DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull, SignatureRejected:
 		return true
 	}
 	return false

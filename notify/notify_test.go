@@ -158,9 +158,9 @@ func TestWantsQuiet(t *testing.T) {
 		want []Kind
 	}{
 		{name: "loud", raw: "slack://deploys", want: Kinds()},
-		{name: "quiet slack", raw: "slack://deploys?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull}},
-		{name: "quiet mail", raw: "mail://smtp.example.com/ops@example.com?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull}},
-		{name: "quiet webhook", raw: "https://hooks.example.com/x?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull}},
+		{name: "quiet slack", raw: "slack://deploys?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull, SignatureRejected}},
+		{name: "quiet mail", raw: "mail://smtp.example.com/ops@example.com?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull, SignatureRejected}},
+		{name: "quiet webhook", raw: "https://hooks.example.com/x?quiet=true", want: []Kind{DeploySucceeded, DeployFailed, RolledBack, HookFailed, DiskFull, SignatureRejected}},
 		{name: "quiet false", raw: "https://hooks.example.com/x?quiet=false", want: Kinds()},
 	}
 	for _, tt := range tests {
@@ -209,6 +209,7 @@ func TestMessageSummary(t *testing.T) {
 		{name: "rolled back", e: with(RolledBack, nil), want: "api: v1.2.0 failed on web-1 and was rolled back to v1.1.0"},
 		{name: "hook failed", e: with(HookFailed, func(e *Event) { e.Step = "before_deploy" }), want: "api: before_deploy hook failed for v1.2.0 on web-1"},
 		{name: "registry unreachable", e: with(RegistryUnreachable, func(e *Event) { e.Version = "" }), want: "api: registry unreachable on web-1"},
+		{name: "signature rejected", e: with(SignatureRejected, nil), want: "api: v1.2.0 refused on web-1: its signature does not verify with a trusted key; v1.1.0 keeps running"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

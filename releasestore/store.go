@@ -180,6 +180,19 @@ type Prepared struct {
 // everything it created and returns an error; errors about the artifact itself
 // wrap ErrBadArtifact.
 func (s *Store) Prepare(ctx context.Context, version, artifactName string, size int64, wantSHA256 string, open func(context.Context) (io.ReadCloser, error)) (Prepared, error) {
+	return s.PrepareChecked(ctx, version, artifactName, size, wantSHA256, open, nil)
+}
+
+// Check is a look at a downloaded artifact before it is extracted: r reads
+// its size bytes. A non-nil error stops Prepare, which removes what it made
+// and returns the error wrapped (errors.Is and errors.As see it).
+type Check func(r io.ReaderAt, size int64) error
+
+// PrepareChecked is Prepare with check (when not nil) called once the
+// artifact is downloaded and its length and SHA-256 verified, before it is
+// extracted or moved into the release: the agent verifies its signature
+// there, on exactly the bytes it will run.
+func (s *Store) PrepareChecked(ctx context.Context, version, artifactName string, size int64, wantSHA256 string, open func(context.Context) (io.ReadCloser, error), check Check) (Prepared, error) {
 	start := time.Now()
 	base, err := releaseBase(version)
 	if err != nil {
@@ -215,7 +228,7 @@ func (s *Store) Prepare(ctx context.Context, version, artifactName string, size 
 	}
 	defer s.forget(dlPath)
 
-	dir, sum, n, err := s.prepare(ctx, base, artifactName, size, want, open, staging, dlPath, space)
+	dir, sum, n, err := s.prepare(ctx, base, artifactName, size, want, open, check, staging, dlPath, space)
 	if rerr := os.Remove(dlPath); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		s.Logger.Warn("remove download", "path", dlPath, "err", rerr)
 	}
@@ -230,7 +243,7 @@ func (s *Store) Prepare(ctx context.Context, version, artifactName string, size 
 
 // prepare is Prepare after the checks of its arguments: staging and dlPath exist
 // and the caller removes them.
-func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error), staging, dlPath string, space *budget) (dir, sum string, n int64, err error) {
+func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, want string, open func(context.Context) (io.ReadCloser, error), check Check, staging, dlPath string, space *budget) (dir, sum string, n int64, err error) {
 	f, err := os.OpenFile(dlPath, os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", "", 0, fmt.Errorf("prepare %s: %w", artifact, err)
@@ -239,6 +252,11 @@ func (s *Store) prepare(ctx context.Context, base, artifact string, size int64, 
 	sum, n, err = s.download(ctx, &budgetWriter{f: f, b: space}, artifact, size, want, open)
 	if err != nil {
 		return "", "", 0, classifyLocal(err)
+	}
+	if check != nil {
+		if err := check(f, n); err != nil {
+			return "", "", 0, fmt.Errorf("prepare %s: %w", artifact, err)
+		}
 	}
 	kind := archive.Of(artifact)
 	if kind == archive.None {

@@ -33,7 +33,8 @@ func namePart(s string) string {
 
 // ReportText is a report's content, the same for every registry: one
 // "key: value" line each for the app, host, version, artifact, time and result
-// (success, or failure and the error). Nothing else, so no secrets.
+// (success, with what verified its signature when the app checks one, or
+// failure and the error). Nothing else, so no secrets.
 func ReportText(r Report) []byte {
 	var b bytes.Buffer
 	line := func(k, v string) {
@@ -47,6 +48,9 @@ func ReportText(r Report) []byte {
 	line("time", r.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	if r.Err == nil {
 		line("result", "success")
+		if r.Verified != "" {
+			line("verified", r.Verified)
+		}
 	} else {
 		msg := r.Err.Error()
 		if len(msg) > maxReportError {

@@ -53,6 +53,16 @@ type Stateful interface {
 	LoadState([]byte) error
 }
 
+// Siblings is implemented by sources whose releases do not list their files
+// (grpc: the server hands out one artifact URL). Sibling returns the asset
+// of rel named asset.Name+suffix that lies beside asset (a signature file),
+// for Open; ok is false when the source cannot name one. Whether it exists
+// shows only when it is opened (an error wrapping ErrNotFound when not). A
+// source that lists its files finds siblings in rel.Assets instead.
+type Siblings interface {
+	Sibling(rel version.Release, asset version.Asset, suffix string) (version.Asset, bool)
+}
+
 // Options are the per-app things a source is built with.
 type Options struct {
 	// Logger is already tagged with the app and source.
@@ -107,6 +117,10 @@ type Report struct {
 	Time time.Time
 	// Err is the failure, or nil for a successful deploy.
 	Err error
+	// Verified is what the signature check of a successful deploy found
+	// ("minisign key ... (trusted comment: ...)"); "" when the app checks
+	// none.
+	Verified string
 }
 
 // Reporter is implemented by sources that can record deployments in the registry

@@ -210,6 +210,9 @@ func printApp(w io.Writer, a agent.Status, now time.Time) {
 		deployed += " (" + agoOrDash(now, a.DeployedAt) + ")"
 	}
 	row("deployed", deployed)
+	if a.Verified != "" {
+		row("verified", a.Verified)
+	}
 	row("newest", dash(a.Newest))
 	row("deploys", fmt.Sprint(a.Deploys))
 	row("last check", agoOrDash(now, a.LastCheck))

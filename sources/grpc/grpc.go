@@ -352,6 +352,21 @@ func (r *Registry) Open(ctx context.Context, _ version.Release, asset version.As
 	return rc, nil
 }
 
+// Sibling is the file beside an artifact URL the server handed out: the URL
+// with suffix added to its path, its query (a presigned URL's signature, an
+// s3 endpoint) kept. Its size is unknown.
+func (r *Registry) Sibling(_ version.Release, asset version.Asset, suffix string) (version.Asset, bool) {
+	u, err := parseURL(asset.Ref)
+	if err != nil || u.Path == "" || suffix == "" {
+		return version.Asset{}, false
+	}
+	u.Path += suffix
+	if u.RawPath != "" {
+		u.RawPath += url.PathEscape(suffix)
+	}
+	return version.Asset{Name: asset.Name + suffix, Ref: u.String(), Size: -1, Created: asset.Created}, true
+}
+
 // canOpen says whether the URL's scheme can be fetched.
 func (r *Registry) canOpen(u *url.URL) error {
 	if builtinScheme(u.Scheme) || r.openers[u.Scheme] != nil {
@@ -514,5 +529,6 @@ var (
 	_ sources.Source   = (*Registry)(nil)
 	_ sources.Deciding = (*Registry)(nil)
 	_ sources.Reporter = (*Registry)(nil)
+	_ sources.Siblings = (*Registry)(nil)
 	_ io.Closer        = (*Registry)(nil)
 )

@@ -633,3 +633,48 @@ func TestNew(t *testing.T) {
 		})
 	}
 }
+
+// TestSibling: the file beside a handed-out artifact URL is the URL with the
+// suffix added to its path, the query kept, and it opens like the artifact.
+func TestSibling(t *testing.T) {
+	var gotQuery string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1.0.0/app.tar.gz.minisig", func(w http.ResponseWriter, r *http.Request) {
+		gotQuery = r.URL.RawQuery
+		_, _ = io.WriteString(w, "signature")
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name, url, want string
+	}{
+		{name: "http with a query", url: srv.URL + "/v1.0.0/app.tar.gz?X-Amz-Signature=abc", want: srv.URL + "/v1.0.0/app.tar.gz.minisig?X-Amz-Signature=abc"},
+		{name: "s3 with an endpoint", url: "s3://us-east-1/bucket/v1/app.tar.gz?endpoint=http://127.0.0.1:9000", want: "s3://us-east-1/bucket/v1/app.tar.gz.minisig?endpoint=http://127.0.0.1:9000"},
+		{name: "escaped path", url: "http://h/v1/my%2Fapp.tar.gz", want: "http://h/v1/my%2Fapp.tar.gz.minisig"},
+	}
+	r := newRegistry(t, Config{Target: "127.0.0.1:1", NoTLS: true}, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			art := version.Asset{Name: "app.tar.gz", Ref: tt.url, Size: -1}
+			sib, ok := r.Sibling(version.Release{Tag: "v1.0.0"}, art, ".minisig")
+			if !ok || sib.Ref != tt.want || sib.Name != "app.tar.gz.minisig" || sib.Size != -1 {
+				t.Fatalf("Sibling = %+v, %v; want Ref %q", sib, ok, tt.want)
+			}
+		})
+	}
+	sib, _ := r.Sibling(version.Release{Tag: "v1.0.0"}, version.Asset{Name: "app.tar.gz", Ref: tests[0].url, Size: -1}, ".minisig")
+	rc, err := r.Open(t.Context(), version.Release{Tag: "v1.0.0"}, sib)
+	if err != nil {
+		t.Fatalf("Open sibling: %v", err)
+	}
+	b, _ := io.ReadAll(rc)
+	_ = rc.Close()
+	if string(b) != "signature" || gotQuery != "X-Amz-Signature=abc" {
+		t.Errorf("read %q with query %q", b, gotQuery)
+	}
+	sib, _ = r.Sibling(version.Release{Tag: "v1.0.0"}, version.Asset{Name: "app.tar.gz", Ref: srv.URL + "/v1.0.0/app.tar.gz", Size: -1}, ".sig")
+	if _, err := r.Open(t.Context(), version.Release{Tag: "v1.0.0"}, sib); !errors.Is(err, sources.ErrNotFound) {
+		t.Errorf("Open of a missing sibling = %v, want ErrNotFound", err)
+	}
+}

@@ -44,8 +44,30 @@ func FormatOf(name string) Format {
 	return formatOfLower(strings.ToLower(name))
 }
 
+// signatureSuffixes are the names of the signature files the agent checks
+// beside an artifact (package signing's MinisignSuffix, SSHSuffix and
+// SigstoreSuffix; a test keeps them equal). version does not import signing,
+// which every source would then build.
+var signatureSuffixes = []string{".minisig", ".sig", ".sigstore.json"}
+
+// IsSignature reports whether name, case-insensitively, is a signature file
+// (ends in .minisig, .sig or .sigstore.json): it is never an artifact, neither
+// picked nor accepted as an exact artifact name.
+func IsSignature(name string) bool {
+	lower := strings.ToLower(name)
+	for _, s := range signatureSuffixes {
+		if strings.HasSuffix(lower, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // formatOfLower is FormatOf for a name already lower-cased.
 func formatOfLower(lower string) Format {
+	if IsSignature(lower) {
+		return FormatNone
+	}
 	if f := archive.Of(lower); f != archive.None {
 		return Format(f)
 	}
@@ -96,7 +118,8 @@ func isChecksumWord(t string) bool {
 // PickArtifact chooses the asset to download from one release.
 //
 // When p.Artifact is set, only the asset with exactly that name (case-sensitive)
-// is chosen, whatever its format.
+// is chosen, whatever its format, unless it is a signature file (IsSignature):
+// those are never chosen.
 //
 // Otherwise the asset's lower-cased name is split into words at every character
 // that is not a letter or digit ("x86_64" and "x86-64" stay one word), and an
@@ -123,6 +146,9 @@ func isChecksumWord(t string) bool {
 // (goreleaser's universal binaries) is chosen.
 func PickArtifact(assets []Asset, p Policy) (Asset, bool) {
 	if p.Artifact != "" {
+		if IsSignature(p.Artifact) {
+			return Asset{}, false
+		}
 		for _, a := range assets {
 			if a.Name == p.Artifact {
 				return a, true

@@ -3,6 +3,7 @@ package version_test
 import (
 	"testing"
 
+	"github.com/dewy-agent/dewy-agent/signing"
 	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
@@ -77,6 +78,13 @@ func TestPickArtifact(t *testing.T) {
 		{name: "exact artifact is case-sensitive", os: "linux", arch: "amd64", artifact: "myapp-server.tar.gz", assets: []string{"MyApp-Server.tar.gz", "myapp_linux_amd64.tar.gz"}},
 		{name: "exact artifact may be any kind of file", os: "linux", arch: "amd64", artifact: "myapp.deb", assets: []string{"myapp.deb"}, want: "myapp.deb"},
 		{name: "no assets", os: "linux", arch: "amd64"},
+		{
+			name: "signature files never picked", os: "linux", arch: "amd64",
+			assets: []string{"myapp_linux_amd64.tar.gz.minisig", "myapp_linux_amd64.tar.gz.sigstore.json", "myapp_linux_amd64.sig", "myapp_linux_amd64.MINISIG"},
+		},
+		{name: "exact artifact never a minisign signature", os: "linux", arch: "amd64", artifact: "myapp.tar.gz.minisig", assets: []string{"myapp.tar.gz", "myapp.tar.gz.minisig"}},
+		{name: "exact artifact never an SSH signature", os: "linux", arch: "amd64", artifact: "myapp.sig", assets: []string{"myapp.sig"}},
+		{name: "exact artifact never a sigstore bundle", os: "linux", arch: "amd64", artifact: "myapp.sigstore.json", assets: []string{"myapp.sigstore.json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +140,8 @@ func TestFormatOf(t *testing.T) {
 		{name: "SHA256SUMS", file: "SHA256SUMS", want: version.FormatNone},
 		{name: "checksum list with a version", file: "myapp_1.2.3_SHA256SUMS", want: version.FormatNone},
 		{name: "sbom without extension", file: "myapp-1.2.3-sbom", want: version.FormatNone},
+		{name: "minisign signature", file: "myapp-linux-amd64.minisig", want: version.FormatNone},
+		{name: "sigstore bundle", file: "myapp-linux-amd64.sigstore.json", want: version.FormatNone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,5 +149,18 @@ func TestFormatOf(t *testing.T) {
 				t.Errorf("FormatOf(%q) = %q, want %q", tt.file, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSignatureSuffixes keeps version's list of signature names equal to the
+// suffixes package signing fetches.
+func TestSignatureSuffixes(t *testing.T) {
+	for _, s := range []string{signing.MinisignSuffix, signing.SSHSuffix, signing.SigstoreSuffix} {
+		if !version.IsSignature("myapp_linux_amd64.tar.gz" + s) {
+			t.Errorf("IsSignature(%q) = false; signing fetches that suffix", "myapp_linux_amd64.tar.gz"+s)
+		}
+	}
+	if version.IsSignature("myapp_linux_amd64.tar.gz") || version.IsSignature("myapp.signature") {
+		t.Error("IsSignature is true for a name that is no signature")
 	}
 }

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
+	"github.com/dewy-agent/dewy-agent/internal/testkit"
+	"github.com/dewy-agent/dewy-agent/sources/grpc/dewypb"
+)
+
+// sigRegistry is one registry kind for the signature tests: start makes it
+// (a fake speaking its real protocol) and returns the app's registry lines,
+// the agent's environment and put, which uploads file name of version v.
+type sigRegistry struct {
+	name  string
+	start func(t *testing.T) (appLines string, env []string, put func(v, name string, data []byte))
+	// lists: the registry lists a release's files, so a signature uploaded
+	// after a refusal changes the artifact's identity and is tried again.
+	// Otherwise (grpc) the operator runs `dewy-agent retry`.
+	lists bool
+}
+
+const sigArtifact = "site.tar.gz"
+
+func sigRegistries() []sigRegistry {
+	return []sigRegistry{
+		{name: "file", lists: true, start: func(t *testing.T) (string, []string, func(v, name string, data []byte)) {
+			reg := filepath.Join(t.TempDir(), "registry")
+			return fmt.Sprintf("registry = %q\n  artifact = %q", "file://"+reg, sigArtifact), nil,
+				func(v, name string, data []byte) { writeFile(t, filepath.Join(reg, v, name), data) }
+		}},
+		{name: "s3", lists: true, start: func(t *testing.T) (string, []string, func(v, name string, data []byte)) {
+			backend := s3mem.New()
+			backend.CreateBucket("releases")
+			srv := httptest.NewServer(gofakes3.New(backend).Server())
+			t.Cleanup(srv.Close)
+			dir := t.TempDir()
+			env := []string{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=example-secret", "AWS_EC2_METADATA_DISABLED=true",
+				"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"), "AWS_ENDPOINT_URL="}
+			return fmt.Sprintf("registry = %q\n  artifact = %q", "s3://us-east-1/releases/site?endpoint="+srv.URL, sigArtifact), env,
+				func(v, name string, data []byte) {
+					if _, err := backend.PutObject("releases", "site/"+v+"/"+name, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+		}},
+		{name: "gs", lists: true, start: func(t *testing.T) (string, []string, func(v, name string, data []byte)) {
+			ts := httptest.NewUnstartedServer(nil)
+			host := ts.Listener.Addr().String()
+			srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", NoListener: true, PublicHost: host})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Stop)
+			srv.CreateBucket("releases")
+			ts.Config.Handler = srv.HTTPHandler()
+			ts.Start()
+			t.Cleanup(ts.Close)
+			env := []string{"STORAGE_EMULATOR_HOST=" + host, "GOOGLE_APPLICATION_CREDENTIALS=", "HOME=" + t.TempDir()}
+			return fmt.Sprintf("registry = %q\n  artifact = %q", "gs://releases/site", sigArtifact), env,
+				func(v, name string, data []byte) {
+					now := time.Now()
+					srv.CreateObject(fakestorage.Object{
+						ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "releases", Name: "site/" + v + "/" + name, Created: now, Updated: now},
+						Content:     data,
+					})
+				}
+		}},
+		{name: "ghr", lists: true, start: func(t *testing.T) (string, []string, func(v, name string, data []byte)) {
+			gh := fakegithub.New(t)
+			var mu sync.Mutex
+			released := map[string]bool{}
+			env := []string{"GITHUB_API_URL=" + gh.URL(), "GITHUB_TOKEN=ghp_signing_e2e", "GH_TOKEN="}
+			return fmt.Sprintf("registry = %q\n  artifact = %q", "ghr://acme/site", sigArtifact), env,
+				func(v, name string, data []byte) {
+					mu.Lock()
+					defer mu.Unlock()
+					if !released[v] {
+						released[v] = true
+						gh.AddRelease("acme", "site", fakegithub.Release{Tag: v, Published: time.Now().Add(-time.Hour), Assets: map[string][]byte{name: data}})
+						return
+					}
+					gh.AddAsset("acme", "site", v, name, data)
+				}
+		}},
+		{name: "grpc", lists: false, start: func(t *testing.T) (string, []string, func(v, name string, data []byte)) {
+			reg := &sigGRPC{files: map[string][]byte{}, created: map[string]time.Time{}}
+			files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reg.mu.Lock()
+				b, ok := reg.files[r.URL.Path]
+				reg.mu.Unlock()
+				if !ok {
+					http.NotFound(w, r)
+					return
+				}
+				w.Write(b)
+			}))
+			t.Cleanup(files.Close)
+			reg.base = files.URL
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := grpc.NewServer()
+			dewypb.RegisterRegistryServiceServer(srv, reg)
+			go srv.Serve(ln)
+			t.Cleanup(srv.Stop)
+			return fmt.Sprintf("registry = %q", "grpc://"+ln.Addr().String()+"?no-tls=true"), nil,
+				func(v, name string, data []byte) {
+					reg.mu.Lock()
+					defer reg.mu.Unlock()
+					reg.files["/"+v+"/"+name] = data
+					if name == sigArtifact {
+						reg.tag = v
+						reg.created[v] = time.Now().Add(-time.Hour).Truncate(time.Second)
+					}
+				}
+		}},
+	}
+}
+
+// sigGRPC is a dewy.RegistryService that hands out the newest artifact as
+// an http URL on its file server, with a query, as a presigned URL has.
+type sigGRPC struct {
+	dewypb.UnimplementedRegistryServiceServer
+	base    string
+	mu      sync.Mutex
+	tag     string
+	files   map[string][]byte // by URL path
+	created map[string]time.Time
+}
+
+func (g *sigGRPC) Current(context.Context, *dewypb.CurrentRequest) (*dewypb.CurrentResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return &dewypb.CurrentResponse{
+		Id:          "id-" + g.tag,
+		Tag:         g.tag,
+		ArtifactUrl: g.base + "/" + g.tag + "/" + sigArtifact + "?token=t",
+		CreatedAt:   timestamppb.New(g.created[g.tag]),
+	}, nil
+}
+
+func (g *sigGRPC) Report(context.Context, *dewypb.ReportRequest) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+// minisignSigner is a minisign key pair made for the test.
+type minisignSigner struct {
+	pub  minisign.PublicKey
+	priv minisign.PrivateKey
+}
+
+func newMinisignSigner(t *testing.T) minisignSigner {
+	t.Helper()
+	pub, priv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return minisignSigner{pub: pub, priv: priv}
+}
+
+// id is the key ID as minisign and the agent print it.
+func (s minisignSigner) id() string { return fmt.Sprintf("%016X", s.pub.ID()) }
+
+// sign signs data as `minisign -S` does (prehashed), with comment trusted.
+func (s minisignSigner) sign(data []byte, comment string) []byte {
+	r := minisign.NewReader(bytes.NewReader(data))
+	_, _ = r.Read(make([]byte, len(data)+1))
+	return r.SignWithComments(s.priv, comment, "signature from the test")
+}
+
+// TestSignedReleasesEveryRegistry runs the real binary with a verify block
+// against every registry kind: a release signed by the trusted key is
+// deployed; one signed by another key, one whose artifact was changed after
+// signing, and one without a signature are each refused, marked bad,
+// notified as signature_rejected and explained by status (which key, why),
+// while the good release keeps running; a signature uploaded later is
+// deployed.
+func TestSignedReleasesEveryRegistry(t *testing.T) {
+	testkit.Slow(t, "end-to-end test")
+	trusted, other := newMinisignSigner(t), newMinisignSigner(t)
+	pubText, err := trusted.pub.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sigRegistries() {
+		t.Run(r.name, func(t *testing.T) {
+			appLines, env, put := r.start(t)
+			hook := newRecorder(t, "{}")
+			e := newEnv(t)
+			addr := freeAddr(t)
+			e.writeConfig(t, fmt.Sprintf("admin = %q", addr), fmt.Sprintf(`
+app "site" {
+  %s
+  interval = "1s"
+  notify   = [%q]
+  verify {
+    minisign_public_keys = [%q]
+  }
+  runner "assets" {}
+}
+`, appLines, hook.srv.URL+"/hook", string(pubText)))
+			site := func(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
+			// publish uploads the signature (when given) before the artifact,
+			// so no poll finds the artifact alone.
+			publish := func(v string, art, sig []byte) {
+				if sig != nil {
+					put(v, sigArtifact+".minisig", sig)
+				}
+				put(v, sigArtifact, art)
+			}
+
+			good := site("v1.0.0")
+			publish("v1.0.0", good, trusted.sign(good, "site v1.0.0 from ci"))
+			p := startAgent(t, e.cfg, env...)
+			waitVersion(t, p, e.state, "site", "v1.0.0")
+			_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+			if want := "minisign key " + trusted.id() + " (trusted comment: site v1.0.0 from ci)"; !strings.Contains(out, want) {
+				t.Fatalf("status does not say what verified v1.0.0 (%s):\n%s", want, out)
+			}
+
+			v2 := site("v2.0.0")
+			tampered := site("v3.0.0")
+			v4 := site("v4.0.0")
+			refusals := []struct {
+				version string
+				publish func()
+				why     string // in the bad mark, status and the notification
+			}{
+				{version: "v2.0.0", publish: func() { publish("v2.0.0", v2, other.sign(v2, "not ours")) }, why: other.id()},
+				{version: "v3.0.0", publish: func() { publish("v3.0.0", tampered, trusted.sign(site("v3.0.0-built"), "site v3")) }, why: trusted.id()},
+				{version: "v4.0.0", publish: func() { publish("v4.0.0", v4, nil) }, why: sigArtifact + ".minisig"},
+			}
+			for _, ref := range refusals {
+				ref.publish()
+				eventually(t, 30*time.Second, func() bool {
+					_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+					return strings.Contains(out, "bad versions:") && strings.Contains(out, ref.version) && strings.Contains(out, "signature rejected")
+				}, "%s marked bad", ref.version)
+				_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+				if !strings.Contains(out, ref.why) || !strings.Contains(out, "minisign") {
+					t.Errorf("%s: status does not say which key and why (%q):\n%s", ref.version, ref.why, out)
+				}
+				// The good release is untouched.
+				if b, _ := os.ReadFile(filepath.Join(e.state, "apps", "site", "current", "index.html")); string(b) != "v1.0.0\n" {
+					t.Fatalf("%s: current serves %q, want v1.0.0", ref.version, b)
+				}
+				if _, err := os.Stat(filepath.Join(e.state, "apps", "site", "releases")); err == nil {
+					ents, _ := os.ReadDir(filepath.Join(e.state, "apps", "site", "releases"))
+					for _, ent := range ents {
+						if strings.HasPrefix(ent.Name(), ref.version) {
+							t.Errorf("a release directory %s was made for the refused %s", ent.Name(), ref.version)
+						}
+					}
+				}
+				eventually(t, 10*time.Second, func() bool {
+					all := hook.all()
+					return strings.Contains(all, `"kind":"signature_rejected"`) && strings.Contains(all, `"version":"`+ref.version+`"`)
+				}, "signature_rejected notified for %s", ref.version)
+			}
+			_, plan, _ := runCLI("plan", "-config", e.cfg)
+			if !strings.Contains(plan, "signature rejected") {
+				t.Errorf("plan does not say why v4.0.0 is skipped:\n%s", plan)
+			}
+
+			// The missing signature is uploaded: deployed.
+			put("v4.0.0", sigArtifact+".minisig", trusted.sign(v4, "site v4.0.0 from ci"))
+			if !r.lists {
+				// A registry that lists no files changes no identity: the
+				// operator asks for the retry.
+				if code, _, stderr := runCLI("retry", "-app", "site", "-addr", addr); code != exitOK {
+					t.Fatalf("retry: %s", stderr)
+				}
+			}
+			waitVersion(t, p, e.state, "site", "v4.0.0")
+			_, out, _ = runCLI("status", "-addr", addr, "-app", "site", "-json")
+			if !strings.Contains(out, "site v4.0.0 from ci") {
+				t.Errorf("status JSON does not show v4.0.0's trusted comment:\n%s", out)
+			}
+			p.stop(t)
+		})
+	}
+}
+
+// TestSSHSignedRelease: a release signed with `ssh-keygen -Y sign -n file`
+// is deployed from a file:// registry; one signed by a key the allowed
+// signers file does not list is refused.
+func TestSSHSignedRelease(t *testing.T) {
+	testkit.Slow(t, "end-to-end test")
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen is not installed")
+	}
+	e := newEnv(t)
+	dir := t.TempDir()
+	keygen := func(name string) string {
+		key := filepath.Join(dir, name)
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+		return key
+	}
+	ci, stranger := keygen("ci"), keygen("stranger")
+	pub, err := os.ReadFile(ci + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(pub))
+	signers := filepath.Join(e.dir, "allowed_signers")
+	writeFile(t, signers, []byte("ci@example.com "+fields[0]+" "+fields[1]+"\n"))
+	sign := func(key, v string, data []byte) {
+		art := filepath.Join(e.reg, v, sigArtifact)
+		writeFile(t, art, data)
+		if out, err := exec.Command("ssh-keygen", "-Y", "sign", "-f", key, "-n", "file", art).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+		}
+	}
+	addr := freeAddr(t)
+	e.writeConfig(t, fmt.Sprintf("admin = %q", addr), fmt.Sprintf(`
+app "site" {
+  registry = "file://%s?artifact=%s"
+  interval = "1s"
+  verify {
+    ssh_allowed_signers = "allowed_signers"
+  }
+  runner "assets" {}
+}
+`, e.reg, sigArtifact))
+	sign(ci, "v1.0.0", testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
+	p := startAgent(t, e.cfg)
+	waitVersion(t, p, e.state, "site", "v1.0.0")
+	_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+	if !strings.Contains(out, "ssh key") || !strings.Contains(out, "ci@example.com") {
+		t.Errorf("status does not say which SSH key verified v1.0.0:\n%s", out)
+	}
+	sign(stranger, "v2.0.0", testkit.TarGz(map[string]string{"index.html": "v2.0.0\n"}))
+	eventually(t, 30*time.Second, func() bool {
+		_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+		return strings.Contains(out, "bad versions:") && strings.Contains(out, "v2.0.0") && strings.Contains(out, "ssh")
+	}, "v2.0.0 marked bad")
+	if b, _ := os.ReadFile(filepath.Join(e.state, "apps", "site", "current", "index.html")); string(b) != "v1.0.0\n" {
+		t.Fatalf("current serves %q, want v1.0.0", b)
+	}
+	p.stop(t)
+}
