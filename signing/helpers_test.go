@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/hashicorp/hcl/v2"
 )
 
 // release is an artifact written to a folder, as a file:// registry holds
@@ -116,30 +114,4 @@ func writeFile(t testing.TB, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// pos is a diagnostic's expected position and a part of its detail.
-type pos struct {
-	line, col int
-	text      string
-}
-
-// expectDiags fails t unless diags are exactly want, each at its line and
-// column.
-func expectDiags(t testing.TB, diags hcl.Diagnostics, want []pos) {
-	t.Helper()
-	for _, w := range want {
-		found := false
-		for _, d := range diags {
-			if d.Subject != nil && d.Subject.Start.Line == w.line && d.Subject.Start.Column == w.col && strings.Contains(d.Detail, w.text) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("no diagnostic %q at %d:%d in:\n%v", w.text, w.line, w.col, diags)
-		}
-	}
-	if len(diags) != len(want) {
-		t.Errorf("%d diagnostics, want %d:\n%v", len(diags), len(want), diags)
-	}
 }

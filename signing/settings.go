@@ -68,6 +68,9 @@ type SigstoreSettings struct {
 // FileSuffixes are the suffixes of the signature files the configured file
 // methods look for beside an artifact, in Method order.
 func (s *Settings) FileSuffixes() []string {
+	if s == nil {
+		return nil
+	}
 	var out []string
 	if len(s.MinisignPublicKeys) > 0 {
 		out = append(out, MinisignSuffix)
@@ -81,11 +84,12 @@ func (s *Settings) FileSuffixes() []string {
 	return out
 }
 
-// Files reports whether a file method (minisign, ssh, sigstore) is set.
+// Files reports whether a file method (minisign, ssh, sigstore) is set. A
+// nil Settings (no verify block) has none.
 func (s *Settings) Files() bool { return len(s.FileSuffixes()) > 0 }
 
-// Images reports whether cosign_public_key is set.
-func (s *Settings) Images() bool { return s.CosignPublicKey != nil }
+// Images reports whether cosign_public_key is set; false for nil Settings.
+func (s *Settings) Images() bool { return s != nil && s.CosignPublicKey != nil }
 
 // rawVerify is the verify {} block's schema.
 type rawVerify struct {
@@ -147,8 +151,8 @@ func Decode(b hclsettings.Block, baseDir string) (*Settings, hcl.Diagnostics) {
 	if cosign.Set {
 		if f, ok := readKeyFile(d, cosign, "cosign_public_key", baseDir); ok {
 			if _, err := parseCosignKey(f.Data); err != nil {
-				d.Fail(cosign.Range, "Invalid cosign_public_key",
-					`cosign_public_key %s: %v; give the cosign.pub that "cosign generate-key-pair" wrote (a PEM PUBLIC KEY).`, cosign.Show(), err)
+				// The parser's message says what to give instead.
+				d.Fail(cosign.Range, "Invalid cosign_public_key", "cosign_public_key %s: %v.", cosign.Show(), err)
 			}
 			s.CosignPublicKey = &f
 		}

@@ -44,6 +44,10 @@ ssh_allowed_signers = "allowed_signers"
 	if s := got.FileSuffixes(); !reflect.DeepEqual(s, []string{".minisig", ".sig"}) || !got.Files() || got.Images() {
 		t.Errorf("FileSuffixes = %v, Files %v, Images %v", s, got.Files(), got.Images())
 	}
+	var none *Settings // no verify block
+	if none.Files() || none.Images() || none.FileSuffixes() != nil {
+		t.Error("nil Settings has a method")
+	}
 	v, err := got.New()
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +79,7 @@ func TestDecodeErrors(t *testing.T) {
 		name  string
 		src   string
 		files map[string]string
-		want  []pos
+		want  []hcltest.Diag
 	}{
 		{
 			name: "each attribute",
@@ -85,12 +89,12 @@ ssh_allowed_signers  = "missing_signers"
 cosign_public_key    = "not-a-key.pub"
 unknown              = 1
 `,
-			want: []pos{
-				{2, 85, `minisign_public_keys key 2 "RWQnotakey": not a minisign public key`},
-				{2, 99, "has key ID " + minisignKeyIDOf(t, good) + ", as key 1 does; list each key once"},
-				{3, 24, `ssh_allowed_signers "missing_signers": ` + filepath.Join(dir, "missing_signers") + " does not exist; give the path of a file the agent can read"},
-				{4, 24, `cosign_public_key "not-a-key.pub": `},
-				{5, 1, `An argument named "unknown" is not expected here`},
+			want: []hcltest.Diag{
+				{Line: 2, Col: 85, Text: `minisign_public_keys key 2 "RWQnotakey": not a minisign public key`},
+				{Line: 2, Col: 99, Text: "has key ID " + minisignKeyIDOf(t, good) + ", as key 1 does; list each key once"},
+				{Line: 3, Col: 24, Text: `ssh_allowed_signers "missing_signers": ` + filepath.Join(dir, "missing_signers") + " does not exist; give the path of a file the agent can read"},
+				{Line: 4, Col: 24, Text: `cosign_public_key "not-a-key.pub": `},
+				{Line: 5, Col: 1, Text: `An argument named "unknown" is not expected here`},
 			},
 		},
 		{
@@ -99,88 +103,94 @@ unknown              = 1
 minisign_public_keys = "` + good + `"
 ssh_allowed_signers  = ["a", "b"]
 `,
-			want: []pos{
-				{2, 24, "minisign_public_keys must be a list of minisign public keys"},
-				{3, 24, "ssh_allowed_signers must be the path of an allowed signers file"},
+			want: []hcltest.Diag{
+				{Line: 2, Col: 24, Text: "minisign_public_keys must be a list of minisign public keys"},
+				{Line: 3, Col: 24, Text: "ssh_allowed_signers must be the path of an allowed signers file"},
 			},
 		},
-		{name: "empty block", src: "\n", want: []pos{{1, 1, "a verify block must name at least one trusted key"}}},
-		{name: "empty key list", src: "\nminisign_public_keys = []\n", want: []pos{{2, 24, "minisign_public_keys is empty"}}},
-		{name: "key from env", src: "\nminisign_public_keys = [env(\"KEY\")]\n", want: []pos{{2, 25, "minisign_public_keys key 1: not a minisign public key"}}},
+		{name: "empty block", src: "\n", want: []hcltest.Diag{{Line: 1, Col: 1, Text: "a verify block must name at least one trusted key"}}},
+		{name: "empty key list", src: "\nminisign_public_keys = []\n", want: []hcltest.Diag{{Line: 2, Col: 24, Text: "minisign_public_keys is empty"}}},
+		{name: "key from env", src: "\nminisign_public_keys = [env(\"KEY\")]\n", want: []hcltest.Diag{{Line: 2, Col: 25, Text: "minisign_public_keys key 1: not a minisign public key"}}},
 		{
 			name: "namespace without signers",
 			src:  "\nminisign_public_keys = [\"" + good + "\"]\nssh_namespace = \"git\"\n",
-			want: []pos{{3, 17, "ssh_namespace is the namespace SSH signatures are checked for; add ssh_allowed_signers"}},
+			want: []hcltest.Diag{{Line: 3, Col: 17, Text: "ssh_namespace is the namespace SSH signatures are checked for; add ssh_allowed_signers"}},
 		},
 		{
 			name:  "empty namespace",
 			src:   "\nssh_allowed_signers = \"s\"\nssh_namespace = \"\"\n",
 			files: map[string]string{"s": "a " + newSSHKey(t).authorized() + "\n"},
-			want:  []pos{{3, 17, "ssh_namespace is empty"}},
+			want:  []hcltest.Diag{{Line: 3, Col: 17, Text: "ssh_namespace is empty"}},
 		},
 		{
 			name:  "malformed allowed signers line",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "# ok\nci@example.com " + newSSHKey(t).authorized() + "\nci@example.com ssh-ed25519\n"},
-			want:  []pos{{2, 23, `ssh_allowed_signers "s": line 3: malformed line`}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `ssh_allowed_signers "s": line 3: malformed line`}},
 		},
 		{
 			name:  "cert-authority",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "*@example.com cert-authority " + newSSHKey(t).authorized() + "\n"},
-			want:  []pos{{2, 23, "line 1: cert-authority is not supported"}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: "line 1: cert-authority is not supported"}},
 		},
 		{
 			name:  "bad valid-before",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "a valid-before=\"2030-01-01\" " + newSSHKey(t).authorized() + "\n"},
-			want:  []pos{{2, 23, `line 1: valid-before: "2030-01-01" is not a time; write YYYYMMDD`}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: valid-before: "2030-01-01" is not a time; write YYYYMMDD`}},
 		},
 		{
 			name:  "key type mismatch",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "a ssh-rsa " + strings.Fields(newSSHKey(t).authorized())[1] + "\n"},
-			want:  []pos{{2, 23, `line 1: unknown option or malformed key "ssh-rsa"`}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: key type "ssh-rsa" does not match the key, which is "ssh-ed25519"`}},
+		},
+		{
+			name:  "unknown option",
+			src:   "\nssh_allowed_signers = \"s\"\n",
+			files: map[string]string{"s": "a no-touch-required=yes " + newSSHKey(t).authorized() + "\n"},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: unknown option "no-touch-required=yes"; the options are namespaces=`}},
 		},
 		{
 			name:  "no signer",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "# nobody yet\n"},
-			want:  []pos{{2, 23, "the file lists no signer"}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: "the file lists no signer"}},
 		},
 		{
 			name: "sigstore block without its settings",
 			src:  "\nsigstore {\n  issuer = \"https://token.actions.githubusercontent.com\"\n}\n",
-			want: []pos{
-				{2, 1, "the sigstore block needs trusted_root"},
-				{2, 1, "the sigstore block needs identity"},
+			want: []hcltest.Diag{
+				{Line: 2, Col: 1, Text: "the sigstore block needs trusted_root"},
+				{Line: 2, Col: 1, Text: "the sigstore block needs identity"},
 			},
 		},
 		{
 			name: "sigstore trusted root unreadable",
 			src:  "\nsigstore {\n  trusted_root = \"/nonexistent/trusted_root.json\"\n  issuer = \"i\"\n  identity = \"x\"\n}\n",
-			want: []pos{{3, 18, `trusted_root "/nonexistent/trusted_root.json": /nonexistent/trusted_root.json does not exist`}},
+			want: []hcltest.Diag{{Line: 3, Col: 18, Text: `trusted_root "/nonexistent/trusted_root.json": /nonexistent/trusted_root.json does not exist`}},
 		},
 		{
 			name:  "sigstore trusted root not JSON",
 			src:   "\nsigstore {\n  trusted_root = \"root.json\"\n  issuer = \"i\"\n  identity = \"x\"\n}\n",
 			files: map[string]string{"root.json": "not json"},
-			want:  []pos{{3, 18, "sigstore: "}},
+			want:  []hcltest.Diag{{Line: 3, Col: 18, Text: "sigstore: "}},
 		},
 		{
 			name: "two sigstore blocks",
 			src:  "\nminisign_public_keys = [\"" + good + "\"]\nsigstore {\n}\nsigstore {\n}\n",
-			want: []pos{
-				{3, 1, "the sigstore block needs trusted_root"},
-				{3, 1, "the sigstore block needs issuer"},
-				{3, 1, "the sigstore block needs identity"},
-				{5, 1, "at most one sigstore block and the first is at line 3"},
+			want: []hcltest.Diag{
+				{Line: 3, Col: 1, Text: "the sigstore block needs trusted_root"},
+				{Line: 3, Col: 1, Text: "the sigstore block needs issuer"},
+				{Line: 3, Col: 1, Text: "the sigstore block needs identity"},
+				{Line: 5, Col: 1, Text: "at most one sigstore block and the first is at line 3"},
 			},
 		},
 		{
 			name: "a folder for a file",
 			src:  "\ncosign_public_key = \".\"\n",
-			want: []pos{{2, 21, "is a folder, not a file"}},
+			want: []hcltest.Diag{{Line: 2, Col: 21, Text: "is a folder, not a file"}},
 		},
 	}
 	for _, tt := range tests {
@@ -192,7 +202,7 @@ ssh_allowed_signers  = ["a", "b"]
 			if s != nil {
 				t.Errorf("Decode returned settings %+v with errors", s)
 			}
-			expectDiags(t, diags, tt.want)
+			hcltest.ExpectDiags(t, diags, tt.want)
 			if strings.Contains(diags.Error(), "secret-looking") {
 				t.Errorf("a value from env() is shown: %v", diags)
 			}
@@ -208,9 +218,9 @@ func minisignKeyIDOf(t *testing.T, text string) string {
 	return minisignKeyID(k.ID())
 }
 
-// cosignPEM is a cosign.pub as `cosign generate-key-pair` writes it: an
-// ECDSA P-256 key in a PEM PUBLIC KEY block.
-func cosignPEM(t *testing.T) []byte {
+// cosignPEM is a key pair and its cosign.pub as `cosign generate-key-pair`
+// writes it: an ECDSA P-256 key in a PEM PUBLIC KEY block.
+func cosignPEM(t *testing.T) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -220,13 +230,13 @@ func cosignPEM(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return k, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
 // TestDecodeCosign: cosign_public_key is read and parsed at decode. It needs
 // the cosign parser (signing/cosign.go), built by another part of the work.
 func TestDecodeCosign(t *testing.T) {
-	key := cosignPEM(t)
+	_, key := cosignPEM(t)
 	if _, err := parseCosignKey(key); err != nil && strings.Contains(err.Error(), "not built yet") {
 		t.Skip("parseCosignKey is still a stub here; it comes with signing/cosign.go")
 	}

@@ -79,6 +79,10 @@ func parseAllowedSigner(line string) (allowedSigner, error) {
 	rest := fields[1:]
 	key, keyErr := parseSSHKey(rest[0], rest[1])
 	if keyErr != nil {
+		if !strings.Contains(rest[0], "=") && !strings.EqualFold(rest[0], "cert-authority") {
+			// Every option but cert-authority has a value: this is a key.
+			return s, keyErr
+		}
 		// Not a key: the field is the options.
 		if err := s.parseOptions(rest[0]); err != nil {
 			return s, err
@@ -137,7 +141,7 @@ func (s *allowedSigner) parseOptions(field string) error {
 			}
 			s.validBefore = t
 		default:
-			return fmt.Errorf("unknown option or malformed key %q; options are namespaces=\"...\", valid-after=\"...\" and valid-before=\"...\"", opt)
+			return fmt.Errorf("unknown option %q; the options are namespaces=\"...\", valid-after=\"...\" and valid-before=\"...\"", opt)
 		}
 	}
 	return nil

@@ -264,8 +264,18 @@ func TestSSHKeyTypes(t *testing.T) {
 		key := newSSHKeyOf(t, "rsa")
 		r := newRelease(t, content)
 		r.writeSig(t, SSHSuffix, key.sign(t, content, "file", "sha512", ssh.KeyAlgoRSA))
-		_, err := r.verify(t, sshVerifier(t, "ci@example.com "+key.authorized()+"\n", "file"))
+		allowed := "ci@example.com " + key.authorized() + "\n"
+		_, err := r.verify(t, sshVerifier(t, allowed, "file"))
 		wantRejected(t, err, SSH, key.fingerprint(), "RSA with SHA-1 (ssh-rsa), which is refused")
+		if sshKeygenVerify(t, r, allowed, "ci@example.com", "file") {
+			t.Error("ssh-keygen -Y verify accepts the SHA-1 signature we refuse")
+		}
+		// The same key's rsa-sha2-512 signature made in Go passes: only
+		// the algorithm was refused.
+		r.writeSig(t, SSHSuffix, key.sign(t, content, "file", "sha512", ssh.KeyAlgoRSASHA512))
+		if _, err := r.verify(t, sshVerifier(t, allowed, "file")); err != nil {
+			t.Error(err)
+		}
 	})
 }
 
@@ -316,4 +326,36 @@ func TestParseSignerTime(t *testing.T) {
 			t.Errorf("parseSignerTime(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzParseSSHSignature: a signature file is untrusted input; parsing it
+// never panics, and what parses has a key.
+func FuzzParseSSHSignature(f *testing.F) {
+	k := newSSHKey(f)
+	f.Add(k.sign(f, []byte("x"), "file", "sha512", ""))
+	f.Add(armorSSH([]byte("SSHSIG\x00\x00\x00\x01")))
+	f.Add([]byte(sshArmorBegin + "\n" + sshArmorEnd))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := parseSSHSignature(b); err == nil && s.key == nil {
+			t.Error("parsed without a key")
+		}
+	})
+}
+
+// FuzzParseAllowedSigners: an allowed signers file never panics the parser,
+// and every signer it accepts has principals and a key.
+func FuzzParseAllowedSigners(f *testing.F) {
+	k := newSSHKey(f).authorized()
+	f.Add("a " + k + "\n")
+	f.Add(`"a b,c" namespaces="file,git",valid-after="20240101Z" ` + k + " comment\n")
+	f.Add(`a cert-authority ` + k)
+	f.Add(`a valid-before="2024` + "\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		signers, err := parseAllowedSigners([]byte(s))
+		for _, sg := range signers {
+			if err != nil || sg.principals == "" || sg.key == nil || sg.line < 1 {
+				t.Errorf("signer %+v accepted with error %v", sg, err)
+			}
+		}
+	})
 }

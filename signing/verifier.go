@@ -91,7 +91,11 @@ func (v *Verifier) VerifyFile(ctx context.Context, name string, artifact io.Read
 	}
 	if v.sigstore != nil {
 		methods = append(methods, method{Sigstore, SigstoreSuffix, func(bundle []byte) (Verified, *Reason, error) {
-			key, err := v.sigstore.verify(artifact, size, bundle)
+			key, err := v.sigstore.verify(ctxReaderAt{ctx, artifact}, size, bundle)
+			if ctx.Err() != nil {
+				// Stopped while hashing: not a verdict on the release.
+				return Verified{}, nil, ctx.Err()
+			}
 			if err != nil {
 				return Verified{}, &Reason{Method: Sigstore, Key: key, Why: err.Error()}, nil
 			}
@@ -158,4 +162,18 @@ func cosignTag(digest string) string {
 		return digest + ".sig"
 	}
 	return alg + "-" + hex + ".sig"
+}
+
+// ctxReaderAt fails its reads once ctx is done, so a check that reads the
+// artifact without a context of its own stops with the agent.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
 }

@@ -29,25 +29,28 @@ func Block(t testing.TB, src string, env map[string]string) hclsettings.Block {
 	}
 }
 
-// Diag is one expected diagnostic: its line and a part of its detail.
+// Diag is one expected diagnostic: its line, its column when Col is not 0,
+// and a part of its detail.
 type Diag struct {
 	Line int
+	Col  int
 	Text string
 }
 
 // ExpectDiags fails t unless diags are exactly want: as many, and each of
-// want found at its line.
+// want found at its line (and column).
 func ExpectDiags(t testing.TB, diags hcl.Diagnostics, want []Diag) {
 	t.Helper()
 	for _, w := range want {
 		found := false
 		for _, d := range diags {
-			if d.Subject != nil && d.Subject.Start.Line == w.Line && strings.Contains(d.Detail, w.Text) {
+			if d.Subject != nil && d.Subject.Start.Line == w.Line && (w.Col == 0 || d.Subject.Start.Column == w.Col) &&
+				strings.Contains(d.Detail, w.Text) {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no diagnostic %q at line %d in:\n%v", w.Text, w.Line, diags)
+			t.Errorf("no diagnostic %q at %d:%d in:\n%v", w.Text, w.Line, w.Col, diags)
 		}
 	}
 	if len(diags) != len(want) {
