@@ -67,7 +67,7 @@ func parseCosignKey(pemBytes []byte) (*cosignKey, error) {
 	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("public key does not parse: %w", err)
+		return nil, fmt.Errorf("the public key does not parse (%v); give the cosign.pub that `cosign generate-key-pair` or `cosign public-key` wrote", err)
 	}
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
