@@ -9,6 +9,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/dewy-agent/dewy-agent/sources/version"
 )
 
 // TestDiskFullIsNotABadVersion: a release that does not fit above the reserve
@@ -137,4 +139,37 @@ func gauge(t *testing.T, w *worker) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestArtifactIdentityNamesSignatures: with signature checks, a signature
+// uploaded or replaced beside the artifact changes the identity, so a version
+// refused for its signature is tried again; without them, nothing beside the
+// artifact counts.
+func TestArtifactIdentityNamesSignatures(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	art := version.Asset{Name: "site.tar.gz", Size: 100, Created: at}
+	cand := func(assets ...version.Asset) *version.Candidate {
+		return &version.Candidate{Release: version.Release{Tag: "v1", Assets: append([]version.Asset{art}, assets...)}, Artifact: art}
+	}
+	sig := version.Asset{Name: "site.tar.gz.minisig", Size: 300, Created: at}
+	newer := sig
+	newer.Created = at.Add(time.Minute)
+	other := version.Asset{Name: "site.tar.gz.sigstore.json", Size: 5000, Created: at}
+	suffixes := []string{".minisig", ".sig"}
+
+	none := artifactIdentity(cand(), suffixes)
+	signed := artifactIdentity(cand(sig), suffixes)
+	resigned := artifactIdentity(cand(newer), suffixes)
+	if none == signed || signed == resigned || none == resigned {
+		t.Errorf("identities do not follow the signature: none %q, signed %q, re-signed %q", none, signed, resigned)
+	}
+	if got := artifactIdentity(cand(sig, other), suffixes); got != signed {
+		t.Errorf("a file the app does not check changed the identity: %q, want %q", got, signed)
+	}
+	if got, want := artifactIdentity(cand(sig), nil), artifactIdentity(cand(), nil); got != want {
+		t.Errorf("without a verify block a signature changed the identity: %q, want %q", got, want)
+	}
+	if !strings.Contains(none, ".minisig=none") || !strings.Contains(none, ".sig=none") {
+		t.Errorf("identity %q does not say no signature is present", none)
+	}
 }

@@ -208,6 +208,8 @@ func TestReloadAppliesOnlyTheDifference(t *testing.T) {
   }
 }
 `, "docker.sock"},
+		{"a verify key that does not parse", strings.Replace(e.config("1h", "b"), `runner "assets"`, "verify {\n    minisign_public_keys = [\"RWQnotakey\"]\n  }\n  runner \"assets\"", 1), "dewy.hcl:10,29: Error: Invalid minisign public key"},
+		{"an unreadable allowed signers file", strings.Replace(e.config("1h", "b"), `runner "assets"`, "verify {\n    ssh_allowed_signers = \"missing_signers\"\n  }\n  runner \"assets\"", 1), "dewy.hcl:10,27: Error: Unreadable ssh_allowed_signers"},
 	}
 	for _, c := range bad {
 		e.write(c.text)
