@@ -98,11 +98,20 @@ app %q {
 	statusShows(t, addr, app, "cosign key "+fingerprint)
 }
 
-// statusShows fails the test unless `status -app` shows want.
+// statusShows waits until `status -app` shows want (the admin API's view
+// follows state.json shortly after).
 func statusShows(t *testing.T, addr, app, want string) {
 	t.Helper()
-	if _, out, _ := runCLI("status", "-addr", addr, "-app", app); !strings.Contains(out, want) {
-		t.Fatalf("status does not show %q:\n%s", want, out)
+	var out string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, out, _ = runCLI("status", "-addr", addr, "-app", app); strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status does not show %q:\n%s", want, out)
+		}
+		sleep()
 	}
 }
 
