@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
@@ -100,4 +101,59 @@ func TestImagePipelineCosign(t *testing.T) {
 	if _, _, err := prepare(t, "app"); err == nil || errors.Is(err, runners.ErrBadRelease) || errors.Is(err, signing.ErrRejected) {
 		t.Fatalf("registry down: err = %v, want a registry error", err)
 	}
+}
+
+// TestImageIdentity: an image app that checks signatures names the signature
+// images in a bad version's identity, asking the registry only while the
+// version is recorded as bad, so that signing it afterwards retries it.
+func TestImageIdentity(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testimage.NewRegistry(t)
+	key := testimage.NewCosignKey(t)
+	verifier, err := (&signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}).New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.MustPush(t, "app", "v1.0.0", testimage.Build(t, "v1.0.0", testimage.Options{}))
+	digest := ref[strings.LastIndex(ref, "@")+1:]
+	requests := &requestCounter{next: http.DefaultTransport}
+	src, err := oci.New(oci.Config{Repository: reg.Repository("app")}, sources.Options{HTTPClient: &http.Client{Transport: requests}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
+	p.verify = verifier
+	w := &worker{pipe: p}
+	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
+		Release: version.Release{Tag: "v1.0.0", Image: reg.Repository("app") + ":v1.0.0"}}
+
+	if got := w.identity(t.Context(), cand); got != cand.Release.Image || requests.n.Load() != 0 {
+		t.Fatalf("not bad: identity %q after %d requests, want %q and none", got, requests.n.Load(), cand.Release.Image)
+	}
+	if _, err := p.prepare(t.Context(), cand); !errors.Is(err, signing.ErrRejected) {
+		t.Fatalf("prepare = %v, want a refusal", err)
+	}
+	marked := w.checkedIdentity(cand)
+	if marked != cand.Release.Image+" signatures=none" {
+		t.Fatalf("marked identity %q", marked)
+	}
+	w.st.Bad = []BadVersion{{Version: "v1.0.0", Artifact: marked}}
+	if got := w.identity(t.Context(), cand); got != marked {
+		t.Fatalf("bad and still unsigned: identity %q, want %q", got, marked)
+	}
+	sig := reg.MustSign(t, "app", digest, key)
+	if got := w.identity(t.Context(), cand); got != cand.Release.Image+" signatures="+sig {
+		t.Fatalf("signed since: identity %q, want it to name the signature image %s", got, sig)
+	}
+}
+
+// requestCounter counts the requests sent through it.
+type requestCounter struct {
+	n    atomic.Int64
+	next http.RoundTripper
+}
+
+func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
 }
