@@ -3,10 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
-	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/signing"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -36,8 +34,9 @@ type imageVerifier interface {
 }
 
 // verifyImage checks the signatures of the pinned image ("repo@sha256:...")
-// of candidate c. A refusal is a *signing.Rejected wrapped with
-// runners.ErrBadRelease; any other error is the registry's (retried later).
+// of candidate c. A refusal is a *signing.Rejected, which the worker marks
+// bad and notifies as signature_rejected, as a file's; any other error is the
+// registry's (retried later).
 // It records what it checked in p.checked.
 func (p *imagePipeline) verifyImage(ctx context.Context, c *version.Candidate, pinned string) (signing.Verified, error) {
 	p.checked = ""
@@ -45,8 +44,8 @@ func (p *imagePipeline) verifyImage(ctx context.Context, c *version.Candidate, p
 	if !ok {
 		// Config validation refuses cosign_public_key for such registries;
 		// this is the guard should one slip through.
-		return signing.Verified{}, fmt.Errorf("%w: %w", runners.ErrBadRelease, &signing.Rejected{Reasons: []signing.Reason{{
-			Method: signing.Cosign, Why: "this registry cannot hold cosign signatures"}}})
+		return signing.Verified{}, &signing.Rejected{Reasons: []signing.Reason{{
+			Method: signing.Cosign, Why: "this registry cannot hold cosign signatures"}}}
 	}
 	images, err := src.ImageSignatures(ctx, c.Release, pinned)
 	if err != nil {
@@ -72,7 +71,7 @@ func (p *imagePipeline) verifyImage(ctx context.Context, c *version.Candidate, p
 			refusal = err
 		}
 	}
-	return signing.Verified{}, fmt.Errorf("%w: %w", runners.ErrBadRelease, refusal)
+	return signing.Verified{}, refusal
 }
 
 // signatureState names the signature images a check saw, for the artifact

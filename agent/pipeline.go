@@ -253,8 +253,8 @@ func (p *imagePipeline) prepare(ctx context.Context, c *version.Candidate) (*sta
 	pin, ok := p.src.(sources.Pinner)
 	if !ok {
 		if p.verify != nil {
-			return nil, &deployError{step: "verify", err: fmt.Errorf("%w: %w", runners.ErrBadRelease, &signing.Rejected{Reasons: []signing.Reason{{
-				Method: signing.Cosign, Why: "the image cannot be pinned by digest, so no signature can cover it"}}})}
+			return nil, &deployError{step: "verify", err: &signing.Rejected{Reasons: []signing.Reason{{
+				Method: signing.Cosign, Why: "the image cannot be pinned by digest, so no signature can cover it"}}}}
 		}
 		return s, nil
 	}
