@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/signing"
 	"github.com/dewy-agent/dewy-agent/sources"
 	"github.com/dewy-agent/dewy-agent/sources/version"
@@ -92,47 +93,56 @@ func signatureState(images []sources.SignatureImage) string {
 	return b.String()
 }
 
-// imageSignatureState is the signature images the registry holds now for c,
-// "" when the pipeline checks none or the registry does not answer. It costs
-// the pin and the signature images' requests, so the worker asks only while
-// a version is recorded as bad.
-func (p *imagePipeline) imageSignatureState(ctx context.Context, c *version.Candidate) string {
-	src, ok := p.src.(sources.ImageSigner)
-	pin, pinnable := p.src.(sources.Pinner)
-	if p.verify == nil || !ok || !pinnable {
+// currentSignatures names the signature images src holds now for c, pinned
+// for platform, as signatureState does; "" when src cannot pin or hold
+// signatures or does not answer.
+func currentSignatures(ctx context.Context, src sources.Source, platform string, c *version.Candidate) string {
+	signer, ok := src.(sources.ImageSigner)
+	pin, pinnable := src.(sources.Pinner)
+	if !ok || !pinnable {
 		return ""
 	}
-	pinned, err := pin.Pin(ctx, c.Release, p.platform(ctx))
+	pinned, err := pin.Pin(ctx, c.Release, platform)
 	if err != nil {
 		return ""
 	}
-	images, err := src.ImageSignatures(ctx, c.Release, pinned)
+	images, err := signer.ImageSignatures(ctx, c.Release, pinned)
 	if err != nil {
 		return ""
 	}
 	return signatureState(images)
 }
 
-// identity is the artifact identity of c the bad-version records are
-// matched against: artifactIdentity, plus, for an image app that checks
-// signatures and has c's version recorded as bad, the signature images the
-// registry holds now (so that signing it afterwards retries it).
-func (w *worker) identity(ctx context.Context, c *version.Candidate) string {
-	id := artifactIdentity(c, w.sigSuffixes())
-	ip, ok := w.pipe.(*imagePipeline)
-	if !ok || ip.verify == nil {
+// identityFor is the identity c is matched against the bad marks st holds:
+// artifactIdentity, plus, for an image app that checks cosign signatures and
+// has c's version marked bad, the signature images src holds now, so that
+// signing it after a refusal retries it. Without a bad mark the registry is
+// not asked: the pin and signature reads cost requests on every poll.
+func identityFor(ctx context.Context, app config.App, st *State, src sources.Source, platform string, c *version.Candidate) string {
+	id := artifactIdentity(c, sigSuffixes(app))
+	if !app.Verify.Images() || c.Release.Image == "" {
 		return id
 	}
-	if _, bad := w.st.isBad(c.Version.Original()); !bad {
-		return id // nothing to match: spare the registry the requests
+	if _, bad := st.isBad(c.Version.Original()); !bad {
+		return id
 	}
-	return id + ip.imageSignatureState(ctx, c)
+	return id + currentSignatures(ctx, src, platform, c)
+}
+
+// identity is identityFor the worker's app, pinned for the runner's
+// platform.
+func (w *worker) identity(ctx context.Context, c *version.Candidate) string {
+	platform := ""
+	if ip, ok := w.pipe.(*imagePipeline); ok && w.app.Verify.Images() {
+		platform = ip.platform(ctx)
+	}
+	return identityFor(ctx, w.app, &w.st, w.src, platform, c)
 }
 
 // checkedIdentity is the identity a failed deploy of c marks bad: with the
 // signature images the deploy checked, when it checked any.
 func (w *worker) checkedIdentity(c *version.Candidate) string {
-	id := artifactIdentity(c, w.sigSuffixes())
+	id := artifactIdentity(c, sigSuffixes(w.app))
 	if ip, ok := w.pipe.(*imagePipeline); ok {
 		id += ip.checked
 	}

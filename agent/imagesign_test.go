@@ -12,6 +12,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
 	"github.com/dewy-agent/dewy-agent/runners"
 	"github.com/dewy-agent/dewy-agent/signing"
@@ -110,7 +111,8 @@ func TestImageIdentity(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	reg := testimage.NewRegistry(t)
 	key := testimage.NewCosignKey(t)
-	verifier, err := (&signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}).New()
+	settings := &signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}
+	verifier, err := settings.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func TestImageIdentity(t *testing.T) {
 	}
 	p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
 	p.verify = verifier
-	w := &worker{pipe: p}
+	w := &worker{pipe: p, src: src, app: config.App{Verify: settings}}
 	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
 		Release: version.Release{Tag: "v1.0.0", Image: reg.Repository("app") + ":v1.0.0"}}
 

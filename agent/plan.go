@@ -92,7 +92,9 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 			it.Artifact = cand.Release.Image // the tag; the deploy pins it to a digest
 		}
 		it.Action = "deploy"
-		if b, bad := st.isBad(it.Newest); bad && it.Newest != it.Deployed {
+		// The worker's test: a mark applies to the artifact (and signatures)
+		// it was made for.
+		if b, bad := st.isBad(it.Newest, identityFor(ctx, app, &st, src, "", cand)); bad && it.Newest != it.Deployed {
 			it.Action, it.Bad = "skip", b.Reason
 		}
 		if it.Newest == it.Deployed {

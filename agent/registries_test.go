@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/dewy-agent/dewy-agent/internal/fakegcs"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/sources/grpc/dewypb"
 )
@@ -152,22 +153,14 @@ type gcsFake struct {
 }
 
 func newGCSFake(t testing.TB) *gcsFake {
-	ts := httptest.NewUnstartedServer(nil)
-	host := ts.Listener.Addr().String()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", NoListener: true, PublicHost: host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucket("releases")
-	f := &gcsFake{srv: srv}
-	h := srv.HTTPHandler()
-	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.requests.Add(1)
-		h.ServeHTTP(w, r)
-	})
-	ts.Start()
-	t.Cleanup(ts.Close)
+	f := &gcsFake{}
+	var host string
+	f.srv, host = fakegcs.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.requests.Add(1)
+			h.ServeHTTP(w, r)
+		})
+	}, "releases")
 	t.Setenv("STORAGE_EMULATOR_HOST", host)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
 	t.Setenv("HOME", t.TempDir())

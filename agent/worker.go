@@ -496,13 +496,13 @@ func (w *worker) report(ctx context.Context, c *version.Candidate, deployErr err
 	w.logger.Debug("deployment report written", "version", c.Version.Original())
 }
 
-// sigSuffixes are the signature files the app checks beside an artifact
-// (none without a verify block), for artifactIdentity.
-func (w *worker) sigSuffixes() []string {
-	if w.app.Verify == nil {
+// sigSuffixes are the signature files app checks beside an artifact (none
+// without a verify block), for artifactIdentity.
+func sigSuffixes(app config.App) []string {
+	if app.Verify == nil {
 		return nil
 	}
-	return w.app.Verify.FileSuffixes()
+	return app.Verify.FileSuffixes()
 }
 
 // maxBad bounds the bad versions remembered per app.

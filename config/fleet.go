@@ -209,11 +209,7 @@ func (d *decoder) readRollout(ra rawApp) (*fleet.Rollout, hcl.Range) {
 	if len(ra.Rollouts) == 0 {
 		return nil, hcl.Range{}
 	}
-	r := ra.Rollouts[0]
-	for _, extra := range ra.Rollouts[1:] {
-		d.fail(extra.DefRange, "Duplicate rollout block",
-			"app %q already has a rollout block at line %d; merge them.", ra.Name, r.DefRange.Start.Line)
-	}
+	r := firstBlock(d, ra.Rollouts, func(b rawRollout) hcl.Range { return b.DefRange }, ra.Name, "rollout", "merge them")
 	canary := eval[string](d, r.Canary, "canary", `a host count or a percentage such as "5%"`, r.DefRange)
 	bake := eval[string](d, r.Bake, "bake", `a duration string such as "10m"`, r.DefRange)
 	maxPar := eval[string](d, r.MaxParallel, "max_parallel", `a host count or a percentage such as "10%"`, r.DefRange)

@@ -344,11 +344,7 @@ func (d *decoder) readVerify(filename string, ra rawApp) (*signing.Settings, hcl
 	if len(ra.Verifies) == 0 {
 		return nil, hcl.Range{}
 	}
-	first := ra.Verifies[0]
-	for _, extra := range ra.Verifies[1:] {
-		d.fail(extra.DefRange, "Duplicate verify block",
-			"app %q already has a verify block at line %d; merge the keys into it.", ra.Name, first.DefRange.Start.Line)
-	}
+	first := firstBlock(d, ra.Verifies, func(b rawVerify) hcl.Range { return b.DefRange }, ra.Name, "verify", "merge the keys into it")
 	base, err := baseDir(filename)
 	if err != nil {
 		d.fail(first.DefRange, "Verify block without a folder",
@@ -361,6 +357,17 @@ func (d *decoder) readVerify(filename string, ra rawApp) (*signing.Settings, hcl
 		return nil, first.DefRange
 	}
 	return s, first.DefRange
+}
+
+// firstBlock returns the first of an app's blocks of a kind that it may
+// have once, reporting every other one at its range.
+func firstBlock[T any](d *decoder, blocks []T, rng func(T) hcl.Range, app, kind, advice string) T {
+	first := blocks[0]
+	for _, extra := range blocks[1:] {
+		d.fail(rng(extra), "Duplicate "+kind+" block",
+			"app %q already has a %s block at line %d; %s.", app, kind, rng(first).Start.Line, advice)
+	}
+	return first
 }
 
 // baseDir is the folder a relative state_dir is resolved against: the config

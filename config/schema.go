@@ -48,6 +48,10 @@ func JSONSchema() map[string]any {
 		emit(nil, `  registry = "file:///schema"`)
 		emit([]string{"hooks"}, "  hooks {")
 		emit(nil, "  }")
+		emit([]string{"verify"}, "  verify {")
+		emit([]string{"verify", "sigstore"}, "    sigstore {")
+		emit(nil, "    }")
+		emit(nil, "  }")
 		emit([]string{"runner", k}, fmt.Sprintf("  runner %q {", k))
 		emit(nil, "  }")
 		emit(nil, "}")
@@ -93,6 +97,9 @@ func JSONSchema() map[string]any {
 	app := object(blocks["app"], map[string]any{
 		"runner": runner,
 		"hooks":  object(orEmpty(blocks["hooks"]), nil),
+		"verify": object(orEmpty(blocks["verify"]), map[string]any{
+			"sigstore": object(orEmpty(blocks["verify/sigstore"]), nil),
+		}),
 	})
 	app["required"] = []string{"registry", "runner"}
 	return map[string]any{

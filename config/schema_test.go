@@ -13,6 +13,8 @@ func TestSchemaHoldsEveryLevel(t *testing.T) {
 		"agent.admin", "agent.state_dir", "app.registry", "app.interval",
 		"app.hooks.before_deploy", "app.runner.server.crash_window",
 		"app.runner.container.replicas", "app.runner.assets.link",
+		"app.verify.minisign_public_keys", "app.verify.ssh_allowed_signers", "app.verify.cosign_public_key",
+		"app.verify.sigstore.trusted_root", "app.verify.sigstore.identity",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("schema lacks %s; it has %v", want, got)

@@ -90,6 +90,9 @@ app %q {
 	waitBad(t, p, state, app, "v1.1.0", "signed by another key")
 	noContainers(t, cli, app, "v1.1.0")
 	statusShows(t, addr, app, "cosign (key "+fingerprint+"): signed by another key")
+	if _, plan, planErr := runCLI("plan", "-config", cfg); !strings.Contains(plan, "skip (bad: signature rejected: cosign (key "+fingerprint[:20]) {
+		t.Errorf("plan does not say why v1.1.0 is skipped:\n%s%s", plan, planErr)
+	}
 
 	// Signed by the trusted key: deployed on the next poll.
 	reg.MustSign(t, "web", v11, key)

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/dewy-agent/dewy-agent/internal/fakegcs"
 	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
 	"github.com/dewy-agent/dewy-agent/sources/grpc/dewypb"
@@ -66,17 +67,7 @@ func sigRegistries() []sigRegistry {
 				}
 		}},
 		{name: "gs", lists: true, start: func(t *testing.T) (string, []string, func(v, name string, data []byte)) {
-			ts := httptest.NewUnstartedServer(nil)
-			host := ts.Listener.Addr().String()
-			srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", NoListener: true, PublicHost: host})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Stop)
-			srv.CreateBucket("releases")
-			ts.Config.Handler = srv.HTTPHandler()
-			ts.Start()
-			t.Cleanup(ts.Close)
+			srv, host := fakegcs.Start(t, nil, "releases")
 			env := []string{"STORAGE_EMULATOR_HOST=" + host, "GOOGLE_APPLICATION_CREDENTIALS=", "HOME=" + t.TempDir()}
 			return fmt.Sprintf("registry = %q\n  artifact = %q", "gs://releases/site", sigArtifact), env,
 				func(v, name string, data []byte) {
