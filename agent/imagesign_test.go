@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
@@ -118,8 +118,19 @@ func TestImageIdentity(t *testing.T) {
 	}
 	ref := reg.MustPush(t, "app", "v1.0.0", testimage.Build(t, "v1.0.0", testimage.Options{}))
 	digest := ref[strings.LastIndex(ref, "@")+1:]
-	requests := &requestCounter{next: http.DefaultTransport}
-	src, err := oci.New(oci.Config{Repository: reg.Repository("app")}, sources.Options{HTTPClient: &http.Client{Transport: requests}})
+	m := newMetrics()
+	requests := func() float64 { // answered ones: the registry answers 200 or 404 here
+		n := 0.0
+		for _, code := range []string{"200", "404"} {
+			var d dto.Metric
+			if err := m.registryRequests.WithLabelValues("app", code).Write(&d); err != nil {
+				t.Fatal(err)
+			}
+			n += d.GetCounter().GetValue()
+		}
+		return n
+	}
+	src, err := oci.New(oci.Config{Repository: reg.Repository("app")}, sources.Options{HTTPClient: m.appClient(&http.Client{}, "app")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +140,8 @@ func TestImageIdentity(t *testing.T) {
 	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
 		Release: version.Release{Tag: "v1.0.0", Image: reg.Repository("app") + ":v1.0.0"}}
 
-	if got := w.identity(t.Context(), cand); got != cand.Release.Image || requests.n.Load() != 0 {
-		t.Fatalf("not bad: identity %q after %d requests, want %q and none", got, requests.n.Load(), cand.Release.Image)
+	if got := w.identity(t.Context(), cand); got != cand.Release.Image || requests() != 0 {
+		t.Fatalf("not bad: identity %q after %v requests, want %q and none", got, requests(), cand.Release.Image)
 	}
 	if _, err := p.prepare(t.Context(), cand); !errors.Is(err, signing.ErrRejected) {
 		t.Fatalf("prepare = %v, want a refusal", err)
@@ -140,22 +151,12 @@ func TestImageIdentity(t *testing.T) {
 		t.Fatalf("marked identity %q", marked)
 	}
 	w.st.Bad = []BadVersion{{Version: "v1.0.0", Artifact: marked}}
-	if got := w.identity(t.Context(), cand); got != marked {
-		t.Fatalf("bad and still unsigned: identity %q, want %q", got, marked)
+	before := requests()
+	if got := w.identity(t.Context(), cand); got != marked || requests() == before {
+		t.Fatalf("bad and still unsigned: identity %q after %v requests, want %q from the registry", got, requests()-before, marked)
 	}
 	sig := reg.MustSign(t, "app", digest, key)
 	if got := w.identity(t.Context(), cand); got != cand.Release.Image+" signatures="+sig {
 		t.Fatalf("signed since: identity %q, want it to name the signature image %s", got, sig)
 	}
-}
-
-// requestCounter counts the requests sent through it.
-type requestCounter struct {
-	n    atomic.Int64
-	next http.RoundTripper
-}
-
-func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
 }
