@@ -364,12 +364,19 @@ func (a *Agent) newWorker(cfg *config.File, app config.App, run runners.Runner) 
 	if fp, ok := w.pipe.(*filePipeline); ok && w.fleet != nil {
 		fp.published = w.fleet.publishedSum
 	}
-	if fp, ok := w.pipe.(*filePipeline); ok && app.Verify != nil {
+	if app.Verify != nil {
 		v, err := app.Verify.New()
 		if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
-		fp.verifier = v
+		switch p := w.pipe.(type) {
+		case *filePipeline:
+			p.verifier = v
+		case *imagePipeline:
+			if app.Verify.Images() {
+				p.verify = v
+			}
+		}
 	}
 	w.status = Status{Name: app.Name, Registry: app.Registry.URL, Runner: app.Runner.Kind(), State: StateStarting}
 	if fp, ok := w.pipe.(*filePipeline); ok {

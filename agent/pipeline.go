@@ -58,7 +58,7 @@ type staged struct {
 // newPipeline returns the pipeline for a runner that needs input.
 func newPipeline(input runners.Input, src sources.Source, run runners.Runner, store *releasestore.Store, dir string, logger *slog.Logger) pipeline {
 	if input == runners.Image {
-		return &imagePipeline{src: src, runner: run}
+		return &imagePipeline{src: src, runner: run, logger: logger}
 	}
 	return &filePipeline{src: src, store: store, dir: dir, logger: logger}
 }
@@ -229,10 +229,16 @@ func (p *filePipeline) checksum(ctx context.Context, c *version.Candidate) (stri
 }
 
 // imagePipeline hands the runner an image, pinned by digest for the runner's
-// platform when the source can pin (see sources.Pinner).
+// platform when the source can pin (see sources.Pinner), and with verify set,
+// only once a cosign signature covers that digest (imagesign.go).
 type imagePipeline struct {
 	src    sources.Source
 	runner runners.Runner
+	verify imageVerifier // nil: signatures are not checked
+	logger *slog.Logger
+	// checked names the signature images the last prepare checked, for the
+	// artifact identity a refusal marks bad; "" when it checked none.
+	checked string
 }
 
 func (p *imagePipeline) resume(st State) (runners.Deployment, bool, error) {
@@ -243,8 +249,13 @@ func (p *imagePipeline) restore(string) error { return nil }
 
 func (p *imagePipeline) prepare(ctx context.Context, c *version.Candidate) (*staged, error) {
 	s := &staged{d: runners.Deployment{Version: c.Version.Original(), Image: c.Release.Image}, discard: func() {}}
+	p.checked = ""
 	pin, ok := p.src.(sources.Pinner)
 	if !ok {
+		if p.verify != nil {
+			return nil, &deployError{step: "verify", err: &signing.Rejected{Reasons: []signing.Reason{{
+				Method: signing.Cosign, Why: "the image cannot be pinned by digest, so no signature can cover it"}}}}
+		}
 		return s, nil
 	}
 	ref, err := pin.Pin(ctx, c.Release, p.platform(ctx))
@@ -255,6 +266,14 @@ func (p *imagePipeline) prepare(ctx context.Context, c *version.Candidate) (*sta
 		return nil, &deployError{step: "pin", err: err}
 	}
 	s.d.Image = ref
+	if p.verify != nil {
+		v, err := p.verifyImage(ctx, c, ref)
+		if err != nil {
+			return nil, &deployError{step: "verify", err: err}
+		}
+		s.verified = v.String()
+		p.logger.Info("image signature verified", "version", s.d.Version, "image", ref, "by", s.verified)
+	}
 	return s, nil
 }
 

@@ -94,7 +94,7 @@ func (a *Agent) planApp(ctx context.Context, cfg *config.File, app config.App) P
 		it.Action = "deploy"
 		// The worker's test: a mark applies to the artifact (and signatures)
 		// it was made for.
-		if b, bad := st.isBad(it.Newest, artifactIdentity(cand, sigSuffixes(app))); bad && it.Newest != it.Deployed {
+		if b, bad := st.isBad(it.Newest, identityFor(ctx, app, &st, src, "", cand)); bad && it.Newest != it.Deployed {
 			it.Action, it.Bad = "skip", b.Reason
 		}
 		if it.Newest == it.Deployed {

@@ -303,7 +303,7 @@ func (w *worker) poll(ctx context.Context) error {
 		w.update(func(st *State) { st.LastError, st.LastErrorAt = "", time.Time{} })
 		return nil
 	}
-	ident := artifactIdentity(cand, sigSuffixes(w.app))
+	ident := w.identity(ctx, cand)
 	if bad, ok := w.st.isBad(tag, ident); ok {
 		w.logger.Debug("newest version is marked bad; staying on the deployed one", "version", tag, "deployed", w.st.Version)
 		// The cause on the first line, which status's table shows; what to do
@@ -349,7 +349,7 @@ func (w *worker) poll(ctx context.Context) error {
 		outcome = err
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
-			w.failed(tag, prev, ident, took, err)
+			w.failed(tag, prev, w.checkedIdentity(cand), took, err)
 		}
 		return deployFailure(tag, err)
 	}

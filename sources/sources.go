@@ -139,6 +139,40 @@ type Pinner interface {
 	Pin(ctx context.Context, rel version.Release, platform string) (string, error)
 }
 
+// ImageSigner is implemented by image registries that can read the cosign
+// signatures stored beside an image (`cosign sign` writes them under the tag
+// sha256-<hex>.sig of the image's repository). The agent calls it after Pin,
+// before the runner gets the image, when the app verifies signatures.
+//
+// ImageSignatures returns the signature images that may vouch for pinned
+// ("repo@sha256:..."), as Pin returned it for rel: the pinned manifest's own,
+// and, when rel's tag names an index (a multi-platform image) that lists the
+// pinned manifest, the index's, since `cosign sign image:tag` signs what the
+// tag names. An entry is returned for each such digest, with no layers when
+// nothing signed it; only a registry failure is an error.
+type ImageSigner interface {
+	ImageSignatures(ctx context.Context, rel version.Release, pinned string) ([]SignatureImage, error)
+}
+
+// SignatureImage is the cosign signature image of one image digest.
+type SignatureImage struct {
+	// Digest is the digest the signatures are attached to ("sha256:...").
+	Digest string
+	// Manifest is the signature image's own manifest digest, "" when there is
+	// none: it changes whenever a signature is added.
+	Manifest string
+	// Layers are its signatures, in manifest order.
+	Layers []SignatureLayer
+}
+
+// SignatureLayer is one cosign signature: the simple signing payload (the
+// layer's blob) and the base64 signature from the layer's
+// dev.cosignproject.cosign/signature annotation.
+type SignatureLayer struct {
+	Payload   []byte
+	Signature string
+}
+
 // WithDefaults returns o with its zero fields filled: a logger that discards, a
 // plain HTTP client and time.Now.
 func (o Options) WithDefaults() Options {

@@ -27,23 +27,7 @@ import (
 // proxy with none failed, a restarted agent adopts the running containers, and
 // removing the app from the file removes them.
 func TestContainerEndToEnd(t *testing.T) {
-	testkit.Slow(t, "end-to-end test on the Docker engine")
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		_, err = cli.Ping(ctx)
-		cancel()
-	}
-	if err != nil {
-		t.Skipf("skipped: no Docker engine answers (%v)", err)
-	}
-	defer cli.Close()
-
-	b := make([]byte, 4)
-	rand.Read(b)
-	app := "e2e-" + hex.EncodeToString(b)
-	t.Cleanup(func() { removeApp(cli, app) })
-
+	cli, app := dockerApp(t, "e2e-")
 	reg := testimage.NewRegistry(t)
 	push := func(tag, version string) {
 		img := testimage.Build(t, version, testimage.Options{Labels: map[string]string{"dewy-agent.test": app}})
@@ -134,6 +118,32 @@ app %q {
 	if !strings.Contains(p.logs(), "removed=1") {
 		t.Fatalf("no reload removing the app in the log")
 	}
+}
+
+// dockerApp skips the test unless it is a slow run and a Docker engine
+// answers; it returns a client for the engine (closed at cleanup) and a
+// fresh app name starting with prefix, whose containers and test images are
+// removed at cleanup.
+func dockerApp(t *testing.T, prefix string) (*client.Client, string) {
+	t.Helper()
+	testkit.Slow(t, "end-to-end test on the Docker engine")
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err = cli.Ping(ctx)
+		cancel()
+	}
+	if err != nil {
+		t.Skipf("skipped: no Docker engine answers (%v)", err)
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	app := prefix + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		removeApp(cli, app)
+		cli.Close()
+	})
+	return cli, app
 }
 
 // containerIDs lists the running containers of app, sorted.

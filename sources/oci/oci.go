@@ -39,6 +39,14 @@
 // HTTPS is not served, as Docker does for 127.0.0.0/8. Config.Insecure allows plain
 // HTTP for any host, for a private registry without TLS.
 //
+// # Signatures
+//
+// The source reads the cosign signatures stored beside an image (the
+// sha256-<hex>.sig tag; see signatures.go) for an app whose verify block has
+// cosign_public_key: sources.ImageSigner. That costs, per deploy, a manifest
+// GET for the release's tag and one per signature image (plus one blob GET
+// per signature).
+//
 // OCI registries have no audit tracking: this source does not implement
 // sources.Reporter, and Open fails (images are pulled by the container runner, not
 // downloaded as files).

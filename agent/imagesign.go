@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/dewy-agent/dewy-agent/config"
+	"github.com/dewy-agent/dewy-agent/signing"
+	"github.com/dewy-agent/dewy-agent/sources"
+	"github.com/dewy-agent/dewy-agent/sources/version"
+)
+
+// Cosign signatures of images (issue 16, point 2): an img:// app with
+// cosign_public_key in its verify block runs an image only when a cosign
+// signature made with that key covers the exact digest the agent pinned.
+// The check is part of the image pipeline's prepare, after Pin and before the
+// runner gets the image, so a refused image never starts a container.
+//
+// Which signatures count (see sources.ImageSigner): those of the pinned
+// platform manifest, and those of the index the release's tag names when that
+// index lists the pinned manifest (`cosign sign image:tag` signs the index of
+// a multi-platform image). The signing package checks that a signature's
+// payload names the digest it is attached to, so a signature copied from
+// another image does not count.
+//
+// A refusal marks the version bad for what the registry holds: the image and
+// the signature images' digests (artifact identity). Signing the image after
+// the refusal changes them, so the next poll tries the version again.
+
+// imageVerifier is the part of an app's *signing.Verifier the image pipeline
+// uses.
+type imageVerifier interface {
+	VerifyImage(digest string, sigs []signing.ImageSignature) (signing.Verified, error)
+}
+
+// verifyImage checks the signatures of the pinned image ("repo@sha256:...")
+// of candidate c. A refusal is a *signing.Rejected, which the worker marks
+// bad and notifies as signature_rejected, as a file's; any other error is the
+// registry's (retried later).
+// It records what it checked in p.checked.
+func (p *imagePipeline) verifyImage(ctx context.Context, c *version.Candidate, pinned string) (signing.Verified, error) {
+	p.checked = ""
+	src, ok := p.src.(sources.ImageSigner)
+	if !ok {
+		// Config validation refuses cosign_public_key for such registries;
+		// this is the guard should one slip through.
+		return signing.Verified{}, &signing.Rejected{Reasons: []signing.Reason{{
+			Method: signing.Cosign, Why: "this registry cannot hold cosign signatures"}}}
+	}
+	images, err := src.ImageSignatures(ctx, c.Release, pinned)
+	if err != nil {
+		return signing.Verified{}, err
+	}
+	p.checked = signatureState(images)
+	var refusal error
+	for i, im := range images {
+		sigs := make([]signing.ImageSignature, len(im.Layers))
+		for j, l := range im.Layers {
+			sigs[j] = signing.ImageSignature{Payload: l.Payload, Signature: l.Signature}
+		}
+		v, err := p.verify.VerifyImage(im.Digest, sigs)
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, signing.ErrRejected) {
+			return signing.Verified{}, err
+		}
+		// The pinned manifest's verdict, unless it has no signature and the
+		// index has some: then why the index's failed says more.
+		if i == 0 || len(im.Layers) > 0 && len(images[0].Layers) == 0 {
+			refusal = err
+		}
+	}
+	return signing.Verified{}, refusal
+}
+
+// signatureState names the signature images a check saw, for the artifact
+// identity: " signatures=" and each one's manifest digest, or "none".
+func signatureState(images []sources.SignatureImage) string {
+	var b strings.Builder
+	b.WriteString(" signatures=")
+	for i, im := range images {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if im.Manifest == "" {
+			b.WriteString("none")
+		} else {
+			b.WriteString(im.Manifest)
+		}
+	}
+	return b.String()
+}
+
+// currentSignatures names the signature images src holds now for c, pinned
+// for platform, as signatureState does; "" when src cannot pin or hold
+// signatures or does not answer.
+func currentSignatures(ctx context.Context, src sources.Source, platform string, c *version.Candidate) string {
+	signer, ok := src.(sources.ImageSigner)
+	pin, pinnable := src.(sources.Pinner)
+	if !ok || !pinnable {
+		return ""
+	}
+	pinned, err := pin.Pin(ctx, c.Release, platform)
+	if err != nil {
+		return ""
+	}
+	images, err := signer.ImageSignatures(ctx, c.Release, pinned)
+	if err != nil {
+		return ""
+	}
+	return signatureState(images)
+}
+
+// identityFor is the identity c is matched against the bad marks st holds:
+// artifactIdentity, plus, for an image app that checks cosign signatures and
+// has c's version marked bad, the signature images src holds now, so that
+// signing it after a refusal retries it. Without a bad mark the registry is
+// not asked: the pin and signature reads cost requests on every poll.
+func identityFor(ctx context.Context, app config.App, st *State, src sources.Source, platform string, c *version.Candidate) string {
+	id := artifactIdentity(c, sigSuffixes(app))
+	if !app.Verify.Images() || c.Release.Image == "" {
+		return id
+	}
+	if _, bad := st.isBad(c.Version.Original()); !bad {
+		return id
+	}
+	return id + currentSignatures(ctx, src, platform, c)
+}
+
+// identity is identityFor the worker's app, pinned for the runner's
+// platform.
+func (w *worker) identity(ctx context.Context, c *version.Candidate) string {
+	platform := ""
+	if ip, ok := w.pipe.(*imagePipeline); ok && w.app.Verify.Images() {
+		platform = ip.platform(ctx)
+	}
+	return identityFor(ctx, w.app, &w.st, w.src, platform, c)
+}
+
+// checkedIdentity is the identity a failed deploy of c marks bad: with the
+// signature images the deploy checked, when it checked any.
+func (w *worker) checkedIdentity(c *version.Candidate) string {
+	id := artifactIdentity(c, sigSuffixes(w.app))
+	if ip, ok := w.pipe.(*imagePipeline); ok {
+		id += ip.checked
+	}
+	return id
+}
