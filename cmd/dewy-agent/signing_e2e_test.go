@@ -20,6 +20,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -27,6 +28,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/internal/fakegcs"
 	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
+	"github.com/dewy-agent/dewy-agent/internal/testsign"
 	"github.com/dewy-agent/dewy-agent/sources/grpc/dewypb"
 )
 
@@ -432,5 +434,52 @@ func TestSSHSignedRelease(t *testing.T) {
 		{name: "signature uploaded later", version: "v4.0.0", sig: sign(ci, "file", v4), verified: "ssh key " + ciKey},
 		{name: "wrong namespace", version: "v5.0.0", art: sigSite("v5.0.0"), sig: sign(ci, "git", sigSite("v5.0.0")),
 			refused: []string{"ssh", `signed for namespace "git", not "file"`}},
+	})
+}
+
+// TestSigstoreSignedRelease: a release with a Sigstore bundle (as `cosign
+// sign-blob --bundle` writes it) made by a Sigstore of the test's own is
+// deployed from a file:// registry; a bundle from another Sigstore (not in
+// the trusted root), one for another identity and a release without a
+// .sigstore.json are refused; the bundle uploaded later is deployed; one
+// whose artifact was changed after signing is refused; a GitHub-style
+// attestation (a DSSE envelope) is deployed.
+func TestSigstoreSignedRelease(t *testing.T) {
+	testkit.Slow(t, "end-to-end test")
+	const signer, issuer = "release@example.com", "https://issuer.example.com"
+	vs, other := testsign.NewVirtualSigstore(t), testsign.NewVirtualSigstore(t)
+	e := newEnv(t)
+	writeFile(t, filepath.Join(e.dir, "trusted_root.json"), testsign.TrustedRoot(t, vs, true))
+	bundle := func(vs *ca.VirtualSigstore, identity string, data []byte) []byte {
+		te, err := vs.Sign(identity, issuer, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testsign.Bundle(t, vs, te, testsign.Parts{Tlog: true})
+	}
+	v6 := sigSite("v6.0.0")
+	attested, err := vs.Attest(signer, issuer, testsign.Statement(t, v6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "sigstore key " + signer + " (issuer " + issuer + ")"
+	v4 := sigSite("v4.0.0")
+	// A deploy between refusals: the notifier stops repeating a run of the
+	// same failure after notify.MaxRepeats.
+	runSignedReleases(t, e, ".sigstore.json", fmt.Sprintf(`sigstore {
+      trusted_root = "trusted_root.json"
+      issuer       = %q
+      identity     = %q
+    }`, issuer, signer), []signedRelease{
+		{name: "good", version: "v1.0.0", art: sigSite("v1.0.0"), sig: bundle(vs, signer, sigSite("v1.0.0")), verified: key},
+		{name: "another Sigstore", version: "v2.0.0", art: sigSite("v2.0.0"), sig: bundle(other, signer, sigSite("v2.0.0")),
+			refused: []string{"sigstore", "not logged in a transparency log the trusted root names"}},
+		{name: "wrong identity", version: "v3.0.0", art: sigSite("v3.0.0"), sig: bundle(vs, "someone@example.com", sigSite("v3.0.0")),
+			refused: []string{"sigstore (key someone@example.com (issuer " + issuer + "))", "is not the expected identity " + signer}},
+		{name: "missing", version: "v4.0.0", art: v4, refused: []string{"sigstore", "no " + sigArtifact + ".sigstore.json beside the artifact"}},
+		{name: "bundle uploaded later", version: "v4.0.0", sig: bundle(vs, signer, v4), verified: key},
+		{name: "tampered", version: "v5.0.0", art: sigSite("v5.0.0"), sig: bundle(vs, signer, sigSite("v5.0.0-built")),
+			refused: []string{"sigstore (key " + signer, "the bundle does not match the artifact"}},
+		{name: "attestation", version: "v6.0.0", art: v6, sig: testsign.Bundle(t, vs, attested, testsign.Parts{Tlog: true}), verified: key},
 	})
 }
