@@ -3,221 +3,24 @@ package signing
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
-	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/dewy-agent/dewy-agent/internal/testsign"
 )
 
-// These tests run a Sigstore of their own (sigstore-go's VirtualSigstore: a
-// Fulcio CA, a Rekor log key, a timestamp authority, all made in the test),
-// write its trusted root as trusted_root.json is written, sign with it as
-// `cosign sign-blob --bundle` (a message signature) and GitHub artifact
-// attestations (a DSSE envelope over an in-toto statement) do, and build
-// the bundles' JSON as those tools write it (protobuf JSON, bundle v0.3).
+// These tests run a Sigstore of their own and build bundles as cosign and
+// GitHub write them, with internal/testsign.
 
 const (
 	testSigner = "release@example.com"
 	testIssuer = "https://issuer.example.com"
 )
-
-// virtualRoot is vs's trusted root as JSON. withLogs false leaves out the
-// transparency logs, as GitHub's trusted root for private repositories
-// (certificate and timestamp authorities only).
-func virtualRoot(t testing.TB, vs *ca.VirtualSigstore, withLogs bool) []byte {
-	t.Helper()
-	// The virtual logs' IDs are the hex of the key ID; a trusted root holds
-	// the raw bytes.
-	rawIDs := func(logs map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
-		out := map[string]*root.TransparencyLog{}
-		for id, l := range logs {
-			c := *l
-			raw, err := hex.DecodeString(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.ID = raw
-			out[id] = &c
-		}
-		return out
-	}
-	rekor := rawIDs(vs.RekorLogs())
-	if !withLogs {
-		rekor = nil
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(),
-		rawIDs(vs.CTLogs()), vs.TimestampingAuthorities(), rekor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
-// bundleParts says what a test bundle carries beside the signature.
-type bundleParts struct {
-	tlog      bool // a Rekor entry with its inclusion proof and promise
-	timestamp bool // the timestamp authority's RFC 3161 timestamp
-}
-
-// bundleJSON writes te as a v0.3 bundle, as cosign and GitHub do.
-func bundleJSON(t testing.TB, vs *ca.VirtualSigstore, te *ca.TestEntity, parts bundleParts) []byte {
-	t.Helper()
-	vc, err := te.VerificationContent()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := &protobundle.VerificationMaterial{
-		Content: &protobundle.VerificationMaterial_Certificate{
-			Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw},
-		},
-		TimestampVerificationData: &protobundle.TimestampVerificationData{},
-	}
-	b := &protobundle.Bundle{
-		MediaType:            "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: vm,
-	}
-	sc, err := te.SignatureContent()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kind := "hashedrekord"
-	if env := sc.EnvelopeContent(); env != nil {
-		kind = "dsse"
-		raw := env.RawEnvelope()
-		payload, err := base64.StdEncoding.DecodeString(raw.Payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pe := &protodsse.Envelope{Payload: payload, PayloadType: raw.PayloadType}
-		for _, s := range raw.Signatures {
-			sig, err := base64.StdEncoding.DecodeString(s.Sig)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: sig, Keyid: s.KeyID})
-		}
-		b.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe}
-	} else {
-		msg := sc.MessageSignatureContent()
-		alg := protocommon.HashAlgorithm(protocommon.HashAlgorithm_value[msg.DigestAlgorithm()])
-		b.Content = &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: alg, Digest: msg.Digest()},
-			Signature:     msg.Signature(),
-		}}
-	}
-	if parts.tlog {
-		entries, err := te.TlogEntries()
-		if err != nil {
-			t.Fatal(err)
-		}
-		vm.TlogEntries = append(vm.TlogEntries, logEntry(t, vs, entries[0], kind))
-	}
-	if parts.timestamp {
-		tss, err := te.Timestamps()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ts := range tss {
-			vm.TimestampVerificationData.Rfc3161Timestamps = append(vm.TimestampVerificationData.Rfc3161Timestamps,
-				&protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
-		}
-	}
-	j, err := protojson.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
-// logEntry is e as Rekor returns it for a v0.3 bundle: at index 0 of a
-// one-entry log, with the signed entry timestamp and the inclusion proof
-// against a checkpoint the log key signed.
-func logEntry(t testing.TB, vs *ca.VirtualSigstore, e *tlog.Entry, kind string) *protorekor.TransparencyLogEntry {
-	t.Helper()
-	body := e.TransparencyLogEntry().GetCanonicalizedBody()
-	logID, err := vs.RekorLogID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawID, err := hex.DecodeString(logID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	integrated := e.IntegratedTime().Unix()
-	set, err := vs.RekorSignPayload(tlog.RekorPayload{
-		Body:           base64.StdEncoding.EncodeToString(body),
-		IntegratedTime: integrated,
-		LogIndex:       0,
-		LogID:          logID,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proof, err := vs.GetInclusionProof(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootHash, err := hex.DecodeString(*proof.RootHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &protorekor.TransparencyLogEntry{
-		LogIndex:          0,
-		LogId:             &protocommon.LogId{KeyId: rawID},
-		KindVersion:       &protorekor.KindVersion{Kind: kind, Version: "0.0.1"},
-		IntegratedTime:    integrated,
-		InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: set},
-		CanonicalizedBody: body,
-		InclusionProof: &protorekor.InclusionProof{
-			LogIndex:   0,
-			RootHash:   rootHash,
-			TreeSize:   *proof.TreeSize,
-			Checkpoint: &protorekor.Checkpoint{Envelope: *proof.Checkpoint},
-		},
-	}
-}
-
-// statement is an in-toto statement naming artifact by its sha256, as
-// GitHub's build provenance attestations do.
-func statement(t testing.TB, artifact []byte) []byte {
-	t.Helper()
-	d := sha256.Sum256(artifact)
-	j, err := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"name": "app.tar.gz", "digest": map[string]string{"sha256": hex.EncodeToString(d[:])}}},
-		"predicateType": "https://slsa.dev/provenance/v1",
-		"predicate":     map[string]any{"buildDefinition": map[string]any{"buildType": "https://actions.github.io/buildtypes/workflow/v1"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
-func newVirtualSigstore(t testing.TB) *ca.VirtualSigstore {
-	t.Helper()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vs
-}
 
 func randomArtifact(t testing.TB, n int) []byte {
 	t.Helper()
@@ -238,9 +41,9 @@ func mustLoadSigstore(t testing.TB, rootJSON []byte, issuer, identity string) *s
 }
 
 func TestSigstoreVerify(t *testing.T) {
-	vs := newVirtualSigstore(t)
-	other := newVirtualSigstore(t)
-	rootJSON := virtualRoot(t, vs, true)
+	vs := testsign.NewVirtualSigstore(t)
+	other := testsign.NewVirtualSigstore(t)
+	rootJSON := testsign.TrustedRoot(t, vs, true)
 	artifact := randomArtifact(t, 4096)
 	tampered := bytes.Clone(artifact)
 	tampered[100] ^= 1
@@ -249,7 +52,7 @@ func TestSigstoreVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attested, err := vs.Attest(testSigner, testIssuer, statement(t, artifact))
+	attested, err := vs.Attest(testSigner, testIssuer, testsign.Statement(t, artifact))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,9 +65,9 @@ func TestSigstoreVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logged := bundleParts{tlog: true}
-	messageBundle := bundleJSON(t, vs, signed, logged)
-	dsseBundle := bundleJSON(t, vs, attested, logged)
+	logged := testsign.Parts{Tlog: true}
+	messageBundle := testsign.Bundle(t, vs, signed, logged)
+	dsseBundle := testsign.Bundle(t, vs, attested, logged)
 	wantKey := testSigner + " (issuer " + testIssuer + ")"
 
 	cases := []struct {
@@ -284,13 +87,13 @@ func TestSigstoreVerify(t *testing.T) {
 		{name: "tampered artifact", artifact: tampered, bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
 		{name: "tampered attested artifact", artifact: tampered, bundle: dsseBundle, key: wantKey, err: "the bundle does not match the artifact"},
 		{name: "artifact cut short", artifact: artifact[:len(artifact)-1], bundle: messageBundle, key: wantKey, err: "the bundle does not match the artifact"},
-		{name: "signed under another root", bundle: bundleJSON(t, other, signedElsewhere, logged), key: wantKey,
+		{name: "signed under another root", bundle: testsign.Bundle(t, other, signedElsewhere, logged), key: wantKey,
 			err: "not logged in a transparency log the trusted root names"},
-		{name: "logged after the certificate expired", bundle: bundleJSON(t, vs, signedLate, logged), key: wantKey,
+		{name: "logged after the certificate expired", bundle: testsign.Bundle(t, vs, signedLate, logged), key: wantKey,
 			err: "(or its entry there is not valid): integrated time outside certificate validity"},
-		{name: "not logged", bundle: bundleJSON(t, vs, signed, bundleParts{}), key: wantKey,
+		{name: "not logged", bundle: testsign.Bundle(t, vs, signed, testsign.Parts{}), key: wantKey,
 			err: "not logged in a transparency log the trusted root names"},
-		{name: "timestamp without log", bundle: bundleJSON(t, vs, signed, bundleParts{timestamp: true}), key: wantKey,
+		{name: "timestamp without log", bundle: testsign.Bundle(t, vs, signed, testsign.Parts{Timestamp: true}), key: wantKey,
 			err: "not logged in a transparency log the trusted root names"},
 		{name: "not JSON", bundle: []byte("-----BEGIN SIGNATURE-----"), err: "malformed bundle: "},
 		{name: "empty object", bundle: []byte("{}"), err: "malformed bundle: "},
@@ -329,27 +132,27 @@ func TestSigstoreVerify(t *testing.T) {
 // GitHub's trusted root for attestations of private repositories names no
 // transparency log: its bundles carry an RFC 3161 timestamp instead.
 func TestSigstoreTimestampAuthorityOnly(t *testing.T) {
-	vs := newVirtualSigstore(t)
+	vs := testsign.NewVirtualSigstore(t)
 	artifact := randomArtifact(t, 4096)
-	attested, err := vs.Attest(testSigner, testIssuer, statement(t, artifact))
+	attested, err := vs.Attest(testSigner, testIssuer, testsign.Statement(t, artifact))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := mustLoadSigstore(t, virtualRoot(t, vs, false), testIssuer, testSigner)
+	st := mustLoadSigstore(t, testsign.TrustedRoot(t, vs, false), testIssuer, testSigner)
 	if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)),
-		bundleJSON(t, vs, attested, bundleParts{timestamp: true})); err != nil {
+		testsign.Bundle(t, vs, attested, testsign.Parts{Timestamp: true})); err != nil {
 		t.Fatalf("timestamped attestation: %v", err)
 	}
-	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, vs, attested, bundleParts{}))
+	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), testsign.Bundle(t, vs, attested, testsign.Parts{}))
 	if err == nil || !strings.Contains(err.Error(), "no trusted time of signing") {
 		t.Fatalf("attestation without a timestamp: %v, want no trusted time of signing", err)
 	}
-	other := newVirtualSigstore(t)
-	elsewhere, err := other.Attest(testSigner, testIssuer, statement(t, artifact))
+	other := testsign.NewVirtualSigstore(t)
+	elsewhere, err := other.Attest(testSigner, testIssuer, testsign.Statement(t, artifact))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, other, elsewhere, bundleParts{timestamp: true}))
+	_, err = st.verify(bytes.NewReader(artifact), int64(len(artifact)), testsign.Bundle(t, other, elsewhere, testsign.Parts{Timestamp: true}))
 	if err == nil || !strings.Contains(err.Error(), "no trusted time of signing") {
 		t.Fatalf("attestation timestamped under another root: %v, want no trusted time of signing", err)
 	}
@@ -373,8 +176,8 @@ func TestSigstoreKeyTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := bundleJSON(t, vs, signed, bundleParts{tlog: true})
-			st := mustLoadSigstore(t, virtualRoot(t, vs, true), testIssuer, testSigner)
+			b := testsign.Bundle(t, vs, signed, testsign.Parts{Tlog: true})
+			st := mustLoadSigstore(t, testsign.TrustedRoot(t, vs, true), testIssuer, testSigner)
 			if _, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), b); err != nil {
 				t.Fatalf("message signature: %v", err)
 			}
@@ -388,8 +191,8 @@ func TestSigstoreKeyTypes(t *testing.T) {
 }
 
 func TestLoadSigstoreErrors(t *testing.T) {
-	vs := newVirtualSigstore(t)
-	good := virtualRoot(t, vs, true)
+	vs := testsign.NewVirtualSigstore(t)
+	good := testsign.TrustedRoot(t, vs, true)
 	var noCA map[string]any
 	if err := json.Unmarshal(good, &noCA); err != nil {
 		t.Fatal(err)
@@ -441,22 +244,22 @@ func TestLoadSigstoreErrors(t *testing.T) {
 // bundle parsing, log entry, certificate chain and identity, and the
 // signature over the artifact, read through its ReaderAt.
 func BenchmarkSigstoreVerify64MiB(b *testing.B) {
-	vs := newVirtualSigstore(b)
+	vs := testsign.NewVirtualSigstore(b)
 	artifact := randomArtifact(b, 64<<20)
 	for _, kind := range []string{"message signature", "attestation"} {
 		b.Run(strings.ReplaceAll(kind, " ", "-"), func(b *testing.B) {
 			var te *ca.TestEntity
 			var err error
 			if kind == "attestation" {
-				te, err = vs.Attest(testSigner, testIssuer, statement(b, artifact))
+				te, err = vs.Attest(testSigner, testIssuer, testsign.Statement(b, artifact))
 			} else {
 				te, err = vs.Sign(testSigner, testIssuer, artifact)
 			}
 			if err != nil {
 				b.Fatal(err)
 			}
-			bundle := bundleJSON(b, vs, te, bundleParts{tlog: true})
-			st := mustLoadSigstore(b, virtualRoot(b, vs, true), testIssuer, testSigner)
+			bundle := testsign.Bundle(b, vs, te, testsign.Parts{Tlog: true})
+			st := mustLoadSigstore(b, testsign.TrustedRoot(b, vs, true), testIssuer, testSigner)
 			b.SetBytes(int64(len(artifact)))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -473,10 +276,10 @@ func BenchmarkSigstoreVerify64MiB(b *testing.B) {
 // public good instance (with a log) and GitHub's (timestamps only). A bundle
 // passes under either; a refusal says what went furthest.
 func TestSigstoreSeveralRoots(t *testing.T) {
-	public, github, stranger := newVirtualSigstore(t), newVirtualSigstore(t), newVirtualSigstore(t)
-	rootsJSONL := bytes.Join([][]byte{virtualRoot(t, public, true), virtualRoot(t, github, false)}, []byte("\n"))
+	public, github, stranger := testsign.NewVirtualSigstore(t), testsign.NewVirtualSigstore(t), testsign.NewVirtualSigstore(t)
+	rootsJSONL := bytes.Join([][]byte{testsign.TrustedRoot(t, public, true), testsign.TrustedRoot(t, github, false)}, []byte("\n"))
 	artifact := randomArtifact(t, 4096)
-	stmt := statement(t, artifact)
+	stmt := testsign.Statement(t, artifact)
 	fromPublic, err := public.Attest(testSigner, testIssuer, stmt)
 	if err != nil {
 		t.Fatal(err)
@@ -489,9 +292,9 @@ func TestSigstoreSeveralRoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publicBundle := bundleJSON(t, public, fromPublic, bundleParts{tlog: true})
-	githubBundle := bundleJSON(t, github, fromGitHub, bundleParts{timestamp: true})
-	strangerBundle := bundleJSON(t, stranger, fromStranger, bundleParts{tlog: true, timestamp: true})
+	publicBundle := testsign.Bundle(t, public, fromPublic, testsign.Parts{Tlog: true})
+	githubBundle := testsign.Bundle(t, github, fromGitHub, testsign.Parts{Timestamp: true})
+	strangerBundle := testsign.Bundle(t, stranger, fromStranger, testsign.Parts{Tlog: true, Timestamp: true})
 
 	st := mustLoadSigstore(t, rootsJSONL, testIssuer, testSigner)
 	if n := len(st.verifiers); n != 2 {
@@ -528,7 +331,7 @@ func TestSigstoreSeveralRoots(t *testing.T) {
 	if _, err := loadSigstore(bad, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("a bad third line: %v, want it named", err)
 	}
-	noLog := bytes.Join([][]byte{virtualRoot(t, public, true), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)}, []byte("\n"))
+	noLog := bytes.Join([][]byte{testsign.TrustedRoot(t, public, true), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)}, []byte("\n"))
 	if _, err := loadSigstore(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root on line 2 names no certificate authority") {
 		t.Fatalf("an empty second root: %v, want it named", err)
 	}
@@ -539,8 +342,8 @@ func TestSigstoreSeveralRoots(t *testing.T) {
 func TestSigstoreWorkflowIdentity(t *testing.T) {
 	const workflow = "https://github.com/org/app/.github/workflows/release.yml"
 	const actions = "https://token.actions.githubusercontent.com"
-	vs := newVirtualSigstore(t)
-	rootJSON := virtualRoot(t, vs, true)
+	vs := testsign.NewVirtualSigstore(t)
+	rootJSON := testsign.TrustedRoot(t, vs, true)
 	artifact := randomArtifact(t, 1024)
 	for _, c := range []struct {
 		identity, signer string
@@ -565,7 +368,7 @@ func TestSigstoreWorkflowIdentity(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := mustLoadSigstore(t, rootJSON, actions, c.identity)
-			key, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), bundleJSON(t, vs, te, bundleParts{tlog: true}))
+			key, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), testsign.Bundle(t, vs, te, testsign.Parts{Tlog: true}))
 			if want := c.signer + " (issuer " + actions + ")"; key != want {
 				t.Errorf("key %q, want %q", key, want)
 			}

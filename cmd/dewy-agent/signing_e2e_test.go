@@ -20,6 +20,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -27,6 +28,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/internal/fakegcs"
 	"github.com/dewy-agent/dewy-agent/internal/fakegithub"
 	"github.com/dewy-agent/dewy-agent/internal/testkit"
+	"github.com/dewy-agent/dewy-agent/internal/testsign"
 	"github.com/dewy-agent/dewy-agent/sources/grpc/dewypb"
 )
 
@@ -217,7 +219,7 @@ app "site" {
   runner "assets" {}
 }
 `, appLines, hook.srv.URL+"/hook", string(pubText)))
-			site := func(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
+			site := sigSite
 			// publish uploads the signature (when given) before the artifact,
 			// so no poll finds the artifact alone.
 			publish := func(v string, art, sig []byte) {
@@ -250,32 +252,7 @@ app "site" {
 			}
 			for _, ref := range refusals {
 				ref.publish()
-				eventually(t, 30*time.Second, func() bool {
-					_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
-					return strings.Contains(out, "bad versions:\n") && strings.Contains(out, "\n  "+ref.version+" (") && strings.Contains(out, "signature rejected")
-				}, "%s marked bad", ref.version)
-				_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
-				_, bad, _ := strings.Cut(out, "\n  "+ref.version+" (")
-				bad, _, _ = strings.Cut(bad, "\n")
-				if !strings.Contains(bad, ref.why) || !strings.Contains(bad, "minisign") {
-					t.Errorf("%s: status does not say which key and why (%q):\n%s", ref.version, ref.why, out)
-				}
-				// The good release is untouched.
-				if b, _ := os.ReadFile(filepath.Join(e.state, "apps", "site", "current", "index.html")); string(b) != "v1.0.0\n" {
-					t.Fatalf("%s: current serves %q, want v1.0.0", ref.version, b)
-				}
-				if _, err := os.Stat(filepath.Join(e.state, "apps", "site", "releases")); err == nil {
-					ents, _ := os.ReadDir(filepath.Join(e.state, "apps", "site", "releases"))
-					for _, ent := range ents {
-						if strings.HasPrefix(ent.Name(), ref.version) {
-							t.Errorf("a release directory %s was made for the refused %s", ent.Name(), ref.version)
-						}
-					}
-				}
-				eventually(t, 10*time.Second, func() bool {
-					all := hook.all()
-					return strings.Contains(all, `"kind":"signature_rejected"`) && strings.Contains(all, `"version":"`+ref.version+`"`)
-				}, "signature_rejected notified for %s", ref.version)
+				expectRefused(t, addr, e.state, hook, ref.version, "v1.0.0", "minisign", ref.why)
 			}
 			_, plan, planErr := runCLI("plan", "-config", e.cfg)
 			if !strings.Contains(plan, "signature rejected") {
@@ -301,9 +278,108 @@ app "site" {
 	}
 }
 
+// sigSite is the artifact of version v: a site whose index.html is v.
+func sigSite(v string) []byte { return testkit.TarGz(map[string]string{"index.html": v + "\n"}) }
+
+// expectRefused waits until status marks version bad with a signature
+// refusal, then checks what every refusal must show: status says why (each
+// of whys, such as the method and the key, on the version's bad line), the
+// release good still runs, no release directory was made for version, and
+// signature_rejected was notified for it.
+func expectRefused(t *testing.T, addr, state string, hook *recorder, version, good string, whys ...string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() bool {
+		_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+		return strings.Contains(out, "bad versions:\n") && strings.Contains(out, "\n  "+version+" (") && strings.Contains(out, "signature rejected")
+	}, "%s marked bad", version)
+	_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+	_, bad, _ := strings.Cut(out, "\n  "+version+" (")
+	bad, _, _ = strings.Cut(bad, "\n")
+	for _, why := range whys {
+		if !strings.Contains(bad, why) {
+			t.Errorf("%s: status does not say %q:\n%s", version, why, out)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(state, "apps", "site", "current", "index.html")); string(b) != good+"\n" {
+		t.Fatalf("%s: current serves %q, want %s", version, b, good)
+	}
+	ents, _ := os.ReadDir(filepath.Join(state, "apps", "site", "releases"))
+	for _, ent := range ents {
+		if strings.HasPrefix(ent.Name(), version) {
+			t.Errorf("a release directory %s was made for the refused %s", ent.Name(), version)
+		}
+	}
+	eventually(t, 10*time.Second, func() bool {
+		all := hook.all()
+		return strings.Contains(all, `"kind":"signature_rejected"`) && strings.Contains(all, `"version":"`+version+`"`)
+	}, "signature_rejected notified for %s", version)
+}
+
+// signedRelease is one step of a file:// signing table: version's artifact
+// and its signature file (nil: none) are published, the signature first so
+// no poll finds the artifact alone; with art nil only the signature is
+// uploaded (a signature that comes late). With refused set the release must
+// be refused and status must say each of refused; otherwise it must be
+// deployed and status must say verified.
+type signedRelease struct {
+	name     string
+	version  string
+	art, sig []byte
+	refused  []string
+	verified string
+}
+
+// runSignedReleases runs one agent on a file:// registry with the verify
+// block verify (paths in it are relative to e.dir) and plays steps in order.
+func runSignedReleases(t *testing.T, e *env, suffix, verify string, steps []signedRelease) {
+	t.Helper()
+	hook := newRecorder(t, "{}")
+	addr := freeAddr(t)
+	e.writeConfig(t, fmt.Sprintf("admin = %q", addr), fmt.Sprintf(`
+app "site" {
+  registry = "file://%s?artifact=%s"
+  interval = "1s"
+  notify   = [%q]
+  verify {
+    %s
+  }
+  runner "assets" {}
+}
+`, e.reg, sigArtifact, hook.srv.URL+"/hook", verify))
+	var p *proc
+	good := ""
+	for _, st := range steps {
+		if st.sig != nil {
+			writeFile(t, filepath.Join(e.reg, st.version, sigArtifact+suffix), st.sig)
+		}
+		if st.art != nil {
+			writeFile(t, filepath.Join(e.reg, st.version, sigArtifact), st.art)
+		}
+		if p == nil {
+			p = startAgent(t, e.cfg)
+		}
+		if st.refused != nil {
+			if good == "" {
+				t.Fatalf("%s: the first step must be deployed", st.name)
+			}
+			expectRefused(t, addr, e.state, hook, st.version, good, st.refused...)
+			continue
+		}
+		waitVersion(t, p, e.state, "site", st.version)
+		good = st.version
+		eventually(t, 10*time.Second, func() bool {
+			_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
+			return strings.Contains(out, st.verified)
+		}, "%s: status saying %q", st.name, st.verified)
+	}
+	p.stop(t)
+}
+
 // TestSSHSignedRelease: a release signed with `ssh-keygen -Y sign -n file`
 // is deployed from a file:// registry; one signed by a key the allowed
-// signers file does not list is refused.
+// signers file does not list, one changed after signing and one without a
+// .sig are refused; the missing signature uploaded later is deployed; one
+// signed for another namespace is refused.
 func TestSSHSignedRelease(t *testing.T) {
 	testkit.Slow(t, "end-to-end test")
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
@@ -324,40 +400,86 @@ func TestSSHSignedRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	fields := strings.Fields(string(pub))
-	signers := filepath.Join(e.dir, "allowed_signers")
-	writeFile(t, signers, []byte("ci@example.com "+fields[0]+" "+fields[1]+"\n"))
-	sign := func(key, v string, data []byte) {
-		art := filepath.Join(e.reg, v, sigArtifact)
-		writeFile(t, art, data)
-		if out, err := exec.Command("ssh-keygen", "-Y", "sign", "-f", key, "-n", "file", art).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+	writeFile(t, filepath.Join(e.dir, "allowed_signers"), []byte("ci@example.com "+fields[0]+" "+fields[1]+"\n"))
+	fp := func(key string) string {
+		out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", key+".pub").Output()
+		if err != nil {
+			t.Fatalf("ssh-keygen -l: %v", err)
 		}
+		return strings.Fields(string(out))[1]
 	}
-	addr := freeAddr(t)
-	e.writeConfig(t, fmt.Sprintf("admin = %q", addr), fmt.Sprintf(`
-app "site" {
-  registry = "file://%s?artifact=%s"
-  interval = "1s"
-  verify {
-    ssh_allowed_signers = "allowed_signers"
-  }
-  runner "assets" {}
+	// sign signs data from stdin, as `ssh-keygen -Y sign` does a file.
+	sign := func(key, namespace string, data []byte) []byte {
+		cmd := exec.Command("ssh-keygen", "-Y", "sign", "-q", "-f", key, "-n", namespace)
+		cmd.Stdin = bytes.NewReader(data)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, stderr.Bytes())
+		}
+		return out
+	}
+	ciKey := "ci@example.com (" + fp(ci) + ")"
+	v4 := sigSite("v4.0.0")
+	// A deploy between refusals: the notifier stops repeating a run of the
+	// same failure after notify.MaxRepeats.
+	runSignedReleases(t, e, ".sig", `ssh_allowed_signers = "allowed_signers"`, []signedRelease{
+		{name: "good", version: "v1.0.0", art: sigSite("v1.0.0"), sig: sign(ci, "file", sigSite("v1.0.0")), verified: "ssh key " + ciKey},
+		{name: "wrong key", version: "v2.0.0", art: sigSite("v2.0.0"), sig: sign(stranger, "file", sigSite("v2.0.0")),
+			refused: []string{"ssh", "signed by key " + fp(stranger) + ", which is not in ssh_allowed_signers"}},
+		{name: "tampered", version: "v3.0.0", art: sigSite("v3.0.0"), sig: sign(ci, "file", sigSite("v3.0.0-built")),
+			refused: []string{"ssh (key " + ciKey + ")", "the signature does not match the artifact"}},
+		{name: "missing", version: "v4.0.0", art: v4, refused: []string{"ssh", "no " + sigArtifact + ".sig beside the artifact"}},
+		{name: "signature uploaded later", version: "v4.0.0", sig: sign(ci, "file", v4), verified: "ssh key " + ciKey},
+		{name: "wrong namespace", version: "v5.0.0", art: sigSite("v5.0.0"), sig: sign(ci, "git", sigSite("v5.0.0")),
+			refused: []string{"ssh", `signed for namespace "git", not "file"`}},
+	})
 }
-`, e.reg, sigArtifact))
-	sign(ci, "v1.0.0", testkit.TarGz(map[string]string{"index.html": "v1.0.0\n"}))
-	p := startAgent(t, e.cfg)
-	waitVersion(t, p, e.state, "site", "v1.0.0")
-	_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
-	if !strings.Contains(out, "ssh key") || !strings.Contains(out, "ci@example.com") {
-		t.Errorf("status does not say which SSH key verified v1.0.0:\n%s", out)
+
+// TestSigstoreSignedRelease: a release with a Sigstore bundle (as `cosign
+// sign-blob --bundle` writes it) made by a Sigstore of the test's own is
+// deployed from a file:// registry; a bundle from another Sigstore (not in
+// the trusted root), one for another identity and a release without a
+// .sigstore.json are refused; the bundle uploaded later is deployed; one
+// whose artifact was changed after signing is refused; a GitHub-style
+// attestation (a DSSE envelope) is deployed.
+func TestSigstoreSignedRelease(t *testing.T) {
+	testkit.Slow(t, "end-to-end test")
+	const signer, issuer = "release@example.com", "https://issuer.example.com"
+	vs, other := testsign.NewVirtualSigstore(t), testsign.NewVirtualSigstore(t)
+	e := newEnv(t)
+	writeFile(t, filepath.Join(e.dir, "trusted_root.json"), testsign.TrustedRoot(t, vs, true))
+	bundle := func(vs *ca.VirtualSigstore, identity string, data []byte) []byte {
+		te, err := vs.Sign(identity, issuer, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testsign.Bundle(t, vs, te, testsign.Parts{Tlog: true})
 	}
-	sign(stranger, "v2.0.0", testkit.TarGz(map[string]string{"index.html": "v2.0.0\n"}))
-	eventually(t, 30*time.Second, func() bool {
-		_, out, _ := runCLI("status", "-addr", addr, "-app", "site")
-		return strings.Contains(out, "\n  v2.0.0 (") && strings.Contains(out, "signature rejected: ssh")
-	}, "v2.0.0 marked bad")
-	if b, _ := os.ReadFile(filepath.Join(e.state, "apps", "site", "current", "index.html")); string(b) != "v1.0.0\n" {
-		t.Fatalf("current serves %q, want v1.0.0", b)
+	v6 := sigSite("v6.0.0")
+	attested, err := vs.Attest(signer, issuer, testsign.Statement(t, v6))
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.stop(t)
+	key := "sigstore key " + signer + " (issuer " + issuer + ")"
+	v4 := sigSite("v4.0.0")
+	// A deploy between refusals: the notifier stops repeating a run of the
+	// same failure after notify.MaxRepeats.
+	runSignedReleases(t, e, ".sigstore.json", fmt.Sprintf(`sigstore {
+      trusted_root = "trusted_root.json"
+      issuer       = %q
+      identity     = %q
+    }`, issuer, signer), []signedRelease{
+		{name: "good", version: "v1.0.0", art: sigSite("v1.0.0"), sig: bundle(vs, signer, sigSite("v1.0.0")), verified: key},
+		{name: "another Sigstore", version: "v2.0.0", art: sigSite("v2.0.0"), sig: bundle(other, signer, sigSite("v2.0.0")),
+			refused: []string{"sigstore", "not logged in a transparency log the trusted root names"}},
+		{name: "wrong identity", version: "v3.0.0", art: sigSite("v3.0.0"), sig: bundle(vs, "someone@example.com", sigSite("v3.0.0")),
+			refused: []string{"sigstore (key someone@example.com (issuer " + issuer + "))", "is not the expected identity " + signer}},
+		{name: "missing", version: "v4.0.0", art: v4, refused: []string{"sigstore", "no " + sigArtifact + ".sigstore.json beside the artifact"}},
+		{name: "bundle uploaded later", version: "v4.0.0", sig: bundle(vs, signer, v4), verified: key},
+		{name: "tampered", version: "v5.0.0", art: sigSite("v5.0.0"), sig: bundle(vs, signer, sigSite("v5.0.0-built")),
+			refused: []string{"sigstore (key " + signer, "the bundle does not match the artifact"}},
+		{name: "attestation", version: "v6.0.0", art: v6, sig: testsign.Bundle(t, vs, attested, testsign.Parts{Tlog: true}), verified: key},
+	})
 }
