@@ -175,7 +175,7 @@ func newMinisignSigner(t *testing.T) minisignSigner {
 }
 
 // id is the key ID as minisign and the agent print it.
-func (s minisignSigner) id() string { return fmt.Sprintf("%016X", s.pub.ID()) }
+func (s minisignSigner) id() string { return fmt.Sprintf("%X", s.pub.ID()) }
 
 // sign signs data as `minisign -S` does (prehashed), with comment trusted.
 func (s minisignSigner) sign(data []byte, comment string) []byte {
