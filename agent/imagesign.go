@@ -123,10 +123,18 @@ func identityFor(ctx context.Context, app config.App, st *State, src sources.Sou
 	if !app.Verify.Images() || c.Release.Image == "" {
 		return id
 	}
-	if _, bad := st.isBad(c.Version.Original()); !bad {
+	b, bad := st.isBad(c.Version.Original())
+	if !bad {
 		return id
 	}
-	return id + currentSignatures(ctx, src, platform, c)
+	sigs := currentSignatures(ctx, src, platform, c)
+	if sigs == "" && strings.HasPrefix(b.Artifact, id+" signatures=") {
+		// The registry did not answer: nothing shows the signatures
+		// changed, so the mark stands (rather than a deploy that fails
+		// the same way).
+		return b.Artifact
+	}
+	return id + sigs
 }
 
 // identity is identityFor the worker's app, pinned for the runner's

@@ -159,4 +159,9 @@ func TestImageIdentity(t *testing.T) {
 	if got := w.identity(t.Context(), cand); got != cand.Release.Image+" signatures="+sig {
 		t.Fatalf("signed since: identity %q, want it to name the signature image %s", got, sig)
 	}
+	// A registry that does not answer shows no change: the mark stands.
+	reg.Close()
+	if got := w.identity(t.Context(), cand); got != marked {
+		t.Fatalf("registry down: identity %q, want the marked %q", got, marked)
+	}
 }
