@@ -26,6 +26,7 @@ import (
 	"github.com/dewy-agent/dewy-agent/config"
 	"github.com/dewy-agent/dewy-agent/internal/fdstore"
 	"github.com/dewy-agent/dewy-agent/internal/memtrim"
+	"github.com/dewy-agent/dewy-agent/runners/server"
 )
 
 // Build information, set with -ldflags "-X main.version=v1.2.3 -X
@@ -326,7 +327,7 @@ func foreignSockets(names []string, apps []config.App) []string {
 	for _, name := range names {
 		app, _, _ := strings.Cut(name, "/")
 		if !slices.ContainsFunc(apps, func(a config.App) bool {
-			return a.Name == app && a.Runner != nil && a.Runner.Kind() == "server"
+			return a.Name == app && a.Runner != nil && a.Runner.Kind() == server.KindName
 		}) {
 			out = append(out, name)
 		}
