@@ -10,7 +10,7 @@ PKGVERSION ?= $(or $(shell echo '$(VERSION)' | sed -n 's/^v\{0,1\}\([0-9][0-9]*\
 DIST    := dist
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build test test-short lint demo fleet-demo bench soak package dist clean
+.PHONY: build test test-short lint dups demo fleet-demo bench soak package dist clean
 
 build: ## build bin/dewy-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dewy-agent
@@ -25,6 +25,9 @@ lint: ## gofmt, go vet, and a macOS build (make dist ships one)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	GOOS=darwin $(GO) build -o /dev/null ./cmd/dewy-agent
+
+dups: ## repeated code, as the duplicates tool lists it with Go import blocks passed over (needs duplicates on PATH)
+	scripts/dups
 
 soak: ## crash consistency: kill -9 the agent at 60 random moments across deploys (not in CI; the normal run makes 4)
 	DEWY_SOAK_KILLS=60 $(GO) test -count=1 -timeout 30m -run 'TestCrashSoak' -v ./cmd/dewy-agent/
