@@ -288,7 +288,13 @@ type checker struct {
 	healthyAt  map[string]time.Time
 	state      map[string]HostApp // host -> last seen app state
 	termLeader map[int64]string
-	maxHolders int
+	// lost: hosts whose record vanished (their session's lease expired)
+	// while they deployed, and the version they were deploying. Such a host
+	// finishes that deploy without its slot, as docs/fleet.md says; it is
+	// counted in sessionsLost, not as a broken rule.
+	lost         map[string]string
+	sessionsLost int
+	maxHolders   int
 	deploys    int
 	installs   int
 	releases   int
@@ -300,7 +306,7 @@ const bakeTolerance = 150 * time.Millisecond
 
 func startChecker(t *testing.T, client *clientv3.Client, k keys, app string) *checker {
 	c := &checker{t: t, keys: k, app: app, healthyAt: map[string]time.Time{},
-		state: map[string]HostApp{}, termLeader: map[int64]string{}}
+		state: map[string]HostApp{}, termLeader: map[int64]string{}, lost: map[string]string{}}
 	// Registered before Follow, so it runs once the watch has stopped.
 	t.Cleanup(func() {
 		c.mu.Lock()
@@ -308,7 +314,7 @@ func startChecker(t *testing.T, client *clientv3.Client, k keys, app string) *ch
 		for _, v := range c.violations {
 			t.Errorf("checker: %s", v)
 		}
-		t.Logf("checker: %d deploys, %d installs, %d releases, at most %d slot holders deploying at once", c.deploys, c.installs, c.releases, c.maxHolders)
+		t.Logf("checker: %d deploys, %d installs, %d releases, at most %d slot holders deploying at once; %d sessions lost mid-deploy", c.deploys, c.installs, c.releases, c.maxHolders, c.sessionsLost)
 	})
 	etcdtest.Follow(t, client, k.prefix+"/", c.process)
 	return c
@@ -391,6 +397,12 @@ func (c *checker) check(rev int64) {
 		prev := c.state[rec.Host]
 		c.state[rec.Host] = a
 		fresh := a.Target != "" && (prev.Target != a.Target || prev.Phase != a.Phase)
+		if target, ok := c.lost[rec.Host]; ok {
+			if (a.Phase == PhaseDeploying || a.Phase == PhaseHealthy) && a.Target == target {
+				continue // the deploy its lost session began; its slot went with the lease
+			}
+			delete(c.lost, rec.Host)
+		}
 		switch a.Phase {
 		case PhaseDeploying, PhaseHealthy:
 			holders++
@@ -434,10 +446,16 @@ func (c *checker) check(rev int64) {
 			}
 		}
 	}
-	for h := range c.state {
-		if !seen[h] {
-			delete(c.state, h)
+	for h, a := range c.state {
+		if seen[h] {
+			continue
 		}
+		if a.Phase == PhaseDeploying || a.Phase == PhaseHealthy {
+			c.lost[h] = a.Target
+			c.sessionsLost++
+			c.t.Logf("checker: rev %d: %s's session expired while it deployed %s", rev, h, a.Target)
+		}
+		delete(c.state, h)
 	}
 	if holders > limit && limit > 0 {
 		c.violate("rev %d: %d hosts deploying; max_parallel %d", rev, holders, limit)
