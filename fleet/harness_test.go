@@ -295,9 +295,9 @@ type checker struct {
 	lost         map[string]string
 	sessionsLost int
 	maxHolders   int
-	deploys    int
-	installs   int
-	releases   int
+	deploys      int
+	installs     int
+	releases     int
 }
 
 // bakeTolerance absorbs the difference between when the checker and a host
