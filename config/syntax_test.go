@@ -535,13 +535,12 @@ func TestYAMLAliasBomb(t *testing.T) {
 		}
 		b.WriteString("]\n")
 	}
-	start := time.Now()
+	// Expanded, the file holds 10^10 values: without the bound, Parse would
+	// run until the test's timeout. No wall-clock limit here; it failed
+	// under -race on a loaded machine without saying anything about the code.
 	_, diags := Parse("bomb.yaml", []byte(b.String()))
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), "more than 100000 values") {
 		t.Errorf("diagnostics %v", diags)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v", d)
 	}
 }
 
