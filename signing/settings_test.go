@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
+	"github.com/dewy-agent/dewy-agent/internal/testsign"
 )
 
 func TestDecode(t *testing.T) {
@@ -163,7 +164,7 @@ ssh_allowed_signers  = ["a", "b"]
 			src:  "\nsigstore {\n  issuer = \"https://token.actions.githubusercontent.com\"\n}\n",
 			want: []hcltest.Diag{
 				{Line: 2, Col: 1, Text: "the sigstore block needs trusted_root"},
-				{Line: 2, Col: 1, Text: "the sigstore block needs identity"},
+				{Line: 2, Col: 1, Text: "the sigstore block needs identity or identity_regexp"},
 			},
 		},
 		{
@@ -176,6 +177,27 @@ ssh_allowed_signers  = ["a", "b"]
 			src:   "\nsigstore {\n  trusted_root = \"root.json\"\n  issuer = \"i\"\n  identity = \"x\"\n}\n",
 			files: map[string]string{"root.json": "not json"},
 			want:  []hcltest.Diag{{Line: 3, Col: 18, Text: "sigstore: "}},
+		},
+		{
+			name: "sigstore regexps that do not compile",
+			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer_regexp   = \"[\"\n  identity_regexp = \"^ci@(example\"\n}\n",
+			want: []hcltest.Diag{
+				{Line: 4, Col: 21, Text: `issuer_regexp "[" is not a Go regular expression: error parsing regexp: missing closing ]`},
+				{Line: 5, Col: 21, Text: `identity_regexp "^ci@(example" is not a Go regular expression: error parsing regexp: missing closing )`},
+			},
+		},
+		{
+			name: "sigstore identity and identity_regexp",
+			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer          = \"i\"\n  issuer_regexp   = \"^i$\"\n  identity        = \"x\"\n  identity_regexp = \"^x$\"\n}\n",
+			want: []hcltest.Diag{
+				{Line: 5, Col: 21, Text: "the sigstore block has issuer at line 4 and issuer_regexp; keep one"},
+				{Line: 7, Col: 21, Text: "the sigstore block has identity at line 6 and identity_regexp; keep one"},
+			},
+		},
+		{
+			name: "sigstore empty identity_regexp",
+			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer          = \"i\"\n  identity_regexp = \"\"\n}\n",
+			want: []hcltest.Diag{{Line: 5, Col: 21, Text: "identity_regexp is empty, which would match any identity"}},
 		},
 		{
 			name: "two sigstore blocks",
@@ -252,5 +274,35 @@ func TestDecodeCosign(t *testing.T) {
 	}
 	if _, err := got.New(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDecodeSigstore: a sigstore block with identity_regexp decodes to
+// settings that build a verifier.
+func TestDecodeSigstore(t *testing.T) {
+	dir := t.TempDir()
+	rootJSON := testsign.TrustedRoot(t, testsign.NewVirtualSigstore(t), true)
+	writeFile(t, dir, "trusted_root.json", string(rootJSON))
+	src := `
+sigstore {
+  trusted_root    = "trusted_root.json"
+  issuer_regexp   = "^https://token\\.actions\\.githubusercontent\\.com$"
+  identity_regexp = "^https://github\\.com/org/api/\\.github/workflows/release\\.yml@refs/tags/v"
+}
+`
+	got, diags := Decode(hcltest.Block(t, src, nil), dir)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	want := &Settings{Sigstore: &SigstoreSettings{
+		TrustedRoot:    KeyFile{Path: filepath.Join(dir, "trusted_root.json"), Data: rootJSON},
+		IssuerRegexp:   `^https://token\.actions\.githubusercontent\.com$`,
+		IdentityRegexp: `^https://github\.com/org/api/\.github/workflows/release\.yml@refs/tags/v`,
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode = %#v\nwant %#v", got.Sigstore, want.Sigstore)
+	}
+	if _, err := got.New(); err != nil {
+		t.Fatal(err)
 	}
 }
