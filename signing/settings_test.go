@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
 	"github.com/dewy-agent/dewy-agent/internal/testsign"
 )
@@ -130,10 +132,10 @@ ssh_allowed_signers  = ["a", "b"]
 			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `ssh_allowed_signers "s": line 3: malformed line`}},
 		},
 		{
-			name:  "cert-authority",
+			name:  "a certificate listed",
 			src:   "\nssh_allowed_signers = \"s\"\n",
-			files: map[string]string{"s": "*@example.com cert-authority " + newSSHKey(t).authorized() + "\n"},
-			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: "line 1: cert-authority is not supported"}},
+			files: map[string]string{"s": "*@example.com cert-authority " + newSSHCert(t, newSSHKey(t), newSSHKey(t), ssh.UserCert, []string{"ci@example.com"}, 0, ssh.CertTimeInfinity).authorized() + "\n"},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: "line 1: a certificate cannot be listed; list the signer's plain public key, or its CA's public key with the cert-authority option"}},
 		},
 		{
 			name:  "bad valid-before",
@@ -151,7 +153,7 @@ ssh_allowed_signers  = ["a", "b"]
 			name:  "unknown option",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "a no-touch-required=yes " + newSSHKey(t).authorized() + "\n"},
-			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: unknown option "no-touch-required=yes"; the options are namespaces=`}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: unknown option "no-touch-required=yes"; the options are cert-authority, namespaces=`}},
 		},
 		{
 			name:  "no signer",
