@@ -255,6 +255,17 @@ func decodeSigstore(d *hclsettings.Decoder, b hclsettings.Block, baseDir string)
 			} else if _, err := regexp.Compile(p.pattern.Val); err != nil {
 				d.Fail(p.pattern.Range, "Invalid "+p.name+"_regexp", "%s_regexp %s is not a Go regular expression: %v.", p.name, p.pattern.Show(), err)
 				ok = false
+			} else if !strings.HasPrefix(p.pattern.Val, "^") && !strings.HasPrefix(p.pattern.Val, `\A`) {
+				// Matching is unanchored, as cosign's: without ^ any value
+				// that merely contains a match passes.
+				rng := p.pattern.Range
+				d.Diags = append(d.Diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Unanchored " + p.name + "_regexp",
+					Detail: fmt.Sprintf("%s_regexp does not start with ^, and it is matched as cosign matches it, anywhere in the value: any %s that merely contains a match passes (https://evil.example/<your match>); start it with ^, and end it with $ to match the whole %s.",
+						p.name, p.name, p.name),
+					Subject: &rng,
+				})
 			}
 		case !p.exact.Set || p.exact.Val == "":
 			d.Fail(p.exact.Range, "Missing "+p.name, "the sigstore block needs %s or %s_regexp: %s, or a regular expression for it.", p.name, p.name, p.what)

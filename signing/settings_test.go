@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
@@ -306,5 +307,23 @@ sigstore {
 	}
 	if _, err := got.New(); err != nil {
 		t.Fatal(err)
+	}
+
+	// A pattern without ^ matches anywhere in the value, as cosign's:
+	// allowed, with a warning at the attribute.
+	unanchored := `
+sigstore {
+  trusted_root    = "trusted_root.json"
+  issuer          = "https://token.actions.githubusercontent.com"
+  identity_regexp = "github\\.com/org/api/"
+}
+`
+	got, diags = Decode(hcltest.Block(t, unanchored, nil), dir)
+	if diags.HasErrors() || got == nil || got.Sigstore.IdentityRegexp != `github\.com/org/api/` {
+		t.Fatalf("Decode = %+v, %v", got, diags)
+	}
+	hcltest.ExpectDiags(t, diags, []hcltest.Diag{{Line: 5, Col: 21, Text: "identity_regexp does not start with ^, and it is matched as cosign matches it"}})
+	if diags[0].Severity != hcl.DiagWarning {
+		t.Errorf("severity %v, want a warning", diags[0].Severity)
 	}
 }
