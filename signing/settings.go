@@ -267,7 +267,7 @@ func decodeSigstore(d *hclsettings.Decoder, b hclsettings.Block, baseDir string)
 					Subject: &rng,
 				})
 			}
-		case !p.exact.Set || p.exact.Val == "":
+		case !p.exact.Set || strings.TrimSpace(p.exact.Val) == "":
 			d.Fail(p.exact.Range, "Missing "+p.name, "the sigstore block needs %s or %s_regexp: %s, or a regular expression for it.", p.name, p.name, p.what)
 			ok = false
 		}

@@ -198,6 +198,11 @@ ssh_allowed_signers  = ["a", "b"]
 			},
 		},
 		{
+			name: "sigstore blank identity",
+			src:  "\nsigstore {\n  trusted_root = \"root.json\"\n  issuer       = \"i\"\n  identity     = \"  \"\n}\n",
+			want: []hcltest.Diag{{Line: 5, Col: 18, Text: "the sigstore block needs identity or identity_regexp"}},
+		},
+		{
 			name: "sigstore empty identity_regexp",
 			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer          = \"i\"\n  identity_regexp = \"\"\n}\n",
 			want: []hcltest.Diag{{Line: 5, Col: 21, Text: "identity_regexp is empty, which would match any identity"}},

@@ -466,6 +466,9 @@ func (v *sshSigners) certSigner(cert *ssh.Certificate, now time.Time) (name, why
 			why = w
 			continue
 		}
+		if cert.Signature != nil && cert.Signature.Format == ssh.KeyAlgoRSA {
+			return name, "the certificate is signed by its CA with RSA and SHA-1 (ssh-rsa), which is refused; have the CA sign it again with ssh-keygen -s -t rsa-sha2-512"
+		}
 		// The CA's signature over the certificate. Its critical options
 		// (force-command, source-address) restrict logins, not
 		// signatures: ssh-keygen -Y verify does not read them either.

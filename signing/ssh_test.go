@@ -432,6 +432,19 @@ func TestSSHCertificate(t *testing.T) {
 	}
 	forged.signer = forgedSigner
 
+	// A certificate an RSA CA signed with SHA-1.
+	rsaCA := newSSHKeyOf(t, "rsa")
+	sha1CA, err := ssh.NewSignerWithAlgorithms(rsaCA.signer.(ssh.AlgorithmSigner), []string{ssh.KeyAlgoRSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha1Cert := newSSHCert(t, sshKey{priv: rsaCA.priv, signer: sha1CA}, key, ssh.UserCert, principals, now-hour, now+hour)
+	if f := sha1Cert.signer.PublicKey().(*ssh.Certificate).Signature.Format; f != ssh.KeyAlgoRSA {
+		t.Fatalf("the CA signed with %s, want ssh-rsa", f)
+	}
+	sha512Cert := newSSHCert(t, rsaCA, key, ssh.UserCert, principals, now-hour, now+hour)
+	rsaCALine := "*@example.com cert-authority " + rsaCA.authorized() + "\n"
+
 	keygen := func(k sshKey) func(t *testing.T, r release) {
 		return func(t *testing.T, r release) {
 			run(t, "ssh-keygen", "-Y", "sign", "-n", "file", "-f", k.writeCertKey(t, t.TempDir()), r.path())
@@ -446,7 +459,12 @@ func TestSSHCertificate(t *testing.T) {
 		sign             func(t *testing.T, r release)
 		tamper           bool
 		wantKey, wantWhy string // wantWhy "" for a pass
+		noCrossCheck     bool   // ssh-keygen is not asked
 	}{
+		{name: "RSA CA, rsa-sha2-512", allowed: rsaCALine, sign: keygen(sha512Cert),
+			wantKey: `ci@example.com certificate "release-ci" (` + key.fingerprint() + ") from CA " + rsaCA.fingerprint()},
+		{name: "RSA CA signing with SHA-1", allowed: rsaCALine, sign: gosig(sha1Cert), noCrossCheck: true,
+			wantKey: `certificate "release-ci" (` + key.fingerprint() + ") from CA " + rsaCA.fingerprint(), wantWhy: "signed by its CA with RSA and SHA-1 (ssh-rsa), which is refused"},
 		{name: "good, ssh-keygen", allowed: caLine, sign: keygen(good), wantKey: name},
 		{name: "good, Go", allowed: caLine, sign: gosig(good), wantKey: name},
 		{name: "good, second principal matches, options on the line",
@@ -495,6 +513,9 @@ func TestSSHCertificate(t *testing.T) {
 				t.Fatal(err)
 			} else if got != (Verified{Method: SSH, Key: tt.wantKey}) {
 				t.Errorf("verified = %+v, want ssh key %q", got, tt.wantKey)
+			}
+			if tt.noCrossCheck {
+				return
 			}
 			if agrees := sshKeygenVerify(t, r, tt.allowed, "ci@example.com", "file"); agrees != (tt.wantWhy == "") {
 				t.Errorf("ssh-keygen -Y verify says %v, we say %v", agrees, tt.wantWhy == "")
