@@ -143,6 +143,8 @@ func TestBadFixtures(t *testing.T) {
 				"verify.bad.hcl:6,28:", "Unreadable ssh_allowed_signers", "no_such_allowed_signers does not exist",
 				"verify.bad.hcl:8,3:", "Duplicate verify block", "verify block at line 4",
 				"verify.bad.hcl:16,3:", "Verify block checks no image", "add cosign_public_key",
+				"verify.bad.hcl:28,25:", "Both issuer and issuer_regexp", "has issuer at line 27 and issuer_regexp; keep one",
+				"verify.bad.hcl:29,25:", "Invalid identity_regexp", "is not a Go regular expression: error parsing regexp: missing closing )",
 			},
 		},
 		{

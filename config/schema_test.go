@@ -15,6 +15,7 @@ func TestSchemaHoldsEveryLevel(t *testing.T) {
 		"app.runner.container.replicas", "app.runner.assets.link",
 		"app.verify.minisign_public_keys", "app.verify.ssh_allowed_signers", "app.verify.cosign_public_key",
 		"app.verify.sigstore.trusted_root", "app.verify.sigstore.identity",
+		"app.verify.sigstore.identity_regexp", "app.verify.sigstore.issuer_regexp",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("schema lacks %s; it has %v", want, got)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -55,14 +56,23 @@ type SSHSettings struct {
 
 // SigstoreSettings is the sigstore {} block: a trusted root (the JSON of a
 // trusted_root.json) and the identity a bundle's certificate must name.
+// Exactly one of Issuer and IssuerRegexp is set, and one of Identity and
+// IdentityRegexp.
 type SigstoreSettings struct {
 	TrustedRoot KeyFile
 	// Issuer is the OIDC issuer the certificate must name, such as
 	// "https://token.actions.githubusercontent.com".
 	Issuer string
+	// IssuerRegexp is a Go regular expression the issuer must match,
+	// unanchored as cosign's --certificate-oidc-issuer-regexp.
+	IssuerRegexp string
 	// Identity is the certificate's subject alternative name, matched
-	// exactly.
+	// exactly (a GitHub workflow without @<ref> matches any tag or branch).
 	Identity string
+	// IdentityRegexp is a Go regular expression the subject alternative
+	// name must match, unanchored as cosign's
+	// --certificate-identity-regexp.
+	IdentityRegexp string
 }
 
 // FileSuffixes are the suffixes of the signature files the configured file
@@ -209,23 +219,56 @@ func decodeSigstore(d *hclsettings.Decoder, b hclsettings.Block, baseDir string)
 		"the path of a Sigstore trusted root (trusted_root.json, as `sigstore trustedroot` or the TUF repository gives it)")
 	issuer := hclsettings.Get[string](r, "issuer",
 		`the OIDC issuer of the signing certificate, e.g. "https://token.actions.githubusercontent.com"`)
+	issuerRE := hclsettings.Get[string](r, "issuer_regexp",
+		`a Go regular expression the OIDC issuer must match, instead of issuer; unanchored as cosign's --certificate-oidc-issuer-regexp, so write ^ and $`)
 	identity := hclsettings.Get[string](r, "identity",
 		`the signer's identity (the certificate's subject alternative name), e.g. "https://github.com/org/api/.github/workflows/release.yml@refs/heads/main"`)
+	identityRE := hclsettings.Get[string](r, "identity_regexp",
+		`a Go regular expression the signer's identity must match, instead of identity, e.g. "^https://github\\.com/org/api/\\.github/workflows/release\\.yml@refs/tags/v"; unanchored as cosign's --certificate-identity-regexp, so write ^ and $`)
 	r.Close()
 	ok := true
-	for _, m := range []struct {
-		s    hclsettings.Setting[string]
-		name string
-		what string
+	if root.Bad {
+		ok = false
+	} else if !root.Set || root.Val == "" {
+		d.Fail(root.Range, "Missing trusted_root", "the sigstore block needs trusted_root: the path of the trusted root file (trusted_root.json).")
+		ok = false
+	}
+	for _, p := range []struct {
+		exact, pattern hclsettings.Setting[string]
+		name, what     string
 	}{
-		{root, "trusted_root", "the path of the trusted root file (trusted_root.json)"},
-		{issuer, "issuer", `the OIDC issuer, e.g. "https://token.actions.githubusercontent.com"`},
-		{identity, "identity", "the identity the certificate must name (for GitHub, the workflow's URL with its ref)"},
+		{issuer, issuerRE, "issuer", `the OIDC issuer, e.g. "https://token.actions.githubusercontent.com"`},
+		{identity, identityRE, "identity", "the identity the certificate must name (for GitHub, the workflow's URL with its ref)"},
 	} {
-		if m.s.Bad {
+		switch {
+		case p.exact.Bad || p.pattern.Bad:
 			ok = false
-		} else if !m.s.Set || m.s.Val == "" {
-			d.Fail(m.s.Range, "Missing "+m.name, "the sigstore block needs %s: %s.", m.name, m.what)
+		case p.exact.Set && p.pattern.Set:
+			d.Fail(p.pattern.Range, "Both "+p.name+" and "+p.name+"_regexp",
+				"the sigstore block has %s at line %d and %s_regexp; keep one: %s for an exact match, %s_regexp for a pattern.",
+				p.name, p.exact.Range.Start.Line, p.name, p.name, p.name)
+			ok = false
+		case p.pattern.Set:
+			if p.pattern.Val == "" {
+				d.Fail(p.pattern.Range, "Invalid "+p.name+"_regexp", "%s_regexp is empty, which would match any %s; give a pattern such as ^...$, or use %s.", p.name, p.name, p.name)
+				ok = false
+			} else if _, err := regexp.Compile(p.pattern.Val); err != nil {
+				d.Fail(p.pattern.Range, "Invalid "+p.name+"_regexp", "%s_regexp %s is not a Go regular expression: %v.", p.name, p.pattern.Show(), err)
+				ok = false
+			} else if !strings.HasPrefix(p.pattern.Val, "^") && !strings.HasPrefix(p.pattern.Val, `\A`) {
+				// Matching is unanchored, as cosign's: without ^ any value
+				// that merely contains a match passes.
+				rng := p.pattern.Range
+				d.Diags = append(d.Diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Unanchored " + p.name + "_regexp",
+					Detail: fmt.Sprintf("%s_regexp does not start with ^, and it is matched as cosign matches it, anywhere in the value: any %s that merely contains a match passes (https://evil.example/<your match>); start it with ^, and end it with $ to match the whole %s.",
+						p.name, p.name, p.name),
+					Subject: &rng,
+				})
+			}
+		case !p.exact.Set || strings.TrimSpace(p.exact.Val) == "":
+			d.Fail(p.exact.Range, "Missing "+p.name, "the sigstore block needs %s or %s_regexp: %s, or a regular expression for it.", p.name, p.name, p.what)
 			ok = false
 		}
 	}
@@ -236,10 +279,11 @@ func decodeSigstore(d *hclsettings.Decoder, b hclsettings.Block, baseDir string)
 	if !read {
 		return nil
 	}
-	if _, err := loadSigstore(f.Data, issuer.Val, identity.Val); err != nil {
+	s := SigstoreSettings{TrustedRoot: f, Issuer: issuer.Val, IssuerRegexp: issuerRE.Val, Identity: identity.Val, IdentityRegexp: identityRE.Val}
+	if _, err := loadSigstore(s); err != nil {
 		d.Fail(root.Range, "Invalid sigstore settings", "sigstore: %v.", err)
 	}
-	return &SigstoreSettings{TrustedRoot: f, Issuer: issuer.Val, Identity: identity.Val}
+	return &s
 }
 
 // readKeyFile reads the file a path setting names (relative to baseDir). A

@@ -11,7 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/crypto/ssh"
+
 	"github.com/dewy-agent/dewy-agent/internal/hclsettings/hcltest"
+	"github.com/dewy-agent/dewy-agent/internal/testsign"
 )
 
 func TestDecode(t *testing.T) {
@@ -129,10 +133,10 @@ ssh_allowed_signers  = ["a", "b"]
 			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `ssh_allowed_signers "s": line 3: malformed line`}},
 		},
 		{
-			name:  "cert-authority",
+			name:  "a certificate listed",
 			src:   "\nssh_allowed_signers = \"s\"\n",
-			files: map[string]string{"s": "*@example.com cert-authority " + newSSHKey(t).authorized() + "\n"},
-			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: "line 1: cert-authority is not supported"}},
+			files: map[string]string{"s": "*@example.com cert-authority " + newSSHCert(t, newSSHKey(t), newSSHKey(t), ssh.UserCert, []string{"ci@example.com"}, 0, ssh.CertTimeInfinity).authorized() + "\n"},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: "line 1: a certificate cannot be listed; list the signer's plain public key, or its CA's public key with the cert-authority option"}},
 		},
 		{
 			name:  "bad valid-before",
@@ -150,7 +154,7 @@ ssh_allowed_signers  = ["a", "b"]
 			name:  "unknown option",
 			src:   "\nssh_allowed_signers = \"s\"\n",
 			files: map[string]string{"s": "a no-touch-required=yes " + newSSHKey(t).authorized() + "\n"},
-			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: unknown option "no-touch-required=yes"; the options are namespaces=`}},
+			want:  []hcltest.Diag{{Line: 2, Col: 23, Text: `line 1: unknown option "no-touch-required=yes"; the options are cert-authority, namespaces=`}},
 		},
 		{
 			name:  "no signer",
@@ -163,7 +167,7 @@ ssh_allowed_signers  = ["a", "b"]
 			src:  "\nsigstore {\n  issuer = \"https://token.actions.githubusercontent.com\"\n}\n",
 			want: []hcltest.Diag{
 				{Line: 2, Col: 1, Text: "the sigstore block needs trusted_root"},
-				{Line: 2, Col: 1, Text: "the sigstore block needs identity"},
+				{Line: 2, Col: 1, Text: "the sigstore block needs identity or identity_regexp"},
 			},
 		},
 		{
@@ -176,6 +180,32 @@ ssh_allowed_signers  = ["a", "b"]
 			src:   "\nsigstore {\n  trusted_root = \"root.json\"\n  issuer = \"i\"\n  identity = \"x\"\n}\n",
 			files: map[string]string{"root.json": "not json"},
 			want:  []hcltest.Diag{{Line: 3, Col: 18, Text: "sigstore: "}},
+		},
+		{
+			name: "sigstore regexps that do not compile",
+			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer_regexp   = \"[\"\n  identity_regexp = \"^ci@(example\"\n}\n",
+			want: []hcltest.Diag{
+				{Line: 4, Col: 21, Text: `issuer_regexp "[" is not a Go regular expression: error parsing regexp: missing closing ]`},
+				{Line: 5, Col: 21, Text: `identity_regexp "^ci@(example" is not a Go regular expression: error parsing regexp: missing closing )`},
+			},
+		},
+		{
+			name: "sigstore identity and identity_regexp",
+			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer          = \"i\"\n  issuer_regexp   = \"^i$\"\n  identity        = \"x\"\n  identity_regexp = \"^x$\"\n}\n",
+			want: []hcltest.Diag{
+				{Line: 5, Col: 21, Text: "the sigstore block has issuer at line 4 and issuer_regexp; keep one"},
+				{Line: 7, Col: 21, Text: "the sigstore block has identity at line 6 and identity_regexp; keep one"},
+			},
+		},
+		{
+			name: "sigstore blank identity",
+			src:  "\nsigstore {\n  trusted_root = \"root.json\"\n  issuer       = \"i\"\n  identity     = \"  \"\n}\n",
+			want: []hcltest.Diag{{Line: 5, Col: 18, Text: "the sigstore block needs identity or identity_regexp"}},
+		},
+		{
+			name: "sigstore empty identity_regexp",
+			src:  "\nsigstore {\n  trusted_root    = \"root.json\"\n  issuer          = \"i\"\n  identity_regexp = \"\"\n}\n",
+			want: []hcltest.Diag{{Line: 5, Col: 21, Text: "identity_regexp is empty, which would match any identity"}},
 		},
 		{
 			name: "two sigstore blocks",
@@ -252,5 +282,53 @@ func TestDecodeCosign(t *testing.T) {
 	}
 	if _, err := got.New(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDecodeSigstore: a sigstore block with identity_regexp decodes to
+// settings that build a verifier.
+func TestDecodeSigstore(t *testing.T) {
+	dir := t.TempDir()
+	rootJSON := testsign.TrustedRoot(t, testsign.NewVirtualSigstore(t), true)
+	writeFile(t, dir, "trusted_root.json", string(rootJSON))
+	src := `
+sigstore {
+  trusted_root    = "trusted_root.json"
+  issuer_regexp   = "^https://token\\.actions\\.githubusercontent\\.com$"
+  identity_regexp = "^https://github\\.com/org/api/\\.github/workflows/release\\.yml@refs/tags/v"
+}
+`
+	got, diags := Decode(hcltest.Block(t, src, nil), dir)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	want := &Settings{Sigstore: &SigstoreSettings{
+		TrustedRoot:    KeyFile{Path: filepath.Join(dir, "trusted_root.json"), Data: rootJSON},
+		IssuerRegexp:   `^https://token\.actions\.githubusercontent\.com$`,
+		IdentityRegexp: `^https://github\.com/org/api/\.github/workflows/release\.yml@refs/tags/v`,
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode = %#v\nwant %#v", got.Sigstore, want.Sigstore)
+	}
+	if _, err := got.New(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A pattern without ^ matches anywhere in the value, as cosign's:
+	// allowed, with a warning at the attribute.
+	unanchored := `
+sigstore {
+  trusted_root    = "trusted_root.json"
+  issuer          = "https://token.actions.githubusercontent.com"
+  identity_regexp = "github\\.com/org/api/"
+}
+`
+	got, diags = Decode(hcltest.Block(t, unanchored, nil), dir)
+	if diags.HasErrors() || got == nil || got.Sigstore.IdentityRegexp != `github\.com/org/api/` {
+		t.Fatalf("Decode = %+v, %v", got, diags)
+	}
+	hcltest.ExpectDiags(t, diags, []hcltest.Diag{{Line: 5, Col: 21, Text: "identity_regexp does not start with ^, and it is matched as cosign matches it"}})
+	if diags[0].Severity != hcl.DiagWarning {
+		t.Errorf("severity %v, want a warning", diags[0].Severity)
 	}
 }

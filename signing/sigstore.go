@@ -30,12 +30,12 @@ type sigstoreTrust struct {
 	issuer, san string
 }
 
-// loadSigstore parses a trusted root (the JSON of trusted_root.json) and
-// checks issuer and identity; its error is a config error's detail. The
-// file may also hold several roots, one JSON document a line, as
-// `gh attestation trusted-root` writes them (Sigstore's public good
-// instance and GitHub's own); a bundle then passes if it verifies under
-// any of them.
+// loadSigstore parses s's trusted root (the JSON of trusted_root.json) and
+// checks its issuer and identity settings; its error is a config error's
+// detail. The file may also hold several roots, one JSON document a line,
+// as `gh attestation trusted-root` writes them (Sigstore's public good
+// instance and GitHub's own); a bundle then passes if it verifies under any
+// of them.
 //
 // What a bundle must prove follows from its root: when the root names a
 // transparency log (Sigstore's public good instance, `cosign sign-blob`,
@@ -44,18 +44,21 @@ type sigstoreTrust struct {
 // timestamp authorities (GitHub attestations of private repositories), an
 // RFC 3161 timestamp from one of them. Nothing is fetched: no TUF update, no
 // log lookup.
-func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, error) {
-	if strings.TrimSpace(issuer) == "" {
-		return nil, errors.New("issuer is empty: set it to the OIDC issuer of the signer's certificate (GitHub Actions: https://token.actions.githubusercontent.com)")
+//
+// IdentityRegexp and IssuerRegexp are Go regular expressions matched as
+// cosign's --certificate-identity-regexp and --certificate-oidc-issuer-regexp
+// match theirs (both cosign and sigstore-go call MatchString): unanchored, so
+// a pattern matches any value containing a match unless it is written with
+// ^ and $.
+func loadSigstore(s SigstoreSettings) (*sigstoreTrust, error) {
+	if err := s.checkIdentity(); err != nil {
+		return nil, err
 	}
-	if strings.TrimSpace(identity) == "" {
-		return nil, errors.New("identity is empty: set it to the signer's certificate identity (an email address, or for GitHub Actions the workflow's URI, https://github.com/<owner>/<repo>/.github/workflows/<file>, with or without @<ref>)")
-	}
-	roots, err := parseTrustedRoots(trustedRoot)
+	roots, err := parseTrustedRoots(s.TrustedRoot.Data)
 	if err != nil {
 		return nil, err
 	}
-	t := &sigstoreTrust{issuer: issuer, san: identity}
+	t := &sigstoreTrust{issuer: s.Issuer, san: s.Identity}
 	for i, tr := range roots {
 		where := "trusted root"
 		if len(roots) > 1 {
@@ -79,17 +82,52 @@ func loadSigstore(trustedRoot []byte, issuer, identity string) (*sigstoreTrust, 
 		}
 		t.verifiers = append(t.verifiers, v)
 	}
-	san, sanRegexp := identity, ""
-	if workflowWithoutRef(identity) {
-		san, sanRegexp = "", "^"+regexp.QuoteMeta(identity)+"@refs/(tags|heads)/.+$"
-		t.san = identity + "@refs/tags/* or @refs/heads/*"
+	san, sanRegexp := s.Identity, s.IdentityRegexp
+	switch {
+	case sanRegexp != "":
+		t.san = "matching identity_regexp " + quotePattern(sanRegexp)
+	case workflowWithoutRef(san):
+		san, sanRegexp = "", "^"+regexp.QuoteMeta(s.Identity)+"@refs/(tags|heads)/.+$"
+		t.san = s.Identity + "@refs/tags/* or @refs/heads/*"
 	}
-	t.identity, err = verify.NewShortCertificateIdentity(issuer, "", san, sanRegexp)
+	if s.IssuerRegexp != "" {
+		t.issuer = "an issuer matching issuer_regexp " + quotePattern(s.IssuerRegexp)
+	}
+	t.identity, err = verify.NewShortCertificateIdentity(s.Issuer, s.IssuerRegexp, san, sanRegexp)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	return t, nil
 }
+
+// checkIdentity checks that exactly one of issuer and issuer_regexp, and
+// one of identity and identity_regexp, is set, and that the regexps
+// compile. Decode reports the same problems at their attributes.
+func (s SigstoreSettings) checkIdentity() error {
+	pairs := []struct {
+		exact, pattern, name, what string
+	}{
+		{s.Issuer, s.IssuerRegexp, "issuer", "set issuer to the OIDC issuer of the signer's certificate (GitHub Actions: https://token.actions.githubusercontent.com), or issuer_regexp to a pattern for it"},
+		{s.Identity, s.IdentityRegexp, "identity", "set identity to the signer's certificate identity (an email address, or for GitHub Actions the workflow's URI, https://github.com/<owner>/<repo>/.github/workflows/<file>, with or without @<ref>), or identity_regexp to a pattern for it"},
+	}
+	for _, p := range pairs {
+		switch {
+		case p.exact != "" && p.pattern != "":
+			return fmt.Errorf("both %s and %s_regexp are set: keep one", p.name, p.name)
+		case p.pattern != "":
+			if _, err := regexp.Compile(p.pattern); err != nil {
+				return fmt.Errorf("%s_regexp %s: %v", p.name, quotePattern(p.pattern), err)
+			}
+		case strings.TrimSpace(p.exact) == "":
+			return fmt.Errorf("%s is empty: %s", p.name, p.what)
+		}
+	}
+	return nil
+}
+
+// quotePattern shows a regexp in double quotes without escaping it, so
+// that its backslashes read as written.
+func quotePattern(re string) string { return `"` + re + `"` }
 
 // workflowWithoutRef tells whether identity is a GitHub Actions workflow
 // named without its ref ("https://github.com/org/app/.github/workflows/
@@ -233,8 +271,20 @@ func messageDigest(b *bundle.Bundle, pub crypto.PublicKey, artifact io.Reader) (
 func (t *sigstoreTrust) why(got certificate.Summary, err error) (int, error) {
 	var mismatch *verify.ErrNoMatchingCertificateIdentity
 	if errors.As(err, &mismatch) {
-		return 5, fmt.Errorf("certificate identity %s issued by %s is not the expected identity %s issued by %s",
+		e := fmt.Errorf("certificate identity %s issued by %s is not the expected identity %s issued by %s",
 			got.SubjectAlternativeName, got.Issuer, t.san, t.issuer)
+		// Say which of the two failed.
+		var failed []string
+		if t.identity.SubjectAlternativeName.Verify(got) != nil {
+			failed = append(failed, "the identity does not match")
+		}
+		if t.identity.Issuer.Verify(got) != nil {
+			failed = append(failed, "the issuer does not match")
+		}
+		if len(failed) > 0 {
+			e = fmt.Errorf("%w: %s", e, strings.Join(failed, " and "))
+		}
+		return 5, e
 	}
 	msg := err.Error()
 	steps := []struct{ prefix, why string }{

@@ -33,11 +33,16 @@ func randomArtifact(t testing.TB, n int) []byte {
 
 func mustLoadSigstore(t testing.TB, rootJSON []byte, issuer, identity string) *sigstoreTrust {
 	t.Helper()
-	st, err := loadSigstore(rootJSON, issuer, identity)
+	st, err := loadExact(rootJSON, issuer, identity)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// loadExact loads a root with an exact issuer and identity.
+func loadExact(rootJSON []byte, issuer, identity string) (*sigstoreTrust, error) {
+	return loadSigstore(SigstoreSettings{TrustedRoot: KeyFile{Data: rootJSON}, Issuer: issuer, Identity: identity})
 }
 
 func TestSigstoreVerify(t *testing.T) {
@@ -229,13 +234,13 @@ func TestLoadSigstoreErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st, err := loadSigstore(c.root, c.issuer, c.identity)
+			st, err := loadExact(c.root, c.issuer, c.identity)
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("loadSigstore = %v, %v; want an error containing %q", st, err, c.err)
 			}
 		})
 	}
-	if _, err := loadSigstore(good, testIssuer, testSigner); err != nil {
+	if _, err := loadExact(good, testIssuer, testSigner); err != nil {
 		t.Fatalf("good root: %v", err)
 	}
 }
@@ -328,11 +333,11 @@ func TestSigstoreSeveralRoots(t *testing.T) {
 	}
 
 	bad := append(bytes.Clone(rootsJSONL), []byte("\n{\"mediaType\": 3}")...)
-	if _, err := loadSigstore(bad, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "line 3") {
+	if _, err := loadExact(bad, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("a bad third line: %v, want it named", err)
 	}
 	noLog := bytes.Join([][]byte{testsign.TrustedRoot(t, public, true), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)}, []byte("\n"))
-	if _, err := loadSigstore(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root on line 2 names no certificate authority") {
+	if _, err := loadExact(noLog, testIssuer, testSigner); err == nil || !strings.Contains(err.Error(), "trusted root on line 2 names no certificate authority") {
 		t.Fatalf("an empty second root: %v, want it named", err)
 	}
 }
@@ -380,6 +385,89 @@ func TestSigstoreWorkflowIdentity(t *testing.T) {
 			}
 			if !c.ok && !strings.Contains(c.identity, "@") && !strings.Contains(err.Error(), "@refs/tags/* or @refs/heads/*") {
 				t.Errorf("%v: want the refs that match named", err)
+			}
+		})
+	}
+}
+
+// identity_regexp and issuer_regexp match as cosign's
+// --certificate-identity-regexp and --certificate-oidc-issuer-regexp do:
+// Go regexps, unanchored. A refusal names the pattern that failed and what
+// the certificate had.
+func TestSigstoreIdentityRegexp(t *testing.T) {
+	const actions = "https://token.actions.githubusercontent.com"
+	const release = `^https://github\.com/org/app/\.github/workflows/release\.yml@refs/tags/v`
+	vs := testsign.NewVirtualSigstore(t)
+	rootJSON := testsign.TrustedRoot(t, vs, true)
+	artifact := randomArtifact(t, 1024)
+	for _, c := range []struct {
+		name                 string
+		settings             SigstoreSettings // without the root
+		signer, signerIssuer string
+		err                  string // "" for a pass
+	}{
+		{name: "identity regexp matches", settings: SigstoreSettings{Issuer: actions, IdentityRegexp: release},
+			signer: "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.2.0", signerIssuer: actions},
+		{name: "identity regexp does not match", settings: SigstoreSettings{Issuer: actions, IdentityRegexp: release},
+			signer: "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main", signerIssuer: actions,
+			err: `certificate identity https://github.com/org/app/.github/workflows/release.yml@refs/heads/main issued by ` + actions +
+				` is not the expected identity matching identity_regexp "` + release + `" issued by ` + actions + `: the identity does not match`},
+		{name: "unanchored as cosign: a match inside the identity passes", settings: SigstoreSettings{Issuer: testIssuer, IdentityRegexp: `ci@example\.com`},
+			signer: "evil-ci@example.com.attacker.test", signerIssuer: testIssuer},
+		{name: "anchored pattern refuses what only contains a match", settings: SigstoreSettings{Issuer: testIssuer, IdentityRegexp: `^ci@example\.com$`},
+			signer: "evil-ci@example.com", signerIssuer: testIssuer, err: `matching identity_regexp "^ci@example\.com$" issued by ` + testIssuer + ": the identity does not match"},
+		{name: "issuer regexp matches", settings: SigstoreSettings{IssuerRegexp: `^https://issuer\.example\.(com|org)$`, Identity: testSigner},
+			signer: testSigner, signerIssuer: testIssuer},
+		{name: "issuer regexp does not match", settings: SigstoreSettings{IssuerRegexp: `^https://issuer\.example\.org$`, Identity: testSigner},
+			signer: testSigner, signerIssuer: testIssuer,
+			err: `certificate identity release@example.com issued by https://issuer.example.com is not the expected identity release@example.com issued by an issuer matching issuer_regexp "^https://issuer\.example\.org$": the issuer does not match`},
+		{name: "both regexps fail", settings: SigstoreSettings{IssuerRegexp: `^https://other$`, IdentityRegexp: `^other@`},
+			signer: testSigner, signerIssuer: testIssuer, err: "the identity does not match and the issuer does not match"},
+		{name: "exact identity, wrong issuer", settings: SigstoreSettings{Issuer: actions, Identity: testSigner},
+			signer: testSigner, signerIssuer: testIssuer, err: "issued by " + actions + ": the issuer does not match"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			te, err := vs.Sign(c.signer, c.signerIssuer, artifact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := c.settings
+			s.TrustedRoot = KeyFile{Data: rootJSON}
+			st, err := loadSigstore(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := st.verify(bytes.NewReader(artifact), int64(len(artifact)), testsign.Bundle(t, vs, te, testsign.Parts{Tlog: true}))
+			if want := c.signer + " (issuer " + c.signerIssuer + ")"; key != want {
+				t.Errorf("key %q, want %q", key, want)
+			}
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatalf("verify: %v", err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Fatalf("verify: %v\nwant an error containing %q", err, c.err)
+			}
+		})
+	}
+
+	// What Decode reports at the attributes, loadSigstore refuses too (for
+	// settings a program built).
+	for _, c := range []struct {
+		name string
+		s    SigstoreSettings
+		err  string
+	}{
+		{"both identities", SigstoreSettings{Issuer: testIssuer, Identity: testSigner, IdentityRegexp: "^r"}, "both identity and identity_regexp are set"},
+		{"both issuers", SigstoreSettings{Issuer: testIssuer, IssuerRegexp: "^h", Identity: testSigner}, "both issuer and issuer_regexp are set"},
+		{"bad identity regexp", SigstoreSettings{Issuer: testIssuer, IdentityRegexp: "^(r"}, `identity_regexp "^(r": error parsing regexp: missing closing )`},
+		{"bad issuer regexp", SigstoreSettings{IssuerRegexp: "[", Identity: testSigner}, `issuer_regexp "[": error parsing regexp`},
+		{"no identity", SigstoreSettings{Issuer: testIssuer}, "identity is empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.s.TrustedRoot = KeyFile{Data: rootJSON}
+			st, err := loadSigstore(c.s)
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("loadSigstore = %v, %v; want an error containing %q", st, err, c.err)
 			}
 		})
 	}

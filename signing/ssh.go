@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -19,6 +20,14 @@ import (
 // This file is the SSH check: <artifact>.sig, an SSH signature as
 // `ssh-keygen -Y sign -n <namespace>` makes it (OpenSSH's PROTOCOL.sshsig),
 // against an allowed signers file (ssh-keygen's ALLOWED SIGNERS format).
+//
+// A signature is made either with a plain key, which must be listed on a
+// line without cert-authority, or with an OpenSSH user certificate, whose
+// CA must be listed on a cert-authority line. ssh-keygen -Y verify -I id
+// accepts a certificate when id matches both the line's principals pattern
+// and one of the certificate's principals; the agent has no id to check, so
+// it accepts a certificate when one of its principals matches the line's
+// pattern, as ssh-keygen -Y find-principals finds them.
 
 // An armored SSH signature is the base64 of the blob between these lines.
 const (
@@ -32,6 +41,9 @@ type allowedSigner struct {
 	line       int
 	principals string // as written (a comma list of patterns), unquoted
 	key        ssh.PublicKey
+	// ca is the cert-authority option: key is a CA whose user
+	// certificates may sign, not a signer's key.
+	ca bool
 	// namespaces are the patterns of the namespaces="..." option; nil
 	// allows every namespace.
 	namespaces  []string
@@ -112,20 +124,20 @@ func parseSSHKey(keyType, b64 string) (ssh.PublicKey, error) {
 		return nil, fmt.Errorf("key type %q does not match the key, which is %q", keyType, key.Type())
 	}
 	if _, ok := key.(*ssh.Certificate); ok {
-		return nil, errors.New("certificates are not supported; list the signer's plain public key")
+		return nil, errors.New("a certificate cannot be listed; list the signer's plain public key, or its CA's public key with the cert-authority option")
 	}
 	return key, nil
 }
 
-// parseOptions parses the options field: namespaces="...",
-// valid-after="...", valid-before="..."; cert-authority is refused.
+// parseOptions parses the options field: cert-authority, namespaces="...",
+// valid-after="...", valid-before="...".
 func (s *allowedSigner) parseOptions(field string) error {
 	for _, opt := range splitOutsideQuotes(field, ',') {
 		name, val, hasVal := strings.Cut(opt, "=")
 		val = unquote(val)
 		switch {
 		case strings.EqualFold(name, "cert-authority") && !hasVal:
-			return errors.New("cert-authority is not supported: verify signs with plain keys; list each signer's public key instead of its certificate authority")
+			s.ca = true
 		case strings.EqualFold(name, "namespaces") && hasVal:
 			s.namespaces = strings.Split(val, ",")
 		case strings.EqualFold(name, "valid-after") && hasVal:
@@ -141,7 +153,7 @@ func (s *allowedSigner) parseOptions(field string) error {
 			}
 			s.validBefore = t
 		default:
-			return fmt.Errorf("unknown option %q; the options are namespaces=\"...\", valid-after=\"...\" and valid-before=\"...\"", opt)
+			return fmt.Errorf("unknown option %q; the options are cert-authority, namespaces=\"...\", valid-after=\"...\" and valid-before=\"...\"", opt)
 		}
 	}
 	return nil
@@ -352,6 +364,134 @@ func sshKeyName(principals string, key ssh.PublicKey) string {
 	return principals + " (" + fp + ")"
 }
 
+// certKeyName shows a certificate: its principal that matched (if any),
+// its key ID, its key's fingerprint and its CA's.
+func certKeyName(principal string, cert *ssh.Certificate) string {
+	id := cert.KeyId
+	if len(id) > 64 {
+		id = id[:64] + "..."
+	}
+	name := fmt.Sprintf("certificate %q (%s) from CA %s", id, ssh.FingerprintSHA256(cert.Key), ssh.FingerprintSHA256(cert.SignatureKey))
+	if principal != "" {
+		name = principal + " " + name
+	}
+	return name
+}
+
+// refuses says why the allowed signer s does not accept a signature for
+// namespace at now, or "" when it does: its namespaces=, valid-after= and
+// valid-before= options.
+func (s *allowedSigner) refuses(namespace string, now time.Time) string {
+	switch {
+	case s.namespaces != nil && !matchPatternList(namespace, s.namespaces):
+		return fmt.Sprintf("the allowed signer at line %d is not allowed namespace %q (namespaces=%q)", s.line, namespace, strings.Join(s.namespaces, ","))
+	case !s.validAfter.IsZero() && now.Before(s.validAfter):
+		return fmt.Sprintf("the allowed signer at line %d is not valid yet: valid-after %s", s.line, s.validAfter.Format(time.RFC3339))
+	case !s.validBefore.IsZero() && now.After(s.validBefore):
+		return fmt.Sprintf("the allowed signer at line %d has expired: valid-before %s", s.line, s.validBefore.Format(time.RFC3339))
+	}
+	return ""
+}
+
+// keySigner finds the line that accepts a signature by the plain key key:
+// a line without cert-authority listing that key. name shows the signer;
+// why is the refusal when there is no such line.
+func (v *sshSigners) keySigner(key ssh.PublicKey, now time.Time) (name, why string) {
+	var listed []*allowedSigner
+	want := key.Marshal()
+	for i := range v.signers {
+		if s := &v.signers[i]; !s.ca && bytes.Equal(s.key.Marshal(), want) {
+			listed = append(listed, s)
+		}
+	}
+	if len(listed) == 0 {
+		fp := ssh.FingerprintSHA256(key)
+		for _, s := range v.signers {
+			if bytes.Equal(s.key.Marshal(), want) {
+				return fp, fmt.Sprintf("signed by key %s, which ssh_allowed_signers lists at line %d as a cert-authority: a CA vouches for the certificates it signs, not for what it signs itself; sign with a certificate", fp, s.line)
+			}
+		}
+		return fp, fmt.Sprintf("signed by key %s, which is not in ssh_allowed_signers", fp)
+	}
+	for _, s := range listed {
+		if why = s.refuses(v.namespace, now); why == "" {
+			return sshKeyName(s.principals, key), ""
+		}
+	}
+	return sshKeyName(listed[0].principals, key), why
+}
+
+// certSigner finds the cert-authority line that accepts a signature by the
+// certificate cert, as ssh-keygen -Y verify does: cert is a user
+// certificate, valid at now, signed by the line's CA key, and one of its
+// principals matches the line's principals. name shows the certificate;
+// why is the refusal when no line accepts it.
+func (v *sshSigners) certSigner(cert *ssh.Certificate, now time.Time) (name, why string) {
+	name = certKeyName("", cert)
+	if cert.CertType != ssh.UserCert {
+		return name, "signed with a host certificate; only a user certificate (ssh-keygen -s without -h) can sign a release"
+	}
+	var listed []*allowedSigner
+	ca := cert.SignatureKey.Marshal()
+	for i := range v.signers {
+		if s := &v.signers[i]; s.ca && bytes.Equal(s.key.Marshal(), ca) {
+			listed = append(listed, s)
+		}
+	}
+	if len(listed) == 0 {
+		return name, fmt.Sprintf("signed with a certificate from CA %s, which is not a cert-authority in ssh_allowed_signers", ssh.FingerprintSHA256(cert.SignatureKey))
+	}
+	unix := now.Unix()
+	if unix < 0 || uint64(unix) < cert.ValidAfter {
+		return name, fmt.Sprintf("the certificate is not valid yet: valid after %s", certTime(cert.ValidAfter))
+	}
+	if cert.ValidBefore != ssh.CertTimeInfinity && uint64(unix) >= cert.ValidBefore {
+		return name, fmt.Sprintf("the certificate has expired: valid before %s", certTime(cert.ValidBefore))
+	}
+	for _, s := range listed {
+		principal := ""
+		for _, p := range cert.ValidPrincipals {
+			if matchPatternList(p, strings.Split(s.principals, ",")) {
+				principal = p
+				break
+			}
+		}
+		if principal == "" {
+			if why == "" {
+				why = fmt.Sprintf("the certificate's principals %q match none of the cert-authority at line %d (%q)", cert.ValidPrincipals, s.line, s.principals)
+			}
+			continue
+		}
+		if w := s.refuses(v.namespace, now); w != "" {
+			why = w
+			continue
+		}
+		if cert.Signature != nil && cert.Signature.Format == ssh.KeyAlgoRSA {
+			return name, "the certificate is signed by its CA with RSA and SHA-1 (ssh-rsa), which is refused; have the CA sign it again with ssh-keygen -s -t rsa-sha2-512"
+		}
+		// The CA's signature over the certificate. Its critical options
+		// (force-command, source-address) restrict logins, not
+		// signatures: ssh-keygen -Y verify does not read them either.
+		checker := ssh.CertChecker{Clock: func() time.Time { return now }}
+		for opt := range cert.CriticalOptions {
+			checker.SupportedCriticalOptions = append(checker.SupportedCriticalOptions, opt)
+		}
+		if err := checker.CheckCert(principal, cert); err != nil {
+			return name, fmt.Sprintf("the certificate is not valid: %v", err)
+		}
+		return certKeyName(principal, cert), ""
+	}
+	return name, why
+}
+
+// certTime shows a certificate's validity bound.
+func certTime(t uint64) string {
+	if t > math.MaxInt64 {
+		return "forever"
+	}
+	return time.Unix(int64(t), 0).UTC().Format(time.RFC3339)
+}
+
 // verify checks armored (the .sig bytes) over the artifact at now. rejected
 // is why it does not verify; err is a failure to read the artifact.
 func (v *sshSigners) verify(ctx context.Context, artifact io.ReaderAt, size int64, armored []byte, now time.Time) (key string, rejected *Reason, err error) {
@@ -362,10 +502,11 @@ func (v *sshSigners) verify(ctx context.Context, artifact io.ReaderAt, size int6
 	if err != nil {
 		return reject("", "malformed signature: %v", err)
 	}
-	if _, ok := sig.key.(*ssh.Certificate); ok {
-		return reject(ssh.FingerprintSHA256(sig.key), "signed with a certificate, which is not supported; sign with a plain key listed in ssh_allowed_signers")
-	}
+	cert, isCert := sig.key.(*ssh.Certificate)
 	key = ssh.FingerprintSHA256(sig.key)
+	if isCert {
+		key = certKeyName("", cert)
+	}
 	if sig.namespace != v.namespace {
 		return reject(key, "signed for namespace %q, not %q (ssh_namespace); sign with ssh-keygen -Y sign -n %s", sig.namespace, v.namespace, v.namespace)
 	}
@@ -377,41 +518,19 @@ func (v *sshSigners) verify(ctx context.Context, artifact io.ReaderAt, size int6
 		return reject(key, "the signature uses RSA with SHA-1 (ssh-rsa), which is refused; sign again with a current ssh-keygen")
 	}
 	// Find the signer before hashing: an unknown key is refused at once.
-	var listed []allowedSigner
-	want := sig.key.Marshal()
-	for _, s := range v.signers {
-		if bytes.Equal(s.key.Marshal(), want) {
-			listed = append(listed, s)
-		}
-	}
-	if len(listed) == 0 {
-		return reject(key, "signed by key %s, which is not in ssh_allowed_signers", key)
-	}
 	var why string
-	var signer *allowedSigner
-	for i := range listed {
-		s := &listed[i]
-		switch {
-		case s.namespaces != nil && !matchPatternList(v.namespace, s.namespaces):
-			why = fmt.Sprintf("the allowed signer at line %d is not allowed namespace %q (namespaces=%q)", s.line, v.namespace, strings.Join(s.namespaces, ","))
-		case !s.validAfter.IsZero() && now.Before(s.validAfter):
-			why = fmt.Sprintf("the allowed signer at line %d is not valid yet: valid-after %s", s.line, s.validAfter.Format(time.RFC3339))
-		case !s.validBefore.IsZero() && now.After(s.validBefore):
-			why = fmt.Sprintf("the allowed signer at line %d has expired: valid-before %s", s.line, s.validBefore.Format(time.RFC3339))
-		default:
-			signer = s
-		}
-		if signer != nil {
-			break
-		}
+	if isCert {
+		key, why = v.certSigner(cert, now)
+	} else {
+		key, why = v.keySigner(sig.key, now)
 	}
-	if signer == nil {
-		return reject(sshKeyName(listed[0].principals, sig.key), "%s", why)
+	if why != "" {
+		return reject(key, "%s", why)
 	}
-	key = sshKeyName(signer.principals, sig.key)
 	if _, err := copyCtx(ctx, h, io.NewSectionReader(artifact, 0, size)); err != nil {
 		return key, nil, err
 	}
+	// A certificate verifies with the key it certifies.
 	if err := sig.key.Verify(sshSignedData(sig.namespace, sig.reserved, sig.hashAlg, h.Sum(nil)), sig.sig); err != nil {
 		return reject(key, "the signature does not match the artifact")
 	}

@@ -333,6 +333,8 @@ func TestParseSignerTime(t *testing.T) {
 func FuzzParseSSHSignature(f *testing.F) {
 	k := newSSHKey(f)
 	f.Add(k.sign(f, []byte("x"), "file", "sha512", ""))
+	cert := newSSHCert(f, newSSHKey(f), k, ssh.UserCert, []string{"ci@example.com"}, 0, ssh.CertTimeInfinity)
+	f.Add(cert.sign(f, []byte("x"), "file", "sha512", ""))
 	f.Add(armorSSH([]byte("SSHSIG\x00\x00\x00\x01")))
 	f.Add([]byte(sshArmorBegin + "\n" + sshArmorEnd))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -349,6 +351,7 @@ func FuzzParseAllowedSigners(f *testing.F) {
 	f.Add("a " + k + "\n")
 	f.Add(`"a b,c" namespaces="file,git",valid-after="20240101Z" ` + k + " comment\n")
 	f.Add(`a cert-authority ` + k)
+	f.Add(`*@example.com cert-authority,namespaces="file",valid-before="20300101Z" ` + k + "\n")
 	f.Add(`a valid-before="2024` + "\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		signers, err := parseAllowedSigners([]byte(s))
@@ -358,4 +361,165 @@ func FuzzParseAllowedSigners(f *testing.F) {
 			}
 		}
 	})
+}
+
+// newSSHCert is key with an OpenSSH certificate of type typ (ssh.UserCert
+// or ssh.HostCert) signed by ca, as ssh-keygen -s makes it; its signer
+// signs with the certificate as its public key.
+func newSSHCert(t testing.TB, ca, key sshKey, typ uint32, principals []string, validAfter, validBefore uint64) sshKey {
+	t.Helper()
+	cert := &ssh.Certificate{
+		Key:             key.signer.PublicKey(),
+		Serial:          7,
+		CertType:        typ,
+		KeyId:           "release-ci",
+		ValidPrincipals: principals,
+		ValidAfter:      validAfter,
+		ValidBefore:     validBefore,
+	}
+	if err := cert.SignCert(rand.Reader, ca.signer); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewCertSigner(cert, key.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sshKey{priv: key.priv, signer: signer}
+}
+
+// writeCertKey writes k's private key and, beside it, its certificate as
+// ssh-keygen names them (id and id-cert.pub); it returns the certificate's
+// path, which ssh-keygen -Y sign -f takes to sign with the certificate.
+func (k sshKey) writeCertKey(t testing.TB, dir string) string {
+	t.Helper()
+	block, err := ssh.MarshalPrivateKey(k.priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "id"), pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, "id-cert.pub", k.authorized()+"\n")
+}
+
+// TestSSHCertificate: a signature made with a user certificate verifies
+// against a cert-authority line naming its CA, when one of the
+// certificate's principals matches the line's and the certificate and the
+// line are valid; ssh-keygen -Y verify -I ci@example.com agrees.
+func TestSSHCertificate(t *testing.T) {
+	haveSSHKeygen(t)
+	content := bytes.Repeat([]byte("release bytes "), 3000)
+	ca, otherCA, key := newSSHKey(t), newSSHKey(t), newSSHKey(t)
+	now := uint64(time.Now().Unix())
+	hour := uint64(3600)
+	principals := []string{"ci@example.com"}
+	good := newSSHCert(t, ca, key, ssh.UserCert, principals, now-hour, now+hour)
+	caLine := "*@example.com cert-authority " + ca.authorized() + " release CA\n"
+	certName := func(c sshKey) string {
+		return certKeyName("", c.signer.PublicKey().(*ssh.Certificate))
+	}
+	name := "ci@example.com " + certName(good)
+	if want := `ci@example.com certificate "release-ci" (` + key.fingerprint() + ") from CA " + ca.fingerprint(); name != want {
+		t.Fatalf("name %q, want %q", name, want)
+	}
+	// A certificate whose CA signature is another CA's, relabelled.
+	forged := newSSHCert(t, otherCA, key, ssh.UserCert, principals, now-hour, now+hour)
+	forgedCert := *forged.signer.PublicKey().(*ssh.Certificate)
+	forgedCert.SignatureKey = ca.signer.PublicKey()
+	forgedSigner, err := ssh.NewCertSigner(&forgedCert, key.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.signer = forgedSigner
+
+	// A certificate an RSA CA signed with SHA-1.
+	rsaCA := newSSHKeyOf(t, "rsa")
+	sha1CA, err := ssh.NewSignerWithAlgorithms(rsaCA.signer.(ssh.AlgorithmSigner), []string{ssh.KeyAlgoRSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha1Cert := newSSHCert(t, sshKey{priv: rsaCA.priv, signer: sha1CA}, key, ssh.UserCert, principals, now-hour, now+hour)
+	if f := sha1Cert.signer.PublicKey().(*ssh.Certificate).Signature.Format; f != ssh.KeyAlgoRSA {
+		t.Fatalf("the CA signed with %s, want ssh-rsa", f)
+	}
+	sha512Cert := newSSHCert(t, rsaCA, key, ssh.UserCert, principals, now-hour, now+hour)
+	rsaCALine := "*@example.com cert-authority " + rsaCA.authorized() + "\n"
+
+	keygen := func(k sshKey) func(t *testing.T, r release) {
+		return func(t *testing.T, r release) {
+			run(t, "ssh-keygen", "-Y", "sign", "-n", "file", "-f", k.writeCertKey(t, t.TempDir()), r.path())
+		}
+	}
+	gosig := func(k sshKey) func(t *testing.T, r release) {
+		return func(t *testing.T, r release) { r.writeSig(t, SSHSuffix, k.sign(t, content, "file", "sha512", "")) }
+	}
+	tests := []struct {
+		name             string
+		allowed          string
+		sign             func(t *testing.T, r release)
+		tamper           bool
+		wantKey, wantWhy string // wantWhy "" for a pass
+		noCrossCheck     bool   // ssh-keygen is not asked
+	}{
+		{name: "RSA CA, rsa-sha2-512", allowed: rsaCALine, sign: keygen(sha512Cert),
+			wantKey: `ci@example.com certificate "release-ci" (` + key.fingerprint() + ") from CA " + rsaCA.fingerprint()},
+		{name: "RSA CA signing with SHA-1", allowed: rsaCALine, sign: gosig(sha1Cert), noCrossCheck: true,
+			wantKey: `certificate "release-ci" (` + key.fingerprint() + ") from CA " + rsaCA.fingerprint(), wantWhy: "signed by its CA with RSA and SHA-1 (ssh-rsa), which is refused"},
+		{name: "good, ssh-keygen", allowed: caLine, sign: keygen(good), wantKey: name},
+		{name: "good, Go", allowed: caLine, sign: gosig(good), wantKey: name},
+		{name: "good, second principal matches, options on the line",
+			allowed: `"ops@example.org,*@example.com" cert-authority,namespaces="file",valid-after="20200101Z" ` + ca.authorized() + "\n",
+			sign:    keygen(newSSHCert(t, ca, key, ssh.UserCert, []string{"dev@other.org", "ci@example.com"}, now-hour, now+hour)), wantKey: name},
+		{name: "tampered artifact", allowed: caLine, sign: keygen(good), tamper: true, wantKey: name,
+			wantWhy: "the signature does not match the artifact"},
+		{name: "cert from another CA", allowed: caLine, sign: keygen(newSSHCert(t, otherCA, key, ssh.UserCert, principals, now-hour, now+hour)),
+			wantKey: `certificate "release-ci" (` + key.fingerprint() + ") from CA " + otherCA.fingerprint(),
+			wantWhy: "signed with a certificate from CA " + otherCA.fingerprint() + ", which is not a cert-authority in ssh_allowed_signers"},
+		{name: "expired cert", allowed: caLine, sign: keygen(newSSHCert(t, ca, key, ssh.UserCert, principals, now-2*hour, now-hour)),
+			wantKey: certName(good), wantWhy: "the certificate has expired: valid before " + time.Unix(int64(now-hour), 0).UTC().Format(time.RFC3339)},
+		{name: "cert not valid yet", allowed: caLine, sign: keygen(newSSHCert(t, ca, key, ssh.UserCert, principals, now+hour, now+2*hour)),
+			wantKey: certName(good), wantWhy: "the certificate is not valid yet"},
+		{name: "principal not allowed", allowed: caLine, sign: keygen(newSSHCert(t, ca, key, ssh.UserCert, []string{"dev@other.org"}, now-hour, now+hour)),
+			wantKey: certName(good), wantWhy: `the certificate's principals ["dev@other.org"] match none of the cert-authority at line 1 ("*@example.com")`},
+		{name: "principal denied by a negation", allowed: "*@example.com,!ci@example.com cert-authority " + ca.authorized() + "\n", sign: keygen(good),
+			wantKey: certName(good), wantWhy: "match none of the cert-authority at line 1"},
+		{name: "cert without principals", allowed: caLine, sign: keygen(newSSHCert(t, ca, key, ssh.UserCert, nil, now-hour, now+hour)),
+			wantKey: certName(good), wantWhy: "match none of the cert-authority"},
+		{name: "host cert refused", allowed: caLine, sign: gosig(newSSHCert(t, ca, key, ssh.HostCert, principals, now-hour, now+hour)),
+			wantKey: certName(good), wantWhy: "signed with a host certificate"},
+		{name: "namespace not allowed for the CA", allowed: `*@example.com cert-authority,namespaces="git" ` + ca.authorized() + "\n", sign: keygen(good),
+			wantKey: certName(good), wantWhy: `the allowed signer at line 1 is not allowed namespace "file"`},
+		{name: "CA line expired", allowed: `*@example.com cert-authority,valid-before="20200101Z" ` + ca.authorized() + "\n", sign: keygen(good),
+			wantKey: certName(good), wantWhy: "the allowed signer at line 1 has expired"},
+		{name: "the certified key listed without cert-authority", allowed: "ci@example.com " + key.authorized() + "\n", sign: keygen(good),
+			wantKey: certName(good), wantWhy: "which is not a cert-authority in ssh_allowed_signers"},
+		{name: "signed by the CA key itself", allowed: caLine, sign: func(t *testing.T, r release) {
+			run(t, "ssh-keygen", "-Y", "sign", "-n", "file", "-f", ca.writePrivate(t, t.TempDir()), r.path())
+		}, wantKey: ca.fingerprint(), wantWhy: "which ssh_allowed_signers lists at line 1 as a cert-authority"},
+		{name: "forged CA signature", allowed: caLine, sign: gosig(forged),
+			wantKey: certName(good), wantWhy: "the certificate is not valid: ssh: certificate signature does not verify"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRelease(t, content)
+			tt.sign(t, r)
+			if tt.tamper {
+				r.tamper(t)
+			}
+			got, err := r.verify(t, sshVerifier(t, tt.allowed, "file"))
+			if tt.wantWhy != "" {
+				wantRejected(t, err, SSH, tt.wantKey, tt.wantWhy)
+			} else if err != nil {
+				t.Fatal(err)
+			} else if got != (Verified{Method: SSH, Key: tt.wantKey}) {
+				t.Errorf("verified = %+v, want ssh key %q", got, tt.wantKey)
+			}
+			if tt.noCrossCheck {
+				return
+			}
+			if agrees := sshKeygenVerify(t, r, tt.allowed, "ci@example.com", "file"); agrees != (tt.wantWhy == "") {
+				t.Errorf("ssh-keygen -Y verify says %v, we say %v", agrees, tt.wantWhy == "")
+			}
+		})
+	}
 }

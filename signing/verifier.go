@@ -45,7 +45,7 @@ func (s *Settings) New() (*Verifier, error) {
 		v.ssh = &sshSigners{signers: signers, namespace: ns}
 	}
 	if s.Sigstore != nil {
-		if v.sigstore, err = loadSigstore(s.Sigstore.TrustedRoot.Data, s.Sigstore.Issuer, s.Sigstore.Identity); err != nil {
+		if v.sigstore, err = loadSigstore(*s.Sigstore); err != nil {
 			return nil, fmt.Errorf("verify: sigstore trusted_root %s: %w", s.Sigstore.TrustedRoot.Path, err)
 		}
 	}

@@ -18,3 +18,16 @@ app "web" {
   }
   runner "container" {}
 }
+
+app "site" {
+  registry = "ghr://myorg/site"
+  verify {
+    sigstore {
+      trusted_root    = "trusted_root.json"
+      issuer          = "https://token.actions.githubusercontent.com"
+      issuer_regexp   = "^https://token\\.actions\\.githubusercontent\\.com$"
+      identity_regexp = "^https://github\\.com/myorg/site/(.github"
+    }
+  }
+  runner "assets" {}
+}
