@@ -147,12 +147,12 @@ type Pinner interface {
 // after Pin, before the runner gets the image, when the app verifies
 // signatures.
 //
-// ImageSignatures returns the signature images that may vouch for pinned
+// ImageSignatures returns the signatures that may vouch for pinned
 // ("repo@sha256:..."), as Pin returned it for rel: the pinned manifest's own,
 // and, when rel's tag names an index (a multi-platform image) that lists the
 // pinned manifest, the index's, since `cosign sign image:tag` signs what the
-// tag names. An entry is returned for each such digest, with no layers when
-// nothing signed it; only a registry failure is an error.
+// tag names. An entry is returned for each such digest, with no layers and no
+// bundles when nothing signed it; only a registry failure is an error.
 type ImageSigner interface {
 	ImageSignatures(ctx context.Context, rel version.Release, pinned string) ([]SignatureImage, error)
 }
