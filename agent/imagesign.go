@@ -24,9 +24,14 @@ import (
 // payload names the digest it is attached to, so a signature copied from
 // another image does not count.
 //
-// A refusal marks the version bad for what the registry holds: the image and
-// the signature images' digests (artifact identity). Signing the image after
-// the refusal changes them, so the next poll tries the version again.
+// Both of cosign's layouts count: the signature image tagged
+// sha256-<hex>.sig, and the Sigstore bundles in artifacts that refer to the
+// image (cosign 3's default).
+//
+// A refusal marks the version bad for what the registry holds: the image,
+// the signature images' digests and the bundle artifacts' digests (artifact
+// identity). Signing the image after the refusal changes them, so the next
+// poll tries the version again.
 
 // imageVerifier is the part of an app's *signing.Verifier the image pipeline
 // uses.
@@ -55,9 +60,12 @@ func (p *imagePipeline) verifyImage(ctx context.Context, c *version.Candidate, p
 	p.checked = signatureState(images)
 	var refusal error
 	for i, im := range images {
-		sigs := make([]signing.ImageSignature, len(im.Layers))
-		for j, l := range im.Layers {
-			sigs[j] = signing.ImageSignature{Payload: l.Payload, Signature: l.Signature}
+		sigs := make([]signing.ImageSignature, 0, len(im.Layers)+len(im.Bundles))
+		for _, l := range im.Layers {
+			sigs = append(sigs, signing.ImageSignature{Payload: l.Payload, Signature: l.Signature})
+		}
+		for _, b := range im.Bundles {
+			sigs = append(sigs, signing.ImageSignature{Bundle: b.Bundle})
 		}
 		v, err := p.verify.VerifyImage(im.Digest, sigs)
 		if err == nil {
@@ -68,15 +76,18 @@ func (p *imagePipeline) verifyImage(ctx context.Context, c *version.Candidate, p
 		}
 		// The pinned manifest's verdict, unless it has no signature and the
 		// index has some: then why the index's failed says more.
-		if i == 0 || len(im.Layers) > 0 && len(images[0].Layers) == 0 {
+		if i == 0 || im.Signed() && !images[0].Signed() {
 			refusal = err
 		}
 	}
 	return signing.Verified{}, refusal
 }
 
-// signatureState names the signature images a check saw, for the artifact
-// identity: " signatures=" and each one's manifest digest, or "none".
+// signatureState names the signatures a check saw, for the artifact
+// identity: " signatures=" and, per signed digest, its signature image's
+// manifest digest (or "none") followed by "+" and the manifest digest of
+// each Sigstore bundle that refers to it. Without bundles it is what it was
+// before the agent read them, so older bad marks still match.
 func signatureState(images []sources.SignatureImage) string {
 	var b strings.Builder
 	b.WriteString(" signatures=")
@@ -88,6 +99,10 @@ func signatureState(images []sources.SignatureImage) string {
 			b.WriteString("none")
 		} else {
 			b.WriteString(im.Manifest)
+		}
+		for _, bu := range im.Bundles {
+			b.WriteByte('+')
+			b.WriteString(bu.Manifest)
 		}
 	}
 	return b.String()

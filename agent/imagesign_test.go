@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -164,4 +167,86 @@ func TestImageIdentity(t *testing.T) {
 	if got := w.identity(t.Context(), cand); got != marked {
 		t.Fatalf("registry down: identity %q, want the marked %q", got, marked)
 	}
+}
+
+// TestImagePipelineCosignBundles: signatures in cosign 3's default layout,
+// Sigstore bundles in artifacts that refer to the image, are checked as the
+// legacy ones: only the key's, only over the pinned digest; and the bad
+// mark's identity names them, so a bundle added later retries the version.
+func TestImagePipelineCosignBundles(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testimage.NewRegistry(t)
+	key, stranger := testimage.NewCosignKey(t), testimage.NewCosignKey(t)
+	settings := &signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}
+	verifier, err := settings.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.MustPush(t, "app", "v1.0.0", testimage.Build(t, "v1.0.0", testimage.Options{}))
+	digest := ref[strings.LastIndex(ref, "@")+1:]
+	otherRef := reg.MustPush(t, "app", "v2.0.0", testimage.Build(t, "v2.0.0", testimage.Options{}))
+	other := otherRef[strings.LastIndex(otherRef, "@")+1:]
+
+	src, err := oci.New(oci.Config{Repository: reg.Repository("app")}, sources.Options{HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
+	p.verify = verifier
+	w := &worker{pipe: p, src: src, app: config.App{Verify: settings}}
+	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
+		Release: version.Release{Tag: "v1.0.0", Image: reg.Repository("app") + ":v1.0.0"}}
+	refused := func(t *testing.T, why string) {
+		t.Helper()
+		_, err := p.prepare(t.Context(), cand)
+		var rej *signing.Rejected
+		if !errors.As(err, &rej) || !strings.Contains(err.Error(), why) {
+			t.Fatalf("err = %v, want a refusal saying %q", err, why)
+		}
+		// The bad mark names what was checked; the identity read from the
+		// registry now is the same until a signature is added.
+		w.st.Bad = []BadVersion{{Version: "v1.0.0", Artifact: w.checkedIdentity(cand)}}
+		if got := w.identity(t.Context(), cand); got != w.checkedIdentity(cand) {
+			t.Fatalf("identity %q, marked %q", got, w.checkedIdentity(cand))
+		}
+	}
+
+	refused(t, "no cosign signature for "+digest)
+	if p.checked != " signatures=none" {
+		t.Errorf("checked = %q", p.checked)
+	}
+
+	byStranger := reg.MustSignBundle(t, "app", digest, stranger)
+	if got, want := w.identity(t.Context(), cand), cand.Release.Image+" signatures=none+"+byStranger; got != want {
+		t.Fatalf("after a bundle was added: identity %q, want %q", got, want)
+	}
+	refused(t, "(key "+fingerprint(t, key)+"): signed by another key")
+
+	// The key's signature of another image, attached to this one.
+	reg.MustAttachBundle(t, "app", digest, key.Bundle(other), testimage.CosignSignPredicate)
+	refused(t, "signature is for "+other+", not the pinned "+digest)
+
+	good := reg.MustSignBundle(t, "app", digest, key)
+	if got := w.identity(t.Context(), cand); !strings.Contains(got, "+"+good) {
+		t.Fatalf("after the good bundle: identity %q does not name %s", got, good)
+	}
+	v, err := p.verifyImage(t.Context(), cand, reg.Repository("app")+"@"+digest)
+	if err != nil || v.Method != signing.Cosign || v.Key != fingerprint(t, key) {
+		t.Fatalf("signed: %+v, %v", v, err)
+	}
+	if s, err := p.prepare(t.Context(), cand); err != nil || s.d.Image != reg.Repository("app")+"@"+digest {
+		t.Fatalf("signed: %+v, %v", s, err)
+	}
+}
+
+// fingerprint is how status names k: "SHA256:" and the unpadded base64 of
+// the SHA-256 of its DER encoding.
+func fingerprint(t *testing.T, k *testimage.CosignKey) string {
+	t.Helper()
+	block, _ := pem.Decode(k.PublicPEM())
+	if block == nil {
+		t.Fatal("cosign.pub is not PEM")
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }

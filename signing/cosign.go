@@ -101,7 +101,8 @@ type cosignPayload struct {
 	} `json:"critical"`
 }
 
-// verify checks that one of sigs signs exactly digest ("sha256:...") with k.
+// verify checks that one of sigs, in either layout (see cosignbundle.go for
+// Sigstore bundles), signs exactly digest ("sha256:...") with k.
 // key names k (its fingerprint); err is why none did, worded for status.
 // When several layers fail, the most telling reason is given: a valid
 // signature over another digest, then a malformed payload or signature, then
@@ -118,6 +119,14 @@ func (k *cosignKey) verify(digest string, sigs []ImageSignature) (key string, er
 		}
 	}
 	for _, s := range sigs {
+		if s.Bundle != nil {
+			r, err := k.verifyBundle(digest, s.Bundle)
+			if err == nil {
+				return k.fingerprint, nil
+			}
+			note(r, err)
+			continue
+		}
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s.Signature))
 		if err != nil || len(raw) == 0 {
 			note(1, errors.New("malformed signature: the dev.cosignproject.cosign/signature annotation is not base64"))

@@ -11,9 +11,13 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
+
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 )
 
 // cosignSigner signs simple signing payloads as `cosign sign --key` does for
@@ -78,7 +82,66 @@ func (s cosignSigner) sign(t *testing.T, payload []byte) ImageSignature {
 	return ImageSignature{Payload: payload, Signature: base64.StdEncoding.EncodeToString(sig)}
 }
 
+// cosignTestStatement is the in-toto statement `cosign sign` signs in the
+// Sigstore bundle layout, for digest and predicate type.
+func cosignTestStatement(digest, predicateType string) []byte {
+	alg, hex, _ := strings.Cut(digest, ":")
+	return []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"` + alg + `":"` + hex +
+		`"}}],"predicateType":"` + predicateType + `","predicate":{}}`)
+}
+
+// bundle wraps statement in a DSSE envelope signed by s and returns the
+// Sigstore bundle as `cosign sign --key --tlog-upload=false` writes it (the
+// protojson form of a v0.3 bundle with a public key hint).
+func (s cosignSigner) bundle(t *testing.T, statement []byte) ImageSignature {
+	t.Helper()
+	const payloadType = "application/vnd.in-toto+json"
+	pae := fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(statement), statement)
+	sig, err := base64.StdEncoding.DecodeString(s.sign(t, pae).Signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(s.pub)
+	hint := sha256.Sum256(block.Bytes)
+	b, err := json.Marshal(map[string]any{
+		"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+		"verificationMaterial": map[string]any{
+			"publicKey": map[string]any{"hint": base64.StdEncoding.EncodeToString(hint[:])},
+		},
+		"dsseEnvelope": map[string]any{
+			"payload":     base64.StdEncoding.EncodeToString(statement),
+			"payloadType": payloadType,
+			"signatures":  []any{map[string]any{"sig": base64.StdEncoding.EncodeToString(sig)}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sigstore's own parser must take it, or the test proves nothing.
+	var parsed sgbundle.Bundle
+	if err := parsed.UnmarshalJSON(b); err != nil {
+		t.Fatalf("the test bundle is not a valid Sigstore bundle: %v", err)
+	}
+	return ImageSignature{Bundle: b}
+}
+
+// withBundle returns sig's bundle with its JSON passed through edit.
+func withBundle(t *testing.T, sig ImageSignature, edit func(m map[string]any)) ImageSignature {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(sig.Bundle, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ImageSignature{Bundle: b}
+}
+
 func TestCosignVerify(t *testing.T) {
+	const signPredicate = "https://sigstore.dev/cosign/sign/v1"
 	const digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	const other = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 	for _, kind := range []string{"p256", "ed25519", "p384", "rsa"} {
@@ -97,6 +160,7 @@ func TestCosignVerify(t *testing.T) {
 			}
 			good := signer.sign(t, cosignTestPayload(digest))
 			tampered := good
+			goodBundle := signer.bundle(t, cosignTestStatement(digest, signPredicate))
 			tampered.Payload = []byte(strings.Replace(string(good.Payload), `"creator":"test"`, `"creator":"evil"`, 1))
 
 			cases := []struct {
@@ -115,6 +179,28 @@ func TestCosignVerify(t *testing.T) {
 				{"wrong type", []ImageSignature{signer.sign(t, []byte(strings.Replace(string(cosignTestPayload(digest)), "cosign container image signature", "something else", 1)))}, `malformed payload: type "something else"`},
 				{"no digest", []ImageSignature{signer.sign(t, cosignTestPayload(""))}, "malformed payload: it names no docker-manifest-digest"},
 				{"not base64", []ImageSignature{{Payload: good.Payload, Signature: "%%%"}}, "malformed signature"},
+
+				// The Sigstore bundle layout (cosign 3's default).
+				{"bundle", []ImageSignature{goodBundle}, ""},
+				{"bundle after a legacy stranger's", []ImageSignature{stranger.sign(t, cosignTestPayload(digest)), goodBundle}, ""},
+				{"bundle by another key", []ImageSignature{stranger.bundle(t, cosignTestStatement(digest, signPredicate))}, "signed by another key, or the bundle's statement was changed"},
+				{"bundle for another digest", []ImageSignature{signer.bundle(t, cosignTestStatement(other, signPredicate))}, "signature is for " + other + ", not the pinned " + digest},
+				{"bundle statement swapped", []ImageSignature{withBundle(t, goodBundle, func(m map[string]any) {
+					m["dsseEnvelope"].(map[string]any)["payload"] = base64.StdEncoding.EncodeToString(cosignTestStatement(other, signPredicate))
+				})}, "signed by another key, or the bundle's statement was changed"},
+				{"bundle payload type swapped", []ImageSignature{withBundle(t, goodBundle, func(m map[string]any) {
+					m["dsseEnvelope"].(map[string]any)["payloadType"] = "application/json"
+				})}, "signed by another key"},
+				{"bundle attestation", []ImageSignature{signer.bundle(t, cosignTestStatement(digest, "https://slsa.dev/provenance/v1"))}, `a "https://slsa.dev/provenance/v1" attestation, not a cosign signature`},
+				{"bundle keyless", []ImageSignature{withBundle(t, stranger.bundle(t, cosignTestStatement(digest, signPredicate)), func(m map[string]any) {
+					m["verificationMaterial"] = map[string]any{"certificate": map[string]any{"rawBytes": "AAAA"}}
+				})}, "signed keylessly"},
+				{"bundle message signature", []ImageSignature{withBundle(t, goodBundle, func(m map[string]any) {
+					delete(m, "dsseEnvelope")
+					m["messageSignature"] = map[string]any{"messageDigest": map[string]any{"algorithm": "SHA2_256", "digest": "AAAA"}, "signature": "AAAA"}
+				})}, "holds no DSSE envelope"},
+				{"bundle not json", []ImageSignature{{Bundle: []byte("{")}}, "malformed Sigstore bundle"},
+				{"bundle mismatch beats legacy wrong key", []ImageSignature{stranger.sign(t, cosignTestPayload(digest)), signer.bundle(t, cosignTestStatement(other, signPredicate))}, "signature is for " + other},
 			}
 			for _, c := range cases {
 				key, err := k.verify(digest, c.sigs)

@@ -8,8 +8,9 @@
 //     ssh_allowed_signers file and ssh_namespace;
 //   - sigstore: <artifact>.sigstore.json, a Sigstore bundle, verified offline
 //     against a trusted root and an expected identity (sigstore {} block);
-//   - cosign: for images, the cosign signature stored under the
-//     sha256-<digest>.sig tag, against cosign_public_key.
+//   - cosign: for images, the cosign signatures stored under the
+//     sha256-<digest>.sig tag or as Sigstore bundles referring to the
+//     image, against cosign_public_key.
 //
 // It is a leaf beside the sources and runners: it imports neither, nor the
 // agent. The agent fetches the signature files (through the app's source) and
@@ -118,12 +119,16 @@ func (v Verified) String() string {
 // (the agent retries it later, as any failed download).
 type Fetch func(ctx context.Context, suffix string) ([]byte, error)
 
-// ImageSignature is one layer of a cosign signature image: the simple
-// signing payload (the layer's blob) and the base64 signature in its
-// dev.cosignproject.cosign/signature annotation.
+// ImageSignature is one cosign signature of an image, in either of the
+// layouts cosign stores: a layer of the signature image (the simple signing
+// payload, the layer's blob, and the base64 signature in its
+// dev.cosignproject.cosign/signature annotation), or, when Bundle is set, the
+// Sigstore bundle of an artifact that refers to the image (cosign 3's
+// default), and then Payload and Signature are unused.
 type ImageSignature struct {
 	Payload   []byte
 	Signature string
+	Bundle    []byte
 }
 
 // The agent's view, which the core's helper writes in settings.go and
@@ -149,7 +154,7 @@ type ImageSignature struct {
 //	// passes when any configured file method verifies. A refusal is a
 //	// *Rejected; any other error is fetch's (a registry failure).
 //	func (v *Verifier) VerifyFile(ctx context.Context, name string, artifact io.ReaderAt, size int64, fetch Fetch) (Verified, error)
-//	// VerifyImage checks that one of sigs, the layers of the cosign
-//	// signature image of digest ("sha256:..."), was made by the cosign key
-//	// over exactly that digest. A refusal is a *Rejected.
+//	// VerifyImage checks that one of sigs, the cosign signatures attached
+//	// to digest ("sha256:..."), was made by the cosign key over exactly
+//	// that digest. A refusal is a *Rejected.
 //	func (v *Verifier) VerifyImage(digest string, sigs []ImageSignature) (Verified, error)

@@ -137,15 +137,16 @@ func (v *Verifier) VerifyFile(ctx context.Context, name string, artifact io.Read
 	return Verified{}, rejected
 }
 
-// VerifyImage checks that one of sigs, the layers of the cosign signature
-// image of digest ("sha256:..."), was made by the cosign key over exactly
-// that digest. A refusal is a *Rejected with Method Cosign.
+// VerifyImage checks that one of sigs, the cosign signatures attached to
+// digest ("sha256:..."): the layers of its signature image and the Sigstore
+// bundles referring to it, was made by the cosign key over exactly that
+// digest. A refusal is a *Rejected with Method Cosign.
 func (v *Verifier) VerifyImage(digest string, sigs []ImageSignature) (Verified, error) {
 	if v.cosign == nil {
 		return Verified{}, errors.New("verify: cosign_public_key is not set; images cannot be checked")
 	}
 	if len(sigs) == 0 {
-		return Verified{}, &Rejected{Reasons: []Reason{{Method: Cosign, Why: "no cosign signature for " + digest + " in the registry (tag " + cosignTag(digest) + ")"}}}
+		return Verified{}, &Rejected{Reasons: []Reason{{Method: Cosign, Why: "no cosign signature for " + digest + " in the registry (no tag " + cosignTag(digest) + ", no Sigstore bundle referring to it)"}}}
 	}
 	key, err := v.cosign.verify(digest, sigs)
 	if err != nil {

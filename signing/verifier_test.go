@@ -100,7 +100,7 @@ func TestVerifyFileCancel(t *testing.T) {
 func TestVerifyImageWithoutSignature(t *testing.T) {
 	v := &Verifier{cosign: &cosignKey{}}
 	_, err := v.VerifyImage("sha256:abcd", nil)
-	wantRejected(t, err, Cosign, "", "no cosign signature for sha256:abcd in the registry (tag sha256-abcd.sig)")
+	wantRejected(t, err, Cosign, "", "no cosign signature for sha256:abcd in the registry (no tag sha256-abcd.sig, no Sigstore bundle referring to it)")
 	if _, err := (&Verifier{}).VerifyImage("sha256:abcd", nil); err == nil || errors.Is(err, ErrRejected) {
 		t.Errorf("VerifyImage without a cosign key = %v, want a configuration error", err)
 	}

@@ -140,21 +140,25 @@ type Pinner interface {
 }
 
 // ImageSigner is implemented by image registries that can read the cosign
-// signatures stored beside an image (`cosign sign` writes them under the tag
-// sha256-<hex>.sig of the image's repository). The agent calls it after Pin,
-// before the runner gets the image, when the app verifies signatures.
+// signatures stored beside an image: under the tag sha256-<hex>.sig of the
+// image's repository (cosign's legacy layout), or as Sigstore bundles in
+// artifacts that refer to the image (cosign 3's default, found through the
+// OCI referrers API or its sha256-<hex> fallback tag). The agent calls it
+// after Pin, before the runner gets the image, when the app verifies
+// signatures.
 //
-// ImageSignatures returns the signature images that may vouch for pinned
+// ImageSignatures returns the signatures that may vouch for pinned
 // ("repo@sha256:..."), as Pin returned it for rel: the pinned manifest's own,
 // and, when rel's tag names an index (a multi-platform image) that lists the
 // pinned manifest, the index's, since `cosign sign image:tag` signs what the
-// tag names. An entry is returned for each such digest, with no layers when
-// nothing signed it; only a registry failure is an error.
+// tag names. An entry is returned for each such digest, with no layers and no
+// bundles when nothing signed it; only a registry failure is an error.
 type ImageSigner interface {
 	ImageSignatures(ctx context.Context, rel version.Release, pinned string) ([]SignatureImage, error)
 }
 
-// SignatureImage is the cosign signature image of one image digest.
+// SignatureImage is the cosign signatures of one image digest: its signature
+// image's layers and the Sigstore bundles that refer to it.
 type SignatureImage struct {
 	// Digest is the digest the signatures are attached to ("sha256:...").
 	Digest string
@@ -163,7 +167,23 @@ type SignatureImage struct {
 	Manifest string
 	// Layers are its signatures, in manifest order.
 	Layers []SignatureLayer
+	// Bundles are the Sigstore bundles of the artifacts that refer to
+	// Digest, in the order of their manifest digests: adding a signature
+	// adds one.
+	Bundles []SignatureBundle
 }
+
+// SignatureBundle is one cosign signature in the Sigstore bundle layout: an
+// artifact whose subject is the signed image and whose layer is the bundle.
+type SignatureBundle struct {
+	// Manifest is the artifact's manifest digest ("sha256:...").
+	Manifest string
+	// Bundle is the bundle's JSON.
+	Bundle []byte
+}
+
+// Signed reports whether im holds any signature, in either layout.
+func (im SignatureImage) Signed() bool { return len(im.Layers) > 0 || len(im.Bundles) > 0 }
 
 // SignatureLayer is one cosign signature: the simple signing payload (the
 // layer's blob) and the base64 signature from the layer's

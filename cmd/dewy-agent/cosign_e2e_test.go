@@ -26,7 +26,8 @@ import (
 // an unsigned one, then one signed by another key, is refused before any
 // container of it is created (signature_rejected notified, the old container
 // still serving, the reason in state.json); signing it with the trusted key
-// afterwards deploys it on the next poll.
+// afterwards deploys it on the next poll. The same holds for signatures in
+// cosign 3's layout, Sigstore bundles referring to the image.
 func TestCosignEndToEnd(t *testing.T) {
 	cli, app := dockerApp(t, "e2e-cosign-")
 	reg := testimage.NewRegistry(t)
@@ -99,6 +100,24 @@ app %q {
 	waitAnswer(t, p, url, "v1.1.0")
 	waitState(t, p, state, app, "v1.1.0")
 	statusShows(t, addr, app, "cosign key "+fingerprint)
+
+	// cosign 3's layout: Sigstore bundles in artifacts referring to the
+	// image. The key's bundle for another image, attached to this one, is
+	// refused; a bundle added later retries it; the key's own deploys it.
+	v12 := push("v1.2.0")
+	reg.MustAttachBundle(t, "web", v12, key.Bundle(v11), testimage.CosignSignPredicate)
+	waitBad(t, p, state, app, "v1.2.0", "signature is for "+v11+", not the pinned "+v12)
+	noContainers(t, cli, app, "v1.2.0")
+	// Tried again once the stranger's bundle is there (the bad mark names
+	// it), and refused again, still for the more telling reason.
+	byStranger := reg.MustSignBundle(t, "web", v12, stranger)
+	waitBadArtifact(t, state, app, "v1.2.0", "+"+byStranger)
+	waitBad(t, p, state, app, "v1.2.0", "signature is for "+v11)
+	noContainers(t, cli, app, "v1.2.0")
+	reg.MustSignBundle(t, "web", v12, key)
+	waitAnswer(t, p, url, "v1.2.0")
+	waitState(t, p, state, app, "v1.2.0")
+	statusShows(t, addr, app, "cosign key "+fingerprint)
 }
 
 // statusShows waits until `status -app` shows want (the admin API's view
@@ -149,6 +168,28 @@ func waitBad(t *testing.T, p *proc, state, app, version, why string) {
 		case err := <-p.done:
 			t.Fatalf("agent exited: %v\n%s", err, p.logs())
 		default:
+		}
+		return false
+	})
+}
+
+// waitBadArtifact waits until state.json records version as bad for an
+// artifact identity that contains part.
+func waitBadArtifact(t *testing.T, state, app, version, part string) {
+	t.Helper()
+	testkit.Eventually(t, 30*time.Second, version+" marked bad for an identity with "+part, func() bool {
+		var st struct {
+			Bad []struct {
+				Version  string `json:"version"`
+				Artifact string `json:"artifact"`
+			} `json:"bad"`
+		}
+		data, _ := os.ReadFile(filepath.Join(state, "apps", app, "state.json"))
+		json.Unmarshal(data, &st)
+		for _, b := range st.Bad {
+			if b.Version == version && strings.Contains(b.Artifact, part) {
+				return true
+			}
 		}
 		return false
 	})

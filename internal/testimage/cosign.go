@@ -1,19 +1,23 @@
 package testimage
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -123,3 +127,137 @@ func (r *Registry) MustAttach(t testing.TB, repo, digest string, sigs ...CosignS
 	}
 	return d.String()
 }
+
+// What `cosign sign --key` writes in the Sigstore bundle layout (cosign 3's
+// default; see signing/cosignbundle.go): an artifact whose subject is the
+// signed image and whose one layer is the bundle.
+const (
+	BundleType          = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	CosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
+	inTotoPayloadType   = "application/vnd.in-toto+json"
+	emptyConfigType     = "application/vnd.oci.empty.v1+json"
+)
+
+// CosignStatement is the in-toto statement `cosign sign` signs for digest
+// ("sha256:...") in the bundle layout, with predicate type predicate.
+func CosignStatement(digest, predicate string) []byte {
+	alg, hex, _ := strings.Cut(digest, ":")
+	return []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"` + alg + `":"` + hex +
+		`"}}],"predicateType":"` + predicate + `","predicate":{}}`)
+}
+
+// Bundle is k's cosign signature of digest in the bundle layout: the bundle
+// JSON `cosign sign --key cosign.key --tlog-upload=false` stores.
+func (k *CosignKey) Bundle(digest string) []byte {
+	return k.SignStatement(CosignStatement(digest, CosignSignPredicate))
+}
+
+// SignStatement signs statement as a DSSE envelope (ECDSA over the SHA-256
+// of its pre-authentication encoding) and returns the Sigstore bundle that
+// holds it, with the key's hint as cosign writes it.
+func (k *CosignKey) SignStatement(statement []byte) []byte {
+	pae := fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(inTotoPayloadType), inTotoPayloadType, len(statement), statement)
+	sum := sha256.Sum256(pae)
+	sig, err := ecdsa.SignASN1(rand.Reader, k.priv, sum[:])
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.priv.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	hint := sha256.Sum256(der)
+	b, err := json.Marshal(map[string]any{
+		"mediaType": BundleType,
+		"verificationMaterial": map[string]any{
+			"publicKey": map[string]any{"hint": base64.StdEncoding.EncodeToString(hint[:])},
+		},
+		"dsseEnvelope": map[string]any{
+			"payload":     base64.StdEncoding.EncodeToString(statement),
+			"payloadType": inTotoPayloadType,
+			"signatures":  []any{map[string]any{"sig": base64.StdEncoding.EncodeToString(sig)}},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// MustSignBundle attaches k's bundle signature of repo@digest, as
+// `cosign sign --key` does by default, and returns the artifact's digest.
+func (r *Registry) MustSignBundle(t testing.TB, repo, digest string, k *CosignKey) string {
+	t.Helper()
+	return r.MustAttachBundle(t, repo, digest, k.Bundle(digest), CosignSignPredicate)
+}
+
+// MustAttachBundle pushes an artifact referring to repo@digest whose layer
+// is bundle, as cosign 3 does (predicate names the statement's predicate
+// type in an annotation), and returns the artifact's manifest digest. A
+// registry without the referrers API gets the sha256-<hex> fallback tag
+// updated by go-containerregistry, as cosign's push does.
+func (r *Registry) MustAttachBundle(t testing.TB, repo, digest string, bundle []byte, predicate string) string {
+	t.Helper()
+	ctx := t.Context()
+	subject, err := name.NewDigest(r.Repository(repo)+"@"+digest, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := remote.Head(subject, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := static.NewLayer([]byte("{}"), emptyConfigType)
+	layer := static.NewLayer(bundle, BundleType)
+	for _, l := range []v1.Layer{config, layer} {
+		if err := remote.WriteLayer(subject.Context(), l, remote.WithContext(ctx)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	desc := func(l v1.Layer, mt types.MediaType) v1.Descriptor {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := l.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v1.Descriptor{MediaType: mt, Digest: d, Size: n}
+	}
+	cfg := desc(config, emptyConfigType)
+	cfg.ArtifactType = BundleType
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  BundleType,
+		Config:        cfg,
+		Layers:        []v1.Descriptor{desc(layer, BundleType)},
+		Subject:       &v1.Descriptor{MediaType: head.MediaType, Digest: head.Digest, Size: head.Size},
+		Annotations: map[string]string{
+			"dev.sigstore.bundle.content":       "dsse-envelope",
+			"dev.sigstore.bundle.predicateType": predicate,
+		},
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(subject.Context().Digest(d.String()), rawManifest{raw, types.OCIManifestSchema1}, remote.WithContext(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// rawManifest is a manifest to Put as it is.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }

@@ -42,10 +42,13 @@
 // # Signatures
 //
 // The source reads the cosign signatures stored beside an image (the
-// sha256-<hex>.sig tag; see signatures.go) for an app whose verify block has
-// cosign_public_key: sources.ImageSigner. That costs, per deploy, a manifest
-// GET for the release's tag and one per signature image (plus one blob GET
-// per signature).
+// sha256-<hex>.sig tag, and the Sigstore bundles that refer to the image; see
+// signatures.go) for an app whose verify block has cosign_public_key:
+// sources.ImageSigner. That costs, per deploy, a manifest GET for the
+// release's tag, and per signed digest (the pinned manifest, and its index)
+// one for the signature image and one referrers GET (two where the registry
+// has no referrers API), plus a blob GET per signature and a manifest GET per
+// bundle.
 //
 // OCI registries have no audit tracking: this source does not implement
 // sources.Reporter, and Open fails (images are pulled by the container runner, not

@@ -56,9 +56,9 @@ type fake struct {
 	tagPages atomic.Int64 // tag list pages served
 }
 
-func newFake(t *testing.T) *fake {
+func newFake(t *testing.T, opts ...registry.Option) *fake {
 	t.Helper()
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	inner := registry.New(append([]registry.Option{registry.Logger(log.New(io.Discard, "", 0))}, opts...)...)
 	f := &fake{pageSize: 1000}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.user != "" {

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/dewy-agent/dewy-agent/internal/testimage"
 	"github.com/dewy-agent/dewy-agent/sources"
@@ -135,3 +139,85 @@ func TestImageSignatures(t *testing.T) {
 }
 
 var _ sources.ImageSigner = (*oci.Registry)(nil)
+
+// TestImageSignatureBundles reads signatures as cosign 3 stores them by
+// default: Sigstore bundles in artifacts that refer to the image, found
+// through the referrers API or, on a registry without it, the sha256-<hex>
+// fallback tag.
+func TestImageSignatureBundles(t *testing.T) {
+	isolate(t)
+	for _, api := range []bool{true, false} {
+		where := "referrers API"
+		if !api {
+			where = "fallback tag"
+		}
+		t.Run(where, func(t *testing.T) {
+			f := newFake(t, registry.WithReferrersSupport(api))
+			reg := &testimage.Registry{Host: f.host}
+			key, stranger := testimage.NewCosignKey(t), testimage.NewCosignKey(t)
+			plat := "linux/" + runtime.GOARCH
+			img := testimage.Build(t, "v1", testimage.Options{Platform: plat})
+			digest := f.push(t, "app", "v1.0.0", img).String()
+			idx := strings.TrimPrefix(reg.MustPushIndex(t, "multi", "v1.0.0", testimage.Index(
+				testimage.Platformed{Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, Image: img})), reg.Repository("multi")+"@")
+
+			read := func(t *testing.T, repo string) []sources.SignatureImage {
+				t.Helper()
+				src := newSource(t, f.host+"/"+repo, nil)
+				rel := version.Release{Tag: "v1.0.0", Image: f.host + "/" + repo + ":v1.0.0"}
+				got, err := src.ImageSignatures(t.Context(), rel, f.host+"/"+repo+"@"+digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+
+			if got := read(t, "app"); len(got) != 1 || got[0].Signed() {
+				t.Fatalf("unsigned: %+v", got)
+			}
+
+			first := reg.MustSignBundle(t, "app", digest, stranger)
+			// Where the bundle is listed: by the registry, or in the
+			// fallback tag go-containerregistry keeps for the subject.
+			repo, err := name.NewRepository(f.host+"/app", name.Insecure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tags, err := remote.List(repo, remote.WithContext(t.Context()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fallback := strings.Replace(digest, ":", "-", 1); slices.Contains(tags, fallback) == api {
+				t.Fatalf("tags %v: the fallback tag %s is there: %v, want %v", tags, fallback, !api, !api)
+			}
+			got := read(t, "app")
+			if len(got) != 1 || got[0].Manifest != "" || len(got[0].Bundles) != 1 || got[0].Bundles[0].Manifest != first {
+				t.Fatalf("after one bundle: %+v, want the artifact %s", got, first)
+			}
+			second := reg.MustSignBundle(t, "app", digest, key)
+			// An attestation made with the key is no signature: skipped
+			// from what its descriptor or manifest says.
+			reg.MustAttachBundle(t, "app", digest, key.SignStatement(testimage.CosignStatement(digest, "https://slsa.dev/provenance/v1")), "https://slsa.dev/provenance/v1")
+			legacy := reg.MustSign(t, "app", digest, key)
+			got = read(t, "app")
+			want := []string{first, second}
+			slices.Sort(want)
+			if len(got) != 1 || got[0].Manifest != legacy || len(got[0].Layers) != 1 || len(got[0].Bundles) != 2 ||
+				got[0].Bundles[0].Manifest != want[0] || got[0].Bundles[1].Manifest != want[1] {
+				t.Fatalf("after two bundles, an attestation and a legacy signature: %+v, want bundles %v", got, want)
+			}
+			for _, b := range got[0].Bundles {
+				if b.Manifest == second && !bytes.Contains(b.Bundle, []byte(`"dsseEnvelope"`)) {
+					t.Errorf("bundle of %s: %s", second, b.Bundle)
+				}
+			}
+
+			// A bundle on the index the tag names.
+			signed := reg.MustSignBundle(t, "multi", idx, key)
+			got = read(t, "multi")
+			if len(got) != 2 || got[0].Signed() || got[1].Digest != idx || len(got[1].Bundles) != 1 || got[1].Bundles[0].Manifest != signed {
+				t.Fatalf("index signed: %+v, want the bundle %s on %s", got, signed, idx)
+			}
+		})
+	}
+}
