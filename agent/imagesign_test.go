@@ -133,15 +133,7 @@ func TestImageIdentity(t *testing.T) {
 		}
 		return n
 	}
-	src, err := oci.New(oci.Config{Repository: reg.Repository("app")}, sources.Options{HTTPClient: m.appClient(&http.Client{}, "app")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
-	p.verify = verifier
-	w := &worker{pipe: p, src: src, app: config.App{Verify: settings}}
-	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
-		Release: version.Release{Tag: "v1.0.0", Image: reg.Repository("app") + ":v1.0.0"}}
+	p, w, cand := imageWorker(t, reg.Repository("app"), m.appClient(&http.Client{}, "app"), settings, verifier)
 
 	if got := w.identity(t.Context(), cand); got != cand.Release.Image || requests() != 0 {
 		t.Fatalf("not bad: identity %q after %v requests, want %q and none", got, requests(), cand.Release.Image)
@@ -187,15 +179,7 @@ func TestImagePipelineCosignBundles(t *testing.T) {
 	otherRef := reg.MustPush(t, "app", "v2.0.0", testimage.Build(t, "v2.0.0", testimage.Options{}))
 	other := otherRef[strings.LastIndex(otherRef, "@")+1:]
 
-	src, err := oci.New(oci.Config{Repository: reg.Repository("app")}, sources.Options{HTTPClient: &http.Client{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
-	p.verify = verifier
-	w := &worker{pipe: p, src: src, app: config.App{Verify: settings}}
-	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
-		Release: version.Release{Tag: "v1.0.0", Image: reg.Repository("app") + ":v1.0.0"}}
+	p, w, cand := imageWorker(t, reg.Repository("app"), &http.Client{}, settings, verifier)
 	refused := func(t *testing.T, why string) {
 		t.Helper()
 		_, err := p.prepare(t.Context(), cand)
@@ -249,4 +233,20 @@ func fingerprint(t *testing.T, k *testimage.CosignKey) string {
 	}
 	sum := sha256.Sum256(block.Bytes)
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// imageWorker is a worker with the image pipeline on repo, checking
+// signatures with verifier, and the candidate v1.0.0 of repo.
+func imageWorker(t *testing.T, repo string, client *http.Client, settings *signing.Settings, verifier *signing.Verifier) (*imagePipeline, *worker, *version.Candidate) {
+	t.Helper()
+	src, err := oci.New(oci.Config{Repository: repo}, sources.Options{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPipeline(runners.Image, src, nil, nil, t.TempDir(), slog.New(slog.DiscardHandler)).(*imagePipeline)
+	p.verify = verifier
+	w := &worker{pipe: p, src: src, app: config.App{Verify: settings}}
+	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
+		Release: version.Release{Tag: "v1.0.0", Image: repo + ":v1.0.0"}}
+	return p, w, cand
 }
