@@ -59,6 +59,9 @@ type AppHandle struct {
 	slotTimer   *time.Timer // releases pendingSlot after min_healthy_time
 	pendingSlot *etcdSlot
 	baked       time.Duration // the bake this host measured before its deploy
+	// active is the slot of the deploy under way, until it is given back
+	// (ReportOutcome may give it back with the outcome).
+	active *etcdSlot
 	// releaseOnReturn: a slot was released while etcd was away; delete its
 	// key when etcd is back (unless a new deploy took it over).
 	releaseOnReturn bool
@@ -772,7 +775,11 @@ func (h *AppHandle) step(ctx context.Context, v *appView, r *rolloutView, plan *
 	if plan.isCanary(me) {
 		phase = PhaseCanary
 	}
-	return &Decision{Allowed: true, Phase: phase, Slot: &etcdSlot{h: h, version: version, minHealthy: plan.MinHealthyTime}}, 0, "", "", nil
+	s := &etcdSlot{h: h, version: version, minHealthy: plan.MinHealthyTime}
+	h.mu.Lock()
+	h.active = s
+	h.mu.Unlock()
+	return &Decision{Allowed: true, Phase: phase, Slot: s}, 0, "", "", nil
 }
 
 func badReasons(b BadVersion) string {
@@ -837,7 +844,9 @@ func (h *AppHandle) commit(ctx context.Context, version string, phase Phase) (bo
 // and healthy) or failed (reason says why). The first success of a canary
 // counts towards the bake; failure_threshold failures mark the version bad
 // for the fleet. When etcd is unreachable the outcome is kept and written
-// when it is back. Call it before Slot.Healthy or Slot.Release.
+// when it is back. Call it before Slot.Healthy or Slot.Release. A success of
+// a deploy whose plan has min_healthy_time 0 gives the slot back in the
+// outcome's own transaction; Healthy then has nothing left to do.
 func (h *AppHandle) ReportOutcome(ctx context.Context, version string, ok bool, reason string) error {
 	h.mu.Lock()
 	if ok {
@@ -860,44 +869,67 @@ func (h *AppHandle) ReportOutcome(ctx context.Context, version string, ok bool, 
 	return err
 }
 
+// writeOutcome writes this host's outcome for version with its host record.
+// A success also gives back the deploy's slot in the same transaction when
+// min_healthy_time is 0, then reads the host records to see whether version
+// is rolled out. A failure counts the failures.
 func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, reason string) error {
 	me := h.m.cfg.HostID
 	b, _ := json.Marshal(Outcome{OK: ok, Reason: reason})
-	if _, err := h.m.putHost(ctx, nil, clientv3.OpPut(h.m.keys.outcome(h.name, version, me), string(b))); err != nil {
+	ops := []clientv3.Op{clientv3.OpPut(h.m.keys.outcome(h.name, version, me), string(b))}
+	if !ok {
+		if _, err := h.m.putHost(ctx, nil, ops...); err != nil {
+			return err
+		}
+		return h.countFailures(ctx, version)
+	}
+	freed := h.freeWithOutcome(version)
+	if freed {
+		ops = append(ops, clientv3.OpDelete(h.m.keys.slot(h.name, me)))
+	}
+	if _, err := h.m.putHost(ctx, nil, ops...); err != nil {
+		if freed {
+			// Deleted when etcd is back, as Release would.
+			h.mu.Lock()
+			h.releaseOnReturn = true
+			h.mu.Unlock()
+		}
 		return err
 	}
+	return h.markDone(ctx, version)
+}
+
+// freeWithOutcome reports whether the slot of this host's deploy of version
+// goes with the outcome's transaction: it has a key and min_healthy_time is
+// 0. It then counts as given back (Healthy and Release do nothing more) and
+// the host record says idle.
+func (h *AppHandle) freeWithOutcome(version string) bool {
+	h.mu.Lock()
+	s := h.active
+	h.mu.Unlock()
+	if s == nil || s.version != version || s.noKey || s.minHealthy > 0 {
+		return false
+	}
+	took := false
+	s.once.Do(func() {
+		took = true
+		h.mu.Lock()
+		if h.active == s {
+			h.active = nil
+		}
+		if h.phase == PhaseDeploying || h.phase == PhaseHealthy {
+			h.phase, h.target = PhaseIdle, ""
+		}
+		h.mu.Unlock()
+	})
+	return took
+}
+
+// markDone records version as the app's rolled-out version when every host
+// running the app runs it.
+func (h *AppHandle) markDone(ctx context.Context, version string) error {
 	octx, cancel := h.m.opCtx(ctx)
 	defer cancel()
-	if !ok {
-		resp, err := h.m.cli().Get(octx, h.m.keys.outcomes(h.name, version), clientv3.WithPrefix())
-		if err != nil {
-			h.m.failed(err)
-			return fmt.Errorf("fleet: count failures: %w", err)
-		}
-		bad := BadVersion{Version: version, Hosts: map[string]string{}}
-		for _, kv := range resp.Kvs {
-			var o Outcome
-			if json.Unmarshal(kv.Value, &o) == nil && !o.OK {
-				bad.Hosts[unesc(strings.TrimPrefix(string(kv.Key), h.m.keys.outcomes(h.name, version)))] = o.Reason
-			}
-		}
-		threshold := h.threshold(version)
-		if len(bad.Hosts) < threshold {
-			return nil
-		}
-		bb, _ := json.Marshal(bad)
-		key := h.m.keys.bad(h.name, version)
-		tr, err := h.m.cli().Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(bb))).Commit()
-		if err != nil {
-			h.m.failed(err)
-			return fmt.Errorf("fleet: mark %s bad: %w", version, err)
-		}
-		if tr.Succeeded {
-			h.logger.Warn("fleet: version is bad for the whole fleet; the rollout stops", "version", version, "failed_hosts", len(bad.Hosts))
-		}
-		return nil
-	}
 	resp, err := h.m.cli().Get(octx, h.m.keys.hosts(), clientv3.WithPrefix())
 	if err != nil {
 		h.m.failed(err)
@@ -923,6 +955,41 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 		return fmt.Errorf("fleet: record %s rolled out: %w", version, err)
 	}
 	h.logger.Info("fleet: version rolled out to every host", "version", version)
+	return nil
+}
+
+// countFailures marks version bad for the fleet once failure_threshold hosts
+// reported it failed.
+func (h *AppHandle) countFailures(ctx context.Context, version string) error {
+	octx, cancel := h.m.opCtx(ctx)
+	defer cancel()
+	resp, err := h.m.cli().Get(octx, h.m.keys.outcomes(h.name, version), clientv3.WithPrefix())
+	if err != nil {
+		h.m.failed(err)
+		return fmt.Errorf("fleet: count failures: %w", err)
+	}
+	bad := BadVersion{Version: version, Hosts: map[string]string{}}
+	for _, kv := range resp.Kvs {
+		var o Outcome
+		if json.Unmarshal(kv.Value, &o) == nil && !o.OK {
+			bad.Hosts[unesc(strings.TrimPrefix(string(kv.Key), h.m.keys.outcomes(h.name, version)))] = o.Reason
+		}
+	}
+	threshold := h.threshold(version)
+	if len(bad.Hosts) < threshold {
+		return nil
+	}
+	bb, _ := json.Marshal(bad)
+	key := h.m.keys.bad(h.name, version)
+	tr, err := h.m.cli().Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(bb))).Commit()
+	if err != nil {
+		h.m.failed(err)
+		return fmt.Errorf("fleet: mark %s bad: %w", version, err)
+	}
+	if tr.Succeeded {
+		h.logger.Warn("fleet: version is bad for the whole fleet; the rollout stops", "version", version, "failed_hosts", len(bad.Hosts))
+	}
 	return nil
 }
 
@@ -990,6 +1057,9 @@ func (s *etcdSlot) Release(ctx context.Context) error {
 	s.once.Do(func() {
 		h := s.h
 		h.mu.Lock()
+		if h.active == s {
+			h.active = nil
+		}
 		if h.phase == PhaseDeploying || h.phase == PhaseHealthy || h.phase == PhaseInstall {
 			h.phase, h.target = PhaseIdle, ""
 		}
