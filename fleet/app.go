@@ -871,8 +871,10 @@ func (h *AppHandle) ReportOutcome(ctx context.Context, version string, ok bool, 
 
 // writeOutcome writes this host's outcome for version with its host record.
 // A success also gives back the deploy's slot in the same transaction when
-// min_healthy_time is 0, then reads the host records to see whether version
-// is rolled out. A failure counts the failures.
+// min_healthy_time is 0, and asks etcd, in the same round trip, whether
+// another host will report after this one (laterReporter); only when none
+// will may this host be the last, and only then does it read the host records
+// to see whether version is rolled out. A failure counts the failures.
 func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, reason string) error {
 	me := h.m.cfg.HostID
 	b, _ := json.Marshal(Outcome{OK: ok, Reason: reason})
@@ -887,7 +889,9 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 	if freed {
 		ops = append(ops, clientv3.OpDelete(h.m.keys.slot(h.name, me)))
 	}
-	if _, err := h.m.putHost(ctx, nil, ops...); err != nil {
+	cmps := h.laterReporter(version)
+	later, err := h.m.putHostAnyway(ctx, cmps, ops...)
+	if err != nil {
 		if freed {
 			// Deleted when etcd is back, as Release would.
 			h.mu.Lock()
@@ -895,6 +899,9 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 			h.mu.Unlock()
 		}
 		return err
+	}
+	if len(cmps) > 0 && later {
+		return nil
 	}
 	return h.markDone(ctx, version)
 }
@@ -923,6 +930,44 @@ func (h *AppHandle) freeWithOutcome(version string) bool {
 		h.mu.Unlock()
 	})
 	return took
+}
+
+// laterReporter returns compares that hold when another host will report an
+// outcome for version after this one: its slot key, queued for version, is
+// still the one this host's view shows, and it has no outcome for version
+// yet. That host looks at the host records after its own outcome, so this
+// one need not. The candidate is the last such host in the view's queue (the
+// least likely to have reported by now); nil when the view shows none. The
+// compares are checked at the revision of this host's outcome, so a stale
+// view can only make this host look when it need not, never the reverse. A
+// host that never reports (it left the queue for a newer version) does not
+// run version, so version is not rolled out then either.
+func (h *AppHandle) laterReporter(version string) []clientv3.Cmp {
+	me := h.m.cfg.HostID
+	h.mu.Lock()
+	v := h.view
+	h.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	var reported map[string]Outcome
+	if r := v.rollouts[version]; r != nil {
+		reported = r.outcomes
+	}
+	for i := len(v.slots) - 1; i >= 0; i-- {
+		s := v.slots[i]
+		if s.Host == me || s.Version != version {
+			continue
+		}
+		if _, ok := reported[s.Host]; ok {
+			continue
+		}
+		return []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(h.m.keys.slot(h.name, s.Host)), "=", s.Rev),
+			clientv3.Compare(clientv3.CreateRevision(h.m.keys.outcome(h.name, version, s.Host)), "=", 0),
+		}
+	}
+	return nil
 }
 
 // markDone records version as the app's rolled-out version when every host

@@ -19,6 +19,8 @@ const (
 // requests, from ReportOutcome to the end of Slot.Healthy. With
 // min_healthy_time 0 the slot key goes in the outcome's own transaction (the
 // same revision); with min_healthy_time > 0 the slot stays held that long.
+// Only the last host to report reads the host records (and records the
+// version done): a and b each know c reports after them.
 func TestOutcomeRoundTrips(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -27,9 +29,9 @@ func TestOutcomeRoundTrips(t *testing.T) {
 		wantTxn   []int64
 		wantRange []int64
 	}{
-		{name: "min_healthy_time 0", minHealthy: 0, wantTxn: []int64{1, 1, 1}, wantRange: []int64{1, 1, 1}},
+		{name: "min_healthy_time 0", minHealthy: 0, wantTxn: []int64{1, 1, 1}, wantRange: []int64{0, 0, 1}},
 		// Healthy writes the host record; the slot goes min_healthy_time later.
-		{name: "min_healthy_time 400ms", minHealthy: 400 * time.Millisecond, wantTxn: []int64{2, 2, 2}, wantRange: []int64{1, 1, 1}},
+		{name: "min_healthy_time 400ms", minHealthy: 400 * time.Millisecond, wantTxn: []int64{2, 2, 2}, wantRange: []int64{0, 0, 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,4 +156,72 @@ func hostApp(t *testing.T, e *env, host string, rev int64) HostApp {
 		t.Fatal(err)
 	}
 	return r.Apps[e.app]
+}
+
+// TestOutcomeStaleView: the host that reports last must look at the host
+// records even when its view, behind etcd, still shows another host queued
+// and not reported. b reports first (a is still to come, so b does not
+// look); a reports with the view it had before b's outcome, and must find
+// out from etcd that b has reported, look, and record the version done.
+// b keeps its slot (min_healthy_time), so only the outcome's absence tells.
+func TestOutcomeStaleView(t *testing.T) {
+	e := newEnv(t)
+	r := Rollout{MaxParallel: "2", MinHealthyTime: 3 * time.Second}
+	a := e.join(e.config("a", nil)).App(e.app, r)
+	b := e.join(e.config("b", nil)).App(e.app, r)
+	eventually(t, 5*time.Second, "watches in sync", func() bool { return a.State().Synced && b.State().Synced })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	da, err := a.Gate(ctx, "v1")
+	if err != nil || !da.Allowed {
+		t.Fatalf("a: Gate = %+v, %v", da, err)
+	}
+	db, err := b.Gate(ctx, "v1")
+	if err != nil || !db.Allowed {
+		t.Fatalf("b: Gate = %+v, %v", db, err)
+	}
+	slots := func(h *AppHandle, n int) func() bool {
+		return func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.view != nil && len(h.view.slots) == n
+		}
+	}
+	eventually(t, 5*time.Second, "a and b see both slots", func() bool { return slots(a, 2)() && slots(b, 2)() })
+	a.mu.Lock()
+	stale := a.view
+	a.mu.Unlock()
+
+	before := b.m.opts.Counter.Snapshot()[rangeCalls]
+	if err := b.ReportOutcome(ctx, "v1", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.m.opts.Counter.Snapshot()[rangeCalls] - before; n != 0 {
+		t.Errorf("b read %d times; want none (a reports after it)", n)
+	}
+	_ = db.Slot.Healthy(ctx)
+	eventually(t, 5*time.Second, "a sees b's outcome", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		r := a.view.rollouts["v1"]
+		return r != nil && len(r.outcomes) == 1
+	})
+	a.mu.Lock()
+	a.view = stale
+	a.mu.Unlock()
+	before = a.m.opts.Counter.Snapshot()[rangeCalls]
+	if err := a.ReportOutcome(ctx, "v1", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.m.opts.Counter.Snapshot()[rangeCalls] - before; n != 1 {
+		t.Errorf("a read %d times; want 1 (it is the last)", n)
+	}
+	resp, err := e.op.client.Get(ctx, keys{e.prefix}.done(e.app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v1" {
+		t.Errorf("done after the last outcome: %d keys; want v1 recorded", len(resp.Kvs))
+	}
+	_ = da.Slot.Healthy(ctx)
 }
