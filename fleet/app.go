@@ -224,12 +224,8 @@ func (h *AppHandle) watch(ctx context.Context) {
 		}
 		return
 	}
-	kvs := make(map[string]*mvccpb.KeyValue, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		kvs[string(kv.Key)] = kv
-	}
-	cache := decodeCache{}
-	h.apply(kvs, resp.Header.Revision, cache)
+	v := buildView(h.m.keys, h.name, resp.Header.Revision, resp.Kvs)
+	h.apply(v)
 	wch := h.m.cli().Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
@@ -241,26 +237,13 @@ func (h *AppHandle) watch(ctx context.Context) {
 		if len(wr.Events) == 0 {
 			continue
 		}
-		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypeDelete {
-				delete(kvs, string(ev.Kv.Key))
-				delete(cache, string(ev.Kv.Key))
-			} else {
-				kvs[string(ev.Kv.Key)] = ev.Kv
-			}
-		}
-		h.apply(kvs, wr.Header.Revision, cache)
+		v = v.next(h.m.keys, h.name, wr.Header.Revision, wr.Events)
+		h.apply(v)
 	}
 }
 
-// apply rebuilds the view from kvs at rev (parsing through cache) and tells
-// waiters.
-func (h *AppHandle) apply(kvs map[string]*mvccpb.KeyValue, rev int64, cache decodeCache) {
-	list := make([]*mvccpb.KeyValue, 0, len(kvs))
-	for _, kv := range kvs {
-		list = append(list, kv)
-	}
-	v := buildView(h.m.keys, h.name, rev, list, cache)
+// apply makes v the handle's view and tells waiters.
+func (h *AppHandle) apply(v *appView) {
 	h.mu.Lock()
 	old := h.view
 	h.view = v
