@@ -59,6 +59,9 @@ type AppHandle struct {
 	slotTimer   *time.Timer // releases pendingSlot after min_healthy_time
 	pendingSlot *etcdSlot
 	baked       time.Duration // the bake this host measured before its deploy
+	// active is the slot of the deploy under way, until it is given back
+	// (ReportOutcome may give it back with the outcome).
+	active *etcdSlot
 	// releaseOnReturn: a slot was released while etcd was away; delete its
 	// key when etcd is back (unless a new deploy took it over).
 	releaseOnReturn bool
@@ -221,12 +224,8 @@ func (h *AppHandle) watch(ctx context.Context) {
 		}
 		return
 	}
-	kvs := make(map[string]*mvccpb.KeyValue, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		kvs[string(kv.Key)] = kv
-	}
-	cache := decodeCache{}
-	h.apply(kvs, resp.Header.Revision, cache)
+	v := buildView(h.m.keys, h.name, resp.Header.Revision, resp.Kvs)
+	h.apply(v)
 	wch := h.m.cli().Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
@@ -238,26 +237,13 @@ func (h *AppHandle) watch(ctx context.Context) {
 		if len(wr.Events) == 0 {
 			continue
 		}
-		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypeDelete {
-				delete(kvs, string(ev.Kv.Key))
-				delete(cache, string(ev.Kv.Key))
-			} else {
-				kvs[string(ev.Kv.Key)] = ev.Kv
-			}
-		}
-		h.apply(kvs, wr.Header.Revision, cache)
+		v = v.next(h.m.keys, h.name, wr.Header.Revision, wr.Events)
+		h.apply(v)
 	}
 }
 
-// apply rebuilds the view from kvs at rev (parsing through cache) and tells
-// waiters.
-func (h *AppHandle) apply(kvs map[string]*mvccpb.KeyValue, rev int64, cache decodeCache) {
-	list := make([]*mvccpb.KeyValue, 0, len(kvs))
-	for _, kv := range kvs {
-		list = append(list, kv)
-	}
-	v := buildView(h.m.keys, h.name, rev, list, cache)
+// apply makes v the handle's view and tells waiters.
+func (h *AppHandle) apply(v *appView) {
 	h.mu.Lock()
 	old := h.view
 	h.view = v
@@ -772,7 +758,11 @@ func (h *AppHandle) step(ctx context.Context, v *appView, r *rolloutView, plan *
 	if plan.isCanary(me) {
 		phase = PhaseCanary
 	}
-	return &Decision{Allowed: true, Phase: phase, Slot: &etcdSlot{h: h, version: version, minHealthy: plan.MinHealthyTime}}, 0, "", "", nil
+	s := &etcdSlot{h: h, version: version, minHealthy: plan.MinHealthyTime}
+	h.mu.Lock()
+	h.active = s
+	h.mu.Unlock()
+	return &Decision{Allowed: true, Phase: phase, Slot: s}, 0, "", "", nil
 }
 
 func badReasons(b BadVersion) string {
@@ -837,7 +827,9 @@ func (h *AppHandle) commit(ctx context.Context, version string, phase Phase) (bo
 // and healthy) or failed (reason says why). The first success of a canary
 // counts towards the bake; failure_threshold failures mark the version bad
 // for the fleet. When etcd is unreachable the outcome is kept and written
-// when it is back. Call it before Slot.Healthy or Slot.Release.
+// when it is back. Call it before Slot.Healthy or Slot.Release. A success of
+// a deploy whose plan has min_healthy_time 0 gives the slot back in the
+// outcome's own transaction; Healthy then has nothing left to do.
 func (h *AppHandle) ReportOutcome(ctx context.Context, version string, ok bool, reason string) error {
 	h.mu.Lock()
 	if ok {
@@ -860,44 +852,112 @@ func (h *AppHandle) ReportOutcome(ctx context.Context, version string, ok bool, 
 	return err
 }
 
+// writeOutcome writes this host's outcome for version with its host record.
+// A success also gives back the deploy's slot in the same transaction when
+// min_healthy_time is 0, and asks etcd, in the same round trip, whether
+// another host will report after this one (laterReporter); only when none
+// will may this host be the last, and only then does it read the host records
+// to see whether version is rolled out. A failure counts the failures.
 func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, reason string) error {
 	me := h.m.cfg.HostID
 	b, _ := json.Marshal(Outcome{OK: ok, Reason: reason})
-	if _, err := h.m.putHost(ctx, nil, clientv3.OpPut(h.m.keys.outcome(h.name, version, me), string(b))); err != nil {
+	ops := []clientv3.Op{clientv3.OpPut(h.m.keys.outcome(h.name, version, me), string(b))}
+	if !ok {
+		if _, err := h.m.putHost(ctx, nil, ops...); err != nil {
+			return err
+		}
+		return h.countFailures(ctx, version)
+	}
+	freed := h.freeWithOutcome(version)
+	if freed {
+		ops = append(ops, clientv3.OpDelete(h.m.keys.slot(h.name, me)))
+	}
+	cmps := h.laterReporter(version)
+	later, err := h.m.putHostAnyway(ctx, cmps, ops...)
+	if err != nil {
+		if freed {
+			// Deleted when etcd is back, as Release would.
+			h.mu.Lock()
+			h.releaseOnReturn = true
+			h.mu.Unlock()
+		}
 		return err
 	}
-	octx, cancel := h.m.opCtx(ctx)
-	defer cancel()
-	if !ok {
-		resp, err := h.m.cli().Get(octx, h.m.keys.outcomes(h.name, version), clientv3.WithPrefix())
-		if err != nil {
-			h.m.failed(err)
-			return fmt.Errorf("fleet: count failures: %w", err)
-		}
-		bad := BadVersion{Version: version, Hosts: map[string]string{}}
-		for _, kv := range resp.Kvs {
-			var o Outcome
-			if json.Unmarshal(kv.Value, &o) == nil && !o.OK {
-				bad.Hosts[unesc(strings.TrimPrefix(string(kv.Key), h.m.keys.outcomes(h.name, version)))] = o.Reason
-			}
-		}
-		threshold := h.threshold(version)
-		if len(bad.Hosts) < threshold {
-			return nil
-		}
-		bb, _ := json.Marshal(bad)
-		key := h.m.keys.bad(h.name, version)
-		tr, err := h.m.cli().Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(bb))).Commit()
-		if err != nil {
-			h.m.failed(err)
-			return fmt.Errorf("fleet: mark %s bad: %w", version, err)
-		}
-		if tr.Succeeded {
-			h.logger.Warn("fleet: version is bad for the whole fleet; the rollout stops", "version", version, "failed_hosts", len(bad.Hosts))
-		}
+	if len(cmps) > 0 && later {
 		return nil
 	}
+	return h.markDone(ctx, version)
+}
+
+// freeWithOutcome reports whether the slot of this host's deploy of version
+// goes with the outcome's transaction: it has a key and min_healthy_time is
+// 0. It then counts as given back (Healthy and Release do nothing more) and
+// the host record says idle.
+func (h *AppHandle) freeWithOutcome(version string) bool {
+	h.mu.Lock()
+	s := h.active
+	h.mu.Unlock()
+	if s == nil || s.version != version || s.noKey || s.minHealthy > 0 {
+		return false
+	}
+	took := false
+	s.once.Do(func() {
+		took = true
+		h.mu.Lock()
+		if h.active == s {
+			h.active = nil
+		}
+		if h.phase == PhaseDeploying || h.phase == PhaseHealthy {
+			h.phase, h.target = PhaseIdle, ""
+		}
+		h.mu.Unlock()
+	})
+	return took
+}
+
+// laterReporter returns compares that hold when another host will report an
+// outcome for version after this one: its slot key, queued for version, is
+// still the one this host's view shows, and it has no outcome for version
+// yet. That host looks at the host records after its own outcome, so this
+// one need not. The candidate is the last such host in the view's queue (the
+// least likely to have reported by now); nil when the view shows none. The
+// compares are checked at the revision of this host's outcome, so a stale
+// view can only make this host look when it need not, never the reverse. A
+// host that never reports (it left the queue for a newer version) does not
+// run version, so version is not rolled out then either.
+func (h *AppHandle) laterReporter(version string) []clientv3.Cmp {
+	me := h.m.cfg.HostID
+	h.mu.Lock()
+	v := h.view
+	h.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	var reported map[string]Outcome
+	if r := v.rollouts[version]; r != nil {
+		reported = r.outcomes
+	}
+	for i := len(v.slots) - 1; i >= 0; i-- {
+		s := v.slots[i]
+		if s.Host == me || s.Version != version {
+			continue
+		}
+		if _, ok := reported[s.Host]; ok {
+			continue
+		}
+		return []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(h.m.keys.slot(h.name, s.Host)), "=", s.Rev),
+			clientv3.Compare(clientv3.CreateRevision(h.m.keys.outcome(h.name, version, s.Host)), "=", 0),
+		}
+	}
+	return nil
+}
+
+// markDone records version as the app's rolled-out version when every host
+// running the app runs it.
+func (h *AppHandle) markDone(ctx context.Context, version string) error {
+	octx, cancel := h.m.opCtx(ctx)
+	defer cancel()
 	resp, err := h.m.cli().Get(octx, h.m.keys.hosts(), clientv3.WithPrefix())
 	if err != nil {
 		h.m.failed(err)
@@ -923,6 +983,41 @@ func (h *AppHandle) writeOutcome(ctx context.Context, version string, ok bool, r
 		return fmt.Errorf("fleet: record %s rolled out: %w", version, err)
 	}
 	h.logger.Info("fleet: version rolled out to every host", "version", version)
+	return nil
+}
+
+// countFailures marks version bad for the fleet once failure_threshold hosts
+// reported it failed.
+func (h *AppHandle) countFailures(ctx context.Context, version string) error {
+	octx, cancel := h.m.opCtx(ctx)
+	defer cancel()
+	resp, err := h.m.cli().Get(octx, h.m.keys.outcomes(h.name, version), clientv3.WithPrefix())
+	if err != nil {
+		h.m.failed(err)
+		return fmt.Errorf("fleet: count failures: %w", err)
+	}
+	bad := BadVersion{Version: version, Hosts: map[string]string{}}
+	for _, kv := range resp.Kvs {
+		var o Outcome
+		if json.Unmarshal(kv.Value, &o) == nil && !o.OK {
+			bad.Hosts[unesc(strings.TrimPrefix(string(kv.Key), h.m.keys.outcomes(h.name, version)))] = o.Reason
+		}
+	}
+	threshold := h.threshold(version)
+	if len(bad.Hosts) < threshold {
+		return nil
+	}
+	bb, _ := json.Marshal(bad)
+	key := h.m.keys.bad(h.name, version)
+	tr, err := h.m.cli().Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(bb))).Commit()
+	if err != nil {
+		h.m.failed(err)
+		return fmt.Errorf("fleet: mark %s bad: %w", version, err)
+	}
+	if tr.Succeeded {
+		h.logger.Warn("fleet: version is bad for the whole fleet; the rollout stops", "version", version, "failed_hosts", len(bad.Hosts))
+	}
 	return nil
 }
 
@@ -990,6 +1085,9 @@ func (s *etcdSlot) Release(ctx context.Context) error {
 	s.once.Do(func() {
 		h := s.h
 		h.mu.Lock()
+		if h.active == s {
+			h.active = nil
+		}
 		if h.phase == PhaseDeploying || h.phase == PhaseHealthy || h.phase == PhaseInstall {
 			h.phase, h.target = PhaseIdle, ""
 		}

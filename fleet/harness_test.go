@@ -364,7 +364,7 @@ func (c *checker) view(rev int64) *appView {
 	for _, kv := range c.kvs {
 		list = append(list, kv)
 	}
-	return buildView(c.keys, c.app, rev, list, nil)
+	return buildView(c.keys, c.app, rev, list)
 }
 
 func (c *checker) check(rev int64) {

@@ -480,6 +480,17 @@ func (m *Member) register(ctx context.Context) error {
 // putHost writes the host record with extra ops in one transaction guarded by
 // cmps; it reports whether the guard held.
 func (m *Member) putHost(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
+	return m.putHostTxn(ctx, cmps, false, ops)
+}
+
+// putHostAnyway writes the host record with extra ops whether cmps hold or
+// not, and reports whether they held: a question asked of etcd at the
+// revision of the write, in the same round trip.
+func (m *Member) putHostAnyway(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
+	return m.putHostTxn(ctx, cmps, true, ops)
+}
+
+func (m *Member) putHostTxn(ctx context.Context, cmps []clientv3.Cmp, anyway bool, ops []clientv3.Op) (bool, error) {
 	m.mu.Lock()
 	sess := m.sess
 	ok := m.avail
@@ -494,7 +505,11 @@ func (m *Member) putHost(ctx context.Context, cmps []clientv3.Cmp, ops ...client
 	octx, cancel := m.opCtx(ctx)
 	defer cancel()
 	ops = append(ops, clientv3.OpPut(m.keys.host(m.cfg.HostID), string(b), clientv3.WithLease(sess.Lease())))
-	resp, err := m.cli().Txn(octx).If(cmps...).Then(ops...).Commit()
+	txn := m.cli().Txn(octx).If(cmps...).Then(ops...)
+	if anyway {
+		txn = txn.Else(ops...)
+	}
+	resp, err := txn.Commit()
 	if err != nil {
 		m.failed(err)
 		return false, fmt.Errorf("fleet: update host record: %w", err)

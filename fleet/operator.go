@@ -120,7 +120,7 @@ func statusFrom(k keys, rev int64, kvs []*mvccpb.KeyValue) Status {
 	}
 	sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].Host < st.Hosts[j].Host })
 	for app, list := range byApp {
-		st.Apps = append(st.Apps, appStatus(buildView(k, app, rev, list, nil), app))
+		st.Apps = append(st.Apps, appStatus(buildView(k, app, rev, list), app))
 	}
 	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].Name < st.Apps[j].Name })
 	return st

@@ -1,12 +1,16 @@
 package fleet
 
 import (
+	"cmp"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // HostRecord is the value of P/hosts/<host>, bound to the host's session.
@@ -70,6 +74,7 @@ type SlotRecord struct {
 type slotKV struct {
 	SlotRecord
 	Rev int64
+	key string
 }
 
 // rolloutView is one version's rollout as read from etcd.
@@ -92,98 +97,192 @@ type appView struct {
 	leaders  []slotKV // poller election keys (value = host), by create revision
 }
 
-func (v *appView) rollout(version string) *rolloutView {
-	r := v.rollouts[version]
-	if r == nil {
-		r = &rolloutView{outcomes: map[string]Outcome{}}
-		v.rollouts[version] = r
-	}
-	return r
-}
-
-// decodeCache keeps the parsed value of each key of an app by key and mod
-// revision, so that rebuilding the view after a watch event parses only the
-// keys that changed (a rollout on many hosts keeps hundreds of keys: slots,
-// outcomes, election keys). It belongs to one goroutine.
-type decodeCache map[string]decoded
-
-type decoded struct {
-	rev int64
-	v   any
-	ok  bool
-}
-
-// decode parses kv's JSON value as a T, through c when it is not nil.
-func decode[T any](c decodeCache, kv *mvccpb.KeyValue) (T, bool) {
-	if e, hit := c[string(kv.Key)]; hit && e.rev == kv.ModRevision {
-		if v, isT := e.v.(T); isT {
-			return v, e.ok
-		}
-	}
+// decode parses kv's JSON value as a T.
+func decode[T any](kv *mvccpb.KeyValue) (T, bool) {
 	var v T
 	ok := json.Unmarshal(kv.Value, &v) == nil
-	if c != nil {
-		c[string(kv.Key)] = decoded{rev: kv.ModRevision, v: v, ok: ok}
-	}
 	return v, ok
 }
 
-// buildView parses the keys of app (the kvs of P/apps/<app>/); cache may be
-// nil. The values it returns are shared with the cache and other views:
-// read only.
-func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue, cache decodeCache) *appView {
+// buildView parses the keys of app (the kvs of P/apps/<app>/) at rev.
+func buildView(k keys, app string, rev int64, kvs []*mvccpb.KeyValue) *appView {
 	v := &appView{rev: rev, bad: map[string]BadVersion{}, rollouts: map[string]*rolloutView{}}
+	e := &viewEdit{v: v, bulk: true, ownBad: true, ownSlots: true, ownLeaders: true, ownRollouts: true,
+		own: map[string]bool{}, ownOutcomes: map[string]bool{}}
 	for _, kv := range kvs {
-		a, rest, ok := k.parseAppKey(string(kv.Key))
-		if !ok || a != app {
-			continue
+		e.set(k, app, string(kv.Key), kv)
+	}
+	e.finish()
+	return v
+}
+
+// next returns the view after the watch events evs, at rev. It parses only
+// the keys of evs, and shares with v (which it leaves as it is) every part
+// they did not change: a rollout on many hosts keeps hundreds of keys (slots,
+// outcomes, election keys) and every host applies every change.
+func (v *appView) next(k keys, app string, rev int64, evs []*clientv3.Event) *appView {
+	n := *v
+	n.rev = rev
+	e := &viewEdit{v: &n, own: map[string]bool{}, ownOutcomes: map[string]bool{}}
+	for _, ev := range evs {
+		kv := ev.Kv
+		if ev.Type == clientv3.EventTypeDelete {
+			kv = nil
 		}
-		switch {
-		case rest == "release":
-			if r, ok := decode[Release](cache, kv); ok {
+		e.set(k, app, string(ev.Kv.Key), kv)
+	}
+	e.finish()
+	return &n
+}
+
+// viewEdit changes a view that may share its maps, slices and rollouts with
+// other views: each is copied before its first change (copy on write).
+type viewEdit struct {
+	v *appView
+	// bulk: every key once, into an empty view (buildView); the queues are
+	// sorted at the end.
+	bulk                                      bool
+	ownBad, ownSlots, ownLeaders, ownRollouts bool
+	own                                       map[string]bool // rollouts copied, by version
+	ownOutcomes                               map[string]bool // outcome maps copied, by version
+}
+
+// set records key as it is now: kv, or deleted when kv is nil.
+func (e *viewEdit) set(k keys, app, key string, kv *mvccpb.KeyValue) {
+	a, rest, ok := k.parseAppKey(key)
+	if !ok || a != app {
+		return
+	}
+	v := e.v
+	switch {
+	case rest == "release":
+		v.release = nil
+		if kv != nil {
+			if r, ok := decode[Release](kv); ok {
 				v.release = &r
 			}
-		case rest == "paused":
-			v.paused = true
-		case rest == "done":
+		}
+	case rest == "paused":
+		v.paused = kv != nil
+	case rest == "done":
+		v.done = ""
+		if kv != nil {
 			v.done = string(kv.Value)
-		case strings.HasPrefix(rest, "bad/"):
-			b, _ := decode[BadVersion](cache, kv)
-			b.Version = unesc(strings.TrimPrefix(rest, "bad/"))
-			v.bad[b.Version] = b
-		case strings.HasPrefix(rest, "slots/"):
-			s, _ := decode[SlotRecord](cache, kv)
+		}
+	case strings.HasPrefix(rest, "bad/"):
+		if !e.ownBad {
+			v.bad, e.ownBad = maps.Clone(v.bad), true
+		}
+		version := unesc(strings.TrimPrefix(rest, "bad/"))
+		delete(v.bad, version)
+		if kv != nil {
+			b, _ := decode[BadVersion](kv)
+			b.Version = version
+			v.bad[version] = b
+		}
+	case strings.HasPrefix(rest, "slots/"):
+		if !e.ownSlots {
+			v.slots, e.ownSlots = slices.Clone(v.slots), true
+		}
+		var s SlotRecord
+		if kv != nil {
+			s, _ = decode[SlotRecord](kv)
 			s.Host = unesc(strings.TrimPrefix(rest, "slots/"))
-			v.slots = append(v.slots, slotKV{s, kv.CreateRevision})
-		case strings.HasPrefix(rest, "poller/"):
-			v.leaders = append(v.leaders, slotKV{SlotRecord{Host: string(kv.Value)}, kv.CreateRevision})
-		default:
-			ver, what, host, ok := parseRolloutRest(rest)
-			if !ok {
-				continue
-			}
-			r := v.rollout(ver)
-			switch what {
-			case "plan":
-				if p, ok := decode[Plan](cache, kv); ok {
+		}
+		v.slots = e.setQueued(v.slots, key, s, kv)
+	case strings.HasPrefix(rest, "poller/"):
+		if !e.ownLeaders {
+			v.leaders, e.ownLeaders = slices.Clone(v.leaders), true
+		}
+		var s SlotRecord
+		if kv != nil {
+			s.Host = string(kv.Value)
+		}
+		v.leaders = e.setQueued(v.leaders, key, s, kv)
+	default:
+		version, what, host, ok := parseRolloutRest(rest)
+		if !ok || (kv == nil && v.rollouts[version] == nil) {
+			return
+		}
+		r := e.rollout(version)
+		switch what {
+		case "plan":
+			r.plan = nil
+			if kv != nil {
+				if p, ok := decode[Plan](kv); ok {
 					r.plan = &p
 				}
-			case "release":
-				if rel, ok := decode[Release](cache, kv); ok {
+			}
+		case "release":
+			r.release = nil
+			if kv != nil {
+				if rel, ok := decode[Release](kv); ok {
 					r.release = &rel
 				}
-			case "promoted":
-				r.promoted = true
-			case "outcomes":
-				if o, ok := decode[Outcome](cache, kv); ok {
+			}
+		case "promoted":
+			r.promoted = kv != nil
+		case "outcomes":
+			if !e.ownOutcomes[version] {
+				r.outcomes, e.ownOutcomes[version] = maps.Clone(r.outcomes), true
+			}
+			delete(r.outcomes, host)
+			if kv != nil {
+				if o, ok := decode[Outcome](kv); ok {
 					r.outcomes[host] = o
 				}
 			}
 		}
 	}
-	sort.Slice(v.slots, func(i, j int) bool { return v.slots[i].Rev < v.slots[j].Rev })
-	sort.Slice(v.leaders, func(i, j int) bool { return v.leaders[i].Rev < v.leaders[j].Rev })
-	return v
+}
+
+// setQueued removes key from q (ordered by create revision) and, when kv is
+// not nil, puts it back as s at its place.
+func (e *viewEdit) setQueued(q []slotKV, key string, s SlotRecord, kv *mvccpb.KeyValue) []slotKV {
+	if e.bulk {
+		return append(q, slotKV{SlotRecord: s, Rev: kv.CreateRevision, key: key})
+	}
+	q = slices.DeleteFunc(q, func(e slotKV) bool { return e.key == key })
+	if kv == nil {
+		return q
+	}
+	i := sort.Search(len(q), func(i int) bool { return q[i].Rev > kv.CreateRevision })
+	return slices.Insert(q, i, slotKV{SlotRecord: s, Rev: kv.CreateRevision, key: key})
+}
+
+// rollout returns version's rollout, copied for this edit.
+func (e *viewEdit) rollout(version string) *rolloutView {
+	if !e.ownRollouts {
+		e.v.rollouts, e.ownRollouts = maps.Clone(e.v.rollouts), true
+	}
+	if e.own[version] {
+		return e.v.rollouts[version]
+	}
+	r := &rolloutView{outcomes: map[string]Outcome{}}
+	if old := e.v.rollouts[version]; old != nil {
+		c := *old
+		r = &c
+	} else {
+		e.ownOutcomes[version] = true
+	}
+	e.v.rollouts[version] = r
+	e.own[version] = true
+	return r
+}
+
+// finish drops the rollouts this edit left with nothing in them.
+func (e *viewEdit) finish() {
+	if e.bulk {
+		byRev := func(a, b slotKV) int { return cmp.Compare(a.Rev, b.Rev) }
+		slices.SortFunc(e.v.slots, byRev)
+		slices.SortFunc(e.v.leaders, byRev)
+	}
+	for version := range e.own {
+		r := e.v.rollouts[version]
+		if r.plan == nil && r.release == nil && !r.promoted && len(r.outcomes) == 0 {
+			delete(e.v.rollouts, version)
+		}
+	}
 }
 
 // releaseOf returns the release record of version as it was published, or
