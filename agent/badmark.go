@@ -30,9 +30,9 @@ const maxTransientTries = 3
 // FileSuffixes; none without a verify block): the identity then also names
 // each one the release lists beside the artifact, by size and time, or
 // "none", so a signature uploaded or replaced after a refusal is tried
-// again. A source that lists no files (grpc) shows none: there a new
-// signature is tried once the server's answer changes (another created_at)
-// or after `dewy-agent retry`.
+// again. A source that lists no files (grpc) shows none here: for it a
+// refusal adds what the signature fetches found, and while the version is
+// marked bad each poll fetches them again (filesign.go).
 func artifactIdentity(c *version.Candidate, sigSuffixes []string) string {
 	if c == nil {
 		return ""

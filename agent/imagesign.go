@@ -131,11 +131,23 @@ func currentSignatures(ctx context.Context, src sources.Source, platform string,
 // identityFor is the identity c is matched against the bad marks st holds:
 // artifactIdentity, plus, for an image app that checks cosign signatures and
 // has c's version marked bad, the signature images src holds now, so that
-// signing it after a refusal retries it. Without a bad mark the registry is
-// not asked: the pin and signature reads cost requests on every poll.
+// signing it after a refusal retries it; for a file release of a source
+// that lists no files (grpc) whose signature files were refused, the files
+// src holds now (siblingIdentity). Without a bad mark the registry is not
+// asked: the pin and signature reads cost requests on every poll.
 func identityFor(ctx context.Context, app config.App, st *State, src sources.Source, platform string, c *version.Candidate) string {
 	id := artifactIdentity(c, sigSuffixes(app))
-	if !app.Verify.Images() || c.Release.Image == "" {
+	if c.Release.Image == "" {
+		if _, ok := src.(sources.Siblings); !ok || len(sigSuffixes(app)) == 0 {
+			return id
+		}
+		b, bad := st.isBad(c.Version.Original())
+		if !bad {
+			return id
+		}
+		return siblingIdentity(ctx, src, c, sigSuffixes(app), id, b)
+	}
+	if !app.Verify.Images() {
 		return id
 	}
 	b, bad := st.isBad(c.Version.Original())
@@ -163,11 +175,17 @@ func (w *worker) identity(ctx context.Context, c *version.Candidate) string {
 }
 
 // checkedIdentity is the identity a failed deploy of c marks bad: with the
-// signature images the deploy checked, when it checked any.
-func (w *worker) checkedIdentity(c *version.Candidate) string {
+// signature images the deploy checked, when it checked any, and, when err
+// refused the signature files fetched beside a grpc artifact, what they held.
+func (w *worker) checkedIdentity(c *version.Candidate, err error) string {
 	id := artifactIdentity(c, sigSuffixes(w.app))
-	if ip, ok := w.pipe.(*imagePipeline); ok {
-		id += ip.checked
+	switch p := w.pipe.(type) {
+	case *imagePipeline:
+		id += p.checked
+	case *filePipeline:
+		if errors.Is(err, signing.ErrRejected) {
+			id += siblingState(sigSuffixes(w.app), p.fetched)
+		}
 	}
 	return id
 }

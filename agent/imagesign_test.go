@@ -141,7 +141,7 @@ func TestImageIdentity(t *testing.T) {
 	if _, err := p.prepare(t.Context(), cand); !errors.Is(err, signing.ErrRejected) {
 		t.Fatalf("prepare = %v, want a refusal", err)
 	}
-	marked := w.checkedIdentity(cand)
+	marked := w.checkedIdentity(cand, nil)
 	if marked != cand.Release.Image+" signatures=none" {
 		t.Fatalf("marked identity %q", marked)
 	}
@@ -189,9 +189,9 @@ func TestImagePipelineCosignBundles(t *testing.T) {
 		}
 		// The bad mark names what was checked; the identity read from the
 		// registry now is the same until a signature is added.
-		w.st.Bad = []BadVersion{{Version: "v1.0.0", Artifact: w.checkedIdentity(cand)}}
-		if got := w.identity(t.Context(), cand); got != w.checkedIdentity(cand) {
-			t.Fatalf("identity %q, marked %q", got, w.checkedIdentity(cand))
+		w.st.Bad = []BadVersion{{Version: "v1.0.0", Artifact: w.checkedIdentity(cand, nil)}}
+		if got := w.identity(t.Context(), cand); got != w.checkedIdentity(cand, nil) {
+			t.Fatalf("identity %q, marked %q", got, w.checkedIdentity(cand, nil))
 		}
 	}
 

@@ -80,6 +80,10 @@ type filePipeline struct {
 	// verifier, when the app has a verify block, checks the artifact's
 	// signature on the downloaded bytes before they are extracted.
 	verifier *signing.Verifier
+	// fetched is what the last prepare's signature check found beside the
+	// artifact of a source that lists no files: suffix to "none" or
+	// "sha256:<hex>" (filesign.go).
+	fetched map[string]string
 }
 
 func (p *filePipeline) resume(st State) (runners.Deployment, bool, error) {
@@ -97,6 +101,7 @@ func (p *filePipeline) restore(dir string) error { return p.store.Switch(dir) }
 
 func (p *filePipeline) prepare(ctx context.Context, c *version.Candidate) (*staged, error) {
 	tag := c.Version.Original()
+	p.fetched = nil
 	sum, err := p.checksum(ctx, c)
 	if err != nil {
 		return nil, &deployError{step: "verify", err: err}
@@ -162,27 +167,29 @@ func (p *filePipeline) deployed() {
 // signatures fetches the signature files beside c's artifact: the
 // release's asset named after the artifact plus the suffix, or, from a
 // source that lists no files (grpc), its Sibling. At most
-// signing.MaxSignatureSize+1 bytes are read.
+// signing.MaxSignatureSize+1 bytes are read. What a Sibling held is
+// recorded in p.fetched (filesign.go).
 func (p *filePipeline) signatures(c *version.Candidate) signing.Fetch {
+	p.fetched = map[string]string{}
+	_, siblings := p.src.(sources.Siblings)
 	return func(ctx context.Context, suffix string) ([]byte, error) {
 		name := c.Artifact.Name + suffix
 		asset, ok := signatureAsset(p.src, c, suffix)
 		if !ok {
 			return nil, fmt.Errorf("%s: %w", name, signing.ErrMissing)
 		}
-		r, err := p.src.Open(ctx, c.Release, asset)
-		if err != nil {
-			if errors.Is(err, sources.ErrNotFound) {
-				return nil, fmt.Errorf("%s: %w", name, signing.ErrMissing)
+		b, err := readSignature(ctx, p.src, c, asset)
+		switch {
+		case errors.Is(err, signing.ErrMissing):
+			if siblings {
+				p.fetched[suffix] = "none"
 			}
+			return nil, fmt.Errorf("%s: %w", name, signing.ErrMissing)
+		case err != nil:
 			return nil, fmt.Errorf("fetch %s: %w", name, err)
 		}
-		defer r.Close()
-		// One byte more than a signature may have, so that a larger file
-		// is refused as too large rather than read whole.
-		b, err := io.ReadAll(io.LimitReader(r, signing.MaxSignatureSize+1))
-		if err != nil {
-			return nil, fmt.Errorf("fetch %s: %w", name, err)
+		if siblings {
+			p.fetched[suffix] = sigFileState(b)
 		}
 		return b, nil
 	}

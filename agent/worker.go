@@ -349,7 +349,7 @@ func (w *worker) poll(ctx context.Context) error {
 		outcome = err
 		if ctx.Err() == nil {
 			w.metrics.deploys.WithLabelValues(w.app.Name, "failure").Inc()
-			w.failed(tag, prev, w.checkedIdentity(cand), took, err)
+			w.failed(tag, prev, w.checkedIdentity(cand, err), took, err)
 		}
 		return deployFailure(tag, err)
 	}
