@@ -973,7 +973,8 @@ func (h *AppHandle) freeWithOutcome(version string) bool {
 // compares are checked at the revision of this host's outcome, so a stale
 // view can only make this host look when it need not, never the reverse. A
 // host that never reports (it left the queue for a newer version) does not
-// run version, so version is not rolled out then either.
+// run version, so version is not rolled out then either; one that runs it
+// but never reported (it crashed first) looks when it is back (finishLost).
 func (h *AppHandle) laterReporter(version string) []clientv3.Cmp {
 	me := h.m.cfg.HostID
 	h.mu.Lock()
