@@ -226,6 +226,9 @@ func (h *AppHandle) watch(ctx context.Context) {
 	}
 	v := buildView(h.m.keys, h.name, resp.Header.Revision, resp.Kvs)
 	h.apply(v)
+	if err := h.finishLost(ctx); err != nil && ctx.Err() == nil {
+		h.logger.Warn("fleet: check a rollout this host finished without reporting", "err", err)
+	}
 	wch := h.m.cli().Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
@@ -510,8 +513,54 @@ func (h *AppHandle) SetDeployed(ctx context.Context, version string) error {
 	if h.unavailable() {
 		return nil
 	}
-	_, err := h.m.putHost(ctx, nil)
-	return err
+	if _, err := h.m.putHost(ctx, nil); err != nil {
+		return err
+	}
+	return h.finishLost(ctx)
+}
+
+// finishLost handles a host that (re)joins running the published release's
+// version with no outcome for it: it deployed and then crashed, or lost its
+// outcome, before reporting, so it will never report that version. A host
+// that reported before may have counted on this host's old slot key
+// (laterReporter) and not looked at the host records; so this host deletes
+// that key, if its view still shows it, in the transaction that writes its
+// host record, and then looks itself (markDone). Whichever of the two writes
+// comes second sees the other: the host that reports after finds the slot key
+// changed and looks; this host, looking after, finds that host's record. It
+// writes no outcome: it does not know the deploy was healthy. Nothing is read
+// unless the host runs the release, has no outcome for it, and done is behind.
+func (h *AppHandle) finishLost(ctx context.Context) error {
+	me := h.m.cfg.HostID
+	h.mu.Lock()
+	v, version := h.view, h.deployed
+	busy := h.active != nil || h.pendingSlot != nil
+	h.mu.Unlock()
+	if v == nil || busy || version == "" || v.done == version || v.release == nil || v.release.Version != version {
+		return nil
+	}
+	if r := v.rollouts[version]; r != nil {
+		if _, ok := r.outcomes[me]; ok {
+			return nil // it reported, and looked or knew who would
+		}
+	}
+	for _, s := range v.slots {
+		if s.Host != me || s.Version != version {
+			continue
+		}
+		key := h.m.keys.slot(h.name, me)
+		ok, err := h.m.putHost(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", s.Rev)}, clientv3.OpDelete(key))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if _, err := h.m.putHost(ctx, nil); err != nil {
+				return err
+			}
+		}
+	}
+	h.logger.Info("fleet: this host runs the release but never reported it (a crash or a lost outcome); checking whether the rollout is complete", "version", version)
+	return h.markDone(ctx, version)
 }
 
 // ensurePlan returns the plan of version, fixing it when nobody did yet.
@@ -924,7 +973,8 @@ func (h *AppHandle) freeWithOutcome(version string) bool {
 // compares are checked at the revision of this host's outcome, so a stale
 // view can only make this host look when it need not, never the reverse. A
 // host that never reports (it left the queue for a newer version) does not
-// run version, so version is not rolled out then either.
+// run version, so version is not rolled out then either; one that runs it
+// but never reported (it crashed first) looks when it is back (finishLost).
 func (h *AppHandle) laterReporter(version string) []clientv3.Cmp {
 	me := h.m.cfg.HostID
 	h.mu.Lock()

@@ -225,3 +225,87 @@ func TestOutcomeStaleView(t *testing.T) {
 	}
 	_ = da.Slot.Healthy(ctx)
 }
+
+// TestOutcomeLostByCrash: b deploys v1 and crashes before it reports its
+// outcome (its lease, with its slot key and host record, lives on until
+// session_ttl), then restarts within session_ttl running v1. a reports its
+// success while b's old slot key is still there and b has no outcome, so a
+// counts on b to look at the host records; b never reports v1 again (it runs
+// it). v1 must still be recorded done, whether b is back before or after a's
+// outcome.
+func TestOutcomeLostByCrash(t *testing.T) {
+	for _, restartFirst := range []bool{true, false} {
+		name := "b back after a reports"
+		if restartFirst {
+			name = "b back before a reports"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			r := Rollout{MaxParallel: "2"}
+			a := e.join(e.config("a", nil)).App(e.app, r)
+			b := e.join(e.config("b", nil)).App(e.app, r)
+			eventually(t, 5*time.Second, "watches in sync", func() bool { return a.State().Synced && b.State().Synced })
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			e.reg.set("v1")
+			eventually(t, 5*time.Second, "a poller elected", func() bool { return a.IsPoller() || b.IsPoller() })
+			poller := a
+			if b.IsPoller() {
+				poller = b
+			}
+			if err := poller.PublishRelease(ctx, e.reg.poll(poller.m.HostID())); err != nil {
+				t.Fatalf("publish v1: %v", err)
+			}
+			da, err := a.Gate(ctx, "v1")
+			if err != nil || !da.Allowed {
+				t.Fatalf("a: Gate = %+v, %v", da, err)
+			}
+			db, err := b.Gate(ctx, "v1")
+			if err != nil || !db.Allowed {
+				t.Fatalf("b: Gate = %+v, %v", db, err)
+			}
+			eventually(t, 5*time.Second, "a sees both slots", func() bool {
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				return a.view != nil && len(a.view.slots) == 2
+			})
+			// b has deployed v1; it crashes before ReportOutcome.
+			b.m.abandon()
+			restart := func() {
+				b2 := e.join(e.config("b", nil)).App(e.app, r)
+				eventually(t, 5*time.Second, "b in sync after its restart", func() bool { return b2.State().Synced })
+				if err := b2.SetDeployed(ctx, "v1"); err != nil {
+					t.Fatalf("b: SetDeployed after the restart: %v", err)
+				}
+			}
+			if restartFirst {
+				restart()
+				if keyCount(t, e, keys{e.prefix}.slot(e.app, "b"), 0) != 0 {
+					t.Errorf("b back running v1 kept the slot key of its crashed deploy")
+				}
+			}
+			if !restartFirst && keyCount(t, e, keys{e.prefix}.slot(e.app, "b"), 0) != 1 {
+				t.Fatalf("b's slot key gone before a reports; the test needs it held")
+			}
+			before := a.m.opts.Counter.Snapshot()[rangeCalls]
+			if err := a.ReportOutcome(ctx, "v1", true, ""); err != nil {
+				t.Fatal(err)
+			}
+			// Back first, b gave up its old slot key, so a looks; not back
+			// yet, b's old key makes a count on b (the case b must handle).
+			want := int64(0)
+			if restartFirst {
+				want = 1
+			}
+			if n := a.m.opts.Counter.Snapshot()[rangeCalls] - before; n != want {
+				t.Errorf("a read %d times after its outcome; want %d", n, want)
+			}
+			_ = da.Slot.Healthy(ctx)
+			if !restartFirst {
+				restart()
+			}
+			// Long enough for b's old lease to expire twice over.
+			eventually(t, 3*testTTL, "v1 recorded done once a and b run it", func() bool { return e.appStatus().Done == "v1" })
+		})
+	}
+}
