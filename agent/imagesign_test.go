@@ -111,16 +111,7 @@ func TestImagePipelineCosign(t *testing.T) {
 // images in a bad version's identity, asking the registry only while the
 // version is recorded as bad, so that signing it afterwards retries it.
 func TestImageIdentity(t *testing.T) {
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	reg := testimage.NewRegistry(t)
-	key := testimage.NewCosignKey(t)
-	settings := &signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}
-	verifier, err := settings.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.MustPush(t, "app", "v1.0.0", testimage.Build(t, "v1.0.0", testimage.Options{}))
-	digest := ref[strings.LastIndex(ref, "@")+1:]
+	reg, key, settings, verifier, digest := cosignRegistry(t)
 	m := newMetrics()
 	requests := func() float64 { // answered ones: the registry answers 200 or 404 here
 		n := 0.0
@@ -166,16 +157,8 @@ func TestImageIdentity(t *testing.T) {
 // legacy ones: only the key's, only over the pinned digest; and the bad
 // mark's identity names them, so a bundle added later retries the version.
 func TestImagePipelineCosignBundles(t *testing.T) {
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	reg := testimage.NewRegistry(t)
-	key, stranger := testimage.NewCosignKey(t), testimage.NewCosignKey(t)
-	settings := &signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}
-	verifier, err := settings.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reg.MustPush(t, "app", "v1.0.0", testimage.Build(t, "v1.0.0", testimage.Options{}))
-	digest := ref[strings.LastIndex(ref, "@")+1:]
+	reg, key, settings, verifier, digest := cosignRegistry(t)
+	stranger := testimage.NewCosignKey(t)
 	otherRef := reg.MustPush(t, "app", "v2.0.0", testimage.Build(t, "v2.0.0", testimage.Options{}))
 	other := otherRef[strings.LastIndex(otherRef, "@")+1:]
 
@@ -249,4 +232,20 @@ func imageWorker(t *testing.T, repo string, client *http.Client, settings *signi
 	cand := &version.Candidate{Version: version.FromSemver(semver.MustParse("v1.0.0")),
 		Release: version.Release{Tag: "v1.0.0", Image: repo + ":v1.0.0"}}
 	return p, w, cand
+}
+
+// cosignRegistry is an in-process registry holding app:v1.0.0 (digest), a
+// cosign key, and the verify settings and verifier that trust it.
+func cosignRegistry(t *testing.T) (*testimage.Registry, *testimage.CosignKey, *signing.Settings, *signing.Verifier, string) {
+	t.Helper()
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testimage.NewRegistry(t)
+	key := testimage.NewCosignKey(t)
+	settings := &signing.Settings{CosignPublicKey: &signing.KeyFile{Path: "cosign.pub", Data: key.PublicPEM()}}
+	verifier, err := settings.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.MustPush(t, "app", "v1.0.0", testimage.Build(t, "v1.0.0", testimage.Options{}))
+	return reg, key, settings, verifier, ref[strings.LastIndex(ref, "@")+1:]
 }

@@ -172,14 +172,7 @@ func TestOutcomeStaleView(t *testing.T) {
 	eventually(t, 5*time.Second, "watches in sync", func() bool { return a.State().Synced && b.State().Synced })
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	da, err := a.Gate(ctx, "v1")
-	if err != nil || !da.Allowed {
-		t.Fatalf("a: Gate = %+v, %v", da, err)
-	}
-	db, err := b.Gate(ctx, "v1")
-	if err != nil || !db.Allowed {
-		t.Fatalf("b: Gate = %+v, %v", db, err)
-	}
+	da, db := gateBoth(t, ctx, a, b, "v1")
 	slots := func(h *AppHandle, n int) func() bool {
 		return func() bool {
 			h.mu.Lock()
@@ -256,14 +249,7 @@ func TestOutcomeLostByCrash(t *testing.T) {
 			if err := poller.PublishRelease(ctx, e.reg.poll(poller.m.HostID())); err != nil {
 				t.Fatalf("publish v1: %v", err)
 			}
-			da, err := a.Gate(ctx, "v1")
-			if err != nil || !da.Allowed {
-				t.Fatalf("a: Gate = %+v, %v", da, err)
-			}
-			db, err := b.Gate(ctx, "v1")
-			if err != nil || !db.Allowed {
-				t.Fatalf("b: Gate = %+v, %v", db, err)
-			}
+			da, _ := gateBoth(t, ctx, a, b, "v1")
 			eventually(t, 5*time.Second, "a sees both slots", func() bool {
 				a.mu.Lock()
 				defer a.mu.Unlock()
@@ -308,4 +294,18 @@ func TestOutcomeLostByCrash(t *testing.T) {
 			eventually(t, 3*testTTL, "v1 recorded done once a and b run it", func() bool { return e.appStatus().Done == "v1" })
 		})
 	}
+}
+
+// gateBoth passes a and b through the gate for version; each must be allowed.
+func gateBoth(t *testing.T, ctx context.Context, a, b *AppHandle, version string) (Decision, Decision) {
+	t.Helper()
+	da, err := a.Gate(ctx, version)
+	if err != nil || !da.Allowed {
+		t.Fatalf("a: Gate = %+v, %v", da, err)
+	}
+	db, err := b.Gate(ctx, version)
+	if err != nil || !db.Allowed {
+		t.Fatalf("b: Gate = %+v, %v", db, err)
+	}
+	return da, db
 }

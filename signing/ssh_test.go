@@ -223,13 +223,7 @@ func TestSSH(t *testing.T) {
 				ns = "file"
 			}
 			got, err := r.verify(t, sshVerifier(t, tt.allowed, ns))
-			if tt.wantWhy != "" {
-				wantRejected(t, err, SSH, tt.wantKey, tt.wantWhy)
-			} else if err != nil {
-				t.Fatal(err)
-			} else if got != (Verified{Method: SSH, Key: tt.wantKey}) {
-				t.Errorf("verified = %+v, want ssh key %q", got, tt.wantKey)
-			}
+			wantSSH(t, got, err, tt.wantKey, tt.wantWhy)
 			if tt.sign == nil || tt.noCrossCheck {
 				return
 			}
@@ -507,13 +501,7 @@ func TestSSHCertificate(t *testing.T) {
 				r.tamper(t)
 			}
 			got, err := r.verify(t, sshVerifier(t, tt.allowed, "file"))
-			if tt.wantWhy != "" {
-				wantRejected(t, err, SSH, tt.wantKey, tt.wantWhy)
-			} else if err != nil {
-				t.Fatal(err)
-			} else if got != (Verified{Method: SSH, Key: tt.wantKey}) {
-				t.Errorf("verified = %+v, want ssh key %q", got, tt.wantKey)
-			}
+			wantSSH(t, got, err, tt.wantKey, tt.wantWhy)
 			if tt.noCrossCheck {
 				return
 			}
@@ -521,5 +509,18 @@ func TestSSHCertificate(t *testing.T) {
 				t.Errorf("ssh-keygen -Y verify says %v, we say %v", agrees, tt.wantWhy == "")
 			}
 		})
+	}
+}
+
+// wantSSH checks an SSH verdict: refused with wantWhy naming wantKey, or,
+// with no wantWhy, verified by wantKey.
+func wantSSH(t *testing.T, got Verified, err error, wantKey, wantWhy string) {
+	t.Helper()
+	if wantWhy != "" {
+		wantRejected(t, err, SSH, wantKey, wantWhy)
+	} else if err != nil {
+		t.Fatal(err)
+	} else if got != (Verified{Method: SSH, Key: wantKey}) {
+		t.Errorf("verified = %+v, want ssh key %q", got, wantKey)
 	}
 }

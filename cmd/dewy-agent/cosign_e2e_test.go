@@ -146,30 +146,17 @@ func keyFingerprint(t *testing.T, k *testimage.CosignKey) string {
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
-// waitBad waits until state.json records version as bad with a reason that
-// contains why.
+// waitBad waits until state.json records version as bad with a reason
+// that contains why; the agent exiting meanwhile fails the test.
 func waitBad(t *testing.T, p *proc, state, app, version, why string) {
 	t.Helper()
 	testkit.Eventually(t, 30*time.Second, version+" marked bad for "+why, func() bool {
-		var st struct {
-			Bad []struct {
-				Version string `json:"version"`
-				Reason  string `json:"reason"`
-			} `json:"bad"`
-		}
-		data, _ := os.ReadFile(filepath.Join(state, "apps", app, "state.json"))
-		json.Unmarshal(data, &st)
-		for _, b := range st.Bad {
-			if b.Version == version && strings.Contains(b.Reason, why) {
-				return true
-			}
-		}
 		select {
 		case err := <-p.done:
 			t.Fatalf("agent exited: %v\n%s", err, p.logs())
 		default:
 		}
-		return false
+		return hasBad(state, app, version, func(reason, _ string) bool { return strings.Contains(reason, why) })
 	})
 }
 
@@ -178,21 +165,28 @@ func waitBad(t *testing.T, p *proc, state, app, version, why string) {
 func waitBadArtifact(t *testing.T, state, app, version, part string) {
 	t.Helper()
 	testkit.Eventually(t, 30*time.Second, version+" marked bad for an identity with "+part, func() bool {
-		var st struct {
-			Bad []struct {
-				Version  string `json:"version"`
-				Artifact string `json:"artifact"`
-			} `json:"bad"`
-		}
-		data, _ := os.ReadFile(filepath.Join(state, "apps", app, "state.json"))
-		json.Unmarshal(data, &st)
-		for _, b := range st.Bad {
-			if b.Version == version && strings.Contains(b.Artifact, part) {
-				return true
-			}
-		}
-		return false
+		return hasBad(state, app, version, func(_, artifact string) bool { return strings.Contains(artifact, part) })
 	})
+}
+
+// hasBad reports whether app's state.json marks version bad with a reason
+// and artifact identity that match.
+func hasBad(state, app, version string, match func(reason, artifact string) bool) bool {
+	var st struct {
+		Bad []struct {
+			Version  string `json:"version"`
+			Reason   string `json:"reason"`
+			Artifact string `json:"artifact"`
+		} `json:"bad"`
+	}
+	data, _ := os.ReadFile(filepath.Join(state, "apps", app, "state.json"))
+	json.Unmarshal(data, &st)
+	for _, b := range st.Bad {
+		if b.Version == version && match(b.Reason, b.Artifact) {
+			return true
+		}
+	}
+	return false
 }
 
 // noContainers fails the test when the engine has any container, running or
