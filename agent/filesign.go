@@ -89,15 +89,14 @@ func readSignature(ctx context.Context, src sources.Source, c *version.Candidate
 // source that lists none, and names them as siblingState does. ok is false
 // when src is not such a source or a fetch failed.
 func currentSiblings(ctx context.Context, src sources.Source, c *version.Candidate, suffixes []string) (string, bool) {
-	sib, isSib := src.(sources.Siblings)
-	if !isSib || len(suffixes) == 0 {
+	if _, isSib := src.(sources.Siblings); !isSib || len(suffixes) == 0 {
 		return "", false
 	}
 	ctx, cancel := context.WithTimeout(ctx, siblingProbeTimeout)
 	defer cancel()
 	fetched := make(map[string]string, len(suffixes))
 	for _, s := range suffixes {
-		asset, ok := sib.Sibling(c.Release, c.Artifact, s)
+		asset, ok := signatureAsset(src, c, s) // the file the deploy's check fetched
 		if !ok {
 			return "", false
 		}
